@@ -1,0 +1,84 @@
+// Package store persists attestd's state: policies (with the exact JWS that
+// set them and its signer), policy-management certificates, instance state and
+// an audit trail of every admin change. Backends: SQLite (embedded, default)
+// and PostgreSQL (shared by stateless replicas), with one SQL schema kept in
+// versioned migrations.
+//
+// Every write method returns only after the change is durable, and applies the
+// change and its audit entry in one transaction: a crash never leaves a
+// half-applied change or a change without its audit entry.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a requested record does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrLastCertificate is returned when removing an instance's only remaining
+// policy-management certificate.
+var ErrLastCertificate = errors.New("store: cannot remove the last policy-management certificate")
+
+// Policy is the stored policy of one attestation type of one instance.
+type Policy struct {
+	Instance string
+	Type     string // attestation type, e.g. "SgxEnclave"
+	JWS      string // the exact JWS (or raw text) body that set the policy
+	Text     string // the policy text, byte for byte
+	// Signer is the DER certificate that signed JWS, nil for unsigned sets.
+	Signer    []byte
+	UpdatedAt time.Time
+}
+
+// Certificate is a policy-management certificate of an Isolated instance.
+type Certificate struct {
+	Instance   string
+	Thumbprint string // upper-case hex SHA-1 of DER
+	DER        []byte
+	AddedAt    time.Time
+}
+
+// AuditEntry records one admin change.
+type AuditEntry struct {
+	ID       int64
+	Instance string
+	At       time.Time
+	Actor    string // who: bearer subject/oid, or signer thumbprint, or "config"
+	Action   string // e.g. "policy.set", "policy.reset", "certificate.add"
+	Target   string // e.g. attestation type or certificate thumbprint
+	Hash     string // e.g. x-ms-policy-token-hash of the request body
+	Detail   string // free text, never secrets
+}
+
+// Store is the persistence interface used by the service.
+type Store interface {
+	// GetPolicy returns ErrNotFound when no policy was set (the default applies).
+	GetPolicy(ctx context.Context, instance, typ string) (*Policy, error)
+	// PutPolicy stores p (replacing any previous policy) and appends a.
+	PutPolicy(ctx context.Context, p *Policy, a AuditEntry) error
+	// DeletePolicy removes the stored policy (reset to default) and appends a.
+	// Deleting a policy that does not exist still appends a and is not an error.
+	DeletePolicy(ctx context.Context, instance, typ string, a AuditEntry) error
+
+	// Certificates lists an instance's policy-management certificates in the
+	// order they were added.
+	Certificates(ctx context.Context, instance string) ([]Certificate, error)
+	// AddCertificate adds c unless a certificate with the same thumbprint is
+	// present (then added is false; idempotent), and appends a either way.
+	AddCertificate(ctx context.Context, c Certificate, a AuditEntry) (added bool, err error)
+	// RemoveCertificate removes the certificate with thumbprint (removed is
+	// false when it was absent; idempotent). It returns ErrLastCertificate,
+	// changing nothing, when it would remove the instance's last certificate.
+	RemoveCertificate(ctx context.Context, instance, thumbprint string, a AuditEntry) (removed bool, err error)
+	// SeedCertificates adds certs to an instance that has none yet (first start
+	// of an Isolated instance); it does nothing if the instance has any.
+	SeedCertificates(ctx context.Context, instance string, certs []Certificate, a AuditEntry) error
+
+	// Audit returns up to limit newest audit entries of instance, newest first.
+	Audit(ctx context.Context, instance string, limit int) ([]AuditEntry, error)
+
+	Close() error
+}
