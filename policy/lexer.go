@@ -9,34 +9,34 @@ import (
 type tokKind uint8
 
 const (
-	tEOF     tokKind = iota
-	tIdent           // identifiers and keywords; keywords are recognised by the parser, case-insensitively
-	tString          // "…" with \" and \\ escapes decoded
-	tInt             // -?[0-9]+
-	tDecimal         // [0-9]+.[0-9]+ (only legal as the version number)
-	tArrow           // =>
-	tEq              // ==
-	tNe              // !=
-	tLe              // <=
-	tGe              // >=
-	tLt              // <
-	tGt              // >
-	tAssign          // =
-	tNot             // !
-	tAnd             // &&
-	tLBrack          // [
-	tRBrack          // ]
-	tLBrace          // {
-	tRBrace          // }
-	tLParen          // (
-	tRParen          // )
-	tSemi            // ;
-	tComma           // ,
-	tColon           // :
-	tDot             // .
-	tRegexOp         // =~ or !~ : AD FS operators, lexed only to report them precisely
-	tInvalid         // a character that starts no token
-	tUnterminated    // a string literal or block comment that runs to the end of the input
+	tEOF          tokKind = iota
+	tIdent                // identifiers and keywords; keywords are recognised by the parser, case-insensitively
+	tString               // "…" with \" and \\ escapes decoded
+	tInt                  // -?[0-9]+
+	tDecimal              // [0-9]+.[0-9]+ (only legal as the version number)
+	tArrow                // =>
+	tEq                   // ==
+	tNe                   // !=
+	tLe                   // <=
+	tGe                   // >=
+	tLt                   // <
+	tGt                   // >
+	tAssign               // =
+	tNot                  // !
+	tAnd                  // &&
+	tLBrack               // [
+	tRBrack               // ]
+	tLBrace               // {
+	tRBrace               // }
+	tLParen               // (
+	tRParen               // )
+	tSemi                 // ;
+	tComma                // ,
+	tColon                // :
+	tDot                  // .
+	tRegexOp              // =~ or !~ : AD FS operators, lexed only to report them precisely
+	tInvalid              // a character that starts no token
+	tUnterminated         // a string literal or block comment that runs to the end of the input
 )
 
 // token is one lexeme with its position. text is the exact source slice;
@@ -217,8 +217,7 @@ func (lx *lexer) next() token {
 		}
 		return emit(tInt, n)
 	}
-	_, w := utf8.DecodeRuneInString(lx.src[lx.pos:])
-	return emit(tInvalid, w)
+	return emit(tInvalid, 1) // one character, whatever its UTF-8 length
 }
 
 // lexString reads a string literal. Escapes: \" → ", \\ → \; any other

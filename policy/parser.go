@@ -15,6 +15,7 @@ type parser struct {
 	src     string
 	lx      *lexer
 	tok     token
+	prev    token // the token before tok
 	peeked  bool
 	peekTok token
 	ver     int    // 10, 11 or 12
@@ -46,6 +47,7 @@ func Parse(text string) (p *Policy, err error) {
 }
 
 func (p *parser) next() {
+	p.prev = p.tok
 	if p.peeked {
 		p.tok = p.peekTok
 		p.peeked = false
@@ -96,6 +98,12 @@ func (p *parser) mismatch(expected []string, hint string) {
 			"string literal is not terminated before the end of the policy", hint)
 	case tRegexOp:
 		p.failAt(t, expected, "unsupported operator '"+t.text+"'; conditions compare with ==, !=, <, <=, >, >=", hint)
+	}
+	if p.prev.kind == tString && p.prev.smartQ > 0 && hint == "" {
+		l, c := position(p.src, p.prev.smartQ-1)
+		hint = "the string starting at line " + strconv.Itoa(p.prev.line) + ", column " + strconv.Itoa(p.prev.col) +
+			" contains a typographic quote at line " + strconv.Itoa(l) + ", column " + strconv.Itoa(c) +
+			"; typographic quotes do not end a string, use the ASCII quote '\"'"
 	}
 	p.failAt(t, expected, "mismatched input '"+t.text+"' expecting "+expectList(expected), hint)
 }
