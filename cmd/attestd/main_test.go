@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestResolveConfig(t *testing.T) {
+	dir := t.TempDir()
+	k, _ := rsa.GenerateKey(rand.Reader, 2048)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pm"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	os.WriteFile(filepath.Join(dir, "pm.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(filepath.Join(dir, "not.pem"), []byte("hello"), 0o644)
+
+	tests := []struct {
+		name    string
+		config  string
+		listen  string
+		want    []resolvedInstance // Name, Prefix, Mode, URL compared
+		wantErr string
+	}{
+		{"no file: default AAD with dev identity", "", "127.0.0.1:8443",
+			[]resolvedInstance{{Name: "default", Prefix: "", Mode: "AAD", URL: "https://127.0.0.1:8443"}}, ""},
+		{"unspecified listen host", "", "0.0.0.0:9000",
+			[]resolvedInstance{{Name: "default", Mode: "AAD", URL: "https://localhost:9000"}}, ""},
+		{"several instances", `{"instances":[{"name":"default","auth":{"dev":true}},
+			{"name":"t1","mode":"isolated","policy_certificates":["pm.pem"],"auth":{"dev":true}},
+			{"name":"s","prefix":"/shared/","mode":"Shared","url":"https://attest.example.com/s/"}]}`, "[::1]:8443",
+			[]resolvedInstance{{Name: "default", Mode: "AAD", URL: "https://[::1]:8443"},
+				{Name: "t1", Prefix: "/tenants/t1", Mode: "Isolated", URL: "https://[::1]:8443/tenants/t1"},
+				{Name: "s", Prefix: "/shared", Mode: "Shared", URL: "https://attest.example.com/s"}}, ""},
+		{"unknown field", `{"instances":[],"lissten":"x"}`, "127.0.0.1:1", nil, "unknown field"},
+		{"duplicate name", `{"instances":[{"name":"a","auth":{"dev":true}},{"name":"a","auth":{"dev":true}}]}`, "127.0.0.1:1", nil, "used twice"},
+		{"duplicate prefix", `{"instances":[{"name":"a","prefix":"/x","auth":{"dev":true}},{"name":"b","prefix":"/x","auth":{"dev":true}}]}`, "127.0.0.1:1", nil, "already used"},
+		{"bad mode", `{"instances":[{"name":"a","mode":"Open","auth":{"dev":true}}]}`, "127.0.0.1:1", nil, "unknown instance mode"},
+		{"isolated without certs", `{"instances":[{"name":"a","mode":"Isolated","auth":{"dev":true}}]}`, "127.0.0.1:1", nil, "policy_certificates"},
+		{"certs on AAD", `{"instances":[{"name":"a","policy_certificates":["pm.pem"],"auth":{"dev":true}}]}`, "127.0.0.1:1", nil, "only apply to Isolated"},
+		{"cert file without PEM", `{"instances":[{"name":"a","mode":"Isolated","policy_certificates":["not.pem"],"auth":{"dev":true}}]}`, "127.0.0.1:1", nil, "no PEM"},
+		{"AAD without auth", `{"instances":[{"name":"a"}]}`, "127.0.0.1:1", nil, "needs an \"auth\" block"},
+		{"two auth sources", `{"instances":[{"name":"a","auth":{"dev":true,"oidc_issuer":"https://x"}}]}`, "127.0.0.1:1", nil, "exactly one"},
+		{"bad name", `{"instances":[{"name":"a/b","auth":{"dev":true}}]}`, "127.0.0.1:1", nil, "must match"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := ""
+			if tc.config != "" {
+				path = filepath.Join(dir, "c"+string(rune('a'+i))+".json")
+				os.WriteFile(path, []byte(tc.config), 0o644)
+			}
+			cfg, err := LoadConfig(path)
+			var got []resolvedInstance
+			if err == nil {
+				got, err = cfg.resolve(tc.listen)
+			}
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("want error %q, got %v", tc.wantErr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d instances", len(got))
+			}
+			for i, w := range tc.want {
+				g := got[i]
+				if g.Name != w.Name || g.Prefix != w.Prefix || g.Mode != w.Mode || g.URL != w.URL {
+					t.Errorf("instance %d = %+v, want %+v", i, g, w)
+				}
+			}
+		})
+	}
+}
+
+func TestSelfSignedTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key, created, err := ensureSelfSignedTLS(dir, time.Now())
+	if err != nil || !created {
+		t.Fatalf("%v %v", created, err)
+	}
+	if cert != filepath.Join(dir, "tls", "cert.pem") {
+		t.Fatal(cert)
+	}
+	b1, _ := os.ReadFile(cert)
+	_, _, created, err = ensureSelfSignedTLS(dir, time.Now())
+	if err != nil || created {
+		t.Fatal("second call must reuse the certificate")
+	}
+	b2, _ := os.ReadFile(cert)
+	if !bytes.Equal(b1, b2) {
+		t.Fatal("certificate changed")
+	}
+	blk, _ := pem.Decode(b1)
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"127.0.0.1", "::1", "localhost"} {
+		if err := c.VerifyHostname(host); err != nil {
+			t.Errorf("SAN %s: %v", host, err)
+		}
+	}
+	if st, _ := os.Stat(key); st.Mode().Perm() != 0o600 {
+		t.Errorf("key mode %v", st.Mode())
+	}
+}
+
+// server runs serveCmd in the background and stops it gracefully.
+type server struct {
+	base   string
+	client *http.Client
+	cancel context.CancelFunc
+	done   chan error
+	out    *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startServer(t *testing.T, args ...string) *server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
+	ready := make(chan readyInfo, 1)
+	go func() {
+		s.done <- serveCmd(ctx, append([]string{"--listen", "127.0.0.1:0", "--log-level", "warn"}, args...), s.out, s.out, func(r readyInfo) { ready <- r })
+	}()
+	select {
+	case r := <-ready:
+		pemb, err := os.ReadFile(r.TLSCert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pemb)
+		s.base = "https://" + r.Addr
+		s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	case err := <-s.done:
+		t.Fatalf("server did not start: %v\n%s", err, s.out)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server start timed out")
+	}
+	return s
+}
+
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	s.cancel()
+	if err := <-s.done; err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+}
+
+func (s *server) do(t *testing.T, method, path, bearer, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	res, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestServeRestart starts the real server command, changes a policy with a
+// token from the token command, stops it gracefully, starts it again on the
+// same data directory and finds the same policy, TLS certificate and
+// signing key.
+func TestServeRestart(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, "--data", data)
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"token", "--data", data, "--role", "contributor"}, &out, &errb); code != 0 {
+		t.Fatalf("token: %d %s", code, errb.String())
+	}
+	tok := lastLine(out.String())
+	const text = "version=1.0; authorizationrules{=> permit();}; issuancerules{};"
+	if code, b := s.do(t, "PUT", "/policies/SgxEnclave?api-version=2020-10-01", tok, text); code != 200 {
+		t.Fatalf("PUT %d %s", code, b)
+	}
+	_, certs1 := s.do(t, "GET", "/certs", "", "")
+	_, pol1 := s.do(t, "GET", "/policies/SgxEnclave?api-version=2020-10-01", tok, "")
+	tls1, _ := os.ReadFile(filepath.Join(data, "tls", "cert.pem"))
+	if !strings.Contains(s.out.String(), filepath.Join(data, "tls", "cert.pem")) {
+		t.Errorf("TLS certificate path not printed:\n%s", s.out)
+	}
+	s.stop(t)
+
+	s2 := startServer(t, "--data", data)
+	defer s2.stop(t)
+	tls2, _ := os.ReadFile(filepath.Join(data, "tls", "cert.pem"))
+	if !bytes.Equal(tls1, tls2) {
+		t.Fatal("TLS certificate regenerated on restart")
+	}
+	_, certs2 := s2.do(t, "GET", "/certs", "", "")
+	if !bytes.Equal(certs1, certs2) {
+		t.Fatal("signing keys changed on restart")
+	}
+	code, pol2 := s2.do(t, "GET", "/policies/SgxEnclave?api-version=2020-10-01", tok, "")
+	if code != 200 {
+		t.Fatalf("GET after restart %d %s", code, pol2)
+	}
+	policyOf := func(b []byte) string {
+		var r struct{ Token string }
+		json.Unmarshal(b, &r)
+		p, _ := base64.RawURLEncoding.DecodeString(strings.Split(r.Token, ".")[1])
+		var c map[string]any
+		json.Unmarshal(p, &c)
+		return c["x-ms-policy"].(string)
+	}
+	if policyOf(pol1) != policyOf(pol2) {
+		t.Fatal("policy lost on restart")
+	}
+	if code, _ := s2.do(t, "GET", "/healthz", "", ""); code != 200 {
+		t.Fatal("healthz")
+	}
+}
+
+// TestGracefulShutdown: a request in flight when shutdown starts completes.
+func TestGracefulShutdown(t *testing.T) {
+	s := startServer(t, "--data", t.TempDir())
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(s.base, "https://"), s.client.Transport.(*http.Transport).TLSClientConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Send headers of a body that has not fully arrived, then shut down.
+	body := `{"quote":"AAAA"}`
+	io.WriteString(conn, "POST /attest/SgxEnclave HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body[:5])
+	time.Sleep(100 * time.Millisecond)
+	s.cancel()
+	time.Sleep(100 * time.Millisecond)
+	io.WriteString(conn, body[5:])
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("in-flight request did not complete: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 501 && resp.StatusCode != 400 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if err := <-s.done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"token", "--help"}, {"help"}} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb); code != 0 {
+			t.Fatalf("%v: exit %d", args, code)
+		}
+		all := out.String() + errb.String()
+		for _, want := range map[string][]string{"--help": {"-listen", "-data", "-config", "-tls-cert"}, "serve": {"-listen", "-data", "-config", "-tls-cert"}, "token": {"-role", "-instance", "-data"}, "help": {"serve", "token"}}[args[0]] {
+			if !strings.Contains(all, want) {
+				t.Errorf("%v help lacks %s:\n%s", args, want, all)
+			}
+		}
+	}
+	if code := run(context.Background(), []string{"frobnicate"}, io.Discard, io.Discard); code != 2 {
+		t.Fatalf("unknown command exit %d", code)
+	}
+	if code := run(context.Background(), []string{"token", "--data", t.TempDir(), "--role", "admin"}, io.Discard, io.Discard); code != 1 {
+		t.Fatalf("bad role exit %d", code)
+	}
+}
+
+// TestListenFailure: a busy address fails fast with an error.
+func TestListenFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = serveCmd(context.Background(), []string{"--listen", ln.Addr().String(), "--data", t.TempDir()}, io.Discard, io.Discard, nil)
+	if err == nil {
+		t.Fatal("listening on a busy address succeeded")
+	}
+}
