@@ -264,6 +264,9 @@ func decodeAttest(t evidence.Type, raw []byte) (*instance.AttestRequest, error) 
 	if req.Evidence, err = decodeBase64(*ev); err != nil {
 		return nil, apiError(instance.CodeInvalidParameter, "%s is not base64url: %v", field, err)
 	}
+	if len(req.Evidence) == 0 {
+		return nil, apiError(instance.CodeInvalidParameter, "%s is empty", field)
+	}
 	if req.Runtime, err = decodeData("runtimeData", b.RuntimeData); err != nil {
 		return nil, err
 	}

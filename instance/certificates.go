@@ -40,44 +40,12 @@ func (in *Instance) certChange(ctx context.Context, body, what string) (*jws, *x
 	if in.cfg.Mode != ModeIsolated {
 		return nil, nil, errorf(CodeInvalidOperation, "instance %q is in %s mode: policy-management certificates exist only on Isolated instances", in.cfg.Name, in.cfg.Mode)
 	}
-	raw := strings.TrimSpace(body)
-	if strings.HasPrefix(raw, `"`) {
-		var s string
-		if err := json.Unmarshal([]byte(raw), &s); err != nil {
-			return nil, nil, errorf(CodeInvalidOperation, "request body is not a JSON string: %v", err)
-		}
-		raw = s
-	}
-	if !looksLikeJWS(raw) {
-		return nil, nil, errorf(CodeInvalidOperation, "request body must be a JWS (as a JSON string) whose payload names a policyCertificate")
-	}
-	j, err := parseJWS(raw)
+	j, c, err := parseCertBody(body)
 	if err != nil {
-		return nil, nil, &Error{Code: CodeInvalidOperation, Message: "invalid certificate-management JWS: " + err.Error(), Err: err}
+		return nil, nil, err
 	}
 	if err := in.authorizeSigner(ctx, j, what); err != nil {
 		return nil, nil, err
-	}
-	var p certPayload
-	if err := json.Unmarshal(j.Payload, &p); err != nil {
-		return nil, nil, errorf(CodeInvalidOperation, "certificate-management JWS payload is not a JSON object: %v", err)
-	}
-	k := p.PolicyCertificate
-	if k == nil {
-		k = p.MAAPolicyCertificate
-	}
-	if k == nil || len(k.X5c) == 0 {
-		return nil, nil, errorf(CodeInvalidOperation, "certificate-management JWS payload lacks policyCertificate.x5c")
-	}
-	der, err := base64.StdEncoding.DecodeString(k.X5c[0])
-	if err != nil {
-		if der, err = decodeB64URL(k.X5c[0]); err != nil {
-			return nil, nil, errorf(CodeInvalidParameter, "policyCertificate.x5c[0] is not base64: %v", err)
-		}
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, errorf(CodeInvalidParameter, "policyCertificate.x5c[0] is not an X.509 certificate: %v", err)
 	}
 	return j, c, nil
 }
@@ -118,4 +86,48 @@ func (in *Instance) RemoveCertificate(ctx context.Context, body string, actor Ac
 	}
 	in.log.Info("policy certificate remove", "thumbprint", tp, "removed", removed, "actor", a.Actor)
 	return in.sign(map[string]any{"x-ms-certificate-thumbprint": tp, "x-ms-policycertificates-result": "IsAbsent"}, ManagementTokenLifetime)
+}
+
+// parseCertBody reads a certificates:add/remove body: the JWS as a JSON
+// string literal (what the SDKs send) or bare, whose payload names the
+// certificate. The JWS signature is verified against its header certificate;
+// whether that signer is trusted is the caller's decision.
+func parseCertBody(body string) (*jws, *x509.Certificate, error) {
+	raw := strings.TrimSpace(body)
+	if strings.HasPrefix(raw, `"`) {
+		var s string
+		if err := json.Unmarshal([]byte(raw), &s); err != nil {
+			return nil, nil, errorf(CodeInvalidOperation, "request body is not a JSON string: %v", err)
+		}
+		raw = s
+	}
+	if !looksLikeJWS(raw) {
+		return nil, nil, errorf(CodeInvalidOperation, "request body must be a JWS (as a JSON string) whose payload names a policyCertificate")
+	}
+	j, err := parseJWS(raw)
+	if err != nil {
+		return nil, nil, &Error{Code: CodeInvalidOperation, Message: "invalid certificate-management JWS: " + err.Error(), Err: err}
+	}
+	var p certPayload
+	if err := json.Unmarshal(j.Payload, &p); err != nil {
+		return nil, nil, errorf(CodeInvalidOperation, "certificate-management JWS payload is not a JSON object: %v", err)
+	}
+	k := p.PolicyCertificate
+	if k == nil {
+		k = p.MAAPolicyCertificate
+	}
+	if k == nil || len(k.X5c) == 0 {
+		return nil, nil, errorf(CodeInvalidOperation, "certificate-management JWS payload lacks policyCertificate.x5c")
+	}
+	der, err := base64.StdEncoding.DecodeString(k.X5c[0])
+	if err != nil {
+		if der, err = decodeB64URL(k.X5c[0]); err != nil {
+			return nil, nil, errorf(CodeInvalidParameter, "policyCertificate.x5c[0] is not base64: %v", err)
+		}
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, errorf(CodeInvalidParameter, "policyCertificate.x5c[0] is not an X.509 certificate: %v", err)
+	}
+	return j, c, nil
 }

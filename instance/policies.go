@@ -128,25 +128,9 @@ func (in *Instance) SetPolicy(ctx context.Context, typ, body string, actor Actor
 	if err := in.requireWritable("setting a policy"); err != nil {
 		return "", err
 	}
-	var j *jws
-	var text string
-	if looksLikeJWS(body) {
-		if j, err = parseJWS(body); err != nil {
-			return "", &Error{Code: CodeInvalidOperation, Message: "invalid policy JWS: " + err.Error(), Err: err}
-		}
-		var p policyPayload
-		if err := json.Unmarshal(j.Payload, &p); err != nil || p.AttestationPolicy == nil {
-			return "", errorf(CodeInvalidOperation, "policy JWS payload must be a JSON object with an \"AttestationPolicy\" member")
-		}
-		b, err := decodeB64URL(*p.AttestationPolicy)
-		if err != nil {
-			if b, err = base64.StdEncoding.DecodeString(*p.AttestationPolicy); err != nil {
-				return "", errorf(CodeInvalidOperation, "AttestationPolicy is not base64url: %v", err)
-			}
-		}
-		text = string(b)
-	} else {
-		text = body
+	j, text, err := parsePolicyBody(body)
+	if err != nil {
+		return "", err
 	}
 	if err := in.authorizeSigner(ctx, j, "a policy"); err != nil {
 		return "", err
@@ -206,6 +190,29 @@ func (in *Instance) ResetPolicy(ctx context.Context, typ, body string, actor Act
 		claims["x-ms-policy-signer"] = certJWK(j.Chain...)
 	}
 	return in.sign(claims, ManagementTokenLifetime)
+}
+
+// parsePolicyBody reads a policy set body: a StoredAttestationPolicy JWS
+// (signature verified against its header certificate when signed) or raw
+// policy text. j is nil for raw text.
+func parsePolicyBody(body string) (j *jws, text string, err error) {
+	if !looksLikeJWS(body) {
+		return nil, body, nil
+	}
+	if j, err = parseJWS(body); err != nil {
+		return nil, "", &Error{Code: CodeInvalidOperation, Message: "invalid policy JWS: " + err.Error(), Err: err}
+	}
+	var p policyPayload
+	if err := json.Unmarshal(j.Payload, &p); err != nil || p.AttestationPolicy == nil {
+		return nil, "", errorf(CodeInvalidOperation, "policy JWS payload must be a JSON object with an \"AttestationPolicy\" member")
+	}
+	b, err := decodeB64URL(*p.AttestationPolicy)
+	if err != nil {
+		if b, err = base64.StdEncoding.DecodeString(*p.AttestationPolicy); err != nil {
+			return nil, "", errorf(CodeInvalidOperation, "AttestationPolicy is not base64url: %v", err)
+		}
+	}
+	return j, string(b), nil
 }
 
 // signedOrNil returns j when it carries a signature, else nil (nil-safe).
