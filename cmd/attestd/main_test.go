@@ -324,3 +324,49 @@ func TestListenFailure(t *testing.T) {
 		t.Fatal("listening on a busy address succeeded")
 	}
 }
+
+func TestConfiguredTLSAndPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	// A configured certificate is served instead of the self-signed one.
+	cert, key, _, err := ensureSelfSignedTLS(filepath.Join(dir, "elsewhere"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "attestd.json")
+	os.WriteFile(cfg, []byte(`{"listen":"127.0.0.1:1","data":"from-file","tls":{"cert":"`+cert+`","key":"`+key+`"}}`), 0o644)
+	data := filepath.Join(dir, "data")
+	s := startServer(t, "--config", cfg, "--data", data) // --listen 127.0.0.1:0 beats the file's listen
+	defer s.stop(t)
+	if _, err := os.Stat(filepath.Join(data, "tls", "cert.pem")); err == nil {
+		t.Fatal("self-signed certificate created although one was configured")
+	}
+	if code, _ := s.do(t, "GET", "/healthz", "", ""); code != 200 { // the client trusts only the configured cert
+		t.Fatal("healthz over the configured certificate")
+	}
+
+	// Precedence: flag > environment > file > default.
+	t.Setenv("ATTESTD_DATA", "from-env")
+	o, _, err := parseServeFlags([]string{"--config", cfg}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Data != "from-env" || o.Listen != "127.0.0.1:1" || o.TLSCert != cert {
+		t.Fatalf("%+v", o)
+	}
+	o, _, _ = parseServeFlags([]string{"--config", cfg, "--data", "from-flag"}, io.Discard)
+	if o.Data != "from-flag" {
+		t.Fatalf("%+v", o)
+	}
+	t.Setenv("ATTESTD_DATA", "")
+	o, _, _ = parseServeFlags([]string{"--config", cfg}, io.Discard)
+	if o.Data != filepath.Join(dir, "from-file") {
+		t.Fatalf("file data dir not relative to the config file: %+v", o)
+	}
+	o, _, _ = parseServeFlags(nil, io.Discard)
+	if o.Data != DefaultData || o.Listen != DefaultListen {
+		t.Fatalf("defaults %+v", o)
+	}
+	if _, _, err := parseServeFlags([]string{"--tls-cert", cert}, io.Discard); err == nil {
+		t.Fatal("certificate without key accepted")
+	}
+}
