@@ -94,7 +94,7 @@ func certBody(s *signer, c *x509.Certificate) string {
 // "iso" (Isolated, /tenants/iso) and "shared" (Shared, /shared), all over
 // one SQLite store and trusting one development identity.
 type apiEnv struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	base   string
 	dev    *auth.DevIdentity
@@ -103,7 +103,9 @@ type apiEnv struct {
 	tokens map[string]string
 }
 
-func newAPIEnv(t *testing.T) *apiEnv {
+func newAPIEnv(t *testing.T) *apiEnv { return newAPIEnvTB(t, t) }
+
+func newAPIEnvTB(t testing.TB, _ *testing.T) *apiEnv {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
