@@ -441,29 +441,11 @@ func (v *Verifier) Verify(quoteBytes []byte, q *abi.Quote, coll *collateral.Coll
 	res := &Result{VerifiedAt: now}
 
 	// 1. The quote itself: PCK chain signatures, QE report, binding, quote signature.
-	pck, err := v.pckChain(q)
+	pck, err := v.verifyQuote(q)
 	if err != nil {
 		return nil, err
 	}
 	leaf, pckCA := pck.certs[0], pck.certs[1]
-	if !rawSig(leaf.PublicKey.(*ecdsa.PublicKey), q.QE.QEReport.Marshal(), q.QE.QEReportSignature) {
-		return nil, evidence.Errorf("qe_report.signature", "QE report signature does not verify with the PCK key of %q", leaf.Subject.CommonName)
-	}
-	binding := sha256.Sum256(slices.Concat(q.AttestationKey, q.QE.QEAuthData))
-	rd := q.QE.QEReport.ReportData
-	if !bytes.Equal(rd[:32], binding[:]) {
-		return nil, evidence.Errorf("qe_report.binding", "QE report data[0:32] %x is not SHA-256(attestation key || QE authentication data) %x", rd[:32], binding)
-	}
-	if !allZero(rd[32:]) {
-		return nil, evidence.Errorf("qe_report.binding", "QE report data[32:64] must be zero")
-	}
-	ak, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append([]byte{4}, q.AttestationKey...))
-	if err != nil {
-		return nil, evidence.Errorf("quote.attestation_key", "attestation key is not a P-256 point: %v", err)
-	}
-	if !rawSig(ak, q.SignedBytes(), q.Signature) {
-		return nil, evidence.Errorf("quote.signature", "quote signature over header and report body does not verify with the attestation key")
-	}
 
 	// 2. Collateral: issuer chains, CRLs, signed documents (all cached).
 	hRoot, hPCK := sum(coll.RootCACRL), sum(coll.PCKCRL)
@@ -620,6 +602,45 @@ func (v *Verifier) Verify(quoteBytes []byte, q *abi.Quote, coll *collateral.Coll
 		}
 	}
 	return res, nil
+}
+
+// VerifyQuoteOnly checks only what the quote proves by itself: the PCK
+// chain's signatures up to a trusted root key, the QE report signature by the
+// PCK key, the QE report binding of the attestation key and the quote
+// signature. It checks no clock, CRL, TCB info or QE identity, so a quote
+// that passes may come from a revoked or out-of-date platform: use it only
+// for diagnostics, never to accept evidence.
+func (v *Verifier) VerifyQuoteOnly(q *abi.Quote) error {
+	_, err := v.verifyQuote(q)
+	return err
+}
+
+func (v *Verifier) verifyQuote(q *abi.Quote) (*chain, error) {
+	pck, err := v.pckChain(q)
+	if err != nil {
+		return nil, err
+	}
+	leaf := pck.certs[0]
+	if !rawSig(leaf.PublicKey.(*ecdsa.PublicKey), q.QE.QEReport.Marshal(), q.QE.QEReportSignature) {
+		return nil, evidence.Errorf("qe_report.signature", "QE report signature does not verify with the PCK key of %q", leaf.Subject.CommonName)
+	}
+	binding := sha256.Sum256(slices.Concat(q.AttestationKey, q.QE.QEAuthData))
+	rd := q.QE.QEReport.ReportData
+	if !bytes.Equal(rd[:32], binding[:]) {
+		return nil, evidence.Errorf("qe_report.binding", "QE report data[0:32] %x is not SHA-256(attestation key || QE authentication data) %x", rd[:32], binding)
+	}
+	if !allZero(rd[32:]) {
+		return nil, evidence.Errorf("qe_report.binding", "QE report data[32:64] must be zero")
+	}
+	ak, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append([]byte{4}, q.AttestationKey...))
+	if err != nil {
+		return nil, evidence.Errorf("quote.attestation_key", "attestation key is not a P-256 point: %v", err)
+	}
+	if !rawSig(ak, q.SignedBytes(), q.Signature) {
+		return nil, evidence.Errorf("quote.signature", "quote signature over header and report body does not verify with the attestation key")
+	}
+
+	return pck, nil
 }
 
 func tcbAtLeast(p *pcs.PCKTCB, l *pcs.TCBLevel) bool {
