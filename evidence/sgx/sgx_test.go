@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -372,3 +373,31 @@ func TestRunVerify(t *testing.T) {
 
 // Compile-time check that the test platform's source is a collateral.Source.
 var _ collateral.Source = (*sgxplatform.Source)(nil)
+
+func TestConcurrentVerify(t *testing.T) {
+	p := newPlatform(t, sgxplatform.Options{})
+	v := platformVerifier(t, p)
+	quote, _ := p.Quote(sgxplatform.QuoteOptions{})
+	bad := slices.Clone(quote)
+	bad[100] ^= 1
+	errs := make(chan error, 16)
+	for i := 0; i < 16; i++ {
+		go func(i int) {
+			q := quote
+			if i%4 == 0 {
+				q = bad
+			}
+			_, err := v.Verify(context.Background(), &evidence.Request{Type: evidence.SgxEnclave, Evidence: q})
+			if (err != nil) != (i%4 == 0) {
+				errs <- fmt.Errorf("goroutine %d: %v", i, err)
+				return
+			}
+			errs <- nil
+		}(i)
+	}
+	for i := 0; i < 16; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -58,6 +58,8 @@ type Options struct {
 	// ExpiredCollateral makes TCB info, QE identity and both CRLs end one
 	// hour before Now (they were issued 31 days earlier).
 	ExpiredCollateral bool
+	// ExpiredPCKCRL makes only the PCK CA CRL end one hour before Now.
+	ExpiredPCKCRL bool
 }
 
 // QuoteOptions describe the enclave a quote is made for.
@@ -379,8 +381,12 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	if o.RevokePCK {
 		revoked = append(revoked, x509.RevocationListEntry{SerialNumber: p.pck.SerialNumber, RevocationTime: issue})
 	}
+	pckIssue, pckNext := issue, next
+	if o.ExpiredPCKCRL {
+		pckIssue, pckNext = o.Now.Add(-31*24*time.Hour), o.Now.Add(-time.Hour)
+	}
 	pckCRL, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number: big.NewInt(1), ThisUpdate: issue, NextUpdate: next, RevokedCertificateEntries: revoked,
+		Number: big.NewInt(1), ThisUpdate: pckIssue, NextUpdate: pckNext, RevokedCertificateEntries: revoked,
 	}, p.pckCA, p.pckCAKey)
 	if err != nil {
 		return nil, err

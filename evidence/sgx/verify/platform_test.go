@@ -233,6 +233,8 @@ func TestPlatformOptions(t *testing.T) {
 		{name: "expired collateral", opts: sgxplatform.Options{ExpiredCollateral: true}, check: "tcb_info.expired"},
 		{name: "expired collateral within grace", opts: sgxplatform.Options{ExpiredCollateral: true}, grace: 2 * time.Hour, grace2: []string{"tcb_info", "qe_identity", "root_crl", "pck_crl"}},
 		{name: "expired collateral beyond grace", opts: sgxplatform.Options{ExpiredCollateral: true}, grace: 30 * time.Minute, check: "tcb_info.expired"},
+		{name: "expired PCK CRL", opts: sgxplatform.Options{ExpiredPCKCRL: true}, check: "pck_crl.expired"},
+		{name: "expired PCK CRL within grace", opts: sgxplatform.Options{ExpiredPCKCRL: true}, grace: 2 * time.Hour, grace2: []string{"pck_crl"}},
 		{name: "platform CA", opts: sgxplatform.Options{PlatformCA: true}},
 	}
 	for _, c := range cases {
