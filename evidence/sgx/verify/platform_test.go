@@ -193,6 +193,13 @@ func TestTamperCollateralAndTrust(t *testing.T) {
 			v, _ := New(Options{Roots: append(p.Roots(), other.Roots()...), Now: func() time.Time { return testNow }})
 			return v
 		}, check: "qe_report.signature"},
+		{name: "TCB info chain of another trusted root", coll: func(c *collateral.Collateral) {
+			o := other.Collateral()
+			c.TCBInfoIssuerChain, c.TCBInfo, c.TCBInfoSignature = o.TCBInfoIssuerChain, o.TCBInfo, o.TCBInfoSignature
+		}, v: func() *Verifier {
+			v, _ := New(Options{Roots: append(p.Roots(), other.Roots()...), Now: func() time.Time { return testNow }})
+			return v
+		}, check: "tcb_info.issuer_chain"},
 		{name: "Intel root only", v: func() *Verifier {
 			v, _ := New(Options{Now: func() time.Time { return testNow }})
 			return v

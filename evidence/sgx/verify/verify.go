@@ -480,6 +480,17 @@ func (v *Verifier) Verify(quoteBytes []byte, q *abi.Quote, coll *collateral.Coll
 	if err != nil {
 		return nil, err
 	}
+	// All chains must end at the same trusted key as the PCK chain: the Root
+	// CA CRL checked below is that root's, and mixing roots (e.g. a test root
+	// configured beside Intel's) must not let one vouch for the other.
+	for _, c := range []struct {
+		ch    *chain
+		check string
+	}{{crlChain, "pck_crl.issuer_chain"}, {tcbChain, "tcb_info.issuer_chain"}, {qeChain, "qe_identity.issuer_chain"}} {
+		if v.anchorFor(c.ch.certs[len(c.ch.certs)-1]) != root {
+			return nil, evidence.Errorf(c.check, "issuer chain ends at %q (key %s), not at the root of the PCK chain (key %s)", c.ch.certs[len(c.ch.certs)-1].Subject.CommonName, keyID(c.ch.certs[len(c.ch.certs)-1]), keyID(root))
+		}
+	}
 	tcb, err := v.tcbInfo(coll, tcbChain.certs[0], hTCB)
 	if err != nil {
 		return nil, err
