@@ -585,11 +585,11 @@ func (v *Verifier) Verify(quoteBytes []byte, q *abi.Quote, coll *collateral.Coll
 	if qer.ISVProdID != qeid.ISVProdID {
 		return nil, evidence.Errorf("qe_identity.isvprodid_mismatch", "QE ISVPRODID %d is not %d", qer.ISVProdID, qeid.ISVProdID)
 	}
-	if qer.MiscSelect&qeid.MiscSelectMask != qeid.MiscSelect&qeid.MiscSelectMask {
+	if qer.MiscSelect&qeid.MiscSelectMask != qeid.MiscSelect { // QVL: applyMask(report) == identity value
 		return nil, evidence.Errorf("qe_identity.miscselect_mismatch", "QE MISCSELECT %08x masked with %08x is not %08x", qer.MiscSelect, qeid.MiscSelectMask, qeid.MiscSelect)
 	}
 	for i := range qer.Attributes {
-		if qer.Attributes[i]&qeid.AttributesMask[i] != qeid.Attributes[i]&qeid.AttributesMask[i] {
+		if qer.Attributes[i]&qeid.AttributesMask[i] != qeid.Attributes[i] {
 			return nil, evidence.Errorf("qe_identity.attributes_mismatch", "QE ATTRIBUTES %x masked with %x is not %x", qer.Attributes, qeid.AttributesMask, qeid.Attributes)
 		}
 	}
