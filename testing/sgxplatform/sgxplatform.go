@@ -60,6 +60,15 @@ type Options struct {
 	ExpiredCollateral bool
 	// ExpiredPCKCRL makes only the PCK CA CRL end one hour before Now.
 	ExpiredPCKCRL bool
+
+	// Negative-test knobs for the signed collateral (zero values: consistent).
+	TCBPCEID             *[2]byte  // PCE ID written into the TCB info
+	NoMatchingTCBLevel   bool      // every TCB level is above the PCK certificate's TCB
+	QEIdentityMRSigner   *[32]byte // MRSIGNER written into the QE identity
+	QEIdentityISVProdID  *uint16
+	QEIdentityMiscSelect *uint32
+	QEIdentityAttributes *[16]byte
+	QEIdentityMinISVSVN  int // > QEISVSVN: the QE matches no QE identity level
 }
 
 // QuoteOptions describe the enclave a quote is made for.
@@ -339,6 +348,12 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 			level(below, 5, tcbDate.Add(-365*24*time.Hour), pcs.OutOfDate, []string{"INTEL-SA-00000"}),
 		},
 	}
+	if o.TCBPCEID != nil {
+		info.PCEID = strings.ToUpper(hex.EncodeToString(o.TCBPCEID[:]))
+	}
+	if o.NoMatchingTCBLevel {
+		info.TCBLevels = info.TCBLevels[:1]
+	}
 	tcbJSON, err := json.Marshal(info)
 	if err != nil {
 		return nil, err
@@ -349,8 +364,23 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 		Attributes: "11000000000000000000000000000000", AttributesMask: "FBFFFFFFFFFFFFFF0000000000000000",
 		MRSigner: strings.ToUpper(hex.EncodeToString(QEMRSigner[:])), ISVProdID: int(QEISVProdID),
 	}
+	if o.QEIdentityMRSigner != nil {
+		qe.MRSigner = strings.ToUpper(hex.EncodeToString(o.QEIdentityMRSigner[:]))
+	}
+	if o.QEIdentityISVProdID != nil {
+		qe.ISVProdID = int(*o.QEIdentityISVProdID)
+	}
+	if o.QEIdentityMiscSelect != nil {
+		qe.MiscSelect = fmt.Sprintf("%08X", *o.QEIdentityMiscSelect)
+	}
+	if o.QEIdentityAttributes != nil {
+		qe.Attributes = strings.ToUpper(hex.EncodeToString(o.QEIdentityAttributes[:]))
+	}
 	var ql jsonQELevel
 	ql.TCB.ISVSVN = int(QEISVSVN)
+	if o.QEIdentityMinISVSVN > 0 {
+		ql.TCB.ISVSVN = o.QEIdentityMinISVSVN
+	}
 	ql.TCBDate, ql.TCBStatus = ts(tcbDate), string(o.QEStatus)
 	if o.QEStatus == pcs.OutOfDate {
 		ql.AdvisoryIDs = []string{"INTEL-SA-00999"}
@@ -359,6 +389,9 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	ql0.TCB.ISVSVN = 0
 	ql0.TCBDate, ql0.TCBStatus = ts(tcbDate.Add(-365*24*time.Hour)), string(pcs.OutOfDate)
 	qe.TCBLevels = []jsonQELevel{ql, ql0}
+	if o.QEIdentityMinISVSVN > 0 {
+		qe.TCBLevels = qe.TCBLevels[:1]
+	}
 	qeJSON, err := json.Marshal(qe)
 	if err != nil {
 		return nil, err

@@ -224,6 +224,14 @@ func TestPlatformOptions(t *testing.T) {
 		{name: "expired collateral beyond grace", opts: sgxplatform.Options{ExpiredCollateral: true}, grace: 30 * time.Minute, check: "tcb_info.expired"},
 		{name: "expired PCK CRL", opts: sgxplatform.Options{ExpiredPCKCRL: true}, check: "pck_crl.expired"},
 		{name: "expired PCK CRL within grace", opts: sgxplatform.Options{ExpiredPCKCRL: true}, grace: 2 * time.Hour, grace2: []string{"pck_crl"}},
+		{name: "mismatched PCE ID", opts: sgxplatform.Options{TCBPCEID: &[2]byte{0, 1}}, check: "tcb_info.pceid_mismatch"},
+		{name: "no matching TCB level", opts: sgxplatform.Options{NoMatchingTCBLevel: true}, check: "tcb.no_matching_level"},
+		{name: "QE MRSIGNER", opts: sgxplatform.Options{QEIdentityMRSigner: &[32]byte{1}}, check: "qe_identity.mrsigner_mismatch"},
+		{name: "QE ISVPRODID", opts: sgxplatform.Options{QEIdentityISVProdID: new(uint16)}, check: "qe_identity.isvprodid_mismatch"},
+		{name: "QE MISCSELECT", opts: sgxplatform.Options{QEIdentityMiscSelect: func() *uint32 { v := uint32(1); return &v }()}, check: "qe_identity.miscselect_mismatch"},
+		{name: "QE ATTRIBUTES", opts: sgxplatform.Options{QEIdentityAttributes: &[16]byte{0x13}}, check: "qe_identity.attributes_mismatch"},
+		{name: "QE XFRM differs but is masked out", opts: sgxplatform.Options{QEIdentityAttributes: &[16]byte{0x11, 8: 0x00}}}, // the QE report has XFRM 0xe7; mask bytes 8..15 are 0
+		{name: "QE ISVSVN below every level", opts: sgxplatform.Options{QEIdentityMinISVSVN: 9}, check: "qe_identity.no_matching_level"},
 		{name: "platform CA", opts: sgxplatform.Options{PlatformCA: true}},
 	}
 	for _, c := range cases {
