@@ -55,6 +55,9 @@ type Options struct {
 	QEStatus pcs.TCBStatus
 	// RevokePCK lists the PCK certificate in the PCK CA CRL.
 	RevokePCK bool
+	// RevokePCKCA / RevokeTCBSigner list the PCK CA / the TCB signing
+	// certificate in the Root CA CRL.
+	RevokePCKCA, RevokeTCBSigner bool
 	// ExpiredCollateral makes TCB info, QE identity and both CRLs end one
 	// hour before Now (they were issued 31 days earlier).
 	ExpiredCollateral bool
@@ -404,8 +407,15 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	if err != nil {
 		return nil, err
 	}
+	var rootRevoked []x509.RevocationListEntry
+	if o.RevokePCKCA {
+		rootRevoked = append(rootRevoked, x509.RevocationListEntry{SerialNumber: p.pckCA.SerialNumber, RevocationTime: issue})
+	}
+	if o.RevokeTCBSigner {
+		rootRevoked = append(rootRevoked, x509.RevocationListEntry{SerialNumber: p.signer.SerialNumber, RevocationTime: issue})
+	}
 	rootCRL, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number: big.NewInt(1), ThisUpdate: issue, NextUpdate: next,
+		Number: big.NewInt(1), ThisUpdate: issue, NextUpdate: next, RevokedCertificateEntries: rootRevoked,
 	}, p.root, p.rootKey)
 	if err != nil {
 		return nil, err

@@ -224,6 +224,8 @@ func TestPlatformOptions(t *testing.T) {
 		{name: "expired collateral beyond grace", opts: sgxplatform.Options{ExpiredCollateral: true}, grace: 30 * time.Minute, check: "tcb_info.expired"},
 		{name: "expired PCK CRL", opts: sgxplatform.Options{ExpiredPCKCRL: true}, check: "pck_crl.expired"},
 		{name: "expired PCK CRL within grace", opts: sgxplatform.Options{ExpiredPCKCRL: true}, grace: 2 * time.Hour, grace2: []string{"pck_crl"}},
+		{name: "revoked PCK CA", opts: sgxplatform.Options{RevokePCKCA: true}, check: "pck_ca.revoked"},
+		{name: "revoked TCB signing cert", opts: sgxplatform.Options{RevokeTCBSigner: true}, check: "tcb_signing.revoked"},
 		{name: "mismatched PCE ID", opts: sgxplatform.Options{TCBPCEID: &[2]byte{0, 1}}, check: "tcb_info.pceid_mismatch"},
 		{name: "no matching TCB level", opts: sgxplatform.Options{NoMatchingTCBLevel: true}, check: "tcb.no_matching_level"},
 		{name: "QE MRSIGNER", opts: sgxplatform.Options{QEIdentityMRSigner: &[32]byte{1}}, check: "qe_identity.mrsigner_mismatch"},
