@@ -103,11 +103,13 @@ type Platform struct {
 }
 
 // Fixed identity of the test quoting enclave (written into the QE identity).
-var (
-	QEMRSigner  = [32]byte{0x8c, 0x4f, 0x57, 0x75, 0xd7, 0x96, 0x50, 0x3e, 0x96, 0x13, 0x7f, 0x77, 0xc6, 0x8a, 0x82, 0x9a}
+const (
 	QEISVProdID = uint16(1)
 	QEISVSVN    = uint16(8)
 )
+
+// qeMRSigner is the test QE's MRSIGNER (the first half of Intel's QE MRSIGNER, so it looks familiar in dumps).
+var qeMRSigner = [32]byte{0x8c, 0x4f, 0x57, 0x75, 0xd7, 0x96, 0x50, 0x3e, 0x96, 0x13, 0x7f, 0x77, 0xc6, 0x8a, 0x82, 0x9a}
 
 // PCK TCB of the test platform: matched exactly by the second TCB level.
 var pckCompSVN = [16]int{11, 11, 2, 2, 255, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0}
@@ -202,7 +204,7 @@ func New(opts Options) (*Platform, error) {
 	if p.pck, err = mint(&x509.Certificate{
 		SerialNumber: serial(), Subject: name("attestd TEST SGX PCK Certificate"), NotBefore: nb, NotAfter: na,
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, BasicConstraintsValid: true,
-		ExtraExtensions: []pkix.Extension{{Id: pcs.OIDSGXExtensions, Value: extDER}},
+		ExtraExtensions: []pkix.Extension{{Id: pcs.OIDSGXExtensions(), Value: extDER}},
 	}, p.pckCA, &p.pckKey.PublicKey, p.pckCAKey); err != nil {
 		return nil, err
 	}
@@ -212,7 +214,7 @@ func New(opts Options) (*Platform, error) {
 	for i := range p.qeAuth {
 		p.qeAuth[i] = byte(i)
 	}
-	p.qeReport = abi.ReportBody{MRSigner: QEMRSigner, ISVProdID: QEISVProdID, ISVSVN: QEISVSVN}
+	p.qeReport = abi.ReportBody{MRSigner: qeMRSigner, ISVProdID: QEISVProdID, ISVSVN: QEISVSVN}
 	copy(p.qeReport.CPUSVN[:], p.ext.TCB.CPUSVN[:])
 	p.qeReport.Attributes[0] = 0x11 // INIT | PROVISIONKEY
 	p.qeReport.Attributes[8] = 0xe7 // XFRM
@@ -365,7 +367,7 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 		ID: "QE", Version: 2, IssueDate: ts(issue), NextUpdate: ts(next), TCBEvaluationDataNumber: 17,
 		MiscSelect: "00000000", MiscSelectMask: "FFFFFFFF",
 		Attributes: "11000000000000000000000000000000", AttributesMask: "FBFFFFFFFFFFFFFF0000000000000000",
-		MRSigner: strings.ToUpper(hex.EncodeToString(QEMRSigner[:])), ISVProdID: int(QEISVProdID),
+		MRSigner: strings.ToUpper(hex.EncodeToString(qeMRSigner[:])), ISVProdID: int(QEISVProdID),
 	}
 	if o.QEIdentityMRSigner != nil {
 		qe.MRSigner = strings.ToUpper(hex.EncodeToString(o.QEIdentityMRSigner[:]))

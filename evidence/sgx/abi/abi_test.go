@@ -112,7 +112,7 @@ func TestOEEvidenceAndClaims(t *testing.T) {
 	claims := []CustomClaim{{"a", []byte("1")}, {"name with spaces", nil}, {"bin", []byte{0, 1, 2}}}
 	buf := MarshalCustomClaims(claims)
 	for _, version := range []uint32{OEAttestationHeaderV2, OEAttestationHeaderV3} {
-		e := &OEEvidence{HeaderVersion: version, FormatID: OEFormatSGXECDSA, QuoteBytes: q, CustomClaimsBuffer: buf}
+		e := &OEEvidence{HeaderVersion: version, FormatID: oeFormatSGXECDSA(), QuoteBytes: q, CustomClaimsBuffer: buf}
 		b := e.Marshal()
 		got, err := ParseOEEvidence(b)
 		if err != nil {
