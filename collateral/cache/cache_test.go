@@ -481,3 +481,23 @@ func BenchmarkGetHit(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkGetHitSerial is the hot path without contention.
+func BenchmarkGetHitSerial(b *testing.B) {
+	p := newPKI(b)
+	v1 := p.collateralValid(b, t0, t0.Add(30*24*time.Hour), 1)
+	src := &fakeSource{fn: func(context.Context, collateral.Request) (*collateral.Collateral, error) { return v1, nil }}
+	clk := &clock{t: t0}
+	c := newCache(b, src, clk, "")
+	ctx := context.Background()
+	if _, err := c.Get(ctx, key); err != nil {
+		b.Fatal(err)
+	}
+	c.opts.Now = func() time.Time { return t0 }
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Get(ctx, key); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
