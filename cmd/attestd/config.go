@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/attestd/attestd/collateral/source"
 	"github.com/attestd/attestd/instance"
 )
 
@@ -48,6 +49,12 @@ type Config struct {
 	TLS       TLSConfig        `json:"tls"`
 	LogLevel  string           `json:"log_level"`
 	Instances []InstanceConfig `json:"instances"`
+	// Collateral is where the SGX/OpenEnclave verifier gets Intel's
+	// collateral (TCB info, QE identity, CRLs): {"type":"bundle","path":…},
+	// {"type":"pcs",…} or {"type":"pccs","url":…}. Absent: Intel PCS, cached
+	// under DATA/collateral (fetched on the first attestation of a platform).
+	Collateral *source.Config `json:"collateral"`
+	SGX        SGXConfig      `json:"sgx"`
 
 	dir string // directory of the config file, for relative paths
 }
@@ -57,6 +64,16 @@ type Config struct {
 type TLSConfig struct {
 	Cert string `json:"cert"`
 	Key  string `json:"key"`
+}
+
+// SGXConfig tunes the SGX/OpenEnclave evidence verifier.
+type SGXConfig struct {
+	// Disabled leaves SgxEnclave/OpenEnclave without a verifier (attest
+	// calls answer NotSupported).
+	Disabled bool `json:"disabled"`
+	// Grace accepts collateral whose nextUpdate passed at most this long
+	// ago (a Go duration); such tokens carry x-ms-sgx-collateral-grace-used.
+	Grace string `json:"grace"`
 }
 
 // InstanceConfig is one instance.

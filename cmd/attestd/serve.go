@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/api"
+	"github.com/attestd/attestd/collateral/source"
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/store/sqlite"
 	"github.com/attestd/attestd/token"
@@ -155,7 +157,11 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		}
 	}()
 
-	verifiers := registeredVerifiers(log)
+	verifiers, closeVerifiers, err := registeredVerifiers(cfg, data, log)
+	if err != nil {
+		return err
+	}
+	defer closeVerifiers()
 	var mounts []api.Mount
 	for _, ri := range instances {
 		keyDir := filepath.Join(data, "keys", ri.Name)
@@ -223,10 +229,39 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	return nil
 }
 
-// registeredVerifiers lists the evidence verifiers this binary contains.
-// Types missing here are answered with NotSupported.
-func registeredVerifiers(log *slog.Logger) map[evidence.Type]evidence.Verifier {
-	v := map[evidence.Type]evidence.Verifier{}
+// registeredVerifiers builds the evidence verifiers this binary contains:
+// SgxEnclave and OpenEnclave (evidence/sgx, with the configured collateral
+// source). Types missing here are answered with NotSupported. close releases
+// the collateral source.
+func registeredVerifiers(cfg *Config, dataDir string, log *slog.Logger) (v map[evidence.Type]evidence.Verifier, close func() error, err error) {
+	v = map[evidence.Type]evidence.Verifier{}
+	close = func() error { return nil }
+	if !cfg.SGX.Disabled {
+		sc := source.Config{Type: source.TypePCS, CacheDir: filepath.Join(dataDir, "collateral")}
+		if cfg.Collateral != nil {
+			sc = *cfg.Collateral
+			sc.Path, sc.SubscriptionKeyFile, sc.CAFile, sc.CacheDir = cfg.path(sc.Path), cfg.path(sc.SubscriptionKeyFile), cfg.path(sc.CAFile), cfg.path(sc.CacheDir)
+		}
+		src, err := source.Open(sc, time.Now, log)
+		if err != nil {
+			return nil, nil, fmt.Errorf("collateral source: %w", err)
+		}
+		close = src.Close
+		var grace time.Duration
+		if cfg.SGX.Grace != "" {
+			if grace, err = time.ParseDuration(cfg.SGX.Grace); err != nil {
+				src.Close()
+				return nil, nil, fmt.Errorf("%w: sgx.grace: %v", errUsage, err)
+			}
+		}
+		sv, err := sgx.NewVerifier(sgx.Options{Collateral: src.Source, Now: time.Now, Grace: grace, Logger: log})
+		if err != nil {
+			src.Close()
+			return nil, nil, err
+		}
+		v[evidence.SgxEnclave], v[evidence.OpenEnclave] = sv, sv
+		log.Info("SGX/OpenEnclave verifier", "collateral", sc.Type, "path", sc.Path, "url", sc.URL, "cache", sc.CacheDir)
+	}
 	var missing []string
 	for _, t := range evidence.Types {
 		if v[t] == nil {
@@ -236,5 +271,5 @@ func registeredVerifiers(log *slog.Logger) map[evidence.Type]evidence.Verifier {
 	if len(missing) > 0 {
 		log.Warn("attestation types without an evidence verifier in this build (attest calls answer 501 NotSupported)", "types", strings.Join(missing, ","))
 	}
-	return v
+	return v, close, nil
 }
