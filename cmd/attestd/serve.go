@@ -202,8 +202,14 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 
 	log.Info("attestd listening", "url", "https://"+defaultHost(addr), "data", data, "database", dbPath, "tls_cert", certPath)
 	fmt.Fprintf(stdout, "attestd listening on https://%s\n  data directory:   %s\n  TLS certificate:  %s\n", defaultHost(addr), data, certPath)
+	fmt.Fprintf(stdout, "  database:         %s\n", dbPath)
+	dev := false
 	for _, ri := range instances {
 		fmt.Fprintf(stdout, "  instance %-10s %-8s %s  (signing keys %s)\n", ri.Name, ri.Mode, ri.URL, filepath.Join(data, "keys", ri.Name))
+		dev = dev || ri.Auth.Dev
+	}
+	if dev {
+		fmt.Fprintf(stdout, "  admin token:      attestd token --data %s --role contributor   (development identity in %s)\n", data, filepath.Join(data, "dev-identity"))
 	}
 
 	errc := make(chan error, 1)
