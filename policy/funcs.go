@@ -31,7 +31,7 @@ func (st *evalState) call(r *rule, e *expr) ([]any, bool, *EvalError) {
 	}
 	push := func(v any) *EvalError {
 		if len(st.vals)-start >= MaxValues {
-			return st.runtimeErr(r, e.line, e.col, nil, "%s produced more than %d values", funcNames[e.fn], MaxValues)
+			return st.runtimeErr(r, e.line, e.col, ErrLimit, "%s produced more than %d values", funcNames[e.fn], MaxValues)
 		}
 		st.vals = append(st.vals, v)
 		return nil

@@ -434,9 +434,7 @@ func (p *qparser) nud(t qtok) *node {
 	case tkCurrent:
 		return current
 	}
-	p.i--
-	p.fail("unexpected " + describe(t))
-	return nil
+	panic(qabort{&SyntaxError{Query: p.q, Offset: t.pos, Msg: "unexpected " + describe(t)}})
 }
 
 func (p *qparser) led(t qtok, left *node) *node {
@@ -499,9 +497,7 @@ func (p *qparser) led(t qtok, left *node) *node {
 		}
 		p.fail("expected a number, ':' or '*' after '['")
 	}
-	p.i--
-	p.fail("unexpected " + describe(t))
-	return nil
+	panic(qabort{&SyntaxError{Query: p.q, Offset: t.pos, Msg: "unexpected " + describe(t)}})
 }
 
 func (p *qparser) filter(left *node) *node {
