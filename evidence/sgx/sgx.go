@@ -1,0 +1,330 @@
+// Package sgx implements evidence.Verifier for the MAA attestation types
+// SgxEnclave (a raw SGX ECDSA quote v3/v4) and OpenEnclave (an OE remote
+// report or OE SGX_ECDSA evidence with custom claims): it parses the evidence
+// (package abi), fetches collateral for the quote's platform, verifies it the
+// way Intel's QVL does (package verify) and turns the result into claims
+// named and encoded exactly as MAA names them (maa-api.md §1.2,
+// maa-policy.md §8.1), plus attestd's TCB status and advisory claims.
+package sgx
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/attestd/attestd/collateral"
+	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/sgx/abi"
+	"github.com/attestd/attestd/evidence/sgx/verify"
+)
+
+// Options configure a Verifier.
+type Options struct {
+	// Collateral supplies TCB info, QE identity and CRLs. Required unless
+	// DiagnosticSkipCollateral is set.
+	Collateral collateral.Source
+	// Roots are the trusted SGX root certificates (pinned by public key);
+	// nil means Intel's SGX Root CA.
+	Roots []*x509.Certificate
+	// Now returns the verification instant; nil means time.Now.
+	Now func() time.Time
+	// Grace accepts collateral whose nextUpdate passed at most Grace ago;
+	// results verified that way carry the claim x-ms-sgx-collateral-grace-used.
+	Grace time.Duration
+	// DiagnosticSkipCollateral is a DIAGNOSTIC mode, never for production:
+	// it verifies the quote signature, the QE report signature and binding
+	// and the PCK chain's signatures up to a trusted root key, but checks no
+	// clock, no CRL, no TCB info and no QE identity. Results carry
+	// x-ms-sgx-tcb-status "CollateralNotVerified" and the claim
+	// x-ms-sgx-diagnostic-mode "collateral-skipped". It exists to inspect old
+	// evidence whose collateral is no longer published (e.g. the 2021 Azure
+	// SDK sample reports).
+	DiagnosticSkipCollateral bool
+	// Logger receives debug logs of verification outcomes; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Verifier verifies SgxEnclave and OpenEnclave evidence. Safe for concurrent use.
+type Verifier struct {
+	src  collateral.Source
+	core *verify.Verifier
+	diag bool
+	log  *slog.Logger
+}
+
+var _ evidence.Verifier = (*Verifier)(nil)
+
+// NewVerifier returns a Verifier for opts.
+func NewVerifier(opts Options) (*Verifier, error) {
+	if opts.Collateral == nil && !opts.DiagnosticSkipCollateral {
+		return nil, errors.New("sgx: Options.Collateral is required")
+	}
+	core, err := verify.New(verify.Options{Roots: opts.Roots, Now: opts.Now, Grace: opts.Grace})
+	if err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Verifier{src: opts.Collateral, core: core, diag: opts.DiagnosticSkipCollateral, log: log}, nil
+}
+
+// Evidence is parsed SgxEnclave/OpenEnclave evidence.
+type Evidence struct {
+	Quote      *abi.Quote
+	QuoteBytes []byte          // the SGX quote without any OE wrapper
+	OE         *abi.OEEvidence // non-nil for OE SGX_ECDSA evidence (custom claims)
+}
+
+// Parse parses evidence of type t: a raw quote for SgxEnclave, an OE remote
+// report or OE SGX_ECDSA evidence for OpenEnclave.
+func Parse(t evidence.Type, b []byte) (*Evidence, error) {
+	switch t {
+	case evidence.SgxEnclave:
+		q, err := abi.ParseQuote(b)
+		if err != nil {
+			return nil, parseError("quote", err)
+		}
+		return &Evidence{Quote: q, QuoteBytes: append([]byte(nil), b...)}, nil
+	case evidence.OpenEnclave:
+		switch {
+		case abi.IsOEReport(b):
+			r, err := abi.ParseOEReport(b)
+			if err != nil {
+				return nil, parseError("oe_report", err)
+			}
+			return &Evidence{Quote: r.Quote, QuoteBytes: r.QuoteBytes}, nil
+		case abi.IsOEEvidence(b):
+			e, err := abi.ParseOEEvidence(b)
+			if err != nil {
+				return nil, parseError("oe_evidence", err)
+			}
+			h := sha256.Sum256(e.CustomClaimsBuffer)
+			if [32]byte(e.Quote.Body.ReportData[:32]) != h {
+				return nil, evidence.Errorf("oe_evidence.custom_claims_binding", "report_data[0:32] %x is not SHA-256 of the %d-byte custom claims buffer (%x)", e.Quote.Body.ReportData[:32], len(e.CustomClaimsBuffer), h)
+			}
+			return &Evidence{Quote: e.Quote, QuoteBytes: e.QuoteBytes, OE: e}, nil
+		default:
+			return nil, evidence.Errorf("oe_report.parse", "not an OpenEnclave report (header version 1) or OE evidence (attestation header version 2/3); a raw SGX quote goes to SgxEnclave")
+		}
+	default:
+		return nil, evidence.Errorf("evidence.type", "the SGX verifier does not handle attestation type %q", t)
+	}
+}
+
+func parseError(prefix string, err error) error {
+	if errors.Is(err, abi.ErrTDX) {
+		return evidence.Errorf(prefix+".unsupported_tee", "%v", err)
+	}
+	return evidence.Errorf(prefix+".parse", "%v", err)
+}
+
+// Verify implements evidence.Verifier.
+func (v *Verifier) Verify(ctx context.Context, req *evidence.Request) (*evidence.Result, error) {
+	ev, err := Parse(req.Type, req.Evidence)
+	if err != nil {
+		return nil, err
+	}
+	res, err := v.VerifyParsed(ctx, ev)
+	if err != nil {
+		v.log.DebugContext(ctx, "sgx evidence rejected", "type", req.Type, "check", evidence.CheckOf(err), "err", err)
+		return nil, err
+	}
+	return &evidence.Result{
+		ReportData:      append([]byte(nil), ev.Quote.Body.ReportData[:]...),
+		InitTimeBinding: append([]byte(nil), ev.Quote.Body.ConfigID[:]...),
+		Claims:          Claims(ev, res, req.Runtime),
+	}, nil
+}
+
+// VerifyParsed verifies parsed evidence against collateral for its platform.
+// In diagnostic mode the returned Result has Diagnostic set and no TCB status.
+func (v *Verifier) VerifyParsed(ctx context.Context, ev *Evidence) (*Verified, error) {
+	if v.diag {
+		if err := v.core.VerifyQuoteOnly(ev.Quote); err != nil {
+			return nil, err
+		}
+		return &Verified{Diagnostic: true, Hashes: verify.Hashes{Quote: hexSum(ev.QuoteBytes)}}, nil
+	}
+	plat, err := v.core.Platform(ev.Quote)
+	if err != nil {
+		return nil, err
+	}
+	coll, err := v.src.Get(ctx, plat.CollateralRequest())
+	if err != nil {
+		return nil, evidence.Errorf("collateral.unavailable", "collateral for FMSPC %s (%s CA): %v", plat.FMSPC, plat.CA, err)
+	}
+	r, err := v.core.Verify(ev.QuoteBytes, ev.Quote, coll)
+	if err != nil {
+		return nil, err
+	}
+	return &Verified{Result: r, Hashes: r.Hashes}, nil
+}
+
+// Verified is the outcome of VerifyParsed.
+type Verified struct {
+	*verify.Result // nil in diagnostic mode
+	Hashes         verify.Hashes
+	// Diagnostic is true when collateral was skipped (Options.DiagnosticSkipCollateral).
+	Diagnostic bool
+}
+
+func hexSum(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// Claim types produced for SGX evidence (MAA names; the last group is attestd's).
+const (
+	ClaimAttestationType      = "x-ms-attestation-type"
+	ClaimIsDebuggable         = "x-ms-sgx-is-debuggable"
+	ClaimMREnclave            = "x-ms-sgx-mrenclave"
+	ClaimMRSigner             = "x-ms-sgx-mrsigner"
+	ClaimProductID            = "x-ms-sgx-product-id"
+	ClaimSVN                  = "x-ms-sgx-svn"
+	ClaimReportData           = "x-ms-sgx-report-data"
+	ClaimEHD                  = "x-ms-sgx-ehd"
+	ClaimCollateral           = "x-ms-sgx-collateral"
+	ClaimConfigID             = "x-ms-sgx-config-id"
+	ClaimConfigSVN            = "x-ms-sgx-config-svn"
+	ClaimISVExtendedProductID = "x-ms-sgx-isv-extended-product-id"
+	ClaimISVFamilyID          = "x-ms-sgx-isv-family-id"
+
+	// attestd additions, so policies can decide on the platform's TCB.
+	ClaimTCBStatus      = "x-ms-sgx-tcb-status"
+	ClaimAdvisoryIDs    = "x-ms-sgx-advisory-ids"
+	ClaimGraceUsed      = "x-ms-sgx-collateral-grace-used"
+	ClaimDiagnosticMode = "x-ms-sgx-diagnostic-mode"
+	ClaimOECustomClaims = "x-ms-sgx-oe-custom-claims"
+
+	// TCBStatusNotVerified is the x-ms-sgx-tcb-status of diagnostic results.
+	TCBStatusNotVerified = "CollateralNotVerified"
+)
+
+// Claims builds the claims for verified evidence, in the order the policy
+// sees them. Encodings follow MAA: hex is lower case, ehd is base64url
+// without padding, integers are int64.
+//
+// x-ms-sgx-collateral (and its deprecated twin maa-attestationcollateral)
+// holds lower-case hex SHA-256 digests of exactly these bytes:
+//
+//	quotehash         the SGX quote (for OpenEnclave: without the OE header/custom claims)
+//	tcbinfohash       the signed "tcbInfo" JSON body (the bytes the TCB info signature covers)
+//	tcbinfocertshash  TCBInfoIssuerChain as delivered (PEM text: TCB Signing cert, Root CA)
+//	tcbinfocrlhash    the Root CA CRL (DER) — the CRL that covers the TCB signing chain
+//	qeidhash          the signed "enclaveIdentity" JSON body
+//	qeidcertshash     QEIdentityIssuerChain as delivered (PEM text)
+//	qeidcrlhash       the Root CA CRL (DER), for the same reason
+//
+// This matches the shape of real MAA tokens, where tcbinfocertshash ==
+// qeidcertshash and tcbinfocrlhash == qeidcrlhash (same chain, same CRL).
+func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim {
+	b := &ev.Quote.Body
+	mrenclave := hex.EncodeToString(b.MREnclave[:])
+	mrsigner := hex.EncodeToString(b.MRSigner[:])
+	var cs []evidence.Claim
+	add := func(t string, val any) { cs = append(cs, evidence.Claim{Type: t, Value: val}) }
+	policyOnly := func(t string, val any) { cs = append(cs, evidence.Claim{Type: t, Value: val, PolicyOnly: true}) }
+	tokenOnly := func(t string, val any) { cs = append(cs, evidence.Claim{Type: t, Value: val, TokenOnly: true}) }
+
+	add(ClaimAttestationType, "sgx")
+	add(ClaimIsDebuggable, b.Debug())
+	add(ClaimMREnclave, mrenclave)
+	add(ClaimMRSigner, mrsigner)
+	add(ClaimProductID, int64(b.ISVProdID))
+	add(ClaimSVN, int64(b.ISVSVN))
+	add(ClaimReportData, hex.EncodeToString(b.ReportData[:]))
+	var ehd string
+	if runtime != nil && !runtime.JSON {
+		ehd = base64.RawURLEncoding.EncodeToString(runtime.Bytes)
+		add(ClaimEHD, ehd)
+	}
+	if b.KSS() {
+		add(ClaimConfigID, hex.EncodeToString(b.ConfigID[:]))
+		add(ClaimConfigSVN, int64(b.ConfigSVN))
+		add(ClaimISVExtendedProductID, hex.EncodeToString(b.ISVExtendedProductID[:]))
+		add(ClaimISVFamilyID, hex.EncodeToString(b.ISVFamilyID[:]))
+	}
+	if v.Diagnostic {
+		add(ClaimTCBStatus, TCBStatusNotVerified)
+		add(ClaimDiagnosticMode, "collateral-skipped: PCK chain validity, CRLs, TCB info and QE identity were NOT checked")
+	} else {
+		add(ClaimTCBStatus, string(v.Status))
+		// One scalar claim per advisory for the policy (c:[type=="x-ms-sgx-advisory-ids", value=="INTEL-SA-00615"]),
+		// and one array for the token.
+		for _, a := range v.AdvisoryIDs {
+			policyOnly(ClaimAdvisoryIDs, a)
+		}
+		tokenOnly(ClaimAdvisoryIDs, append([]string{}, v.AdvisoryIDs...))
+		if len(v.GraceUsed) > 0 {
+			add(ClaimGraceUsed, joinComma(v.GraceUsed))
+		}
+		coll := map[string]string{
+			"qeidcertshash": v.Hashes.QEIdentityCert, "qeidcrlhash": v.Hashes.QEIdentityCRL, "qeidhash": v.Hashes.QEIdentity,
+			"quotehash": v.Hashes.Quote, "tcbinfocertshash": v.Hashes.TCBInfoCerts, "tcbinfocrlhash": v.Hashes.TCBInfoCRL,
+			"tcbinfohash": v.Hashes.TCBInfo,
+		}
+		tokenOnly(ClaimCollateral, coll)
+		tokenOnly("maa-attestationcollateral", copyMap(coll))
+	}
+	if ev.OE != nil {
+		m := map[string]string{}
+		for _, c := range ev.OE.CustomClaims {
+			m[c.Name] = base64.RawURLEncoding.EncodeToString(c.Value)
+		}
+		tokenOnly(ClaimOECustomClaims, m)
+	}
+
+	// Deprecated names MAA still honours. "$"-aliases are visible to the
+	// policy only; maa-ehd is both a policy claim and a token claim, aas-ehd a
+	// token claim. The top-level is-debuggable/product-id/… token claims are
+	// NOT produced here: real MAA emits them only because its default policy
+	// issues them.
+	policyOnly("$is-debuggable", b.Debug())
+	policyOnly("$product-id", int64(b.ISVProdID))
+	policyOnly("$svn", int64(b.ISVSVN))
+	policyOnly("$sgx-mrsigner", mrsigner)
+	policyOnly("$sgx-mrenclave", mrenclave)
+	policyOnly("$tee", "sgx")
+	if ehd != "" {
+		add("maa-ehd", ehd)
+		tokenOnly("aas-ehd", ehd)
+		policyOnly("$maa-ehd", ehd)
+		policyOnly("$aas-ehd", ehd)
+	}
+	return cs
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += ","
+		}
+		out += x
+	}
+	return out
+}
+
+func copyMap(m map[string]string) map[string]string {
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// String renders a Verified for logs.
+func (v *Verified) String() string {
+	if v.Diagnostic {
+		return "diagnostic (collateral skipped)"
+	}
+	return fmt.Sprintf("%s advisories=%v fmspc=%s", v.Status, v.AdvisoryIDs, v.FMSPC)
+}

@@ -1,0 +1,522 @@
+// Package sgxplatform is a fake SGX platform for tests: it mints structurally
+// real ECDSA quotes (v3 and v4) and OpenEnclave reports/evidence under a TEST
+// root CA, together with the complete DCAP collateral (PCK chain with real
+// SGX extensions, CRLs, signed TCB info and QE identity) that verifies them.
+//
+// Nothing here is trusted by default: a verifier accepts these quotes only
+// when it is given Platform.Roots() explicitly.
+package sgxplatform
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/attestd/attestd/collateral"
+	"github.com/attestd/attestd/evidence/sgx/abi"
+	"github.com/attestd/attestd/evidence/sgx/pcs"
+)
+
+// Options describe the platform and its collateral.
+type Options struct {
+	// Now is the instant the collateral is built around: TCB info, QE
+	// identity and CRLs are valid from Now-1h to Now+30 days (see
+	// ExpiredCollateral); certificates from Now-24h to Now+1 year.
+	// Zero means time.Now().
+	Now time.Time
+	// QuoteVersion is 3 (default) or 4.
+	QuoteVersion int
+	// FMSPC of the PCK certificate; zero means 00906ED50000.
+	FMSPC [6]byte
+	// TCBFMSPC, when non-zero, is the FMSPC written into the TCB info
+	// (to build collateral for the wrong platform).
+	TCBFMSPC [6]byte
+	// PlatformCA issues the PCK certificate from a "PCK Platform CA"
+	// (otherwise a "PCK Processor CA").
+	PlatformCA bool
+	// TCBStatus is the status of the TCB level the platform matches
+	// (default UpToDate); AdvisoryIDs are that level's advisories.
+	TCBStatus   pcs.TCBStatus
+	AdvisoryIDs []string
+	// QEStatus is the status of the QE TCB level the QE matches (default UpToDate).
+	QEStatus pcs.TCBStatus
+	// RevokePCK lists the PCK certificate in the PCK CA CRL.
+	RevokePCK bool
+	// ExpiredCollateral makes TCB info, QE identity and both CRLs end one
+	// hour before Now (they were issued 31 days earlier).
+	ExpiredCollateral bool
+}
+
+// QuoteOptions describe the enclave a quote is made for.
+type QuoteOptions struct {
+	Debug      bool
+	MREnclave  [32]byte
+	MRSigner   [32]byte
+	ProductID  uint16
+	SVN        uint16
+	ReportData [64]byte
+	// KSS sets ATTRIBUTES.KSS and fills the KSS fields below.
+	KSS                  bool
+	ConfigID             [64]byte
+	ConfigSVN            uint16
+	ISVExtendedProductID [16]byte
+	ISVFamilyID          [16]byte
+}
+
+// Platform is one fake SGX machine with its CA hierarchy and collateral.
+type Platform struct {
+	opts Options
+
+	rootKey, pckCAKey, pckKey, signKey, attKey *ecdsa.PrivateKey
+	root, pckCA, pck, signer                   *x509.Certificate
+	ext                                        pcs.PCKExtensions
+	qeReport                                   abi.ReportBody
+	qeAuth                                     []byte
+	coll                                       *collateral.Collateral
+}
+
+// Fixed identity of the test quoting enclave (written into the QE identity).
+var (
+	QEMRSigner  = [32]byte{0x8c, 0x4f, 0x57, 0x75, 0xd7, 0x96, 0x50, 0x3e, 0x96, 0x13, 0x7f, 0x77, 0xc6, 0x8a, 0x82, 0x9a}
+	QEISVProdID = uint16(1)
+	QEISVSVN    = uint16(8)
+)
+
+// PCK TCB of the test platform: matched exactly by the second TCB level.
+var pckCompSVN = [16]int{11, 11, 2, 2, 255, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+
+const pckPCESVN = 13
+
+func genKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
+
+func serial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		panic(err)
+	}
+	return n.Add(n, big.NewInt(1))
+}
+
+func name(cn string) pkix.Name {
+	return pkix.Name{CommonName: cn, Organization: []string{"attestd TEST (not Intel)"}, Locality: []string{"Nowhere"}, Country: []string{"XX"}}
+}
+
+// New builds a platform: keys, certificates, a QE and the collateral.
+func New(opts Options) (*Platform, error) {
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	opts.Now = opts.Now.UTC().Truncate(time.Second)
+	if opts.QuoteVersion == 0 {
+		opts.QuoteVersion = abi.QuoteVersion3
+	}
+	if opts.QuoteVersion != abi.QuoteVersion3 && opts.QuoteVersion != abi.QuoteVersion4 {
+		return nil, fmt.Errorf("sgxplatform: quote version %d (want 3 or 4)", opts.QuoteVersion)
+	}
+	if opts.FMSPC == ([6]byte{}) {
+		opts.FMSPC = [6]byte{0x00, 0x90, 0x6e, 0xd5, 0x00, 0x00}
+	}
+	if opts.TCBFMSPC == ([6]byte{}) {
+		opts.TCBFMSPC = opts.FMSPC
+	}
+	if opts.TCBStatus == "" {
+		opts.TCBStatus = pcs.UpToDate
+	}
+	if opts.QEStatus == "" {
+		opts.QEStatus = pcs.UpToDate
+	}
+	p := &Platform{opts: opts}
+	var err error
+	for _, k := range []**ecdsa.PrivateKey{&p.rootKey, &p.pckCAKey, &p.pckKey, &p.signKey, &p.attKey} {
+		if *k, err = genKey(); err != nil {
+			return nil, err
+		}
+	}
+	nb, na := opts.Now.Add(-24*time.Hour), opts.Now.Add(365*24*time.Hour)
+	rootTmpl := &x509.Certificate{
+		SerialNumber: serial(), Subject: name("attestd TEST SGX Root CA"), NotBefore: nb, NotAfter: na.Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true, MaxPathLen: 1,
+	}
+	if p.root, err = mint(rootTmpl, rootTmpl, &p.rootKey.PublicKey, p.rootKey); err != nil {
+		return nil, err
+	}
+	caName := "attestd TEST SGX PCK Processor CA"
+	if opts.PlatformCA {
+		caName = "attestd TEST SGX PCK Platform CA"
+	}
+	if p.pckCA, err = mint(&x509.Certificate{
+		SerialNumber: serial(), Subject: name(caName), NotBefore: nb, NotAfter: na,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true, MaxPathLen: 0, MaxPathLenZero: true,
+	}, p.root, &p.pckCAKey.PublicKey, p.rootKey); err != nil {
+		return nil, err
+	}
+	if p.signer, err = mint(&x509.Certificate{
+		SerialNumber: serial(), Subject: name("attestd TEST SGX TCB Signing"), NotBefore: nb, NotAfter: na,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, BasicConstraintsValid: true,
+	}, p.root, &p.signKey.PublicKey, p.rootKey); err != nil {
+		return nil, err
+	}
+	p.ext = pcs.PCKExtensions{PPID: make([]byte, 16), FMSPC: opts.FMSPC, SGXType: pcs.SGXTypeStandard}
+	if _, err := rand.Read(p.ext.PPID); err != nil {
+		return nil, err
+	}
+	p.ext.TCB.CompSVN = pckCompSVN
+	p.ext.TCB.PCESVN = pckPCESVN
+	for i, s := range pckCompSVN {
+		p.ext.TCB.CPUSVN[i] = byte(s)
+	}
+	if opts.PlatformCA {
+		p.ext.PlatformInstanceID = make([]byte, 16)
+	}
+	extDER, err := pcs.MarshalSGXExtensionValue(&p.ext)
+	if err != nil {
+		return nil, err
+	}
+	if p.pck, err = mint(&x509.Certificate{
+		SerialNumber: serial(), Subject: name("attestd TEST SGX PCK Certificate"), NotBefore: nb, NotAfter: na,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, BasicConstraintsValid: true,
+		ExtraExtensions: []pkix.Extension{{Id: pcs.OIDSGXExtensions, Value: extDER}},
+	}, p.pckCA, &p.pckKey.PublicKey, p.pckCAKey); err != nil {
+		return nil, err
+	}
+
+	// The quoting enclave: its report binds the attestation key and auth data.
+	p.qeAuth = make([]byte, 32)
+	for i := range p.qeAuth {
+		p.qeAuth[i] = byte(i)
+	}
+	p.qeReport = abi.ReportBody{MRSigner: QEMRSigner, ISVProdID: QEISVProdID, ISVSVN: QEISVSVN}
+	copy(p.qeReport.CPUSVN[:], p.ext.TCB.CPUSVN[:])
+	p.qeReport.Attributes[0] = 0x11 // INIT | PROVISIONKEY
+	p.qeReport.Attributes[8] = 0xe7 // XFRM
+	p.qeReport.MREnclave = sha256.Sum256([]byte("attestd TEST quoting enclave"))
+	binding := sha256.Sum256(append(p.attKeyRaw(), p.qeAuth...))
+	copy(p.qeReport.ReportData[:32], binding[:])
+
+	if p.coll, err = p.buildCollateral(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func mint(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer *ecdsa.PrivateKey) (*x509.Certificate, error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+func pemOf(certs ...*x509.Certificate) []byte {
+	var b []byte
+	for _, c := range certs {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return b
+}
+
+func (p *Platform) attKeyRaw() []byte {
+	b, err := p.attKey.PublicKey.Bytes()
+	if err != nil {
+		panic(err)
+	}
+	return b[1:] // drop the 0x04 uncompressed-point prefix
+}
+
+// signRaw returns a raw r||s ECDSA signature over SHA-256(msg).
+func signRaw(k *ecdsa.PrivateKey, msg []byte) ([]byte, error) {
+	h := sha256.Sum256(msg)
+	der, err := ecdsa.SignASN1(rand.Reader, k, h[:])
+	if err != nil {
+		return nil, err
+	}
+	var sig struct{ R, S *big.Int }
+	if _, err := asn1.Unmarshal(der, &sig); err != nil {
+		return nil, err
+	}
+	out := make([]byte, 64)
+	sig.R.FillBytes(out[:32])
+	sig.S.FillBytes(out[32:])
+	return out, nil
+}
+
+type jsonTCBComp struct {
+	SVN int `json:"svn"`
+}
+
+type jsonTCB struct {
+	SGXTCBComponents []jsonTCBComp `json:"sgxtcbcomponents"`
+	PCESVN           int           `json:"pcesvn"`
+}
+
+type jsonTCBLevel struct {
+	TCB         jsonTCB  `json:"tcb"`
+	TCBDate     string   `json:"tcbDate"`
+	TCBStatus   string   `json:"tcbStatus"`
+	AdvisoryIDs []string `json:"advisoryIDs,omitempty"`
+}
+
+type jsonTCBInfo struct {
+	ID                      string         `json:"id"`
+	Version                 int            `json:"version"`
+	IssueDate               string         `json:"issueDate"`
+	NextUpdate              string         `json:"nextUpdate"`
+	FMSPC                   string         `json:"fmspc"`
+	PCEID                   string         `json:"pceId"`
+	TCBType                 int            `json:"tcbType"`
+	TCBEvaluationDataNumber int            `json:"tcbEvaluationDataNumber"`
+	TCBLevels               []jsonTCBLevel `json:"tcbLevels"`
+}
+
+type jsonQELevel struct {
+	TCB struct {
+		ISVSVN int `json:"isvsvn"`
+	} `json:"tcb"`
+	TCBDate     string   `json:"tcbDate"`
+	TCBStatus   string   `json:"tcbStatus"`
+	AdvisoryIDs []string `json:"advisoryIDs,omitempty"`
+}
+
+type jsonQEIdentity struct {
+	ID                      string        `json:"id"`
+	Version                 int           `json:"version"`
+	IssueDate               string        `json:"issueDate"`
+	NextUpdate              string        `json:"nextUpdate"`
+	TCBEvaluationDataNumber int           `json:"tcbEvaluationDataNumber"`
+	MiscSelect              string        `json:"miscselect"`
+	MiscSelectMask          string        `json:"miscselectMask"`
+	Attributes              string        `json:"attributes"`
+	AttributesMask          string        `json:"attributesMask"`
+	MRSigner                string        `json:"mrsigner"`
+	ISVProdID               int           `json:"isvprodid"`
+	TCBLevels               []jsonQELevel `json:"tcbLevels"`
+}
+
+func level(comps [16]int, pcesvn int, date time.Time, status pcs.TCBStatus, adv []string) jsonTCBLevel {
+	l := jsonTCBLevel{TCB: jsonTCB{PCESVN: pcesvn}, TCBDate: date.Format(time.RFC3339), TCBStatus: string(status), AdvisoryIDs: adv}
+	for _, c := range comps {
+		l.TCB.SGXTCBComponents = append(l.TCB.SGXTCBComponents, jsonTCBComp{c})
+	}
+	return l
+}
+
+func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
+	o := p.opts
+	issue, next := o.Now.Add(-time.Hour), o.Now.Add(30*24*time.Hour)
+	if o.ExpiredCollateral {
+		issue, next = o.Now.Add(-31*24*time.Hour), o.Now.Add(-time.Hour)
+	}
+	ts := func(t time.Time) string { return t.Format(time.RFC3339) }
+	above := pckCompSVN
+	for i := range above {
+		if above[i] < 255 {
+			above[i]++
+		}
+	}
+	below := [16]int{1, 1, 1, 1, 1, 1, 1}
+	tcbDate := o.Now.Add(-90 * 24 * time.Hour)
+	info := jsonTCBInfo{
+		ID: "SGX", Version: 3, IssueDate: ts(issue), NextUpdate: ts(next),
+		FMSPC: strings.ToUpper(hex.EncodeToString(o.TCBFMSPC[:])), PCEID: "0000", TCBEvaluationDataNumber: 17,
+		TCBLevels: []jsonTCBLevel{
+			level(above, pckPCESVN+1, tcbDate, pcs.UpToDate, nil),
+			level(pckCompSVN, pckPCESVN, tcbDate.Add(-30*24*time.Hour), o.TCBStatus, o.AdvisoryIDs),
+			level(below, 5, tcbDate.Add(-365*24*time.Hour), pcs.OutOfDate, []string{"INTEL-SA-00000"}),
+		},
+	}
+	tcbJSON, err := json.Marshal(info)
+	if err != nil {
+		return nil, err
+	}
+	qe := jsonQEIdentity{
+		ID: "QE", Version: 2, IssueDate: ts(issue), NextUpdate: ts(next), TCBEvaluationDataNumber: 17,
+		MiscSelect: "00000000", MiscSelectMask: "FFFFFFFF",
+		Attributes: "11000000000000000000000000000000", AttributesMask: "FBFFFFFFFFFFFFFF0000000000000000",
+		MRSigner: strings.ToUpper(hex.EncodeToString(QEMRSigner[:])), ISVProdID: int(QEISVProdID),
+	}
+	var ql jsonQELevel
+	ql.TCB.ISVSVN = int(QEISVSVN)
+	ql.TCBDate, ql.TCBStatus = ts(tcbDate), string(o.QEStatus)
+	if o.QEStatus == pcs.OutOfDate {
+		ql.AdvisoryIDs = []string{"INTEL-SA-00999"}
+	}
+	var ql0 jsonQELevel
+	ql0.TCB.ISVSVN = 0
+	ql0.TCBDate, ql0.TCBStatus = ts(tcbDate.Add(-365*24*time.Hour)), string(pcs.OutOfDate)
+	qe.TCBLevels = []jsonQELevel{ql, ql0}
+	qeJSON, err := json.Marshal(qe)
+	if err != nil {
+		return nil, err
+	}
+	tcbSig, err := signRaw(p.signKey, tcbJSON)
+	if err != nil {
+		return nil, err
+	}
+	qeSig, err := signRaw(p.signKey, qeJSON)
+	if err != nil {
+		return nil, err
+	}
+	rootCRL, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(1), ThisUpdate: issue, NextUpdate: next,
+	}, p.root, p.rootKey)
+	if err != nil {
+		return nil, err
+	}
+	var revoked []x509.RevocationListEntry
+	if o.RevokePCK {
+		revoked = append(revoked, x509.RevocationListEntry{SerialNumber: p.pck.SerialNumber, RevocationTime: issue})
+	}
+	pckCRL, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(1), ThisUpdate: issue, NextUpdate: next, RevokedCertificateEntries: revoked,
+	}, p.pckCA, p.pckCAKey)
+	if err != nil {
+		return nil, err
+	}
+	signChain := pemOf(p.signer, p.root)
+	return &collateral.Collateral{
+		PCKCRLIssuerChain: pemOf(p.pckCA, p.root), RootCACRL: rootCRL, PCKCRL: pckCRL,
+		TCBInfoIssuerChain: signChain, TCBInfo: tcbJSON, TCBInfoSignature: tcbSig,
+		QEIdentityIssuerChain: signChain, QEIdentity: qeJSON, QEIdentitySignature: qeSig,
+	}, nil
+}
+
+// Roots returns the test root CA certificate, for verify Options.Roots.
+func (p *Platform) Roots() []*x509.Certificate { return []*x509.Certificate{p.root} }
+
+// PCKChainPEM returns the PCK certificate chain (leaf, CA, root) as PEM.
+func (p *Platform) PCKChainPEM() []byte { return pemOf(p.pck, p.pckCA, p.root) }
+
+// Collateral returns a copy of the platform's collateral.
+func (p *Platform) Collateral() *collateral.Collateral { return cloneCollateral(p.coll) }
+
+// FMSPC returns the PCK certificate's FMSPC as lower-case hex.
+func (p *Platform) FMSPC() string { return hex.EncodeToString(p.opts.FMSPC[:]) }
+
+func cloneCollateral(c *collateral.Collateral) *collateral.Collateral {
+	cp := func(b []byte) []byte { return append([]byte(nil), b...) }
+	return &collateral.Collateral{
+		PCKCRLIssuerChain: cp(c.PCKCRLIssuerChain), RootCACRL: cp(c.RootCACRL), PCKCRL: cp(c.PCKCRL),
+		TCBInfoIssuerChain: cp(c.TCBInfoIssuerChain), TCBInfo: cp(c.TCBInfo), TCBInfoSignature: cp(c.TCBInfoSignature),
+		QEIdentityIssuerChain: cp(c.QEIdentityIssuerChain), QEIdentity: cp(c.QEIdentity), QEIdentitySignature: cp(c.QEIdentitySignature),
+	}
+}
+
+// Source serves one Collateral for SGX requests; it implements collateral.Source.
+type Source struct {
+	Collateral *collateral.Collateral
+}
+
+// Source returns a collateral.Source serving this platform's collateral.
+func (p *Platform) Source() *Source { return &Source{Collateral: p.Collateral()} }
+
+// Get returns a copy of the collateral for SGX requests.
+func (s *Source) Get(ctx context.Context, req collateral.Request) (*collateral.Collateral, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if req.TEE != collateral.SGX {
+		return nil, fmt.Errorf("sgxplatform: no %s collateral", req.TEE)
+	}
+	if s.Collateral == nil {
+		return nil, errors.New("sgxplatform: no collateral")
+	}
+	return cloneCollateral(s.Collateral), nil
+}
+
+// QuoteStruct builds and signs the parsed form of a quote (useful for tests
+// that modify fields and re-marshal).
+func (p *Platform) QuoteStruct(o QuoteOptions) (*abi.Quote, error) {
+	body := abi.ReportBody{
+		MREnclave: o.MREnclave, MRSigner: o.MRSigner, ISVProdID: o.ProductID, ISVSVN: o.SVN, ReportData: o.ReportData,
+	}
+	copy(body.CPUSVN[:], p.ext.TCB.CPUSVN[:])
+	flags := byte(abi.FlagInit | abi.FlagMode64)
+	if o.Debug {
+		flags |= abi.FlagDebug
+	}
+	if o.KSS {
+		flags |= abi.FlagKSS
+		body.ConfigID, body.ConfigSVN = o.ConfigID, o.ConfigSVN
+		body.ISVExtendedProductID, body.ISVFamilyID = o.ISVExtendedProductID, o.ISVFamilyID
+	}
+	body.Attributes[0] = flags
+	body.Attributes[8] = 0x07 // XFRM: x87, SSE, AVX
+	q := &abi.Quote{
+		Header: abi.Header{
+			Version: uint16(p.opts.QuoteVersion), AttestationKeyType: abi.AttestationKeyECDSAP256,
+			QESVN: QEISVSVN, PCESVN: pckPCESVN,
+			QEVendorID: [16]byte{0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07},
+		},
+		Body:           body,
+		AttestationKey: p.attKeyRaw(),
+		QE: abi.QEReportCertificationData{
+			QEReport:      p.qeReport,
+			QEAuthData:    append([]byte(nil), p.qeAuth...),
+			Certification: abi.CertificationData{Type: abi.CertPCKChain, Data: append(p.PCKChainPEM(), 0)},
+		},
+	}
+	var err error
+	if q.QE.QEReportSignature, err = signRaw(p.pckKey, q.QE.QEReport.Marshal()); err != nil {
+		return nil, err
+	}
+	if err := p.Sign(q); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// Sign (re-)signs q's header and report body with the attestation key.
+func (p *Platform) Sign(q *abi.Quote) error {
+	sig, err := signRaw(p.attKey, q.SignedBytes())
+	if err != nil {
+		return err
+	}
+	q.Signature = sig
+	return nil
+}
+
+// Quote mints a quote for the enclave described by o.
+func (p *Platform) Quote(o QuoteOptions) ([]byte, error) {
+	q, err := p.QuoteStruct(o)
+	if err != nil {
+		return nil, err
+	}
+	return q.Marshal()
+}
+
+// OEReport mints an OpenEnclave remote report (16-byte header + quote).
+func (p *Platform) OEReport(o QuoteOptions) ([]byte, error) {
+	q, err := p.Quote(o)
+	if err != nil {
+		return nil, err
+	}
+	return abi.NewOEReport(q), nil
+}
+
+// OEEvidence mints OpenEnclave SGX_ECDSA evidence carrying claims; the
+// quote's report data is SHA-256 of the serialized claims (o.ReportData is
+// overwritten, as oe_get_evidence does).
+func (p *Platform) OEEvidence(o QuoteOptions, claims []abi.CustomClaim) ([]byte, error) {
+	buf := abi.MarshalCustomClaims(claims)
+	h := sha256.Sum256(buf)
+	o.ReportData = [64]byte{}
+	copy(o.ReportData[:], h[:])
+	q, err := p.Quote(o)
+	if err != nil {
+		return nil, err
+	}
+	return abi.NewOEEvidence(q, buf), nil
+}
