@@ -132,7 +132,7 @@ func TestMAAHashes(t *testing.T) {
 		QEIDHash:         sum(c.QEIdentity),
 		QuoteHash:        sum(quote),
 		TCBInfoCertsHash: sum(c.TCBInfoIssuerChain),
-		TCBInfoCRLHash:   sum(c.PCKCRL),
+		TCBInfoCRLHash:   sum(c.RootCACRL),
 		TCBInfoHash:      sum(c.TCBInfo),
 	}
 	if h != want {
@@ -145,7 +145,9 @@ func TestMAAHashes(t *testing.T) {
 	if c2.MAAHashes(nil).TCBInfoHash == h.TCBInfoHash {
 		t.Error("hash ignores the exact bytes")
 	}
-	if h.QEIDCRLHash == h.TCBInfoCRLHash || len(h.QEIDHash) != 64 || strings.ToLower(h.QEIDHash) != h.QEIDHash {
+	// As in real MAA tokens: both CRL hashes are of the Root CA CRL, both
+	// chain hashes of the same TCB signing chain.
+	if h.QEIDCRLHash != h.TCBInfoCRLHash || h.QEIDCertsHash != h.TCBInfoCertsHash || len(h.QEIDHash) != 64 || strings.ToLower(h.QEIDHash) != h.QEIDHash {
 		t.Errorf("hashes look wrong: %+v", h)
 	}
 	claim := h.Claim()

@@ -359,3 +359,52 @@ func TestLoadRejectsGarbage(t *testing.T) {
 		}
 	})
 }
+
+// TestLoadSymlinkedFiles mimics a Kubernetes ConfigMap volume: every file is
+// a symlink into a hidden, timestamped directory reached through ..data, and
+// the bundle path itself is a symlink.
+func TestLoadSymlinkedFiles(t *testing.T) {
+	base := t.TempDir()
+	real := filepath.Join(base, "cm", "..2026_11_23_18_00_00.123")
+	if err := os.MkdirAll(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"tcbinfo.json":         "vectors/go-tdx-guest/testing/testdata/sample_tcbInfo_response",
+		"qeidentity.json":      "vectors/go-tdx-guest/testing/testdata/sample_qeIdentity_response",
+		"pckcrl.der":           "vectors/go-tdx-guest/testing/testdata/pckcrl",
+		"rootcacrl.der":        "vectors/go-tdx-guest/testing/testdata/rootcrl.der",
+		"tcbinfo-chain.pem":    "vectors/go-tdx-guest/derived/tcbInfoIssuerChain.pem",
+		"pckcrl-chain.pem":     "vectors/go-tdx-guest/derived/pckCrlIssuerChain.pem",
+		"qeidentity-chain.pem": "vectors/go-tdx-guest/derived/qeIdentityIssuerChain.pem",
+	}
+	for name, rel := range files {
+		if err := os.WriteFile(filepath.Join(real, name), testenv.ReadShared(t, rel), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join("..data", name), filepath.Join(base, "cm", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Base(real), filepath.Join(base, "cm", "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("does-not-exist", filepath.Join(base, "cm", "dangling")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(base, "cm"), filepath.Join(base, "link")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Load(filepath.Join(base, "link"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := mustGet(t, context.Background(), "vectors/derived-dcapqvl-collateral/go-tdx-guest_50806f000000_2023-06.json", collateral.Request{TEE: collateral.TDX, FMSPC: "50806f000000", CA: "platform"})
+	got, err := b.Get(context.Background(), collateral.Request{TEE: collateral.TDX, FMSPC: "50806f000000", CA: "platform"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.MAAHashes(nil).TCBInfoHash != want.MAAHashes(nil).TCBInfoHash || !bytes.Equal(got.PCKCRL, want.PCKCRL) {
+		t.Error("collateral differs from the derived JSON")
+	}
+}

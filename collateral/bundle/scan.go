@@ -9,6 +9,7 @@ import (
 
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -136,10 +137,15 @@ func slotsFromSet(c *collateral.Collateral) *slots {
 	return s
 }
 
-func loadDir(root string) (*Bundle, error) {
+func loadDir(path string) (*Bundle, error) {
+	// WalkDir does not follow a symlinked root; resolve it first.
+	root, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return nil, fmt.Errorf("collateral bundle: %w", err)
+	}
 	s := newSlots()
 	n := 0
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -157,15 +163,21 @@ func loadDir(root string) (*Bundle, error) {
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
 		if n++; n > maxFiles {
 			return fmt.Errorf("more than %d files under %s; is this a collateral directory?", maxFiles, root)
 		}
-		st, err := d.Info()
+		// Symlinks to files are followed: a Kubernetes ConfigMap or Secret
+		// volume presents every file as a symlink into a hidden ..data
+		// directory. Symlinked directories are not entered (no loops).
+		st, err := os.Stat(path)
 		if err != nil {
+			if d.Type()&fs.ModeSymlink != 0 {
+				return nil // dangling symlink
+			}
 			return err
+		}
+		if !st.Mode().IsRegular() {
+			return nil
 		}
 		if st.Size() > maxFileSize {
 			return nil // not collateral
@@ -182,7 +194,7 @@ func loadDir(root string) (*Bundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("collateral bundle %s: %w", root, err)
 	}
-	return build(root, s)
+	return build(path, s)
 }
 
 // addFile classifies one file by content and files it into its slot.
@@ -193,7 +205,7 @@ func (s *slots) addFile(path string, b []byte) error {
 	case len(t) == 0:
 		return nil
 	case t[0] == '{':
-		return s.addJSON(path, b)
+		return s.addJSON(path, t)
 	case bytes.HasPrefix(t, []byte("-----BEGIN")):
 		return s.addPEM(path, b, t)
 	case looksLikeQVE(b):

@@ -3,9 +3,10 @@ package pcs
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -13,110 +14,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/collateral/bundle"
+	"github.com/attestd/attestd/collateral/pcs/pcstest"
 	"github.com/attestd/attestd/internal/testenv"
 )
-
-// fakePCS serves stored collateral on the PCS v4 paths, the way Intel's PCS
-// does: signed JSON bodies, DER CRLs, URL-encoded issuer chains in headers.
-type fakePCS struct {
-	sets    []*collateral.Collateral
-	rawTCB  map[string][]byte // "tdx/50806f000000" → stored response body, served verbatim
-	rawQE   map[string][]byte // "tdx" → stored response body
-	rootCRL []byte
-	// override, when set, may answer a request itself (failure injection).
-	override func(w http.ResponseWriter, r *http.Request) bool
-
-	mu    sync.Mutex
-	keys  []string // Ocp-Apim-Subscription-Key values seen, by request
-	hosts []string
-	paths []string
-}
-
-// intelEscape encodes a header value as PCS does: %20 for spaces, %2B for '+'.
-func intelEscape(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
-
-func (f *fakePCS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	f.keys = append(f.keys, r.Header.Get(HeaderSubscriptionKey))
-	f.hosts = append(f.hosts, r.Host)
-	f.paths = append(f.paths, r.URL.Path)
-	f.mu.Unlock()
-	if f.override != nil && f.override(w, r) {
-		return
-	}
-	w.Header().Set("Request-ID", "req-123")
-	tee := "sgx"
-	if strings.HasPrefix(r.URL.Path, "/tdx/") {
-		tee = "tdx"
-	}
-	switch {
-	case strings.HasSuffix(r.URL.Path, "/certification/v4/tcb"):
-		fmspc := r.URL.Query().Get("fmspc")
-		if b, ok := f.rawTCB[tee+"/"+fmspc]; ok {
-			w.Header().Set(HeaderTCBInfoIssuerChain, intelEscape(string(f.sets[0].TCBInfoIssuerChain)))
-			w.Write(b)
-			return
-		}
-		for _, c := range f.sets {
-			info, _ := c.Inspect()
-			if strings.ToLower(string(info.Request.TEE)) == tee && info.Request.FMSPC == fmspc {
-				w.Header().Set(HeaderTCBInfoIssuerChain, intelEscape(string(c.TCBInfoIssuerChain)))
-				w.Write(body("tcbInfo", c.TCBInfo, c.TCBInfoSignature))
-				return
-			}
-		}
-		w.Header().Set("Error-Code", "NotFound")
-		http.Error(w, "", http.StatusNotFound)
-	case strings.HasSuffix(r.URL.Path, "/certification/v4/qe/identity"):
-		if b, ok := f.rawQE[tee]; ok {
-			w.Header().Set(HeaderEnclaveIdentityChain, intelEscape(string(f.sets[0].QEIdentityIssuerChain)))
-			w.Write(b)
-			return
-		}
-		for _, c := range f.sets {
-			info, _ := c.Inspect()
-			if strings.ToLower(string(info.Request.TEE)) == tee {
-				w.Header().Set(HeaderEnclaveIdentityChain, intelEscape(string(c.QEIdentityIssuerChain)))
-				w.Write(body("enclaveIdentity", c.QEIdentity, c.QEIdentitySignature))
-				return
-			}
-		}
-		http.NotFound(w, r)
-	case r.URL.Path == "/sgx/certification/v4/pckcrl":
-		for _, c := range f.sets {
-			info, _ := c.Inspect()
-			if info.Request.CA == r.URL.Query().Get("ca") {
-				w.Header().Set(HeaderPCKCRLIssuerChain, intelEscape(string(c.PCKCRLIssuerChain)))
-				if r.URL.Query().Get("encoding") == "der" {
-					w.Write(c.PCKCRL)
-				} else {
-					pem.Encode(w, &pem.Block{Type: "X509 CRL", Bytes: c.PCKCRL})
-				}
-				return
-			}
-		}
-		http.NotFound(w, r)
-	case r.URL.Path == "/sgx/certification/v4/rootcacrl" || r.URL.Path == "/IntelSGXRootCA.der":
-		// PCCS serves hex (older) or DER; answer hex to exercise that path.
-		if r.URL.Path == "/sgx/certification/v4/rootcacrl" {
-			w.Write([]byte(hex.EncodeToString(f.rootCRL)))
-			return
-		}
-		w.Write(f.rootCRL)
-	default:
-		http.NotFound(w, r)
-	}
-}
-
-func body(member string, signed, sig []byte) []byte {
-	return []byte(`{"` + member + `":` + string(signed) + `,"signature":"` + hex.EncodeToString(sig) + `"}`)
-}
 
 var (
 	reqD1 = collateral.Request{TEE: collateral.SGX, FMSPC: "00a067110000", CA: "processor"}
@@ -137,19 +42,18 @@ func load(t *testing.T, rel string, req collateral.Request) *collateral.Collater
 }
 
 // newD1 serves the D1 set (dcap-qvl sample, SGX, processor CA).
-func newD1(t *testing.T) (*fakePCS, *collateral.Collateral) {
+func newD1(t *testing.T) (*pcstest.Handler, *collateral.Collateral) {
 	c := load(t, "vectors/dcap-qvl/sample/sgx_quote_collateral.json", reqD1)
-	return &fakePCS{sets: []*collateral.Collateral{c}, rootCRL: c.RootCACRL}, c
+	return &pcstest.Handler{Sets: []*collateral.Collateral{c}}, c
 }
 
 // newG1 serves go-tdx-guest's stored PCS response bodies verbatim.
-func newG1(t *testing.T) (*fakePCS, *collateral.Collateral) {
+func newG1(t *testing.T) (*pcstest.Handler, *collateral.Collateral) {
 	c := load(t, "vectors/go-tdx-guest", reqG1)
-	return &fakePCS{
-		sets:    []*collateral.Collateral{c},
-		rawTCB:  map[string][]byte{"tdx/50806f000000": testenv.ReadShared(t, "vectors/go-tdx-guest/testing/testdata/sample_tcbInfo_response")},
-		rawQE:   map[string][]byte{"tdx": testenv.ReadShared(t, "vectors/go-tdx-guest/testing/testdata/sample_qeIdentity_response")},
-		rootCRL: c.RootCACRL,
+	return &pcstest.Handler{
+		Sets:          []*collateral.Collateral{c},
+		RawTCBInfo:    map[string][]byte{"tdx/50806f000000": testenv.ReadShared(t, "vectors/go-tdx-guest/testing/testdata/sample_tcbInfo_response")},
+		RawQEIdentity: map[string][]byte{"tdx": testenv.ReadShared(t, "vectors/go-tdx-guest/testing/testdata/sample_qeIdentity_response")},
 	}, c
 }
 
@@ -174,7 +78,7 @@ func sameCollateral(t *testing.T, got, want *collateral.Collateral) {
 func TestGetSuccess(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		mk   func(*testing.T) (*fakePCS, *collateral.Collateral)
+		mk   func(*testing.T) (*pcstest.Handler, *collateral.Collateral)
 		req  collateral.Request
 	}{
 		{"SGX D1", newD1, reqD1},
@@ -186,7 +90,7 @@ func TestGetSuccess(t *testing.T) {
 			defer srv.Close()
 			var logs bytes.Buffer
 			c, err := New(Config{
-				BaseURL: srv.URL, SubscriptionKey: "s3cret-key", RootCACRLURL: srv.URL + "/IntelSGXRootCA.der",
+				BaseURL: srv.URL, SubscriptionKey: "s3cret-key", RootCACRLURL: srv.URL + pcstest.RootCACRLPath,
 				Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 			})
 			if err != nil {
@@ -197,18 +101,19 @@ func TestGetSuccess(t *testing.T) {
 				t.Fatalf("Get: %v", err)
 			}
 			sameCollateral(t, got, want)
-			for _, k := range fake.keys {
-				if k != "s3cret-key" {
-					t.Errorf("request carried subscription key %q", k)
+			seen := fake.Requests()
+			for _, r := range seen {
+				if r.SubscriptionKey != "s3cret-key" {
+					t.Errorf("request carried subscription key %q", r.SubscriptionKey)
 				}
 			}
-			if len(fake.keys) != 4 {
-				t.Errorf("%d requests, want 4", len(fake.keys))
+			if len(seen) != 4 {
+				t.Errorf("%d requests, want 4", len(seen))
 			}
 			if strings.Contains(logs.String(), "s3cret") {
 				t.Error("the subscription key was logged")
 			}
-			if !strings.Contains(logs.String(), "request_id=req-123") {
+			if !strings.Contains(logs.String(), "request_id=pcstest-0001") {
 				t.Errorf("debug log lacks the request id: %s", logs.String())
 			}
 		})
@@ -244,24 +149,26 @@ func TestRootCRLFromDistributionPoint(t *testing.T) {
 	}
 	sameCollateral(t, got, want)
 	var sawCDP bool
-	for i, h := range fake.hosts {
-		if h == "certificates.trustedservices.intel.com" {
+	for _, r := range fake.Requests() {
+		if r.Host == "certificates.trustedservices.intel.com" {
 			sawCDP = true
-			if fake.paths[i] != "/IntelSGXRootCA.der" || fake.keys[i] != "" {
-				t.Errorf("CDP request: path %s, key %q", fake.paths[i], fake.keys[i])
+			if r.Path != pcstest.RootCACRLPath || r.SubscriptionKey != "" {
+				t.Errorf("CDP request: path %s, key %q", r.Path, r.SubscriptionKey)
 			}
-		} else if h != "api.trustedservices.intel.com" || fake.keys[i] != "k" {
-			t.Errorf("request to %s with key %q", h, fake.keys[i])
+		} else if r.Host != "api.trustedservices.intel.com" || r.SubscriptionKey != "k" {
+			t.Errorf("request to %s with key %q", r.Host, r.SubscriptionKey)
 		}
 	}
 	if !sawCDP {
-		t.Errorf("root CRL not fetched from the distribution point; hosts %v", fake.hosts)
+		t.Errorf("root CRL not fetched from the distribution point; requests %v", fake.Requests())
 	}
 }
 
 func TestPCCSWithPrivateCA(t *testing.T) {
 	fake, want := newD1(t)
-	srv := httptest.NewTLSServer(fake)
+	srv := httptest.NewUnstartedServer(fake)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below is expected
+	srv.StartTLS()
 	defer srv.Close()
 	caFile := filepath.Join(t.TempDir(), "pccs-ca.pem")
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
@@ -276,7 +183,8 @@ func TestPCCSWithPrivateCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameCollateral(t, got, want)
-	if p := fake.paths[len(fake.paths)-1]; p != "/sgx/certification/v4/rootcacrl" {
+	if seen := fake.Requests(); seen[len(seen)-1].Path != pcstest.PCCSRootCACRLPath {
+		p := seen[len(seen)-1].Path
 		t.Errorf("root CRL fetched from %s, want the PCCS path", p)
 	}
 	// Without the CA file the self-signed certificate is refused.
@@ -288,7 +196,8 @@ func TestPCCSWithPrivateCA(t *testing.T) {
 
 func TestGetErrors(t *testing.T) {
 	fake, _ := newD1(t)
-	chain := string(fake.sets[0].TCBInfoIssuerChain)
+	set := fake.Sets[0]
+	chain := string(set.TCBInfoIssuerChain)
 	for _, tc := range []struct {
 		name        string
 		req         collateral.Request
@@ -316,7 +225,7 @@ func TestGetErrors(t *testing.T) {
 			cfg: func(c *Config) { c.MaxResponseBytes = 100000 },
 			override: func(w http.ResponseWriter, r *http.Request) bool {
 				if strings.HasSuffix(r.URL.Path, "/tcb") {
-					w.Header().Set(HeaderTCBInfoIssuerChain, intelEscape(chain))
+					w.Header().Set(HeaderTCBInfoIssuerChain, pcstest.EscapeHeader(chain))
 					for i := 0; i < 200; i++ {
 						w.Write(bytes.Repeat([]byte(" "), 1000))
 						w.(http.Flusher).Flush()
@@ -329,7 +238,7 @@ func TestGetErrors(t *testing.T) {
 			override: func(w http.ResponseWriter, r *http.Request) bool {
 				if strings.HasSuffix(r.URL.Path, "/tcb") {
 					w.Header().Set(HeaderTCBInfoIssuerChain, "garbage%20chain")
-					w.Write(body("tcbInfo", fake.sets[0].TCBInfo, fake.sets[0].TCBInfoSignature))
+					w.Write(pcstest.Body("tcbInfo", set.TCBInfo, set.TCBInfoSignature))
 					return true
 				}
 				return false
@@ -338,7 +247,7 @@ func TestGetErrors(t *testing.T) {
 			override: func(w http.ResponseWriter, r *http.Request) bool {
 				if strings.HasSuffix(r.URL.Path, "/pckcrl") {
 					w.Header().Set(HeaderPCKCRLIssuerChain, "%zz")
-					w.Write(fake.sets[0].PCKCRL)
+					w.Write(set.PCKCRL)
 					return true
 				}
 				return false
@@ -346,7 +255,7 @@ func TestGetErrors(t *testing.T) {
 		{name: "missing issuer chain header", req: reqD1, unavailable: true, want: []string{"no SGX-Enclave-Identity-Issuer-Chain header"},
 			override: func(w http.ResponseWriter, r *http.Request) bool {
 				if strings.HasSuffix(r.URL.Path, "/qe/identity") {
-					w.Write(body("enclaveIdentity", fake.sets[0].QEIdentity, fake.sets[0].QEIdentitySignature))
+					w.Write(pcstest.Body("enclaveIdentity", set.QEIdentity, set.QEIdentitySignature))
 					return true
 				}
 				return false
@@ -355,8 +264,8 @@ func TestGetErrors(t *testing.T) {
 			want: []string{"asked for the SGX TCB info of FMSPC 00a067110001, got SGX FMSPC 00a067110000"},
 			override: func(w http.ResponseWriter, r *http.Request) bool {
 				if strings.HasSuffix(r.URL.Path, "/tcb") {
-					w.Header().Set(HeaderTCBInfoIssuerChain, intelEscape(chain))
-					w.Write(body("tcbInfo", fake.sets[0].TCBInfo, fake.sets[0].TCBInfoSignature))
+					w.Header().Set(HeaderTCBInfoIssuerChain, pcstest.EscapeHeader(chain))
+					w.Write(pcstest.Body("tcbInfo", set.TCBInfo, set.TCBInfoSignature))
 					return true
 				}
 				return false
@@ -364,7 +273,7 @@ func TestGetErrors(t *testing.T) {
 		{name: "garbage body", req: reqD1, unavailable: true, want: []string{"TCB info response", "not JSON"},
 			override: func(w http.ResponseWriter, r *http.Request) bool {
 				if strings.HasSuffix(r.URL.Path, "/tcb") {
-					w.Header().Set(HeaderTCBInfoIssuerChain, intelEscape(chain))
+					w.Header().Set(HeaderTCBInfoIssuerChain, pcstest.EscapeHeader(chain))
 					w.Write([]byte("<html>"))
 					return true
 				}
@@ -382,10 +291,10 @@ func TestGetErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, _ := newD1(t)
-			f.override = tc.override
+			f.Override = tc.override
 			srv := httptest.NewServer(f)
 			defer srv.Close()
-			cfg := Config{BaseURL: srv.URL, RootCACRLURL: srv.URL + "/IntelSGXRootCA.der"}
+			cfg := Config{BaseURL: srv.URL, RootCACRLURL: srv.URL + pcstest.RootCACRLPath}
 			if tc.cfg != nil {
 				tc.cfg(&cfg)
 			}
@@ -449,7 +358,7 @@ func FuzzDecodeIssuerChainHeader(f *testing.F) {
 	f.Add("%zz")
 	if d := testenv.SharedDir(); d != "" {
 		if b, err := os.ReadFile(filepath.Join(d, "vectors/go-tdx-guest/derived/tcbInfoIssuerChain.pem")); err == nil {
-			f.Add(intelEscape(string(b)))
+			f.Add(pcstest.EscapeHeader(string(b)))
 			f.Add(string(b))
 		}
 	}
@@ -462,9 +371,39 @@ func FuzzDecodeIssuerChainHeader(f *testing.F) {
 			t.Fatalf("accepted header does not hold a chain: %v", err)
 		}
 		// Re-encoding the way PCS does gives the same chain.
-		again, err := DecodeIssuerChainHeader(HeaderTCBInfoIssuerChain, intelEscape(string(pemText)))
+		again, err := DecodeIssuerChainHeader(HeaderTCBInfoIssuerChain, pcstest.EscapeHeader(string(pemText)))
 		if err != nil || !bytes.Equal(again, pemText) {
 			t.Fatalf("round trip: %v", err)
 		}
 	})
+}
+
+// TestRedirectDropsSubscriptionKey: a redirect to another host must not
+// carry the key (net/http forwards custom headers across hosts).
+func TestRedirectDropsSubscriptionKey(t *testing.T) {
+	fake, want := newD1(t)
+	other := httptest.NewServer(fake)
+	defer other.Close()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	}))
+	defer front.Close()
+	c, err := New(Config{BaseURL: front.URL, SubscriptionKey: "k", RootCACRLURL: front.URL + pcstest.RootCACRLPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Get(context.Background(), reqD1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameCollateral(t, got, want)
+	seen := fake.Requests()
+	if len(seen) != 4 {
+		t.Fatalf("%d requests reached the redirect target, want 4", len(seen))
+	}
+	for _, r := range seen {
+		if r.SubscriptionKey != "" {
+			t.Errorf("key sent to the redirect target (%s)", r.Path)
+		}
+	}
 }
