@@ -545,7 +545,7 @@ func (st *evalState) act(r *rule, n0 int, rt *RuleTrace) *EvalError {
 				return st.runtimeErr(r, a.typ.line, a.typ.col, nil, "claim type must be a String, got %s", valueTypeName(t))
 			}
 			if len(st.claims)+len(vals) > MaxClaims {
-				break
+				return st.runtimeErr(r, a.line, a.col, ErrLimit, "the claim set exceeds the limit of %d claims", MaxClaims)
 			}
 			for _, v := range vals {
 				st.claims = append(st.claims, iclaim{typ: ts, val: v, iss: IssuerPolicy, ro: roT || roV})
@@ -553,7 +553,7 @@ func (st *evalState) act(r *rule, n0 int, rt *RuleTrace) *EvalError {
 		}
 	}
 	if len(st.claims) > MaxClaims || len(st.claims)-before > MaxValues {
-		return st.runtimeErr(r, a.line, a.col, nil, "the claim set exceeds the limit of %d claims", MaxClaims)
+		return st.runtimeErr(r, a.line, a.col, ErrLimit, "the claim set exceeds the limit of %d claims", MaxClaims)
 	}
 	created := st.claims[before:]
 	switch {

@@ -31,7 +31,7 @@ func (st *evalState) call(r *rule, e *expr) ([]any, bool, *EvalError) {
 	}
 	push := func(v any) *EvalError {
 		if len(st.vals)-start >= MaxValues {
-			return st.runtimeErr(r, e.line, e.col, nil, "%s produced more than %d values", funcNames[e.fn], MaxValues)
+			return st.runtimeErr(r, e.line, e.col, ErrLimit, "%s produced more than %d values", funcNames[e.fn], MaxValues)
 		}
 		st.vals = append(st.vals, v)
 		return nil
@@ -121,11 +121,11 @@ func (st *evalState) call(r *rule, e *expr) ([]any, bool, *EvalError) {
 				q := e.query
 				if q == nil {
 					if e.qerr != nil {
-						return fail(e.qerr, "invalid query %q: %s", qs, e.qerr.Error())
+						return fail(e.qerr, "invalid query %s: %s", quoteShort(qs), e.qerr.Error())
 					}
 					var err error
 					if q, err = jmespath.Compile(qs); err != nil {
-						return fail(err, "invalid query %q: %s", qs, err.Error())
+						return fail(err, "invalid query %s: %s", quoteShort(qs), err.Error())
 					}
 				}
 				if st.ctx != nil {
@@ -139,11 +139,11 @@ func (st *evalState) call(r *rule, e *expr) ([]any, bool, *EvalError) {
 				}
 				out, err := q.Search(data, &st.budget)
 				if err != nil {
-					return fail(err, "query %q failed: %s", qs, err.Error())
+					return fail(err, "query %s failed: %s", quoteShort(qs), err.Error())
 				}
 				b, err := jmespath.AppendJSON(nil, out, MaxValueBytes)
 				if err != nil {
-					return fail(err, "query %q: result: %s", qs, err.Error())
+					return fail(err, "query %s: result: %s", quoteShort(qs), err.Error())
 				}
 				if err := st.account(len(b)); err != nil {
 					return fail(err, "%s", err.Error())

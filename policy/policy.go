@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"strings"
 	"sync"
+
+	"github.com/attestd/attestd/policy/internal/jmespath"
 )
 
 // Limits; see the package documentation.
@@ -22,6 +24,9 @@ const (
 	JMESPathSteps    = 2_000_000
 	maxJSONDepth     = 128
 )
+
+// ErrLimit is wrapped by every error caused by one of the limits above.
+var ErrLimit = jmespath.ErrLimit
 
 // Claim issuers (spec §5.1).
 const (

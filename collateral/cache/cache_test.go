@@ -219,16 +219,16 @@ func TestSingleFlight(t *testing.T) {
 			results <- got
 		}()
 	}
-	// Wait until every caller is parked on the one flight.
-	for {
-		c.fmu.Lock()
-		f := len(c.flights)
-		c.fmu.Unlock()
-		if f == 1 && src.calls.Load() == 1 {
-			break
+	// Wait until the one flight has reached the source. (Callers that are
+	// not yet parked join the same flight or find the entry.)
+	deadline := time.Now().Add(10 * time.Second)
+	for src.calls.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no fetch started")
 		}
 		time.Sleep(time.Millisecond)
 	}
+	time.Sleep(10 * time.Millisecond) // let more callers pile onto the flight
 	close(release)
 	wg.Wait()
 	close(results)

@@ -152,6 +152,24 @@ func New(cfg Config) (*Client, error) {
 	} else if cfg.CAFile != "" {
 		return nil, errors.New("pcs: CAFile and HTTPClient are exclusive; set the roots on HTTPClient's transport")
 	}
+	// net/http drops Authorization and cookies on a redirect to another
+	// host, but not custom headers: strip the subscription key ourselves.
+	// The caller's client is copied, not modified.
+	hc := *c.http
+	next := hc.CheckRedirect
+	hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != c.base.Scheme || req.URL.Host != c.base.Host {
+			req.Header.Del(HeaderSubscriptionKey)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 5 {
+			return errors.New("stopped after 5 redirects")
+		}
+		return nil
+	}
+	c.http = &hc
 	return c, nil
 }
 

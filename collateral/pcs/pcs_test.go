@@ -377,3 +377,33 @@ func FuzzDecodeIssuerChainHeader(f *testing.F) {
 		}
 	})
 }
+
+// TestRedirectDropsSubscriptionKey: a redirect to another host must not
+// carry the key (net/http forwards custom headers across hosts).
+func TestRedirectDropsSubscriptionKey(t *testing.T) {
+	fake, want := newD1(t)
+	other := httptest.NewServer(fake)
+	defer other.Close()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	}))
+	defer front.Close()
+	c, err := New(Config{BaseURL: front.URL, SubscriptionKey: "k", RootCACRLURL: front.URL + pcstest.RootCACRLPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Get(context.Background(), reqD1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameCollateral(t, got, want)
+	seen := fake.Requests()
+	if len(seen) != 4 {
+		t.Fatalf("%d requests reached the redirect target, want 4", len(seen))
+	}
+	for _, r := range seen {
+		if r.SubscriptionKey != "" {
+			t.Errorf("key sent to the redirect target (%s)", r.Path)
+		}
+	}
+}

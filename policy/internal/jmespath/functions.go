@@ -131,6 +131,9 @@ func init() {
 			for _, e := range arr {
 				n += len(e.(string)) + len(a[0].(string))
 			}
+			if n > maxStringBytes {
+				return nil, limitErr("JMESPath join result exceeds " + itoa(maxStringBytes) + " bytes")
+			}
 			if err := in.b.charge(n/16 + len(arr)); err != nil {
 				return nil, err
 			}
@@ -256,7 +259,7 @@ func init() {
 			if s, ok := a[0].(string); ok {
 				return s, nil
 			}
-			b, err := AppendJSON(nil, a[0], max(in.b.Steps, 0)*16)
+			b, err := AppendJSON(nil, a[0], min(max(in.b.Steps, 0)*16, maxStringBytes))
 			if err != nil {
 				return nil, err
 			}

@@ -15,7 +15,7 @@ type Budget struct {
 	Steps int
 }
 
-var errBudget = errors.Join(ErrLimit, errors.New("JMESPath evaluation exceeded its work limit"))
+var errBudget = limitErr("JMESPath evaluation exceeded its work limit")
 
 func (b *Budget) charge(n int) error {
 	b.Steps -= n
@@ -335,7 +335,7 @@ func (in *interp) equal(a, b any, depth int) (bool, error) {
 		return false, err
 	}
 	if depth > maxDataDepth {
-		return false, errors.Join(ErrLimit, errors.New("JMESPath values nested too deeply"))
+		return false, limitErr("JMESPath values nested too deeply")
 	}
 	switch x := a.(type) {
 	case nil:

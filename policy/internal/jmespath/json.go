@@ -40,8 +40,18 @@ func (o *Object) set(k string, v any) {
 
 // Values are: nil, bool, float64, string, []any, *Object.
 
-// ErrLimit is wrapped by every error caused by a resource limit.
+// ErrLimit is matched (errors.Is) by every error caused by a resource limit.
 var ErrLimit = errors.New("limit exceeded")
+
+// limitErr is a resource-limit error; it reads as its own message and
+// matches ErrLimit.
+type limitErr string
+
+func (e limitErr) Error() string        { return string(e) }
+func (e limitErr) Is(target error) bool { return target == ErrLimit }
+
+// maxStringBytes bounds one string built inside a query (to_string, join).
+const maxStringBytes = 1 << 20
 
 // ParseJSON decodes one JSON text (RFC 8259) into the value model above.
 // maxDepth bounds nesting so hostile input cannot exhaust the stack.
@@ -82,7 +92,7 @@ func (d *jsonDec) ws() {
 
 func (d *jsonDec) value(depth int) (any, error) {
 	if depth > d.maxDepth {
-		return nil, errors.Join(ErrLimit, d.errf("nesting deeper than "+strconv.Itoa(d.maxDepth)))
+		return nil, limitErr("invalid JSON at offset " + strconv.Itoa(d.i) + ": nesting deeper than " + strconv.Itoa(d.maxDepth))
 	}
 	if d.i >= len(d.s) {
 		return nil, d.errf("unexpected end of input")
@@ -339,7 +349,7 @@ type jsonEnc struct {
 	max int
 }
 
-var errOutput = errors.Join(ErrLimit, errors.New("JSON result too large"))
+var errOutput = limitErr("JSON result too large")
 
 func (e *jsonEnc) val(v any, depth int) error {
 	if len(e.b) > e.max || depth > maxDataDepth {

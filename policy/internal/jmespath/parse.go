@@ -16,7 +16,6 @@
 package jmespath
 
 import (
-	"errors"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -296,7 +295,7 @@ func (q *Query) String() string { return q.text }
 // errors (JMESPath "unknown-function" / "invalid-arity").
 func Compile(q string) (*Query, error) {
 	if len(q) > MaxQueryBytes {
-		return nil, errors.Join(ErrLimit, errors.New("JMESPath query is "+strconv.Itoa(len(q))+" bytes; the limit is "+strconv.Itoa(MaxQueryBytes)))
+		return nil, limitErr("JMESPath query is " + strconv.Itoa(len(q)) + " bytes; the limit is " + strconv.Itoa(MaxQueryBytes))
 	}
 	toks, err := lex(q)
 	if err != nil {
@@ -368,7 +367,7 @@ func bp(k tk) int {
 func (p *qparser) expression(rbp int) *node {
 	p.depth++
 	if p.depth > maxQueryDepth {
-		panic(qabort{errors.Join(ErrLimit, &SyntaxError{Query: p.q, Offset: p.cur().pos, Msg: "query nested too deeply"})})
+		panic(qabort{limitErr("invalid JMESPath query at offset " + strconv.Itoa(p.cur().pos) + ": nested more than " + strconv.Itoa(maxQueryDepth) + " deep")})
 	}
 	t := p.cur()
 	p.adv()
@@ -434,9 +433,7 @@ func (p *qparser) nud(t qtok) *node {
 	case tkCurrent:
 		return current
 	}
-	p.i--
-	p.fail("unexpected " + describe(t))
-	return nil
+	panic(qabort{&SyntaxError{Query: p.q, Offset: t.pos, Msg: "unexpected " + describe(t)}})
 }
 
 func (p *qparser) led(t qtok, left *node) *node {
@@ -499,9 +496,7 @@ func (p *qparser) led(t qtok, left *node) *node {
 		}
 		p.fail("expected a number, ':' or '*' after '['")
 	}
-	p.i--
-	p.fail("unexpected " + describe(t))
-	return nil
+	panic(qabort{&SyntaxError{Query: p.q, Offset: t.pos, Msg: "unexpected " + describe(t)}})
 }
 
 func (p *qparser) filter(left *node) *node {
