@@ -161,6 +161,10 @@ func (b *Bundle) Get(_ context.Context, req collateral.Request) (*collateral.Col
 	}
 	var have []string
 	for _, r := range b.Requests() {
+		if r.TEE == n.TEE && r.FMSPC == n.FMSPC {
+			return nil, fmt.Errorf("collateral bundle %s: %w: no collateral for FMSPC %s (%s) with a PCK %s CA CRL; it has it only for the PCK %s CA",
+				b.path, collateral.ErrNotFound, n.FMSPC, n.TEE, n.CA, r.CA)
+		}
 		if r.TEE == n.TEE {
 			have = append(have, r.FMSPC+"/"+r.CA)
 		}

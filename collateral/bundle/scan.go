@@ -433,7 +433,9 @@ func build(path string, s *slots) (*Bundle, error) {
 				}
 			}
 			b.gaps[req] = err
-			if firstGap == nil {
+			// Report a gap for a CA the bundle has a CRL for: "no PCK CRL of
+			// the other CA" is expected and says little.
+			if _, hasCRL := s.pck[ca]; firstGap == nil || hasCRL {
 				firstGap = fmt.Errorf("%s: %w", req, err)
 			}
 		}

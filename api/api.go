@@ -1,0 +1,202 @@
+// Package api is attestd's HTTP front end: the MAA data-plane routes of every
+// instance (maa-api.md §1), the MAA error envelope, request body limits,
+// bearer-token authorisation of admin calls, request logging and panic
+// recovery. All attestation logic lives in package instance.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/attestd/attestd/auth"
+	"github.com/attestd/attestd/instance"
+)
+
+// Authenticator validates the Authorization header of admin calls;
+// *auth.Authenticator implements it. Its errors are reported to the caller
+// (401), so they must never contain the token.
+type Authenticator interface {
+	Authenticate(ctx context.Context, authorization string) (*auth.Principal, error)
+}
+
+// Mount serves one instance under a path prefix.
+type Mount struct {
+	// Prefix is "" for the instance at the root, else "/seg[/seg…]".
+	Prefix   string
+	Instance *instance.Instance
+	// Auth authorises admin calls. Required unless the instance is Shared
+	// (whose reads are public and whose writes are refused).
+	Auth Authenticator
+}
+
+// Limits on request bodies.
+const (
+	MaxPolicyBody = 1 << 20 // policy set/reset and certificate changes
+	MaxAttestBody = 4 << 20 // attest requests (quotes, reports, runtime data)
+)
+
+// Options configure the handler.
+type Options struct {
+	Mounts []Mount
+	Logger *slog.Logger
+	// Health, when set, is consulted by GET /healthz (e.g. a store ping).
+	Health func(context.Context) error
+}
+
+// New returns the HTTP handler serving every mount.
+func New(o Options) (http.Handler, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	mux := http.NewServeMux()
+	seen := map[string]bool{}
+	for _, m := range o.Mounts {
+		p := m.Prefix
+		if p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "{}: ?#")) {
+			return nil, fmt.Errorf("api: instance %s: bad path prefix %q (want \"\" or \"/a/b\")", m.Instance.Name(), p)
+		}
+		if seen[p] {
+			return nil, fmt.Errorf("api: two instances share the path prefix %q", p)
+		}
+		seen[p] = true
+		if m.Auth == nil && m.Instance.Mode() != instance.ModeShared {
+			return nil, fmt.Errorf("api: instance %s (%s) has no authenticator", m.Instance.Name(), m.Instance.Mode())
+		}
+		ih := &instanceHandler{m: m, log: log}
+		// Patterns carry no method: the handlers answer a wrong method with
+		// an MAA-shaped 405 instead of ServeMux's text/plain one.
+		mux.HandleFunc(p+"/attest/{type}", ih.attest)
+		// ServeMux cannot express "/policies/{type}:reset" (dependencies.md
+		// §6): the handler splits the ":reset" suffix off {type}.
+		mux.HandleFunc(p+"/policies/{type}", ih.policies)
+		mux.HandleFunc(p+"/certificates", ih.certificates)
+		mux.HandleFunc(p+"/certificates:add", ih.certificates)
+		mux.HandleFunc(p+"/certificates:remove", ih.certificates)
+		mux.HandleFunc(p+"/certs", ih.certs)
+		mux.HandleFunc(p+"/.well-known/openid-configuration", ih.openid)
+	}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if o.Health != nil {
+			if err := o.Health(r.Context()); err != nil {
+				writeError(w, r, &instance.Error{Code: instance.CodeInternal, Message: "unhealthy", Err: err})
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, apiError(instance.CodeNotFound, "no MAA operation at %s %s", r.Method, r.URL.Path))
+	})
+	return logRequests(log, recoverPanics(log, mux)), nil
+}
+
+// requestLog collects what the access log line reports.
+type requestLog struct {
+	instance string
+	err      error
+}
+
+type logKey struct{}
+
+func logInfoFrom(ctx context.Context) *requestLog {
+	rl, _ := ctx.Value(logKey{}).(*requestLog)
+	return rl
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += n
+	return n, err
+}
+
+// logRequests assigns a request id and writes one slog line per request.
+// It never logs headers or bodies (bearer tokens, evidence).
+func logRequests(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		var id [16]byte
+		_, _ = rand.Read(id[:])
+		rid := hex.EncodeToString(id[:])
+		w.Header().Set("x-ms-request-id", rid)
+		rl := &requestLog{}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), logKey{}, rl)))
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", sw.status, "bytes", sw.bytes,
+			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "request_id", rid, "remote", r.RemoteAddr}
+		if c := r.Header.Get("x-ms-client-request-id"); c != "" && len(c) <= 64 {
+			attrs = append(attrs, "client_request_id", c)
+		}
+		if rl.instance != "" {
+			attrs = append(attrs, "instance", rl.instance)
+		}
+		level := slog.LevelInfo
+		if rl.err != nil {
+			attrs = append(attrs, "error", rl.err.Error())
+			if sw.status == http.StatusInternalServerError {
+				level = slog.LevelError
+			} else {
+				level = slog.LevelWarn
+			}
+		}
+		log.Log(r.Context(), level, "request", attrs...)
+	})
+}
+
+// recoverPanics turns a handler panic into a 500 MAA error and a log entry
+// with the stack, so one bad request never takes the server down.
+func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				log.Error("handler panic", "panic", fmt.Sprint(v), "path", r.URL.Path, "stack", string(debug.Stack()))
+				writeError(w, r, &instance.Error{Code: instance.CodeInternal, Message: "panic", Err: fmt.Errorf("panic: %v", v)})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// readBody reads at most limit bytes of the request body.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, apiError(codeTooLarge, "request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, limit)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, apiError(codeTooLarge, "request body exceeds the limit of %d bytes", limit)
+		}
+		return nil, apiError(codeBadRequestBody, "reading the request body failed: %v", err)
+	}
+	return b, nil
+}

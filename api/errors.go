@@ -1,0 +1,93 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/attestd/attestd/instance"
+)
+
+// Codes the API layer itself produces, besides instance.Code*.
+const (
+	codeMethodNotAllowed = "MethodNotAllowed"
+	codeTooLarge         = "RequestEntityTooLarge"
+	codeBadRequestBody   = "InvalidParameter"
+)
+
+// statusOf maps an MAA error code to its HTTP status. Every code the SDKs
+// see on a failed admin or attest call is 4xx; 5xx means attestd failed.
+func statusOf(code string) int {
+	switch code {
+	case instance.CodeBadRequest, instance.CodeInvalidParameter, instance.CodePolicyEvaluationError,
+		instance.CodePolicyParsingError, instance.CodeInvalidOperation:
+		return http.StatusBadRequest
+	case instance.CodeUnauthorized:
+		return http.StatusUnauthorized
+	case instance.CodeForbidden:
+		return http.StatusForbidden
+	case instance.CodeNotFound:
+		return http.StatusNotFound
+	case codeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case codeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case instance.CodeNotSupported:
+		return http.StatusNotImplemented
+	}
+	return http.StatusInternalServerError
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// writeJSON writes v as an application/json 200-style response.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"InternalError","message":"response encoding failed"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// writeError renders err as the MAA error envelope
+// {"error":{"code","message"}} and records it for the request log. Internal
+// errors are answered with a generic message naming the request id; their
+// cause goes only to the log.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code := instance.CodeOf(err)
+	var ie *instance.Error
+	msg := err.Error()
+	if errors.As(err, &ie) {
+		msg = ie.Message
+		if msg == "" && ie.Err != nil {
+			msg = ie.Err.Error()
+		}
+	}
+	status := statusOf(code)
+	if rl := logInfoFrom(r.Context()); rl != nil {
+		rl.err = err
+	}
+	if status == http.StatusInternalServerError {
+		msg = fmt.Sprintf("internal error (request id %s); see the attestd log", w.Header().Get("x-ms-request-id"))
+	}
+	if code == instance.CodeUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer`)
+	}
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+}
+
+// apiError builds an *instance.Error for API-level failures.
+func apiError(code, format string, args ...any) error {
+	return &instance.Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,306 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/attestd/attestd/auth"
+	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/instance"
+)
+
+type instanceHandler struct {
+	m   Mount
+	log *slog.Logger
+}
+
+func (h *instanceHandler) begin(r *http.Request) *instance.Instance {
+	if rl := logInfoFrom(r.Context()); rl != nil {
+		rl.instance = h.m.Instance.Name()
+	}
+	return h.m.Instance
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allowed ...string) {
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	writeError(w, r, apiError(codeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
+}
+
+// authorize checks the bearer token of an admin call: valid, scoped to this
+// instance (or to none), with at least role need. Shared instances have no
+// admin identity: their reads are public and their writes are refused by
+// the instance with a clear InvalidOperation.
+func (h *instanceHandler) authorize(r *http.Request, need auth.Role) (instance.Actor, error) {
+	if h.m.Instance.Mode() == instance.ModeShared {
+		return instance.Actor{}, nil
+	}
+	if len(r.Header.Values("Authorization")) > 1 {
+		return instance.Actor{}, apiError(instance.CodeUnauthorized, "more than one Authorization header")
+	}
+	p, err := h.m.Auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
+	if err == nil {
+		// Real MAA answers missing roles with 401 Unauthorized too (maa-api.md §5).
+		err = p.Authorize(h.m.Instance.Name(), need)
+	}
+	if err != nil {
+		return instance.Actor{}, &instance.Error{Code: instance.CodeUnauthorized, Message: err.Error(), Err: err}
+	}
+	return instance.Actor{Subject: p.Actor()}, nil
+}
+
+func writeToken(w http.ResponseWriter, tok string) {
+	writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+}
+
+// policies serves GET/PUT /policies/{type} and POST /policies/{type}:reset.
+func (h *instanceHandler) policies(w http.ResponseWriter, r *http.Request) {
+	in := h.begin(r)
+	typ := r.PathValue("type")
+	reset := false
+	if t, ok := strings.CutSuffix(typ, ":reset"); ok {
+		typ, reset = t, true
+	}
+	ctx := r.Context()
+	switch {
+	case reset && r.Method == http.MethodPost:
+		actor, err := h.authorize(r, auth.RoleContributor)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		body, err := readBody(w, r, MaxPolicyBody)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		tok, err := in.ResetPolicy(ctx, typ, string(body), actor)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeToken(w, tok)
+	case reset:
+		methodNotAllowed(w, r, http.MethodPost)
+	case r.Method == http.MethodGet:
+		if _, err := h.authorize(r, auth.RoleReader); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		tok, err := in.GetPolicy(ctx, typ)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeToken(w, tok)
+	case r.Method == http.MethodPut:
+		actor, err := h.authorize(r, auth.RoleContributor)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		body, err := readBody(w, r, MaxPolicyBody)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		tok, err := in.SetPolicy(ctx, typ, string(body), actor)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeToken(w, tok)
+	default:
+		methodNotAllowed(w, r, http.MethodGet, http.MethodPut)
+	}
+}
+
+// certificates serves GET /certificates and POST /certificates:add|:remove.
+func (h *instanceHandler) certificates(w http.ResponseWriter, r *http.Request) {
+	in := h.begin(r)
+	ctx := r.Context()
+	op := ""
+	switch {
+	case strings.HasSuffix(r.URL.Path, ":add"):
+		op = "add"
+	case strings.HasSuffix(r.URL.Path, ":remove"):
+		op = "remove"
+	}
+	if op == "" {
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, r, http.MethodGet)
+			return
+		}
+		if _, err := h.authorize(r, auth.RoleReader); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		tok, err := in.Certificates(ctx)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeToken(w, tok)
+		return
+	}
+	if r.Method != http.MethodPost {
+		methodNotAllowed(w, r, http.MethodPost)
+		return
+	}
+	actor, err := h.authorize(r, auth.RoleContributor)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	body, err := readBody(w, r, MaxPolicyBody)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var tok string
+	if op == "add" {
+		tok, err = in.AddCertificate(ctx, string(body), actor)
+	} else {
+		tok, err = in.RemoveCertificate(ctx, string(body), actor)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeToken(w, tok)
+}
+
+// certs serves GET /certs: the instance's signing keys as a JWKS, with
+// Content-Type application/json (the JS SDK ignores application/jwk+json).
+func (h *instanceHandler) certs(w http.ResponseWriter, r *http.Request) {
+	in := h.begin(r)
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, r, http.MethodGet)
+		return
+	}
+	b := in.JWKS()
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(b)
+}
+
+func (h *instanceHandler) openid(w http.ResponseWriter, r *http.Request) {
+	in := h.begin(r)
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, r, http.MethodGet)
+		return
+	}
+	writeJSON(w, http.StatusOK, in.OpenIDConfiguration())
+}
+
+// attestBody is the union of the attest request bodies of maa-api.md §1.1,
+// §1.3 and §1.6. Unknown members are ignored.
+type attestBody struct {
+	Quote       *string   `json:"quote"`
+	Report      *string   `json:"report"`
+	Data        *string   `json:"data"` // Tpm
+	RuntimeData *dataBody `json:"runtimeData"`
+	InitTime    *dataBody `json:"initTimeData"`
+	Draft       *string   `json:"draftPolicyForAttestation"`
+	Nonce       *string   `json:"nonce"`
+}
+
+type dataBody struct {
+	Data     *string `json:"data"`
+	DataType string  `json:"dataType"`
+}
+
+// decodeBase64 accepts base64url with or without padding (what the SDKs
+// send) and standard base64 (what hand-written clients often send).
+func decodeBase64(s string) ([]byte, error) {
+	if b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "=")); err == nil {
+		return b, nil
+	}
+	return base64.RawStdEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+func decodeData(field string, d *dataBody) (*evidence.Data, error) {
+	if d == nil || d.Data == nil {
+		// Python 1.0.1 sends {"dataType":"JSON"} without data: absent.
+		return nil, nil
+	}
+	b, err := decodeBase64(*d.Data)
+	if err != nil {
+		return nil, apiError(instance.CodeInvalidParameter, "%s.data is not base64url: %v", field, err)
+	}
+	out := &evidence.Data{Bytes: b}
+	switch {
+	case d.DataType == "" || strings.EqualFold(d.DataType, "Binary"):
+	case strings.EqualFold(d.DataType, "JSON"):
+		out.JSON = true
+	default:
+		return nil, apiError(instance.CodeInvalidParameter, "%s.dataType must be \"Binary\" or \"JSON\", got %q", field, d.DataType)
+	}
+	return out, nil
+}
+
+// decodeAttest turns an attest request body into an instance.AttestRequest.
+func decodeAttest(t evidence.Type, raw []byte) (*instance.AttestRequest, error) {
+	var b attestBody
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return nil, apiError(instance.CodeInvalidParameter, "request body is not a JSON attest request: %v", err)
+	}
+	req := &instance.AttestRequest{Type: t, DraftPolicy: b.Draft, Nonce: b.Nonce}
+	var field string
+	var ev *string
+	switch t {
+	case evidence.SgxEnclave, evidence.TdxVm:
+		field, ev = "quote", b.Quote
+	case evidence.OpenEnclave, evidence.SevSnpVm:
+		field, ev = "report", b.Report
+	case evidence.Tpm:
+		field, ev = "data", b.Data
+	}
+	if ev == nil || *ev == "" {
+		return nil, apiError(instance.CodeInvalidParameter, "the %s attest request has no %q", t, field)
+	}
+	var err error
+	if req.Evidence, err = decodeBase64(*ev); err != nil {
+		return nil, apiError(instance.CodeInvalidParameter, "%s is not base64url: %v", field, err)
+	}
+	if req.Runtime, err = decodeData("runtimeData", b.RuntimeData); err != nil {
+		return nil, err
+	}
+	if req.InitTime, err = decodeData("initTimeData", b.InitTime); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// attest serves POST /attest/{type}. Bearer tokens are neither required nor
+// checked here: real MAA attest endpoints are anonymous, and the JS SDK only
+// sends one when the caller configured a credential.
+func (h *instanceHandler) attest(w http.ResponseWriter, r *http.Request) {
+	in := h.begin(r)
+	if r.Method != http.MethodPost {
+		methodNotAllowed(w, r, http.MethodPost)
+		return
+	}
+	t, ok := evidence.ParseType(r.PathValue("type"))
+	if !ok {
+		writeError(w, r, apiError(instance.CodeInvalidParameter, "unknown attestation type %q (want one of SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm)", r.PathValue("type")))
+		return
+	}
+	raw, err := readBody(w, r, MaxAttestBody)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	req, err := decodeAttest(t, raw)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	tok, err := in.Attest(r.Context(), req)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeToken(w, tok)
+}

@@ -1,0 +1,233 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// maxDocBytes bounds discovery documents and JWKS read from the network.
+const maxDocBytes = 1 << 20
+
+// keySource caches the signing keys of one issuer.
+//
+// Keys are refetched when older than RefreshInterval, and when a token
+// names a kid the cache lacks (identity providers rotate keys and publish
+// the new one shortly before use); both are rate-limited to one attempt per
+// MinRefreshInterval, so a stream of tokens with forged kids costs the IdP
+// at most one request per interval. On a failed refetch the previous keys
+// stay in use.
+type keySource struct {
+	is     Issuer
+	cfg    *Config
+	logger *slog.Logger
+
+	mu          sync.Mutex // held across a fetch: concurrent misses wait for one fetch
+	keys        []jose.JSONWebKey
+	fetchedAt   time.Time // last successful fetch
+	lastAttempt time.Time
+	lastErr     error
+}
+
+func newKeySource(is Issuer, cfg *Config, logger *slog.Logger) (*keySource, error) {
+	if is.Issuer == "" {
+		return nil, errors.New("auth: issuer with empty Issuer")
+	}
+	n := 0
+	for _, s := range []string{is.DiscoveryURL, is.JWKSURL, is.JWKSFile} {
+		if s != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		return nil, fmt.Errorf("auth: issuer %q: set only one of DiscoveryURL, JWKSURL, JWKSFile", is.Issuer)
+	}
+	if n == 0 {
+		u, err := url.JoinPath(is.Issuer, ".well-known/openid-configuration")
+		if err != nil {
+			return nil, fmt.Errorf("auth: issuer %q: derive discovery URL: %w", is.Issuer, err)
+		}
+		is.DiscoveryURL = u
+	}
+	for _, u := range []string{is.DiscoveryURL, is.JWKSURL} {
+		if u != "" {
+			if err := checkURL(u, cfg.AllowInsecureHTTP); err != nil {
+				return nil, fmt.Errorf("auth: issuer %q: %w", is.Issuer, err)
+			}
+		}
+	}
+	return &keySource{is: is, cfg: cfg, logger: logger}, nil
+}
+
+func checkURL(raw string, allowHTTP bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("bad URL %q: %w", raw, err)
+	}
+	switch {
+	case u.Scheme == "https" && u.Host != "":
+		return nil
+	case u.Scheme == "http" && u.Host != "" && allowHTTP:
+		return nil
+	}
+	return fmt.Errorf("URL %q must be https", raw)
+}
+
+// keysFor returns the candidate keys for kid (all keys when kid is empty).
+func (s *keySource) keysFor(ctx context.Context, kid string) ([]jose.JSONWebKey, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	if s.keys == nil || now.Sub(s.fetchedAt) >= s.cfg.RefreshInterval {
+		s.refreshLocked(ctx, false) // failure: keep old keys, reported below if none
+	}
+	if s.keys == nil {
+		return nil, &Error{Reason: ReasonKeysUnavailable, Message: fmt.Sprintf("keys of issuer %s are unavailable", s.is.Issuer), Err: s.lastErr}
+	}
+	match := s.match(kid)
+	if len(match) == 0 && kid != "" {
+		s.refreshLocked(ctx, false)
+		match = s.match(kid)
+	}
+	if len(match) == 0 {
+		return nil, reject(ReasonUnknownKey, "issuer %s has no signing key with kid %q", s.is.Issuer, kid)
+	}
+	return match, nil
+}
+
+func (s *keySource) match(kid string) []jose.JSONWebKey {
+	var out []jose.JSONWebKey
+	for _, k := range s.keys {
+		if kid == "" || k.KeyID == kid {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// refresh fetches the keys; force skips the rate limit.
+func (s *keySource) refresh(ctx context.Context, force bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refreshLocked(ctx, force)
+}
+
+func (s *keySource) refreshLocked(ctx context.Context, force bool) error {
+	now := s.cfg.Now()
+	if !force && !s.lastAttempt.IsZero() && now.Sub(s.lastAttempt) < s.cfg.MinRefreshInterval {
+		return s.lastErr
+	}
+	s.lastAttempt = now
+	keys, err := s.fetch(ctx)
+	if err != nil {
+		s.lastErr = err
+		s.logger.WarnContext(ctx, "auth: fetching issuer keys failed", "issuer", s.is.Issuer, "err", err, "cached_keys", len(s.keys))
+		return err
+	}
+	s.keys, s.fetchedAt, s.lastErr = keys, now, nil
+	s.logger.DebugContext(ctx, "auth: issuer keys fetched", "issuer", s.is.Issuer, "keys", len(keys))
+	return nil
+}
+
+func (s *keySource) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
+	if s.is.JWKSFile != "" {
+		b, err := os.ReadFile(s.is.JWKSFile)
+		if err != nil {
+			return nil, fmt.Errorf("read JWKS file: %w", err)
+		}
+		return s.parseJWKS(b, s.is.JWKSFile)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.FetchTimeout)
+	defer cancel()
+	jwksURL := s.is.JWKSURL
+	if s.is.DiscoveryURL != "" {
+		b, err := s.get(ctx, s.is.DiscoveryURL)
+		if err != nil {
+			return nil, fmt.Errorf("OIDC discovery: %w", err)
+		}
+		var doc struct {
+			Issuer  string `json:"issuer"`
+			JWKSURI string `json:"jwks_uri"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil {
+			return nil, fmt.Errorf("OIDC discovery document %s: %w", s.is.DiscoveryURL, err)
+		}
+		// OpenID Connect Discovery §4.3: the issuer in the document must be
+		// the one we expect, or a misrouted URL could lend us foreign keys.
+		if doc.Issuer != s.is.Issuer {
+			return nil, fmt.Errorf("OIDC discovery document %s names issuer %q, want %q", s.is.DiscoveryURL, doc.Issuer, s.is.Issuer)
+		}
+		if err := checkURL(doc.JWKSURI, s.cfg.AllowInsecureHTTP); err != nil {
+			return nil, fmt.Errorf("OIDC discovery document %s: jwks_uri: %w", s.is.DiscoveryURL, err)
+		}
+		jwksURL = doc.JWKSURI
+	}
+	b, err := s.get(ctx, jwksURL)
+	if err != nil {
+		return nil, fmt.Errorf("JWKS: %w", err)
+	}
+	return s.parseJWKS(b, jwksURL)
+}
+
+func (s *keySource) get(ctx context.Context, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := s.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: HTTP %d", u, resp.StatusCode)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxDocBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", u, err)
+	}
+	if len(b) > maxDocBytes {
+		return nil, fmt.Errorf("GET %s: body exceeds %d bytes", u, maxDocBytes)
+	}
+	return b, nil
+}
+
+// parseJWKS keeps the usable public signing keys of a JWKS. Keys go-jose
+// cannot parse, private keys and encryption keys are skipped (logged), so
+// one exotic entry does not disable an issuer.
+func (s *keySource) parseJWKS(b []byte, from string) ([]jose.JSONWebKey, error) {
+	var raw struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("JWKS %s: %w", from, err)
+	}
+	keys := []jose.JSONWebKey{}
+	for i, r := range raw.Keys {
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(r); err != nil {
+			s.logger.Warn("auth: skipping unparsable JWKS key", "issuer", s.is.Issuer, "source", from, "index", i, "err", err)
+			continue
+		}
+		if !k.IsPublic() || (k.Use != "" && k.Use != "sig") || !k.Valid() {
+			s.logger.Warn("auth: skipping JWKS key that is not a public signing key", "issuer", s.is.Issuer, "source", from, "kid", k.KeyID)
+			continue
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("JWKS %s holds no usable public signing key", from)
+	}
+	return keys, nil
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/attestd/attestd/instance"
+)
+
+// Defaults of the serve command.
+const (
+	DefaultListen = "127.0.0.1:8443"
+	DefaultData   = "./data"
+	DefaultName   = "default"
+)
+
+// Config is the attestd configuration file (JSON). Every field is optional;
+// flags and environment variables override listen, data and the TLS files.
+//
+//	{
+//	  "listen": "127.0.0.1:8443",
+//	  "data": "./data",
+//	  "tls": {"cert": "server.pem", "key": "server.key"},
+//	  "log_level": "info",
+//	  "instances": [
+//	    {"name": "default", "mode": "AAD", "auth": {"dev": true}},
+//	    {"name": "t1", "prefix": "/tenants/t1", "mode": "Isolated",
+//	     "url": "https://attest.example.com/tenants/t1",
+//	     "policy_certificates": ["t1-signer.pem"],
+//	     "auth": {"oidc_issuer": "https://login.example.com/", "audience": "https://attest.azure.net",
+//	              "roles": {"reader": ["Attestation.Reader"], "contributor": ["Attestation.Contributor"]}}}
+//	  ]
+//	}
+//
+// Relative paths are relative to the configuration file's directory.
+type Config struct {
+	Listen    string           `json:"listen"`
+	Data      string           `json:"data"`
+	TLS       TLSConfig        `json:"tls"`
+	LogLevel  string           `json:"log_level"`
+	Instances []InstanceConfig `json:"instances"`
+
+	dir string // directory of the config file, for relative paths
+}
+
+// TLSConfig names the server certificate and key (PEM). Both empty: a
+// self-signed certificate is created under DATA/tls on first start.
+type TLSConfig struct {
+	Cert string `json:"cert"`
+	Key  string `json:"key"`
+}
+
+// InstanceConfig is one instance.
+type InstanceConfig struct {
+	Name string `json:"name"`
+	// Prefix is the path prefix. Absent: "" (root) for the instance named
+	// "default", "/tenants/NAME" for others. "/" or "" means root.
+	Prefix *string `json:"prefix"`
+	// Mode is AAD (default), Isolated or Shared.
+	Mode string `json:"mode"`
+	// URL is the instance URL: token issuer and jku base. Default
+	// https://<listen address><prefix>.
+	URL string `json:"url"`
+	// PolicyCertificates are PEM files with the first policy-management
+	// certificates of an Isolated instance.
+	PolicyCertificates []string    `json:"policy_certificates"`
+	Auth               *AuthConfig `json:"auth"`
+}
+
+// AuthConfig says whom an instance's admin API trusts. Exactly one source:
+// dev (the local development identity kept in the data directory, what
+// `attestd token` mints for), oidc_issuer (OIDC discovery at
+// oidc_issuer/.well-known/openid-configuration, then its JWKS) or jwks_file
+// (with issuer). Audience defaults to https://attest.azure.net; roles
+// default to Attestation.Reader / Attestation.Contributor.
+type AuthConfig struct {
+	Dev        bool   `json:"dev"`
+	OIDCIssuer string `json:"oidc_issuer"`
+	JWKSFile   string `json:"jwks_file"`
+	// Issuer is the exact iss of the tokens a jwks_file verifies.
+	Issuer   string `json:"issuer"`
+	Audience string `json:"audience"`
+	// Roles maps attestd roles ("reader", "contributor") to the values of
+	// the token's roles claim that grant them.
+	Roles map[string][]string `json:"roles"`
+}
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// LoadConfig reads a configuration file; path "" gives the defaults.
+func LoadConfig(path string) (*Config, error) {
+	c := &Config{}
+	if path == "" {
+		return c, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	c.dir = filepath.Dir(abs)
+	return c, nil
+}
+
+func (c *Config) path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.dir == "" {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// resolvedInstance is an instance ready to be built.
+type resolvedInstance struct {
+	Name   string
+	Prefix string
+	Mode   instance.Mode
+	URL    string
+	Certs  []*x509.Certificate
+	Auth   AuthConfig
+}
+
+// resolve validates the instance list and fills defaults. listenAddr is the
+// bound address (for default URLs). Without instances in the file there is
+// one: "default", AAD, at the root, trusting the development identity.
+func (c *Config) resolve(listenAddr string) ([]resolvedInstance, error) {
+	list := c.Instances
+	if len(list) == 0 {
+		list = []InstanceConfig{{Name: DefaultName, Mode: string(instance.ModeAAD), Auth: &AuthConfig{Dev: true}}}
+	}
+	host := defaultHost(listenAddr)
+	var out []resolvedInstance
+	names, prefixes := map[string]bool{}, map[string]bool{}
+	for i, ic := range list {
+		if !namePattern.MatchString(ic.Name) {
+			return nil, fmt.Errorf("config: instances[%d]: name %q must match %s", i, ic.Name, namePattern)
+		}
+		if names[ic.Name] {
+			return nil, fmt.Errorf("config: instance name %q used twice", ic.Name)
+		}
+		names[ic.Name] = true
+		r := resolvedInstance{Name: ic.Name}
+		switch {
+		case ic.Prefix != nil:
+			r.Prefix = strings.TrimRight(*ic.Prefix, "/")
+		case ic.Name != DefaultName:
+			r.Prefix = "/tenants/" + ic.Name
+		}
+		if r.Prefix != "" && !strings.HasPrefix(r.Prefix, "/") {
+			return nil, fmt.Errorf("config: instance %s: prefix %q must start with /", ic.Name, r.Prefix)
+		}
+		if prefixes[r.Prefix] {
+			return nil, fmt.Errorf("config: instance %s: prefix %q is already used by another instance", ic.Name, r.Prefix)
+		}
+		prefixes[r.Prefix] = true
+		mode := ic.Mode
+		if mode == "" {
+			mode = string(instance.ModeAAD)
+		}
+		m, err := instance.ParseMode(mode)
+		if err != nil {
+			return nil, fmt.Errorf("config: instance %s: %w", ic.Name, err)
+		}
+		r.Mode = m
+		r.URL = strings.TrimRight(ic.URL, "/")
+		if r.URL == "" {
+			r.URL = "https://" + host + r.Prefix
+		}
+		for _, f := range ic.PolicyCertificates {
+			certs, err := readCerts(c.path(f))
+			if err != nil {
+				return nil, fmt.Errorf("config: instance %s: %w", ic.Name, err)
+			}
+			r.Certs = append(r.Certs, certs...)
+		}
+		if m == instance.ModeIsolated && len(r.Certs) == 0 {
+			return nil, fmt.Errorf("config: instance %s is Isolated and needs policy_certificates (its first policy-management certificates)", ic.Name)
+		}
+		if m != instance.ModeIsolated && len(r.Certs) > 0 {
+			return nil, fmt.Errorf("config: instance %s: policy_certificates only apply to Isolated instances", ic.Name)
+		}
+		switch {
+		case ic.Auth != nil:
+			r.Auth = *ic.Auth
+			r.Auth.JWKSFile = c.path(r.Auth.JWKSFile)
+		case m == instance.ModeShared:
+		default:
+			return nil, fmt.Errorf("config: instance %s (%s) needs an \"auth\" block: {\"dev\": true}, {\"oidc_issuer\": …} or {\"jwks_file\": …}", ic.Name, m)
+		}
+		n := 0
+		for _, set := range []bool{r.Auth.Dev, r.Auth.OIDCIssuer != "", r.Auth.JWKSFile != ""} {
+			if set {
+				n++
+			}
+		}
+		if n > 1 {
+			return nil, fmt.Errorf("config: instance %s: auth must name exactly one of dev, oidc_issuer, jwks_file", ic.Name)
+		}
+		if n == 0 && m != instance.ModeShared {
+			return nil, fmt.Errorf("config: instance %s: auth must name one of dev, oidc_issuer, jwks_file", ic.Name)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// defaultHost is the host:port for default instance URLs: the bound address,
+// with unspecified hosts (":8443", "0.0.0.0") replaced by localhost.
+func defaultHost(addr string) string {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+		h = "localhost"
+	}
+	return net.JoinHostPort(h, p)
+}
+
+// readCerts reads every CERTIFICATE block of a PEM file.
+func readCerts(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, errors.New(path + ": no PEM CERTIFICATE block")
+	}
+	return out, nil
+}

@@ -1,0 +1,80 @@
+// Command attestd is a self-hostable remote attestation service that speaks
+// the Microsoft Azure Attestation (MAA) data-plane API.
+//
+//	attestd [serve] [--listen ADDR] [--data DIR] [--config FILE]
+//	attestd token --data DIR [--role reader|contributor] [--instance NAME] [--ttl DURATION]
+//
+// This file is the composition root: flags and configuration in, wired
+// server out. It is the only place that reads the wall clock and the
+// environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `attestd — a self-hosted, MAA-compatible remote attestation service
+
+Usage:
+  attestd [serve] [flags]     run the HTTPS server (the default command)
+  attestd token [flags]       print a development bearer token (last line)
+  attestd help                show this help
+
+Run "attestd serve --help" or "attestd token --help" for each command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serveCmd(ctx, args, stdout, stderr, nil)
+	case "token":
+		err = tokenCmd(args, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "attestd: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "attestd %s: %v\n", cmd, err)
+		if errors.Is(err, errUsage) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+var errUsage = errors.New("usage error")
+
+// envOr returns the environment variable name's value, or def.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/attestd/attestd/api"
+	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/instance"
+	"github.com/attestd/attestd/store/sqlite"
+	"github.com/attestd/attestd/token"
+)
+
+// serveOptions are the serve command's settings after flags, environment and
+// configuration file were combined (flag > environment > file > default).
+type serveOptions struct {
+	Listen     string
+	Data       string
+	ConfigPath string
+	TLSCert    string
+	TLSKey     string
+	LogLevel   string
+	Shutdown   time.Duration
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &serveOptions{}
+	fs.StringVar(&o.Listen, "listen", "", "address to listen on (env ATTESTD_LISTEN; default "+DefaultListen+")")
+	fs.StringVar(&o.Data, "data", "", "data directory: database, signing keys, TLS certificate (env ATTESTD_DATA; default "+DefaultData+")")
+	fs.StringVar(&o.ConfigPath, "config", "", "JSON configuration file (env ATTESTD_CONFIG); without one the default instance runs in AAD mode trusting the development identity")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate PEM file (env ATTESTD_TLS_CERT; default: self-signed DATA/tls/cert.pem)")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "TLS private key PEM file (env ATTESTD_TLS_KEY; default: DATA/tls/key.pem)")
+	fs.StringVar(&o.LogLevel, "log-level", "", "log level: debug, info, warn, error (env ATTESTD_LOG_LEVEL; default info)")
+	fs.DurationVar(&o.Shutdown, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: attestd [serve] [flags]\n\nServes the MAA data-plane API over HTTPS.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if o.ConfigPath == "" {
+		o.ConfigPath = os.Getenv("ATTESTD_CONFIG")
+	}
+	cfg, err := LoadConfig(o.ConfigPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	o.Listen = firstNonEmpty(o.Listen, os.Getenv("ATTESTD_LISTEN"), cfg.Listen, DefaultListen)
+	o.Data = firstNonEmpty(o.Data, os.Getenv("ATTESTD_DATA"), cfg.path(cfg.Data), DefaultData)
+	o.TLSCert = firstNonEmpty(o.TLSCert, os.Getenv("ATTESTD_TLS_CERT"), cfg.path(cfg.TLS.Cert))
+	o.TLSKey = firstNonEmpty(o.TLSKey, os.Getenv("ATTESTD_TLS_KEY"), cfg.path(cfg.TLS.Key))
+	o.LogLevel = firstNonEmpty(o.LogLevel, os.Getenv("ATTESTD_LOG_LEVEL"), cfg.LogLevel, "info")
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return nil, nil, fmt.Errorf("%w: TLS certificate and key must be given together", errUsage)
+	}
+	return o, cfg, nil
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%w: log level %q: %v", errUsage, level, err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// readyInfo is reported once the server accepts connections (tests use it).
+type readyInfo struct {
+	Addr    string // bound address
+	TLSCert string
+	Data    string
+}
+
+// serveCmd runs the server until ctx is cancelled (SIGTERM/SIGINT), then
+// shuts down gracefully: the listener closes, in-flight requests finish
+// (bounded by --shutdown-timeout), and the store is closed last.
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, ready func(readyInfo)) error {
+	o, cfg, err := parseServeFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, o.LogLevel)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.Data, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	data, err := filepath.Abs(o.Data)
+	if err != nil {
+		return err
+	}
+
+	certPath, keyPath := o.TLSCert, o.TLSKey
+	if certPath == "" {
+		var created bool
+		if certPath, keyPath, created, err = ensureSelfSignedTLS(data, time.Now()); err != nil {
+			return fmt.Errorf("TLS certificate: %w", err)
+		}
+		if created {
+			log.Info("created self-signed TLS certificate", "cert", certPath, "key", keyPath)
+		}
+	}
+	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		return fmt.Errorf("TLS certificate %s / key %s: %w", certPath, keyPath, err)
+	}
+
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+
+	instances, err := cfg.resolve(addr)
+	if err != nil {
+		return err
+	}
+
+	dbPath := filepath.Join(data, "attestd.db")
+	st, err := sqlite.Open(ctx, dbPath, log)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", dbPath, err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing the store", "error", err)
+		}
+	}()
+
+	verifiers := registeredVerifiers(log)
+	var mounts []api.Mount
+	for _, ri := range instances {
+		keyDir := filepath.Join(data, "keys", ri.Name)
+		ks, err := token.OpenKeySet(keyDir, ri.URL, time.Now)
+		if err != nil {
+			return fmt.Errorf("instance %s: signing keys in %s: %w", ri.Name, keyDir, err)
+		}
+		in, err := instance.New(ctx, instance.Config{Name: ri.Name, Mode: ri.Mode, Issuer: ri.URL, PolicyCertificates: ri.Certs},
+			instance.Options{Store: st, Keys: ks, Verifiers: verifiers, Now: time.Now, Logger: log})
+		if err != nil {
+			return err
+		}
+		authn, err := newAuthenticator(ctx, ri, data, log)
+		if err != nil {
+			return fmt.Errorf("instance %s: auth: %w", ri.Name, err)
+		}
+		mounts = append(mounts, api.Mount{Prefix: ri.Prefix, Instance: in, Auth: authn})
+		log.Info("instance", "name", ri.Name, "mode", ri.Mode, "url", ri.URL, "prefix", ri.Prefix,
+			"signing_keys", keyDir, "auth", authDescription(ri))
+	}
+
+	h, err := api.New(api.Options{Mounts: mounts, Logger: log, Health: func(ctx context.Context) error {
+		_, err := st.Audit(ctx, instances[0].Name, 1)
+		return err
+	}})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	log.Info("attestd listening", "url", "https://"+defaultHost(addr), "data", data, "database", dbPath, "tls_cert", certPath)
+	fmt.Fprintf(stdout, "attestd listening on https://%s\n  data directory:   %s\n  TLS certificate:  %s\n", defaultHost(addr), data, certPath)
+	for _, ri := range instances {
+		fmt.Fprintf(stdout, "  instance %-10s %-8s %s  (signing keys %s)\n", ri.Name, ri.Mode, ri.URL, filepath.Join(data, "keys", ri.Name))
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	if ready != nil {
+		ready(readyInfo{Addr: addr, TLSCert: certPath, Data: data})
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", o.Shutdown)
+	sctx, cancel := context.WithTimeout(context.Background(), o.Shutdown)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("graceful shutdown incomplete", "error", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// registeredVerifiers lists the evidence verifiers this binary contains.
+// Types missing here are answered with NotSupported.
+func registeredVerifiers(log *slog.Logger) map[evidence.Type]evidence.Verifier {
+	v := map[evidence.Type]evidence.Verifier{}
+	var missing []string
+	for _, t := range evidence.Types {
+		if v[t] == nil {
+			missing = append(missing, string(t))
+		}
+	}
+	if len(missing) > 0 {
+		log.Warn("attestation types without an evidence verifier in this build (attest calls answer 501 NotSupported)", "types", strings.Join(missing, ","))
+	}
+	return v
+}

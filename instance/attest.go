@@ -1,0 +1,268 @@
+package instance
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+
+	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/policy"
+	"github.com/attestd/attestd/token"
+)
+
+// AttestRequest is one decoded attest call.
+type AttestRequest struct {
+	Type     evidence.Type
+	Evidence []byte         // quote (SgxEnclave), report (OpenEnclave, SevSnpVm), …
+	Runtime  *evidence.Data // nil when absent
+	InitTime *evidence.Data // nil when absent
+	// DraftPolicy, when non-nil, is policy text used for this call only;
+	// the resulting token is unsigned (alg "none").
+	DraftPolicy *string
+	Nonce       *string
+}
+
+// TpmNoPolicyMessage is real MAA's answer to /attest/Tpm before a Tpm policy
+// was set (maa-api.md §1.3, code CodeBadRequest).
+const TpmNoPolicyMessage = "A VBS attestation policy has not been set on the attestation provider."
+
+// attestationTypeClaim is x-ms-attestation-type per type (maa-api.md §1.2, §4).
+var attestationTypeClaim = map[evidence.Type]string{
+	evidence.SgxEnclave:  "sgx",
+	evidence.OpenEnclave: "sgx",
+	evidence.Tpm:         "tpm",
+	evidence.SevSnpVm:    "sevsnpvm",
+	evidence.TdxVm:       "tdxvm",
+}
+
+// compiledPolicy caches a parsed policy by its exact text.
+type compiledPolicy struct {
+	p    *policy.Policy
+	hash string
+}
+
+const maxCompiled = 128
+
+// compile parses text, reusing an earlier parse of the same text.
+func (in *Instance) compile(text string) (*compiledPolicy, error) {
+	in.mu.Lock()
+	c, ok := in.compiled[text]
+	in.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	p, err := policy.Parse(text)
+	if err != nil {
+		return nil, parseError(err)
+	}
+	c = &compiledPolicy{p: p, hash: policy.Hash(text)}
+	in.mu.Lock()
+	if len(in.compiled) >= maxCompiled {
+		clear(in.compiled) // drafts can be arbitrary; keep the cache bounded
+	}
+	in.compiled[text] = c
+	in.mu.Unlock()
+	return c, nil
+}
+
+// Attest runs the attest pipeline and returns the token: the policy's
+// configuration step, evidence verification by the registered verifier,
+// binding of runtime/init-time data, policy evaluation and token issuance.
+func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (string, error) {
+	t := req.Type
+	if _, ok := attestationTypeClaim[t]; !ok {
+		return "", errorf(CodeInvalidParameter, "unknown attestation type %q", t)
+	}
+
+	// 1. The policy: draft text, or the one in force.
+	var text string
+	var ap *activePolicy
+	if req.DraftPolicy != nil {
+		text = *req.DraftPolicy
+	} else {
+		var err error
+		if ap, err = in.active(ctx, t); err != nil {
+			return "", err
+		}
+		if ap.None {
+			return "", errorf(CodeBadRequest, "%s", TpmNoPolicyMessage)
+		}
+		text = ap.Text
+	}
+
+	v := in.verif[t]
+	if v == nil {
+		return "", errorf(CodeNotSupported, "attestation type %s is not supported by this attestd: no evidence verifier is registered for it", t)
+	}
+	if len(req.Evidence) == 0 {
+		return "", errorf(CodeInvalidParameter, "the request carries no evidence (quote/report) for %s", t)
+	}
+
+	cp, err := in.compile(text)
+	if err != nil {
+		return "", err
+	}
+
+	// 2. Configuration rules → properties the verifier reads.
+	props, err := cp.p.Configure(ctx, string(t))
+	if err != nil {
+		return "", evalError(err)
+	}
+	properties := map[string]any{}
+	for k, v := range props {
+		properties[k] = v
+	}
+	if t == evidence.SgxEnclave || t == evidence.OpenEnclave {
+		if _, ok := properties["x-ms-sgx-tcbidentifier"]; !ok {
+			properties["x-ms-sgx-tcbidentifier"] = "azuredefault"
+		}
+	}
+
+	// 3. Evidence.
+	res, err := v.Verify(ctx, &evidence.Request{Type: t, Evidence: req.Evidence, Runtime: req.Runtime, InitTime: req.InitTime, Properties: properties})
+	if err != nil {
+		var ee *evidence.Error
+		if errors.As(err, &ee) {
+			return "", &Error{Code: CodeInvalidParameter, Message: "evidence verification failed at check " + ee.Check + ": " + ee.Err.Error(), Err: err}
+		}
+		if ctx.Err() != nil {
+			return "", &Error{Code: CodeInternal, Message: "request cancelled", Err: err}
+		}
+		return "", &Error{Code: CodeInvalidParameter, Message: "evidence verification failed: " + err.Error(), Err: err}
+	}
+
+	// 4. Bindings.
+	if err := bind(req, res); err != nil {
+		return "", err
+	}
+
+	// 5. Claims: service claims for the policy and the token.
+	svc := map[string]any{}
+	var incoming []policy.Claim
+	have := map[string]bool{}
+	for _, c := range res.Claims {
+		have[c.Type] = true
+		if !c.TokenOnly {
+			if v, ok := scalar(c.Value); ok {
+				incoming = append(incoming, policy.Claim{Type: c.Type, Value: v, Issuer: "AttestationService"})
+			}
+		}
+		if !c.PolicyOnly {
+			svc[c.Type] = c.Value
+		}
+	}
+	addService := func(typ string, v any) {
+		if have[typ] {
+			return
+		}
+		incoming = append(incoming, policy.Claim{Type: typ, Value: v, Issuer: "AttestationService"})
+		svc[typ] = v
+	}
+	addService("x-ms-attestation-type", attestationTypeClaim[t])
+	if (t == evidence.SgxEnclave || t == evidence.OpenEnclave) && req.Runtime != nil && !req.Runtime.JSON {
+		addService("x-ms-sgx-ehd", base64.RawURLEncoding.EncodeToString(req.Runtime.Bytes))
+	}
+	if req.Runtime != nil && req.Runtime.JSON {
+		var v any
+		if err := json.Unmarshal(req.Runtime.Bytes, &v); err != nil {
+			return "", errorf(CodeInvalidParameter, "runtimeData has dataType JSON but is not valid JSON: %v", err)
+		}
+		svc["x-ms-runtime"] = v
+	}
+	if req.InitTime != nil && req.InitTime.JSON {
+		var v any
+		if err := json.Unmarshal(req.InitTime.Bytes, &v); err != nil {
+			return "", errorf(CodeInvalidParameter, "initTimeData has dataType JSON but is not valid JSON: %v", err)
+		}
+		svc["x-ms-inittime"] = v
+	}
+
+	// 6. Policy.
+	pr, err := cp.p.Evaluate(ctx, string(t), incoming, policy.EvalOptions{})
+	if err != nil {
+		return "", evalError(err)
+	}
+	issued := policy.TokenClaims(pr.Issued)
+
+	// 7. Token: policy claims at top level unless they collide with a
+	// service claim, and all of them under x-ms-policy (maa-policy.md §9).
+	claims := make(map[string]any, len(svc)+len(issued)+12)
+	for k, v := range issued {
+		claims[k] = v
+	}
+	if len(issued) > 0 && t != evidence.Tpm { // Tpm reports: top level only (§9)
+		claims["x-ms-policy"] = issued
+	}
+	for k, v := range svc {
+		claims[k] = v
+	}
+	claims["x-ms-ver"] = "1.0"
+	claims["x-ms-policy-hash"] = cp.hash
+	if ap != nil && ap.Signer != nil {
+		claims["x-ms-policy-signer"] = certJWK(ap.Signer)
+	}
+	if t == evidence.SgxEnclave || t == evidence.OpenEnclave {
+		claims["x-ms-sgx-tcbidentifier"] = properties["x-ms-sgx-tcbidentifier"]
+	}
+	if req.Nonce != nil {
+		claims["nonce"] = *req.Nonce
+	}
+	claims["jti"] = token.NewJTI()
+
+	if req.DraftPolicy != nil {
+		claims["iss"] = in.cfg.Issuer
+		token.NewTimes(in.now(), AttestationTokenLifetime).Set(claims)
+		tok, err := in.keys.Unsigned(in.jku(), claims)
+		if err != nil {
+			return "", &Error{Code: CodeInternal, Message: "building the draft token failed", Err: err}
+		}
+		return tok, nil
+	}
+	return in.sign(claims, AttestationTokenLifetime)
+}
+
+// bind checks that the evidence commits to the runtime and init-time data
+// sent beside it (maa-api.md §1.1).
+func bind(req *AttestRequest, res *evidence.Result) error {
+	if req.Runtime != nil {
+		h := sha256.Sum256(req.Runtime.Bytes)
+		if len(res.ReportData) < len(h) || !bytes.Equal(res.ReportData[:len(h)], h[:]) {
+			return errorf(CodeInvalidParameter, "evidence verification failed at check runtimedata.binding: SHA-256 of runtimeData (%x) does not match the report data of the evidence", h[:])
+		}
+	}
+	if req.InitTime != nil {
+		h := sha256.Sum256(req.InitTime.Bytes)
+		if res.InitTimeBinding == nil {
+			// Accepting unbound init-time data would put attacker-chosen
+			// values into x-ms-inittime of a signed token.
+			return errorf(CodeInvalidParameter, "evidence verification failed at check inittimedata.binding: this evidence has no field that binds initTimeData")
+		}
+		if len(res.InitTimeBinding) < len(h) || !bytes.Equal(res.InitTimeBinding[:len(h)], h[:]) {
+			return errorf(CodeInvalidParameter, "evidence verification failed at check inittimedata.binding: SHA-256 of initTimeData (%x) does not match the evidence's init-time binding", h[:])
+		}
+	}
+	return nil
+}
+
+// scalar converts a verifier claim value to a policy value (bool, int64,
+// string); ok is false for objects and arrays (token only).
+func scalar(v any) (any, bool) {
+	switch x := v.(type) {
+	case bool, string, int64:
+		return x, true
+	case int:
+		return int64(x), true
+	case int32:
+		return int64(x), true
+	case uint16:
+		return int64(x), true
+	case uint32:
+		return int64(x), true
+	case uint8:
+		return int64(x), true
+	}
+	return nil, false
+}

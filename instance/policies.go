@@ -1,0 +1,238 @@
+package instance
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/policy"
+	"github.com/attestd/attestd/store"
+)
+
+// activePolicy is the policy in force for one attestation type.
+type activePolicy struct {
+	Text string
+	// JWS is the policy as GET returns it in x-ms-policy: the exact stored
+	// JWS, or an unsigned JWS built from the text (defaults, raw-text sets).
+	JWS    string
+	Signer *x509.Certificate // nil unless set by a signed JWS
+	// None is true when the type has no policy at all (Tpm before a PUT).
+	None bool
+}
+
+// active returns the policy in force for t.
+func (in *Instance) active(ctx context.Context, t evidence.Type) (*activePolicy, error) {
+	if in.cfg.Mode != ModeShared {
+		p, err := in.store.GetPolicy(ctx, in.cfg.Name, string(t))
+		switch {
+		case err == nil:
+			ap := &activePolicy{Text: p.Text, JWS: p.JWS}
+			if !looksLikeJWS(p.JWS) {
+				ap.JWS = unsignedPolicyJWS(p.Text)
+			}
+			if len(p.Signer) > 0 {
+				c, err := x509.ParseCertificate(p.Signer)
+				if err != nil {
+					return nil, &Error{Code: CodeInternal, Message: "stored policy signer certificate is unreadable", Err: err}
+				}
+				ap.Signer = c
+			}
+			return ap, nil
+		case errors.Is(err, store.ErrNotFound):
+		default:
+			return nil, &Error{Code: CodeInternal, Message: "reading the policy from the store failed", Err: err}
+		}
+	}
+	text, ok := policy.Default(string(t))
+	if !ok {
+		return &activePolicy{JWS: unsignedPolicyJWS(""), None: true}, nil
+	}
+	return &activePolicy{Text: text, JWS: unsignedPolicyJWS(text)}, nil
+}
+
+// GetPolicy returns the PolicyResult token for GET /policies/{type}: its
+// x-ms-policy claim is the policy JWS in force.
+func (in *Instance) GetPolicy(ctx context.Context, typ string) (string, error) {
+	t, err := checkType(typ)
+	if err != nil {
+		return "", err
+	}
+	ap, err := in.active(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	return in.sign(map[string]any{"x-ms-policy": ap.JWS}, ManagementTokenLifetime)
+}
+
+// requireWritable refuses admin writes on Shared instances.
+func (in *Instance) requireWritable(what string) error {
+	if in.cfg.Mode == ModeShared {
+		return errorf(CodeInvalidOperation, "instance %q is a Shared instance: its policies and certificates are fixed and %s is not allowed", in.cfg.Name, what)
+	}
+	return nil
+}
+
+// authorizeSigner applies the mode's rule to a parsed management JWS:
+// Isolated requires a signature by a current policy-management certificate;
+// AAD accepts unsigned bodies and any (verified) signer.
+func (in *Instance) authorizeSigner(ctx context.Context, j *jws, what string) error {
+	if in.cfg.Mode != ModeIsolated {
+		return nil
+	}
+	if j == nil || !j.Signed() {
+		return errorf(CodeInvalidOperation, "instance %q is Isolated: %s must be a JWS signed by a policy-management certificate (got an unsigned body)", in.cfg.Name, what)
+	}
+	tp := Thumbprint(j.Signer())
+	certs, err := in.store.Certificates(ctx, in.cfg.Name)
+	if err != nil {
+		return &Error{Code: CodeInternal, Message: "reading policy certificates failed", Err: err}
+	}
+	for _, c := range certs {
+		if c.Thumbprint == tp {
+			return nil
+		}
+	}
+	return errorf(CodeInvalidOperation, "instance %q is Isolated: the %s JWS is signed by certificate %s, which is not one of its policy-management certificates", in.cfg.Name, what, tp)
+}
+
+// actorOf names who made a change for the audit trail.
+func actorOf(a Actor, j *jws) string {
+	switch {
+	case a.Subject != "":
+		return a.Subject
+	case j != nil && j.Signed():
+		return "signer:" + Thumbprint(j.Signer())
+	}
+	return "anonymous"
+}
+
+func signerDetail(j *jws) string {
+	if j != nil && j.Signed() {
+		return "signed by " + Thumbprint(j.Signer()) + " (" + j.Signer().Subject.String() + ")"
+	}
+	return "unsigned"
+}
+
+// SetPolicy handles PUT /policies/{type}. body is the exact request body: a
+// StoredAttestationPolicy JWS (unsigned or signed, every header variant of
+// maa-api.md §1.4) or, where signing is not required, raw policy text.
+func (in *Instance) SetPolicy(ctx context.Context, typ, body string, actor Actor) (string, error) {
+	t, err := checkType(typ)
+	if err != nil {
+		return "", err
+	}
+	if err := in.requireWritable("setting a policy"); err != nil {
+		return "", err
+	}
+	var j *jws
+	var text string
+	if looksLikeJWS(body) {
+		if j, err = parseJWS(body); err != nil {
+			return "", &Error{Code: CodeInvalidOperation, Message: "invalid policy JWS: " + err.Error(), Err: err}
+		}
+		var p policyPayload
+		if err := json.Unmarshal(j.Payload, &p); err != nil || p.AttestationPolicy == nil {
+			return "", errorf(CodeInvalidOperation, "policy JWS payload must be a JSON object with an \"AttestationPolicy\" member")
+		}
+		b, err := decodeB64URL(*p.AttestationPolicy)
+		if err != nil {
+			if b, err = base64.StdEncoding.DecodeString(*p.AttestationPolicy); err != nil {
+				return "", errorf(CodeInvalidOperation, "AttestationPolicy is not base64url: %v", err)
+			}
+		}
+		text = string(b)
+	} else {
+		text = body
+	}
+	if err := in.authorizeSigner(ctx, j, "a policy"); err != nil {
+		return "", err
+	}
+	if _, err := policy.Parse(text); err != nil {
+		return "", parseError(err)
+	}
+	hash := bodyHash(body)
+	sp := &store.Policy{Instance: in.cfg.Name, Type: string(t), JWS: body, Text: text, UpdatedAt: in.now()}
+	if j.signedOrNil() != nil {
+		sp.Signer = j.Signer().Raw
+	}
+	a := store.AuditEntry{Instance: in.cfg.Name, At: in.now(), Actor: actorOf(actor, j), Action: "policy.set",
+		Target: string(t), Hash: hash, Detail: signerDetail(j) + "; x-ms-policy-hash " + policy.Hash(text)}
+	if err := in.store.PutPolicy(ctx, sp, a); err != nil {
+		return "", &Error{Code: CodeInternal, Message: "storing the policy failed", Err: err}
+	}
+	in.log.Info("policy set", "type", t, "actor", a.Actor, "token_hash", hash, "policy_hash", policy.Hash(text), "signed", j.signedOrNil() != nil)
+	claims := map[string]any{"x-ms-policy-result": "Updated", "x-ms-policy-token-hash": hash}
+	if j.signedOrNil() != nil {
+		claims["x-ms-policy-signer"] = certJWK(j.Chain...)
+	}
+	return in.sign(claims, ManagementTokenLifetime)
+}
+
+// ResetPolicy handles POST /policies/{type}:reset: body is a JWS with an
+// empty payload (unsigned `eyJhbGciOiJub25lIn0..` or signed `hdr..sig`); an
+// empty body counts as unsigned. The type reverts to its default policy.
+func (in *Instance) ResetPolicy(ctx context.Context, typ, body string, actor Actor) (string, error) {
+	t, err := checkType(typ)
+	if err != nil {
+		return "", err
+	}
+	if err := in.requireWritable("resetting a policy"); err != nil {
+		return "", err
+	}
+	var j *jws
+	if looksLikeJWS(body) {
+		if j, err = parseJWS(body); err != nil {
+			return "", &Error{Code: CodeInvalidOperation, Message: "invalid policy reset JWS: " + err.Error(), Err: err}
+		}
+	} else if len(body) != 0 {
+		return "", errorf(CodeInvalidOperation, "policy reset body must be a JWS with an empty payload")
+	}
+	if err := in.authorizeSigner(ctx, j, "a policy reset"); err != nil {
+		return "", err
+	}
+	hash := bodyHash(body)
+	a := store.AuditEntry{Instance: in.cfg.Name, At: in.now(), Actor: actorOf(actor, j), Action: "policy.reset",
+		Target: string(t), Hash: hash, Detail: signerDetail(j)}
+	if err := in.store.DeletePolicy(ctx, in.cfg.Name, string(t), a); err != nil {
+		return "", &Error{Code: CodeInternal, Message: "resetting the policy failed", Err: err}
+	}
+	in.log.Info("policy reset", "type", t, "actor", a.Actor, "token_hash", hash)
+	claims := map[string]any{"x-ms-policy-result": "Removed", "x-ms-policy-token-hash": hash}
+	if j.signedOrNil() != nil {
+		claims["x-ms-policy-signer"] = certJWK(j.Chain...)
+	}
+	return in.sign(claims, ManagementTokenLifetime)
+}
+
+// signedOrNil returns j when it carries a signature, else nil (nil-safe).
+func (j *jws) signedOrNil() *jws {
+	if j == nil || !j.Signed() {
+		return nil
+	}
+	return j
+}
+
+// maaMessager is implemented by the policy package's errors: the message in
+// real MAA's wording (maa-policy.md §10).
+type maaMessager interface{ MAAMessage() string }
+
+func parseError(err error) error {
+	msg := err.Error()
+	var m maaMessager
+	if errors.As(err, &m) {
+		msg = m.MAAMessage()
+	}
+	return &Error{Code: CodePolicyParsingError, Message: msg, Err: err}
+}
+
+func evalError(err error) error {
+	var m maaMessager
+	if errors.As(err, &m) {
+		return &Error{Code: CodePolicyEvaluationError, Message: m.MAAMessage(), Err: err}
+	}
+	return &Error{Code: CodePolicyEvaluationError, Message: fmt.Sprintf("Policy Engine Exception: %v", err), Err: err}
+}

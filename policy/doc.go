@@ -1,0 +1,54 @@
+// Package policy implements Microsoft Azure Attestation's policy language
+// (attestd spec maa-policy.md): Parse compiles a policy text into a *Policy;
+// (*Policy).Evaluate runs it over the claims of one attestation
+// (configuration → authorization → issuance) and returns the issued claims,
+// the engine/token properties and, on request, a trace that explains every
+// rule's outcome.
+//
+// # Compatibility
+//
+// A policy MAA accepts is accepted here unchanged and yields the same
+// decision and policy-issued claims. Where MAA's behaviour is undocumented
+// the package follows the choices of spec §13: keywords and function names
+// are case-insensitive; tags, claim types, issuers and strings are
+// case-sensitive; a tag binds every matching claim; deny wins over permit;
+// "!" and functions need version 1.2; configurationrules needs 1.1.
+//
+// # Errors
+//
+// Parse returns *ParseError (line, column, offending symbol, what the grammar
+// expected, rule path); ParseError.MAAMessage renders MAA's
+// PolicyParsingError text. Evaluate returns *EvalError for a denial
+// (NoPermit, Deny) or an evaluation failure (Runtime); EvalError.MAAMessage
+// renders MAA's PolicyEvaluationError text and, beyond MAA, names the
+// deciding rule by line and column.
+//
+// # Limits
+//
+// Every limit turns hostile or accidental excess into an error, never a hang:
+//
+//   - MaxPolicyBytes (1 MiB) of policy text, MaxRules (4096) rules,
+//     MaxConditions (256) conditions per rule, MaxProps (64) property tests
+//     per condition, MaxExprDepth (32) nested function calls,
+//     MaxStringLiteral (256 KiB) per string literal: ParseError.
+//   - MaxClaims (65536) claims in the incoming set including the ones rules
+//     add, MaxValueBytes (1 MiB) per string value built by AppendString or
+//     JmesPath, MaxEvalBytes (16 MiB) of such strings per evaluation,
+//     MaxValues (65536) values in one expression result: EvalError (Runtime).
+//   - JMESPath: queries up to 64 KiB and nested at most 128 deep; JSON
+//     inputs up to MaxValueBytes and nested at most 128 deep; a work budget
+//     of JMESPathSteps (2,000,000 steps: nodes visited, elements produced,
+//     16-byte units of string built) shared by all JmesPath calls of one
+//     evaluation; results serialised up to MaxValueBytes: EvalError (Runtime).
+//   - The context is checked between rules: cancellation stops evaluation.
+//
+// # JMESPath
+//
+// The JmesPath function uses the package internal/jmespath, a complete
+// JMESPath implementation (it passes the official compliance suite) with
+// MAA's extra function equals_ignore_case, a work budget and objects that
+// keep document order. github.com/jmespath/go-jmespath v0.4.0 cannot
+// register functions (its function table is unexported), has no budget and
+// decodes objects into maps; it serves as the reference implementation in
+// the differential tests.
+package policy

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every attestd test: the Go tests, then the interop test of the official
+# @azure/attestation@1.0.0 npm client against a real attestd binary.
+# Needs Go and Node.js (>= 18) with npm; installs the npm packages pinned in
+# interop/js/package-lock.json on first use.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+echo "== go vet ./..."
+go vet ./...
+echo "== go test ./..."
+go test ./...
+
+echo "== interop: @azure/attestation@1.0.0 against attestd"
+bin_dir="$(mktemp -d)"
+trap 'rm -rf "$bin_dir"' EXIT
+go build -o "$bin_dir/attestd" ./cmd/attestd
+if [ ! -d interop/js/node_modules/@azure/attestation ]; then
+  (cd interop/js && npm ci --no-audit --no-fund)
+fi
+ATTESTD_BIN="$bin_dir/attestd" node interop/js/run.mjs
+echo "== all tests passed"
