@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/attestd/attestd/store"
 )
@@ -84,7 +85,7 @@ func (d *DB) errf(format string, args ...any) error {
 func (d *DB) q(query string) string { return d.dialect.Rebind(query) }
 
 // errNoChange makes withTx roll back and report success: the transaction
-// found nothing to do.
+// found nothing to do (nothing is kept, not even an audit entry).
 var errNoChange = errors.New("no change")
 
 // withTx runs fn in one write transaction and commits it.
@@ -132,26 +133,55 @@ func (d *DB) bump(ctx context.Context, tx *sql.Tx, instance, column string) (int
 	return v, nil
 }
 
-// appendAudit writes a as the next audit entry of instance.
-func (d *DB) appendAudit(ctx context.Context, tx *sql.Tx, instance string, a store.AuditEntry) error {
+// checkAudit validates an audit entry before any transaction starts.
+func checkAudit(instance string, a store.AuditEntry) error {
 	if a.Instance != "" && a.Instance != instance {
 		return fmt.Errorf("audit entry names instance %q but the change is to %q", a.Instance, instance)
 	}
 	if a.Action == "" {
 		return errors.New("audit entry has no action")
 	}
+	if err := checkText(a.Actor, a.Action, a.Target, a.Hash, a.Detail); err != nil {
+		return fmt.Errorf("audit entry: %w", err)
+	}
+	return nil
+}
+
+// write runs one admin change of instance: in a single transaction it
+// first reserves the next audit id (which, in PostgreSQL, locks the
+// instance row, so every write of one instance is serialised and takes its
+// locks in the same order), then runs fn, then appends a under that id.
+// If fn fails nothing is kept, the audit id included.
+func (d *DB) write(ctx context.Context, what, instance string, a store.AuditEntry, fn func(tx *sql.Tx) error) error {
+	if err := checkAudit(instance, a); err != nil {
+		return d.errf("%s: %w", what, err)
+	}
 	at := a.At
 	if at.IsZero() {
 		at = d.now()
 	}
-	id, err := d.bump(ctx, tx, instance, "audit_seq")
-	if err != nil {
-		return err
-	}
-	_, err = tx.ExecContext(ctx, d.q(`INSERT INTO audit (instance, id, at, actor, action, target, hash, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), instance, id, at.UnixNano(), a.Actor, a.Action, a.Target, a.Hash, a.Detail)
-	if err != nil {
-		return fmt.Errorf("insert audit entry: %w", err)
+	return d.withTx(ctx, what, func(tx *sql.Tx) error {
+		id, err := d.bump(ctx, tx, instance, "audit_seq")
+		if err != nil {
+			return d.errf("%s: %w", what, err)
+		}
+		if err := fn(tx); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO audit (instance, id, at, actor, action, target, hash, detail)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), instance, id, at.UnixNano(), a.Actor, a.Action, a.Target, a.Hash, a.Detail); err != nil {
+			return d.errf("%s: insert audit entry: %w", what, err)
+		}
+		return nil
+	})
+}
+
+// checkText enforces store.ErrInvalidText on every string a write stores.
+func checkText(fields ...string) error {
+	for _, f := range fields {
+		if !utf8.ValidString(f) || strings.IndexByte(f, 0) >= 0 {
+			return store.ErrInvalidText
+		}
 	}
 	return nil
 }
@@ -196,6 +226,9 @@ func (d *DB) PutPolicy(ctx context.Context, p *store.Policy, a store.AuditEntry)
 	if err := checkKey(p.Instance, p.Type); err != nil {
 		return d.errf("put policy: %w", err)
 	}
+	if err := checkText(p.Instance, p.Type, p.JWS, p.Text); err != nil {
+		return d.errf("put policy %q/%q: %w", p.Instance, p.Type, err)
+	}
 	updated := p.UpdatedAt
 	if updated.IsZero() {
 		updated = d.now()
@@ -204,15 +237,12 @@ func (d *DB) PutPolicy(ctx context.Context, p *store.Policy, a store.AuditEntry)
 	if len(p.Signer) > 0 {
 		signer = p.Signer
 	}
-	return d.withTx(ctx, "put policy", func(tx *sql.Tx) error {
+	return d.write(ctx, "put policy", p.Instance, a, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO policies (instance, att_type, jws, body, signer, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (instance, att_type) DO UPDATE SET
 			  jws = excluded.jws, body = excluded.body, signer = excluded.signer, updated_at = excluded.updated_at`),
 			p.Instance, p.Type, p.JWS, p.Text, signer, updated.UnixNano()); err != nil {
-			return d.errf("put policy %s/%s: %w", p.Instance, p.Type, err)
-		}
-		if err := d.appendAudit(ctx, tx, p.Instance, a); err != nil {
 			return d.errf("put policy %s/%s: %w", p.Instance, p.Type, err)
 		}
 		return nil
@@ -224,11 +254,11 @@ func (d *DB) DeletePolicy(ctx context.Context, instance, typ string, a store.Aud
 	if err := checkKey(instance, typ); err != nil {
 		return d.errf("delete policy: %w", err)
 	}
-	return d.withTx(ctx, "delete policy", func(tx *sql.Tx) error {
+	if err := checkText(instance, typ); err != nil {
+		return d.errf("delete policy %q/%q: %w", instance, typ, err)
+	}
+	return d.write(ctx, "delete policy", instance, a, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM policies WHERE instance = ? AND att_type = ?`), instance, typ); err != nil {
-			return d.errf("delete policy %s/%s: %w", instance, typ, err)
-		}
-		if err := d.appendAudit(ctx, tx, instance, a); err != nil {
 			return d.errf("delete policy %s/%s: %w", instance, typ, err)
 		}
 		return nil
@@ -263,6 +293,9 @@ func (d *DB) Certificates(ctx context.Context, instance string) ([]store.Certifi
 // derived from the DER, never trusted from the caller: a mismatch would make
 // the certificate impossible to remove by its real thumbprint.
 func (d *DB) normalizeCert(instance string, c store.Certificate) (store.Certificate, error) {
+	if err := checkText(instance); err != nil {
+		return c, err
+	}
 	if c.Instance != "" && c.Instance != instance {
 		return c, fmt.Errorf("certificate names instance %q, want %q", c.Instance, instance)
 	}
@@ -310,12 +343,9 @@ func (d *DB) AddCertificate(ctx context.Context, c store.Certificate, a store.Au
 		return false, d.errf("add certificate to %s: %w", instance, err)
 	}
 	var added bool
-	err = d.withTx(ctx, "add certificate", func(tx *sql.Tx) error {
+	err = d.write(ctx, "add certificate", instance, a, func(tx *sql.Tx) error {
 		var err error
 		if added, err = d.insertCert(ctx, tx, c); err != nil {
-			return d.errf("add certificate to %s: %w", instance, err)
-		}
-		if err := d.appendAudit(ctx, tx, instance, a); err != nil {
 			return d.errf("add certificate to %s: %w", instance, err)
 		}
 		return nil
@@ -331,14 +361,14 @@ func (d *DB) RemoveCertificate(ctx context.Context, instance, thumbprint string,
 	if err := checkKey(instance, thumbprint); err != nil {
 		return false, d.errf("remove certificate: %w", err)
 	}
+	if err := checkText(instance, thumbprint); err != nil {
+		return false, d.errf("remove certificate: %w", err)
+	}
 	thumbprint = strings.ToUpper(thumbprint)
 	var removed bool
-	err := d.withTx(ctx, "remove certificate", func(tx *sql.Tx) error {
-		// Bump first: in PostgreSQL this locks the instance row, so the count
-		// below cannot be invalidated by a concurrent removal.
-		if _, err := d.bump(ctx, tx, instance, "cert_seq"); err != nil {
-			return d.errf("remove certificate from %s: %w", instance, err)
-		}
+	// write locks the instance first, so the count below cannot be
+	// invalidated by a concurrent removal (PostgreSQL, READ COMMITTED).
+	err := d.write(ctx, "remove certificate", instance, a, func(tx *sql.Tx) error {
 		var present, total int
 		if err := tx.QueryRowContext(ctx, d.q(`SELECT
 			  COALESCE(SUM(CASE WHEN thumbprint = ? THEN 1 ELSE 0 END), 0), COUNT(*)
@@ -355,9 +385,6 @@ func (d *DB) RemoveCertificate(ctx context.Context, instance, thumbprint string,
 				return d.errf("remove certificate %s from %s: %w", thumbprint, instance, err)
 			}
 			removed = true
-		}
-		if err := d.appendAudit(ctx, tx, instance, a); err != nil {
-			return d.errf("remove certificate from %s: %w", instance, err)
 		}
 		return nil
 	})
@@ -382,11 +409,7 @@ func (d *DB) SeedCertificates(ctx context.Context, instance string, certs []stor
 			return d.errf("seed certificates of %s: certificate %d: %w", instance, i, err)
 		}
 	}
-	return d.withTx(ctx, "seed certificates", func(tx *sql.Tx) error {
-		// The first bump locks the instance row (PostgreSQL) before counting.
-		if _, err := d.bump(ctx, tx, instance, "cert_seq"); err != nil {
-			return d.errf("seed certificates of %s: %w", instance, err)
-		}
+	return d.write(ctx, "seed certificates", instance, a, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM certificates WHERE instance = ?`), instance).Scan(&n); err != nil {
 			return d.errf("seed certificates of %s: count: %w", instance, err)
@@ -398,9 +421,6 @@ func (d *DB) SeedCertificates(ctx context.Context, instance string, certs []stor
 			if _, err := d.insertCert(ctx, tx, c); err != nil {
 				return d.errf("seed certificates of %s: %w", instance, err)
 			}
-		}
-		if err := d.appendAudit(ctx, tx, instance, a); err != nil {
-			return d.errf("seed certificates of %s: %w", instance, err)
 		}
 		return nil
 	})
