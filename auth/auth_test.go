@@ -620,3 +620,24 @@ func FuzzAuthenticate(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkAuthenticate(b *testing.B) {
+	a, _, e := keys(b)
+	f := filepath.Join(b.TempDir(), "jwks.json")
+	os.WriteFile(f, jwksOf(b, a, e), 0o644)
+	auth, err := New(Config{Issuers: []Issuer{{Issuer: testIssuer, JWKSFile: f}}, Now: (&clock{t: t0}).Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, k := range []testKey{a, e} {
+		hdr := "Bearer " + mint(b, k, "", k.kid, baseClaims(t0, "Attestation.Contributor"))
+		b.Run(string(k.alg), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := auth.Authenticate(context.Background(), hdr); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
