@@ -377,8 +377,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 		return nil, err
 	}
 	var payload []byte
-	var verr error
+	verr := fmt.Errorf("no key of kid %q is for algorithm %s", hdr.KeyID, hdr.Algorithm)
 	for _, k := range keys {
+		// RFC 7517 §4.4: a key that names its algorithm is used only with it
+		// (an RSA key published for RS256 must not verify PS256 tokens).
+		if k.Algorithm != "" && k.Algorithm != hdr.Algorithm {
+			continue
+		}
 		if payload, verr = jws.Verify(k.Key); verr == nil {
 			break
 		}
