@@ -44,6 +44,17 @@ func (d Decision) String() string {
 // MarshalText renders the decision as its name in JSON.
 func (d Decision) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
+// UnmarshalText parses a name written by MarshalText.
+func (d *Decision) UnmarshalText(b []byte) error {
+	for c := DecisionPermit; c <= DecisionError; c++ {
+		if c.String() == string(b) {
+			*d = c
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown decision %q", b)
+}
+
 // Result is the outcome of Evaluate.
 type Result struct {
 	Decision Decision
@@ -85,6 +96,7 @@ type evalState struct {
 	plists [][]any    // per property test of the current condition
 	plro   []bool
 	budget jmespath.Budget
+	work   int // claim tests and creations left (MaxEvalWork)
 	bytes  int
 	json   map[jsonKey]any // parsed JSON of JmesPath inputs, by string identity
 	ctx    context.Context
@@ -125,6 +137,7 @@ func (st *evalState) reset(ctx context.Context, res *Result) {
 	st.ctx = ctx
 	st.res = res
 	st.budget.Steps = JMESPathSteps
+	st.work = MaxEvalWork
 	st.bytes = 0
 	st.permit, st.deny = nil, nil
 }
@@ -309,6 +322,10 @@ func (st *evalState) rule(r *rule, rt *RuleTrace) *EvalError {
 			}
 			st.plists = append(st.plists, l)
 			st.plro = append(st.plro, ro)
+		}
+		st.work -= n0 * (1 + len(c.props))
+		if st.work < 0 {
+			return st.runtimeErr(r, c.line, c.col, ErrLimit, "evaluation exceeded its work limit of %d claim tests", MaxEvalWork)
 		}
 		start := int32(len(st.idx))
 		n := 0

@@ -22,6 +22,7 @@ const (
 	MaxValueBytes    = 1 << 20
 	MaxEvalBytes     = 16 << 20
 	JMESPathSteps    = 2_000_000
+	MaxEvalWork      = 50_000_000
 	maxJSONDepth     = 128
 )
 
