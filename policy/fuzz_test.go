@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/attestd/attestd/internal/testenv"
@@ -23,6 +24,10 @@ var fuzzSeeds = []string{
 	"version=1.0;/* c */ authorizationrules{ // x\n[type==\"a\\\"b\\\\\"]=>permit();};",
 	"version=1.0;authorizationrules{[type==\u201ca\u201d] => permit();};",
 	"version=1.2;authorizationrules{=> add(type=\"a\", value=NegateBool(NegateBool(NegateBool(NegateBool(true)))));};",
+	"version=1.2;authorizationrules{=> add(type=\"a\", value=" + strings.Repeat("NegateBool(", 40) + "true" + strings.Repeat(")", 40) + ");};",
+	"version=1.0;authorizationrules{=> add(type=\"a\", value=\"" + strings.Repeat("x", 70000) + "\");};",
+	"version=1.2;authorizationrules{=>permit();};issuancerules{=> issue(type=\"r\", value=JmesPath(\"\\\"x\\\"\", \"" + strings.Repeat("to_string([@,@]) | ", 30) + "@\"));};",
+	"version=1.0;authorizationrules{" + strings.Repeat("[]&&", 300) + "[]=>permit();};",
 	"\ufeffversion = 1.2 ;authorizationrules{c:[]&&d:[type==c.type,value==c.value,issuer!=c.issuer,valueType>=c.valueType]=>permit();};",
 }
 
