@@ -207,7 +207,8 @@ func (p *Policy) Evaluate(ctx context.Context, attestationType string, incoming 
 			Message: "A Deny claim was issued, authorization failed"}, DecisionDeny)
 	}
 	if st.permit == nil {
-		return fail(&EvalError{Kind: NoPermit, Message: "No Permit claim was issued in the authorizationrules section, authorization failed"}, DecisionNoPermit)
+		return fail(&EvalError{Kind: NoPermit, Section: secAuthorization.String(),
+			Message: "No Permit claim was issued in the authorizationrules section, authorization failed (" + p.permitRules() + ")"}, DecisionNoPermit)
 	}
 	if err := st.section(p.sections[secIssuance]); err != nil {
 		return fail(err, DecisionError)
@@ -685,4 +686,24 @@ func (st *evalState) jsonOf(s string) (any, error) {
 		st.json[k] = v
 	}
 	return v, nil
+}
+
+// permitRules names the permit() rules of authorizationrules, for the
+// NoPermit message (MAA's text stays exact; this goes to Error() and logs).
+func (p *Policy) permitRules() string {
+	var lines []string
+	if s := p.sections[secAuthorization]; s != nil {
+		for i := range s.rules {
+			if s.rules[i].act.kind == actPermit {
+				lines = append(lines, fmt.Sprintf("%d:%d", s.rules[i].line, s.rules[i].col))
+			}
+		}
+	}
+	switch len(lines) {
+	case 0:
+		return "the section has no permit() rule"
+	case 1:
+		return "the permit() rule at line " + lines[0] + " did not match"
+	}
+	return "none of the permit() rules at lines " + strings.Join(lines, ", ") + " matched"
 }

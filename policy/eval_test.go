@@ -441,3 +441,18 @@ func TestConcurrentEvaluate(t *testing.T) {
 		}
 	}
 }
+
+func TestNoPermitNamesPermitRules(t *testing.T) {
+	for _, tc := range []struct{ authz, want string }{
+		{``, "the section has no permit() rule"},
+		{`[type=="zz"] => permit();`, "the permit() rule at line 1:32 did not match"},
+		{"[type==\"zz\"] => permit();\n[type==\"yy\"] => permit();", "none of the permit() rules at lines 1:32, 2:1 matched"},
+	} {
+		p := mustParse(t, "version=1.0;authorizationrules{"+tc.authz+"};")
+		_, err := p.Evaluate(context.Background(), "SgxEnclave", nil, EvalOptions{})
+		var ee *EvalError
+		if !errors.As(err, &ee) || ee.Kind != NoPermit || !strings.Contains(ee.Error(), tc.want) || ee.MAAMessage() != maaNoPermitMessage {
+			t.Errorf("%q: %v", tc.authz, err)
+		}
+	}
+}
