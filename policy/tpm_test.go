@@ -51,7 +51,7 @@ func TestTPM12Samples(t *testing.T) {
 			"secureBootEnabled": true, "codeIntegrityEnabled": true, "bitlockerEnabledValue": int64(1), "bitlockerEnabled": true,
 			"WindowsDefenderElamDriverLoaded": true, "bootDebuggingDisabled": true, "osKernelDebuggingDisabled": true,
 			"depPolicy": int64(1), "testSigningDisabled": true, "flightSigningNotEnabled": true,
-			"vbsEnabled": true, // issued twice with the same value, one member (DHA sample)
+			"vbsEnabled":  true, // issued twice with the same value, one member (DHA sample)
 			"hvciEnabled": true, "iommuEnabled": true, "bootMgrSvn": int64(65537), "osRevListInfo": "b3MtcmV2",
 			"notSafeMode": true, "notWinPE": true, "codeIntegrityPolicy": []any{"cG9sMQ", "cG9sMg"},
 			"bootAppSvn": int64(42), "bootRevListInfo": "Ym9vdC1yZXY"}},
