@@ -94,7 +94,6 @@ type evalState struct {
 	bind   [][2]int32 // tag slot → window of idx
 	vals   []any      // value arena of the current rule
 	plists [][]any    // per property test of the current condition
-	plro   []bool
 	budget jmespath.Budget
 	work   int // claim tests and creations left (MaxEvalWork)
 	bytes  int
@@ -315,14 +314,12 @@ func (st *evalState) rule(r *rule, rt *RuleTrace) *EvalError {
 	for ci := range r.conds {
 		c := &r.conds[ci]
 		st.plists = st.plists[:0]
-		st.plro = st.plro[:0]
 		for pi := range c.props {
-			l, ro, err := st.eval(r, c.props[pi].e)
+			l, _, err := st.eval(r, c.props[pi].e) // read-only values may be tested
 			if err != nil {
 				return err
 			}
 			st.plists = append(st.plists, l)
-			st.plro = append(st.plro, ro)
 		}
 		st.work -= n0 * (1 + len(c.props))
 		if st.work < 0 {
@@ -611,9 +608,6 @@ func (st *evalState) act(r *rule, n0 int, rt *RuleTrace) *EvalError {
 				rt.Effect = "issue outside issuancerules acts as add: not in the token"
 			}
 		}
-	}
-	if rt != nil && a.kind != actIssue && a.kind != actIssueProperty {
-		rt.Added = publicClaims(created)
 	}
 	if rt != nil && len(created) == 0 {
 		rt.Effect = joinNote(rt.Effect, "no claim created (empty value list)")
