@@ -34,7 +34,8 @@
 //   - MaxClaims (65536) claims in the incoming set including the ones rules
 //     add, MaxValueBytes (1 MiB) per string value built by AppendString or
 //     JmesPath, MaxEvalBytes (16 MiB) of such strings per evaluation,
-//     MaxValues (65536) values in one expression result: EvalError (Runtime).
+//     MaxValues (65536) values in one expression result, MaxEvalWork
+//     (50,000,000) claim-property tests per evaluation: EvalError (Runtime).
 //   - JMESPath: queries up to 64 KiB and nested at most 128 deep; JSON
 //     inputs up to MaxValueBytes and nested at most 128 deep; a work budget
 //     of JMESPathSteps (2,000,000 steps: nodes visited, elements produced,
