@@ -3,6 +3,7 @@
 //
 //	attestd [serve] [--listen ADDR] [--data DIR] [--config FILE]
 //	attestd token --data DIR [--role reader|contributor] [--instance NAME] [--ttl DURATION]
+//	attestd verify --type SgxEnclave|OpenEnclave --evidence FILE --collateral FILE|DIR [--at TIME]
 //
 // This file is the composition root: flags and configuration in, wired
 // server out. It is the only place that reads the wall clock and the
@@ -25,9 +26,10 @@ const usage = `attestd — a self-hosted, MAA-compatible remote attestation serv
 Usage:
   attestd [serve] [flags]     run the HTTPS server (the default command)
   attestd token [flags]       print a development bearer token (last line)
+  attestd verify [flags]      verify an SGX quote / OpenEnclave report offline, print its claims
   attestd help                show this help
 
-Run "attestd serve --help" or "attestd token --help" for each command's flags.
+Run "attestd COMMAND --help" for each command's flags.
 `
 
 func main() {
@@ -49,6 +51,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serveCmd(ctx, args, stdout, stderr, nil)
 	case "token":
 		err = tokenCmd(args, stdout, stderr)
+	case "verify":
+		return verifyCmd(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/attestd/attestd/internal/testenv"
 )
 
 func TestResolveConfig(t *testing.T) {
@@ -292,13 +294,13 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"token", "--help"}, {"help"}} {
+	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"token", "--help"}, {"verify", "--help"}, {"help"}} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, &out, &errb); code != 0 {
 			t.Fatalf("%v: exit %d", args, code)
 		}
 		all := out.String() + errb.String()
-		for _, want := range map[string][]string{"--help": {"-listen", "-data", "-config", "-tls-cert"}, "serve": {"-listen", "-data", "-config", "-tls-cert"}, "token": {"-role", "-instance", "-data"}, "help": {"serve", "token"}}[args[0]] {
+		for _, want := range map[string][]string{"--help": {"-listen", "-data", "-config", "-tls-cert"}, "serve": {"-listen", "-data", "-config", "-tls-cert"}, "token": {"-role", "-instance", "-data"}, "help": {"serve", "token", "verify"}, "verify": {"-evidence", "-collateral"}}[args[0]] {
 			if !strings.Contains(all, want) {
 				t.Errorf("%v help lacks %s:\n%s", args, want, all)
 			}
@@ -368,5 +370,19 @@ func TestConfiguredTLSAndPrecedence(t *testing.T) {
 	}
 	if _, _, err := parseServeFlags([]string{"--tls-cert", cert}, io.Discard); err == nil {
 		t.Fatal("certificate without key accepted")
+	}
+}
+
+// TestVerifyCommand: "attestd verify" verifies a real quote offline.
+func TestVerifyCommand(t *testing.T) {
+	quote := testenv.Shared(t, "vectors/dcap-qvl/sample/sgx_quote")
+	coll := testenv.Shared(t, "vectors/dcap-qvl/sample/sgx_quote_collateral.json")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"verify", "--type", "SgxEnclave", "--evidence", quote, "--collateral", coll, "--at", "2025-07-01T00:00:00Z"}, &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "x-ms-sgx-mrenclave") {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	if code := run(context.Background(), []string{"verify", "--type", "SgxEnclave", "--evidence", quote, "--collateral", coll, "--at", "2030-01-01T00:00:00Z"}, io.Discard, io.Discard); code != 1 {
+		t.Fatalf("expired collateral: exit %d", code)
 	}
 }
