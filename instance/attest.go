@@ -30,12 +30,18 @@ type AttestRequest struct {
 const TpmNoPolicyMessage = "A VBS attestation policy has not been set on the attestation provider."
 
 // attestationTypeClaim is x-ms-attestation-type per type (maa-api.md §1.2, §4).
-var attestationTypeClaim = map[evidence.Type]string{
-	evidence.SgxEnclave:  "sgx",
-	evidence.OpenEnclave: "sgx",
-	evidence.Tpm:         "tpm",
-	evidence.SevSnpVm:    "sevsnpvm",
-	evidence.TdxVm:       "tdxvm",
+func attestationTypeClaim(t evidence.Type) string {
+	switch t {
+	case evidence.SgxEnclave, evidence.OpenEnclave:
+		return "sgx"
+	case evidence.Tpm:
+		return "tpm"
+	case evidence.SevSnpVm:
+		return "sevsnpvm"
+	case evidence.TdxVm:
+		return "tdxvm"
+	}
+	return ""
 }
 
 // compiledPolicy caches a parsed policy by its exact text.
@@ -73,7 +79,7 @@ func (in *Instance) compile(text string) (*compiledPolicy, error) {
 // binding of runtime/init-time data, policy evaluation and token issuance.
 func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (string, error) {
 	t := req.Type
-	if _, ok := attestationTypeClaim[t]; !ok {
+	if attestationTypeClaim(t) == "" {
 		return "", errorf(CodeInvalidParameter, "unknown attestation type %q", t)
 	}
 
@@ -161,7 +167,7 @@ func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (string, err
 		incoming = append(incoming, policy.Claim{Type: typ, Value: v, Issuer: "AttestationService"})
 		svc[typ] = v
 	}
-	addService("x-ms-attestation-type", attestationTypeClaim[t])
+	addService("x-ms-attestation-type", attestationTypeClaim(t))
 	if (t == evidence.SgxEnclave || t == evidence.OpenEnclave) && req.Runtime != nil && !req.Runtime.JSON {
 		addService("x-ms-sgx-ehd", base64.RawURLEncoding.EncodeToString(req.Runtime.Bytes))
 	}

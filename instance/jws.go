@@ -59,22 +59,37 @@ type jwsHeader struct {
 	} `json:"jwk"`
 }
 
-// algs maps the accepted header alg values to a hash and key family.
-var algs = map[string]struct {
-	name   string
+// jwsAlg describes an accepted header alg value.
+type jwsAlg struct {
+	name   string // normalised JWA name
 	hash   crypto.Hash
 	family string // "RSA", "RSA-PSS", "EC"
-}{
-	"RS256":  {"RS256", crypto.SHA256, "RSA"},
-	"RSA256": {"RS256", crypto.SHA256, "RSA"}, // Python 1.0.1 and old .NET
-	"RS384":  {"RS384", crypto.SHA384, "RSA"},
-	"RS512":  {"RS512", crypto.SHA512, "RSA"},
-	"PS256":  {"PS256", crypto.SHA256, "RSA-PSS"},
-	"PS384":  {"PS384", crypto.SHA384, "RSA-PSS"},
-	"PS512":  {"PS512", crypto.SHA512, "RSA-PSS"},
-	"ES256":  {"ES256", crypto.SHA256, "EC"},
-	"ES384":  {"ES384", crypto.SHA384, "EC"},
-	"ES512":  {"ES512", crypto.SHA512, "EC"},
+}
+
+// lookupAlg maps a header alg to its hash and key family; "RSA256" (Python
+// 1.0.1, old .NET) is read as RS256. HMAC and "none" are not signatures here.
+func lookupAlg(alg string) (jwsAlg, bool) {
+	switch alg {
+	case "RS256", "RSA256":
+		return jwsAlg{"RS256", crypto.SHA256, "RSA"}, true
+	case "RS384":
+		return jwsAlg{"RS384", crypto.SHA384, "RSA"}, true
+	case "RS512":
+		return jwsAlg{"RS512", crypto.SHA512, "RSA"}, true
+	case "PS256":
+		return jwsAlg{"PS256", crypto.SHA256, "RSA-PSS"}, true
+	case "PS384":
+		return jwsAlg{"PS384", crypto.SHA384, "RSA-PSS"}, true
+	case "PS512":
+		return jwsAlg{"PS512", crypto.SHA512, "RSA-PSS"}, true
+	case "ES256":
+		return jwsAlg{"ES256", crypto.SHA256, "EC"}, true
+	case "ES384":
+		return jwsAlg{"ES384", crypto.SHA384, "EC"}, true
+	case "ES512":
+		return jwsAlg{"ES512", crypto.SHA512, "EC"}, true
+	}
+	return jwsAlg{}, false
 }
 
 // looksLikeJWS reports whether body is meant to be a compact JWS (as opposed
@@ -122,7 +137,7 @@ func parseJWS(s string) (*jws, error) {
 		}
 		return &jws{Alg: "none", Payload: payload}, nil
 	}
-	a, ok := algs[h.Alg]
+	a, ok := lookupAlg(h.Alg)
 	if !ok {
 		return nil, fmt.Errorf("unsupported JWS alg %q", h.Alg)
 	}
