@@ -103,9 +103,11 @@ type apiEnv struct {
 	tokens map[string]string
 }
 
-func newAPIEnv(t *testing.T) *apiEnv { return newAPIEnvTB(t, t) }
+func newAPIEnv(t *testing.T) *apiEnv { return newAPIEnvTB(t, nil) }
 
-func newAPIEnvTB(t testing.TB, _ *testing.T) *apiEnv {
+// newAPIEnvTB builds the env; seed, when non-nil, is added to the generated
+// policy-management certificate of the Isolated instance.
+func newAPIEnvTB(t testing.TB, seed *x509.Certificate) *apiEnv {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -139,6 +141,9 @@ func newAPIEnvTB(t testing.TB, _ *testing.T) *apiEnv {
 		cfg := instance.Config{Name: m.name, Mode: m.mode, Issuer: e.base + m.prefix}
 		if m.mode == instance.ModeIsolated {
 			cfg.PolicyCertificates = []*x509.Certificate{e.pm.cert}
+			if seed != nil {
+				cfg.PolicyCertificates = append(cfg.PolicyCertificates, seed)
+			}
 		}
 		in, err := instance.New(ctx, cfg, instance.Options{Store: db, Keys: ks, Logger: quiet,
 			Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: fakeVerifier{}, evidence.OpenEnclave: fakeVerifier{}}})
