@@ -72,7 +72,7 @@ func New(o Options) (http.Handler, error) {
 		if m.Auth == nil && m.Instance.Mode() != instance.ModeShared {
 			return nil, fmt.Errorf("api: instance %s (%s) has no authenticator", m.Instance.Name(), m.Instance.Mode())
 		}
-		ih := &instanceHandler{m: m, log: log}
+		ih := &instanceHandler{m: m}
 		// Patterns carry no method: the handlers answer a wrong method with
 		// an MAA-shaped 405 instead of ServeMux's text/plain one.
 		mux.HandleFunc(p+"/attest/{type}", ih.attest)

@@ -561,3 +561,42 @@ func TestPolicyVectors(t *testing.T) {
 		t.Fatalf("only %d policy vectors found", n)
 	}
 }
+
+// TestIdentityProviderDown: when the issuer's keys cannot be fetched the
+// admin call fails with 503 (retryable), not 401.
+func TestIdentityProviderDown(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "attestd.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ks, err := token.OpenKeySet(filepath.Join(dir, "keys"), "https://x", time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := instance.New(ctx, instance.Config{Name: "default", Mode: instance.ModeAAD, Issuer: "https://x"}, instance.Options{Store: db, Keys: ks, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := auth.New(auth.Config{Issuers: []auth.Issuer{{Issuer: auth.DevIssuer, JWKSURL: "http://127.0.0.1:1/jwks"}}, AllowInsecureHTTP: true,
+		FetchTimeout: time.Second, Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Options{Mounts: []Mount{{Instance: in, Auth: dead}}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, _ := auth.OpenDevIdentity(dir)
+	tok, _ := dev.Mint(time.Now(), auth.RoleReader, "", time.Hour)
+	req := httptest.NewRequest("GET", "/policies/SgxEnclave", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	r := resp{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+	if r.status != 503 || r.errCode(t) != "ServiceUnavailable" {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+}

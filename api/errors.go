@@ -14,6 +14,7 @@ const (
 	codeMethodNotAllowed = "MethodNotAllowed"
 	codeTooLarge         = "RequestEntityTooLarge"
 	codeBadRequestBody   = "InvalidParameter"
+	codeUnavailable      = "ServiceUnavailable"
 )
 
 // statusOf maps an MAA error code to its HTTP status. Every code the SDKs
@@ -35,6 +36,8 @@ func statusOf(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case instance.CodeNotSupported:
 		return http.StatusNotImplemented
+	case codeUnavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/base64"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"strings"
 
@@ -13,8 +12,7 @@ import (
 )
 
 type instanceHandler struct {
-	m   Mount
-	log *slog.Logger
+	m Mount
 }
 
 func (h *instanceHandler) begin(r *http.Request) *instance.Instance {
@@ -44,6 +42,10 @@ func (h *instanceHandler) authorize(r *http.Request, need auth.Role) (instance.A
 	if err == nil {
 		// Real MAA answers missing roles with 401 Unauthorized too (maa-api.md §5).
 		err = p.Authorize(h.m.Instance.Name(), need)
+	}
+	if auth.ReasonOf(err) == auth.ReasonKeysUnavailable {
+		// The identity provider is unreachable: not the caller's fault.
+		return instance.Actor{}, &instance.Error{Code: codeUnavailable, Message: "cannot validate bearer tokens right now: " + err.Error(), Err: err}
 	}
 	if err != nil {
 		return instance.Actor{}, &instance.Error{Code: instance.CodeUnauthorized, Message: err.Error(), Err: err}
