@@ -88,6 +88,7 @@ func TestPolicySetGetAAD(t *testing.T) {
 		{"js signed RS256 x5c", s.joseSign(t, policyPayloadFor(text)), true},
 		{"python signed RSA256 jwk", s.rawSign(t, `{"alg": "RSA256", "jwk": {"x5c": ["`+s.x5c()+`"]}}`, policyPayloadFor(text)), true},
 		{"dotnet signed RSA256 x5c", s.rawSign(t, `{"alg":"RSA256","x5c":["`+s.x5c()+`"]}`, policyPayloadFor(text)), true},
+		{"JSON-quoted signed JWS", jsonString(s.joseSign(t, policyPayloadFor(text))), true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -115,7 +116,7 @@ func TestPolicySetGetAAD(t *testing.T) {
 			}
 			g := e.claims(t, must(e.in.GetPolicy(ctx, "SgxEnclave")))
 			pol := g["x-ms-policy"].(string)
-			if looksLikeJWS(tc.body) && pol != tc.body {
+			if looksLikeJWS(unquoteJWS(tc.body)) && pol != unquoteJWS(tc.body) {
 				t.Fatalf("GET x-ms-policy is not the exact JWS that was set:\n%s\n%s", pol, tc.body)
 			}
 			j, err := parseJWS(pol)

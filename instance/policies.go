@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/policy"
@@ -139,7 +140,9 @@ func (in *Instance) SetPolicy(ctx context.Context, typ, body string, actor Actor
 		return "", parseError(err)
 	}
 	hash := bodyHash(body)
-	sp := &store.Policy{Instance: in.cfg.Name, Type: string(t), JWS: body, Text: text, UpdatedAt: in.now()}
+	// Store the exact JWS (a JSON-quoted body is stored unquoted, so GET
+	// returns the JWS itself); raw text is stored as sent.
+	sp := &store.Policy{Instance: in.cfg.Name, Type: string(t), JWS: unquoteJWS(body), Text: text, UpdatedAt: in.now()}
 	if j.signedOrNil() != nil {
 		sp.Signer = j.Signer().Raw
 	}
@@ -168,8 +171,8 @@ func (in *Instance) ResetPolicy(ctx context.Context, typ, body string, actor Act
 		return "", err
 	}
 	var j *jws
-	if looksLikeJWS(body) {
-		if j, err = parseJWS(body); err != nil {
+	if raw := unquoteJWS(body); looksLikeJWS(raw) {
+		if j, err = parseJWS(raw); err != nil {
 			return "", &Error{Code: CodeInvalidOperation, Message: "invalid policy reset JWS: " + err.Error(), Err: err}
 		}
 	} else if len(body) != 0 {
@@ -196,10 +199,11 @@ func (in *Instance) ResetPolicy(ctx context.Context, typ, body string, actor Act
 // (signature verified against its header certificate when signed) or raw
 // policy text. j is nil for raw text.
 func parsePolicyBody(body string) (j *jws, text string, err error) {
-	if !looksLikeJWS(body) {
+	raw := unquoteJWS(body)
+	if !looksLikeJWS(raw) {
 		return nil, body, nil
 	}
-	if j, err = parseJWS(body); err != nil {
+	if j, err = parseJWS(raw); err != nil {
 		return nil, "", &Error{Code: CodeInvalidOperation, Message: "invalid policy JWS: " + err.Error(), Err: err}
 	}
 	var p policyPayload
@@ -213,6 +217,21 @@ func parsePolicyBody(body string) (j *jws, text string, err error) {
 		}
 	}
 	return j, string(b), nil
+}
+
+// unquoteJWS returns the JWS inside a JSON string literal body ("eyJ…"),
+// which some clients send with Content-Type application/json; other bodies
+// are returned unchanged. The token hash is still taken over the exact body.
+func unquoteJWS(body string) string {
+	t := strings.TrimSpace(body)
+	if !strings.HasPrefix(t, `"`) {
+		return body
+	}
+	var s string
+	if err := json.Unmarshal([]byte(t), &s); err != nil || !looksLikeJWS(s) {
+		return body
+	}
+	return s
 }
 
 // signedOrNil returns j when it carries a signature, else nil (nil-safe).
