@@ -75,7 +75,11 @@ func jwksOf(t testing.TB, ks ...testKey) []byte {
 	t.Helper()
 	var set jose.JSONWebKeySet
 	for _, k := range ks {
-		set.Keys = append(set.Keys, jose.JSONWebKey{Key: k.pub, KeyID: k.kid, Use: "sig"})
+		jk := jose.JSONWebKey{Key: k.pub, KeyID: k.kid, Use: "sig"}
+		if k.kid == "kid-rs-only" {
+			jk.Algorithm = string(jose.RS256)
+		}
+		set.Keys = append(set.Keys, jk)
 	}
 	b, err := json.Marshal(set)
 	if err != nil {
@@ -150,7 +154,8 @@ func newFileAuth(t *testing.T, c *clock, mutate func(*Config), ks ...testKey) *A
 func TestRejections(t *testing.T) {
 	a, b, e := keys(t)
 	c := &clock{t: t0}
-	auth := newFileAuth(t, c, nil, a, e)
+	rsOnly := testKey{kid: "kid-rs-only", alg: jose.RS256, key: a.key, pub: a.pub}
+	auth := newFileAuth(t, c, nil, a, e, rsOnly)
 	good := baseClaims(t0, "Attestation.Contributor")
 	hs := func() string {
 		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte("0123456789abcdef0123456789abcdef")}, nil)
@@ -179,6 +184,7 @@ func TestRejections(t *testing.T) {
 		{"unknown kid", "Bearer " + mint(t, b, "", "kid-b", good), ReasonUnknownKey},
 		{"wrong key under known kid", "Bearer " + mint(t, b, "", "kid-a", good), ReasonBadSignature},
 		{"RSA token under EC kid", "Bearer " + mint(t, a, "", "kid-e", good), ReasonBadSignature},
+		{"PS256 under a key published for RS256", "Bearer " + mint(t, a, jose.PS256, "kid-rs-only", good), ReasonBadSignature},
 		{"payload swapped", "Bearer " + parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"`+testIssuer+`","exp":9999999999,"aud":"https://attest.azure.net","roles":["Attestation.Contributor"]}`)) + "." + parts[2], ReasonBadSignature},
 		{"expired", "Bearer " + mint(t, a, "", "kid-a", with(good, "exp", t0.Add(-2*time.Minute).Unix())), ReasonExpired},
 		{"no exp", "Bearer " + mint(t, a, "", "kid-a", with(good, "exp", nil)), ReasonExpired},
@@ -213,7 +219,8 @@ func TestAccepts(t *testing.T) {
 	a, _, e := keys(t)
 	c := &clock{t: t0}
 	ps := testKey{kid: "kid-ps", alg: jose.PS256, key: a.key, pub: a.pub}
-	auth := newFileAuth(t, c, func(cfg *Config) { cfg.ExtraAudiences = []string{"api://attestd"} }, a, e, ps)
+	rsOnly := testKey{kid: "kid-rs-only", alg: jose.RS256, key: a.key, pub: a.pub}
+	auth := newFileAuth(t, c, func(cfg *Config) { cfg.ExtraAudiences = []string{"api://attestd"} }, a, e, ps, rsOnly)
 	good := baseClaims(t0, "Attestation.Reader")
 	cases := []struct {
 		name string
@@ -222,6 +229,7 @@ func TestAccepts(t *testing.T) {
 		{"RS256", "Bearer " + mint(t, a, "", "kid-a", good)},
 		{"ES256", "Bearer " + mint(t, e, "", "kid-e", good)},
 		{"PS256", "Bearer " + mint(t, ps, "", "kid-ps", good)},
+		{"RS256 under a key published for RS256", "Bearer " + mint(t, rsOnly, "", "kid-rs-only", good)},
 		{"lower-case scheme, padded", "  bearer   " + mint(t, a, "", "kid-a", good) + " "},
 		{"audience with slash", "Bearer " + mint(t, a, "", "kid-a", with(good, "aud", "https://attest.azure.net/"))},
 		{"audience array", "Bearer " + mint(t, a, "", "kid-a", with(good, "aud", []string{"x", "https://attest.azure.net"}))},
@@ -611,4 +619,42 @@ func FuzzAuthenticate(f *testing.F) {
 			t.Fatalf("accepted %q as %+v", hdr, p)
 		}
 	})
+}
+
+func BenchmarkAuthenticate(b *testing.B) {
+	a, _, e := keys(b)
+	f := filepath.Join(b.TempDir(), "jwks.json")
+	os.WriteFile(f, jwksOf(b, a, e), 0o644)
+	auth, err := New(Config{Issuers: []Issuer{{Issuer: testIssuer, JWKSFile: f}}, Now: (&clock{t: t0}).Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, k := range []testKey{a, e} {
+		hdr := "Bearer " + mint(b, k, "", k.kid, baseClaims(t0, "Attestation.Contributor"))
+		b.Run(string(k.alg), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := auth.Authenticate(context.Background(), hdr); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func TestCanceledRequestDoesNotPoisonKeyCache(t *testing.T) {
+	a, _, _ := keys(t)
+	p := newIDP(t, a)
+	c := &clock{t: t0}
+	auth := p.auth(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// The caller is gone, but the fetch it started completes and is cached.
+	auth.Authenticate(ctx, p.token(t, a, t0))
+	if _, err := auth.Authenticate(context.Background(), p.token(t, a, t0)); err != nil {
+		t.Fatalf("after a canceled first request: %v", err)
+	}
+	if n := p.jwksHits.Load(); n != 1 {
+		t.Fatalf("JWKS fetched %d times, want 1", n)
+	}
 }

@@ -22,6 +22,13 @@ var ErrNotFound = errors.New("store: not found")
 // policy-management certificate.
 var ErrLastCertificate = errors.New("store: cannot remove the last policy-management certificate")
 
+// ErrInvalidText is returned by writes whose string fields (names, JWS,
+// policy text, audit fields) are not valid UTF-8 or contain a NUL byte:
+// PostgreSQL TEXT cannot hold such strings, so no backend accepts them and
+// all backends behave alike. Callers should reject such input before it
+// gets here (a policy whose text is not UTF-8 is not a valid policy).
+var ErrInvalidText = errors.New("store: string is not valid UTF-8 or contains a NUL byte")
+
 // Policy is the stored policy of one attestation type of one instance.
 type Policy struct {
 	Instance string

@@ -8,8 +8,10 @@
 // older keys stay in the JWKS until their retire-after time, so tokens issued
 // just before a rotation keep verifying for clients that refetch /certs.
 //
-// A KeySet directory belongs to one process: concurrent processes sharing a
-// directory could each create a first key and overwrite the other's manifest.
+// Changes to the directory (first key, rotation, pruning) happen under an
+// advisory file lock (flock on Unix), so a server and an "attestd keys"
+// command, or two overlapping server processes, cannot interleave them; a
+// running KeySet sees another process's rotation only after Reload.
 package token
 
 import (
@@ -120,37 +122,56 @@ func OpenKeySet(dir, subject string, now func() time.Time) (*KeySet, error) {
 		return nil, fmt.Errorf("token: create key directory: %w", err)
 	}
 	ks := &KeySet{dir: dir, subject: subject, now: now}
+	if err := ks.Reload(); err != nil {
+		return nil, err
+	}
+	return ks, nil
+}
+
+// Reload rereads the key set from disk, e.g. after "attestd keys rotate"
+// ran in another process; it also deletes keys past their retire-after
+// time and creates a first key if none is left. Sign and JWKS keep serving
+// the previous state until the new one is complete.
+func (ks *KeySet) Reload() error {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
+	unlock, err := lockDir(ks.dir)
+	if err != nil {
+		return fmt.Errorf("token: lock key directory: %w", err)
+	}
+	defer unlock()
+	keys, err := ks.loadDisk()
+	if err != nil {
+		return err
+	}
+	t := ks.now()
+	live := pruneRetired(keys, t)
+	if len(live) == 0 {
+		k, err := ks.newKey(t)
+		if err != nil {
+			return err
+		}
+		live = []*signingKey{k}
+	}
+	return ks.commit(live, keys)
+}
+
+// loadDisk reads the manifest and every key it lists, newest first.
+// ks.mu and the directory lock are held.
+func (ks *KeySet) loadDisk() ([]*signingKey, error) {
 	m, err := ks.readManifest()
 	if err != nil {
 		return nil, err
 	}
-	var keys []*signingKey
-	for _, e := range m.Keys {
-		k, err := ks.loadKey(e)
+	keys := make([]*signingKey, 0, len(m.Keys))
+	for i := len(m.Keys) - 1; i >= 0; i-- {
+		k, err := ks.loadKey(m.Keys[i])
 		if err != nil {
 			return nil, err
 		}
 		keys = append(keys, k)
 	}
-	// newest first
-	for i, j := 0, len(keys)-1; i < j; i, j = i+1, j-1 {
-		keys[i], keys[j] = keys[j], keys[i]
-	}
-	t := now()
-	live := pruneRetired(keys, t)
-	if len(live) == 0 || !live[0].retireAt.IsZero() && !t.Before(live[0].retireAt) {
-		k, err := ks.newKey(t)
-		if err != nil {
-			return nil, err
-		}
-		live = append([]*signingKey{k}, live...)
-	}
-	if err := ks.commit(live, keys); err != nil {
-		return nil, err
-	}
-	return ks, nil
+	return keys, nil
 }
 
 // pruneRetired returns the keys whose retire-after time is still ahead.
@@ -409,12 +430,24 @@ func (ks *KeySet) Rotate(retireOldAfter time.Duration) error {
 	}
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
+	unlock, err := lockDir(ks.dir)
+	if err != nil {
+		return fmt.Errorf("token: lock key directory: %w", err)
+	}
+	defer unlock()
+	// Start from the disk state: another process may have rotated.
+	old, err := ks.loadDisk()
+	if err != nil {
+		return err
+	}
+	if len(old) == 0 {
+		old = ks.state.Load().keys
+	}
 	t := ks.now()
 	k, err := ks.newKey(t)
 	if err != nil {
 		return err
 	}
-	old := ks.state.Load().keys
 	retire := t.Add(retireOldAfter)
 	next := []*signingKey{k}
 	for _, o := range old {

@@ -495,3 +495,61 @@ func BenchmarkUnsigned(b *testing.B) {
 		}
 	}
 }
+
+func TestConcurrentFirstOpenAgrees(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: t0}
+	kids := make([]string, 4)
+	errs := make([]error, 4)
+	var wg sync.WaitGroup
+	for i := range kids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ks, err := OpenKeySet(dir, subject, c.Now)
+			errs[i] = err
+			if err == nil {
+				kids[i] = ks.ActiveKID()
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range kids {
+		if errs[i] != nil || kids[i] != kids[0] {
+			t.Fatalf("concurrent first opens disagree: %q %v", kids, errs)
+		}
+	}
+	if pems, _ := filepath.Glob(filepath.Join(dir, "*.pem")); len(pems) != 1 {
+		t.Fatalf("%d key files, want 1", len(pems))
+	}
+}
+
+func TestReloadSeesRotationByAnotherProcess(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: t0}
+	server := openSet(t, dir, c)
+	tool := openSet(t, dir, c) // e.g. "attestd keys rotate"
+	oldKID := server.ActiveKID()
+	if err := tool.Rotate(time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if server.ActiveKID() != oldKID {
+		t.Fatal("server changed keys without Reload")
+	}
+	if err := server.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if server.ActiveKID() != tool.ActiveKID() || len(jwksDoc(t, server.JWKS()).Keys) != 2 {
+		t.Fatalf("after Reload: active %s (tool %s), JWKS %s", server.ActiveKID(), tool.ActiveKID(), server.JWKS())
+	}
+	// A rotation by the stale server builds on the disk state, not its memory.
+	if err := server.Rotate(time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(server.Keys()); n != 3 {
+		t.Fatalf("%d keys after second rotation, want 3", n)
+	}
+	if err := tool.Reload(); err != nil || tool.ActiveKID() != server.ActiveKID() {
+		t.Fatalf("tool after reload: %s vs %s, %v", tool.ActiveKID(), server.ActiveKID(), err)
+	}
+}

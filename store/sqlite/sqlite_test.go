@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -227,5 +228,24 @@ func BenchmarkGetPolicy(b *testing.B) {
 		if _, err := db.GetPolicy(ctx, "i", "SgxEnclave"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestFaultyWrapper(t *testing.T) {
+	ctx := context.Background()
+	f := storetest.NewFaulty(openTemp(t))
+	defer f.Close()
+	boom := fmt.Errorf("disk on fire")
+	f.Fail(storetest.MethodPutPolicy, boom)
+	p := &store.Policy{Instance: "i", Type: "SgxEnclave", JWS: "j", Text: "t"}
+	if err := f.PutPolicy(ctx, p, store.AuditEntry{Action: "policy.set"}); err != boom {
+		t.Fatalf("PutPolicy = %v, want injected error", err)
+	}
+	if _, err := f.GetPolicy(ctx, "i", "SgxEnclave"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("failed write reached the store: %v", err)
+	}
+	f.Fail(storetest.MethodPutPolicy, nil)
+	if err := f.PutPolicy(ctx, p, store.AuditEntry{Action: "policy.set"}); err != nil {
+		t.Fatalf("healed PutPolicy: %v", err)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math/big"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -145,7 +146,7 @@ func testPolicyRoundTrip(t *testing.T, s store.Store) {
 		p    store.Policy
 	}{
 		{"signed", store.Policy{Instance: "inst", Type: "SgxEnclave", JWS: "eyJhbGciOiJSUzI1NiJ9.eyJ9.c2ln",
-			Text: "version= 1.0;\nauthorizationrules { => permit(); };\n\u00e9\u4e2d\x00end", Signer: signer, UpdatedAt: Base}},
+			Text: "version= 1.0;\nauthorizationrules { => permit(); };\n\u00e9\u4e2d\U0001F600\t'\"\\end", Signer: signer, UpdatedAt: Base}},
 		{"unsigned", store.Policy{Instance: "inst", Type: "OpenEnclave", JWS: "eyJhbGciOiJub25lIn0.e30.",
 			Text: "version=1.0; authorizationrules{=> permit();};", UpdatedAt: Base.Add(time.Second)}},
 		{"empty text", store.Policy{Instance: "inst", Type: "Tpm", JWS: "", Text: "", UpdatedAt: Base}},
@@ -246,10 +247,19 @@ func testPolicyRejectsBadInput(t *testing.T, s store.Store) {
 		{"no type", &store.Policy{Instance: "inst"}, audit("policy.set", "x")},
 		{"audit without action", &store.Policy{Instance: "inst", Type: "SgxEnclave"}, store.AuditEntry{Actor: "x"}},
 		{"audit of other instance", &store.Policy{Instance: "inst", Type: "SgxEnclave"}, store.AuditEntry{Instance: "other", Action: "policy.set"}},
+		{"NUL in text", &store.Policy{Instance: "inst", Type: "SgxEnclave", Text: "a\x00b"}, audit("policy.set", "x")},
+		{"invalid UTF-8 in JWS", &store.Policy{Instance: "inst", Type: "SgxEnclave", JWS: "\xff"}, audit("policy.set", "x")},
+		{"invalid UTF-8 in audit", &store.Policy{Instance: "inst", Type: "SgxEnclave"}, store.AuditEntry{Action: "policy.set", Detail: "\xc3"}},
 	}
 	for _, tc := range cases {
-		if err := s.PutPolicy(ctx, tc.p, tc.a); err == nil {
+		err := s.PutPolicy(ctx, tc.p, tc.a)
+		if err == nil {
 			t.Errorf("%s: PutPolicy succeeded, want error", tc.name)
+		}
+		if strings.HasPrefix(tc.name, "NUL") || strings.HasPrefix(tc.name, "invalid UTF-8") {
+			if !errors.Is(err, store.ErrInvalidText) {
+				t.Errorf("%s: err = %v, want ErrInvalidText", tc.name, err)
+			}
 		}
 	}
 	if _, err := s.GetPolicy(ctx, "inst", "SgxEnclave"); !errors.Is(err, store.ErrNotFound) {
