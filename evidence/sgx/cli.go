@@ -138,6 +138,13 @@ func RunVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	rtPath := fs.String("runtime-data", "", "runtime data file (binary) whose SHA-256 must equal report_data[0:32]")
 	diag := fs.Bool("diagnostic-skip-collateral", false, "DIAGNOSTIC ONLY: check quote signatures and PCK chain signatures, skip clock, CRLs, TCB info and QE identity")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "attestd verify: unexpected arguments %q\n", fs.Args())
 		return ExitUsage
 	}
 	usage := func(format string, a ...any) int {

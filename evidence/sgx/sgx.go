@@ -126,7 +126,11 @@ func parseError(prefix string, err error) error {
 	return evidence.Errorf(prefix+".parse", "%v", err)
 }
 
-// Verify implements evidence.Verifier.
+// Verify implements evidence.Verifier. Result.ReportData is the ISV
+// enclave's 64-byte REPORTDATA; Result.InitTimeBinding is its 64-byte
+// CONFIGID, always set: an enclave without KSS has an all-zero CONFIGID, so
+// init-time data sent for it fails the pipeline's binding check instead of
+// being silently ignored.
 func (v *Verifier) Verify(ctx context.Context, req *evidence.Request) (*evidence.Result, error) {
 	ev, err := Parse(req.Type, req.Evidence)
 	if err != nil {

@@ -3,10 +3,12 @@ package sgx
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx/abi"
 	"github.com/attestd/attestd/evidence/sgx/pcs"
+	"github.com/attestd/attestd/evidence/sgx/verify"
 	"github.com/attestd/attestd/internal/testenv"
 	"github.com/attestd/attestd/testing/sgxplatform"
 )
@@ -308,6 +311,17 @@ func TestAzureSDKSamples(t *testing.T) {
 			if ev.Quote.Body.Debug() != c.debug {
 				t.Errorf("debug %v, want %v", ev.Quote.Body.Debug(), c.debug)
 			}
+			// The sample embeds the older Intel root certificate (2018..2033);
+			// it is accepted because the verifier pins Intel's root key.
+			chainPEM, _ := ev.Quote.PCKChainPEM()
+			certs, err := verify.ParseCertificates(chainPEM)
+			if err != nil {
+				t.Fatal(err)
+			}
+			root, intel := certs[len(certs)-1], verify.DefaultRoots()[0]
+			if bytes.Equal(root.Raw, intel.Raw) || root.NotAfter.Year() != 2033 || !root.PublicKey.(*ecdsa.PublicKey).Equal(intel.PublicKey) {
+				t.Errorf("sample root %s..%s: want the older certificate of Intel's root key", root.NotBefore, root.NotAfter)
+			}
 			raw := testenv.ReadShared(t, "vectors/azure-sdk-cpp-oe/"+c.file+".sgx_quote.bin")
 			if _, err := Parse(evidence.SgxEnclave, raw); err != nil {
 				t.Fatalf("raw quote: %v", err)
@@ -372,3 +386,31 @@ func TestRunVerify(t *testing.T) {
 
 // Compile-time check that the test platform's source is a collateral.Source.
 var _ collateral.Source = (*sgxplatform.Source)(nil)
+
+func TestConcurrentVerify(t *testing.T) {
+	p := newPlatform(t, sgxplatform.Options{})
+	v := platformVerifier(t, p)
+	quote, _ := p.Quote(sgxplatform.QuoteOptions{})
+	bad := slices.Clone(quote)
+	bad[100] ^= 1
+	errs := make(chan error, 16)
+	for i := 0; i < 16; i++ {
+		go func(i int) {
+			q := quote
+			if i%4 == 0 {
+				q = bad
+			}
+			_, err := v.Verify(context.Background(), &evidence.Request{Type: evidence.SgxEnclave, Evidence: q})
+			if (err != nil) != (i%4 == 0) {
+				errs <- fmt.Errorf("goroutine %d: %v", i, err)
+				return
+			}
+			errs <- nil
+		}(i)
+	}
+	for i := 0; i < 16; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

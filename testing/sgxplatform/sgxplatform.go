@@ -55,9 +55,23 @@ type Options struct {
 	QEStatus pcs.TCBStatus
 	// RevokePCK lists the PCK certificate in the PCK CA CRL.
 	RevokePCK bool
+	// RevokePCKCA / RevokeTCBSigner list the PCK CA / the TCB signing
+	// certificate in the Root CA CRL.
+	RevokePCKCA, RevokeTCBSigner bool
 	// ExpiredCollateral makes TCB info, QE identity and both CRLs end one
 	// hour before Now (they were issued 31 days earlier).
 	ExpiredCollateral bool
+	// ExpiredPCKCRL makes only the PCK CA CRL end one hour before Now.
+	ExpiredPCKCRL bool
+
+	// Negative-test knobs for the signed collateral (zero values: consistent).
+	TCBPCEID             *[2]byte  // PCE ID written into the TCB info
+	NoMatchingTCBLevel   bool      // every TCB level is above the PCK certificate's TCB
+	QEIdentityMRSigner   *[32]byte // MRSIGNER written into the QE identity
+	QEIdentityISVProdID  *uint16
+	QEIdentityMiscSelect *uint32
+	QEIdentityAttributes *[16]byte
+	QEIdentityMinISVSVN  int // > QEISVSVN: the QE matches no QE identity level
 }
 
 // QuoteOptions describe the enclave a quote is made for.
@@ -89,11 +103,13 @@ type Platform struct {
 }
 
 // Fixed identity of the test quoting enclave (written into the QE identity).
-var (
-	QEMRSigner  = [32]byte{0x8c, 0x4f, 0x57, 0x75, 0xd7, 0x96, 0x50, 0x3e, 0x96, 0x13, 0x7f, 0x77, 0xc6, 0x8a, 0x82, 0x9a}
+const (
 	QEISVProdID = uint16(1)
 	QEISVSVN    = uint16(8)
 )
+
+// qeMRSigner is the test QE's MRSIGNER (the first half of Intel's QE MRSIGNER, so it looks familiar in dumps).
+var qeMRSigner = [32]byte{0x8c, 0x4f, 0x57, 0x75, 0xd7, 0x96, 0x50, 0x3e, 0x96, 0x13, 0x7f, 0x77, 0xc6, 0x8a, 0x82, 0x9a}
 
 // PCK TCB of the test platform: matched exactly by the second TCB level.
 var pckCompSVN = [16]int{11, 11, 2, 2, 255, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0}
@@ -188,7 +204,7 @@ func New(opts Options) (*Platform, error) {
 	if p.pck, err = mint(&x509.Certificate{
 		SerialNumber: serial(), Subject: name("attestd TEST SGX PCK Certificate"), NotBefore: nb, NotAfter: na,
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, BasicConstraintsValid: true,
-		ExtraExtensions: []pkix.Extension{{Id: pcs.OIDSGXExtensions, Value: extDER}},
+		ExtraExtensions: []pkix.Extension{{Id: pcs.OIDSGXExtensions(), Value: extDER}},
 	}, p.pckCA, &p.pckKey.PublicKey, p.pckCAKey); err != nil {
 		return nil, err
 	}
@@ -198,7 +214,7 @@ func New(opts Options) (*Platform, error) {
 	for i := range p.qeAuth {
 		p.qeAuth[i] = byte(i)
 	}
-	p.qeReport = abi.ReportBody{MRSigner: QEMRSigner, ISVProdID: QEISVProdID, ISVSVN: QEISVSVN}
+	p.qeReport = abi.ReportBody{MRSigner: qeMRSigner, ISVProdID: QEISVProdID, ISVSVN: QEISVSVN}
 	copy(p.qeReport.CPUSVN[:], p.ext.TCB.CPUSVN[:])
 	p.qeReport.Attributes[0] = 0x11 // INIT | PROVISIONKEY
 	p.qeReport.Attributes[8] = 0xe7 // XFRM
@@ -337,6 +353,12 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 			level(below, 5, tcbDate.Add(-365*24*time.Hour), pcs.OutOfDate, []string{"INTEL-SA-00000"}),
 		},
 	}
+	if o.TCBPCEID != nil {
+		info.PCEID = strings.ToUpper(hex.EncodeToString(o.TCBPCEID[:]))
+	}
+	if o.NoMatchingTCBLevel {
+		info.TCBLevels = info.TCBLevels[:1]
+	}
 	tcbJSON, err := json.Marshal(info)
 	if err != nil {
 		return nil, err
@@ -345,10 +367,25 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 		ID: "QE", Version: 2, IssueDate: ts(issue), NextUpdate: ts(next), TCBEvaluationDataNumber: 17,
 		MiscSelect: "00000000", MiscSelectMask: "FFFFFFFF",
 		Attributes: "11000000000000000000000000000000", AttributesMask: "FBFFFFFFFFFFFFFF0000000000000000",
-		MRSigner: strings.ToUpper(hex.EncodeToString(QEMRSigner[:])), ISVProdID: int(QEISVProdID),
+		MRSigner: strings.ToUpper(hex.EncodeToString(qeMRSigner[:])), ISVProdID: int(QEISVProdID),
+	}
+	if o.QEIdentityMRSigner != nil {
+		qe.MRSigner = strings.ToUpper(hex.EncodeToString(o.QEIdentityMRSigner[:]))
+	}
+	if o.QEIdentityISVProdID != nil {
+		qe.ISVProdID = int(*o.QEIdentityISVProdID)
+	}
+	if o.QEIdentityMiscSelect != nil {
+		qe.MiscSelect = fmt.Sprintf("%08X", *o.QEIdentityMiscSelect)
+	}
+	if o.QEIdentityAttributes != nil {
+		qe.Attributes = strings.ToUpper(hex.EncodeToString(o.QEIdentityAttributes[:]))
 	}
 	var ql jsonQELevel
 	ql.TCB.ISVSVN = int(QEISVSVN)
+	if o.QEIdentityMinISVSVN > 0 {
+		ql.TCB.ISVSVN = o.QEIdentityMinISVSVN
+	}
 	ql.TCBDate, ql.TCBStatus = ts(tcbDate), string(o.QEStatus)
 	if o.QEStatus == pcs.OutOfDate {
 		ql.AdvisoryIDs = []string{"INTEL-SA-00999"}
@@ -357,6 +394,9 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	ql0.TCB.ISVSVN = 0
 	ql0.TCBDate, ql0.TCBStatus = ts(tcbDate.Add(-365*24*time.Hour)), string(pcs.OutOfDate)
 	qe.TCBLevels = []jsonQELevel{ql, ql0}
+	if o.QEIdentityMinISVSVN > 0 {
+		qe.TCBLevels = qe.TCBLevels[:1]
+	}
 	qeJSON, err := json.Marshal(qe)
 	if err != nil {
 		return nil, err
@@ -369,8 +409,15 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	if err != nil {
 		return nil, err
 	}
+	var rootRevoked []x509.RevocationListEntry
+	if o.RevokePCKCA {
+		rootRevoked = append(rootRevoked, x509.RevocationListEntry{SerialNumber: p.pckCA.SerialNumber, RevocationTime: issue})
+	}
+	if o.RevokeTCBSigner {
+		rootRevoked = append(rootRevoked, x509.RevocationListEntry{SerialNumber: p.signer.SerialNumber, RevocationTime: issue})
+	}
 	rootCRL, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number: big.NewInt(1), ThisUpdate: issue, NextUpdate: next,
+		Number: big.NewInt(1), ThisUpdate: issue, NextUpdate: next, RevokedCertificateEntries: rootRevoked,
 	}, p.root, p.rootKey)
 	if err != nil {
 		return nil, err
@@ -379,8 +426,12 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	if o.RevokePCK {
 		revoked = append(revoked, x509.RevocationListEntry{SerialNumber: p.pck.SerialNumber, RevocationTime: issue})
 	}
+	pckIssue, pckNext := issue, next
+	if o.ExpiredPCKCRL {
+		pckIssue, pckNext = o.Now.Add(-31*24*time.Hour), o.Now.Add(-time.Hour)
+	}
 	pckCRL, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number: big.NewInt(1), ThisUpdate: issue, NextUpdate: next, RevokedCertificateEntries: revoked,
+		Number: big.NewInt(1), ThisUpdate: pckIssue, NextUpdate: pckNext, RevokedCertificateEntries: revoked,
 	}, p.pckCA, p.pckCAKey)
 	if err != nil {
 		return nil, err

@@ -30,8 +30,12 @@ const (
 	OECustomClaimsVersion   = 1
 )
 
-// OEFormatSGXECDSA is OE_FORMAT_UUID_SGX_ECDSA {a3a21e87-1b4d-4014-b70a-a125d2fbcd8c}.
-var OEFormatSGXECDSA = [16]byte{0xa3, 0xa2, 0x1e, 0x87, 0x1b, 0x4d, 0x40, 0x14, 0xb7, 0x0a, 0xa1, 0x25, 0xd2, 0xfb, 0xcd, 0x8c}
+// OEFormatSGXECDSA is OE_FORMAT_UUID_SGX_ECDSA {a3a21e87-1b4d-4014-b70a-a125d2fbcd8c}
+// (a string constant so no package state can be modified; convert with
+// [16]byte([]byte(OEFormatSGXECDSA))).
+const OEFormatSGXECDSA = "\xa3\xa2\x1e\x87\x1b\x4d\x40\x14\xb7\x0a\xa1\x25\xd2\xfb\xcd\x8c"
+
+func oeFormatSGXECDSA() [16]byte { return [16]byte([]byte(OEFormatSGXECDSA)) }
 
 // OEReport is an OpenEnclave remote report: a 16-byte header and an SGX quote.
 type OEReport struct {
@@ -135,7 +139,7 @@ func ParseOEEvidence(b []byte) (*OEEvidence, error) {
 	if e.HeaderVersion != OEAttestationHeaderV2 && e.HeaderVersion != OEAttestationHeaderV3 {
 		return nil, fmt.Errorf("OE evidence: attestation header version %d, want 3 (or legacy 2)", e.HeaderVersion)
 	}
-	if e.FormatID != OEFormatSGXECDSA {
+	if e.FormatID != oeFormatSGXECDSA() {
 		return nil, fmt.Errorf("OE evidence: format %x is not OE_FORMAT_UUID_SGX_ECDSA", e.FormatID)
 	}
 	data := b[OEAttestationHeaderSize:]
@@ -208,7 +212,7 @@ func (e *OEEvidence) Marshal() []byte {
 // NewOEEvidence builds v3 SGX_ECDSA evidence from a quote and a serialized
 // custom claims buffer (see MarshalCustomClaims).
 func NewOEEvidence(quote, claimsBuffer []byte) []byte {
-	e := &OEEvidence{HeaderVersion: OEAttestationHeaderV3, FormatID: OEFormatSGXECDSA, QuoteBytes: quote, CustomClaimsBuffer: claimsBuffer}
+	e := &OEEvidence{HeaderVersion: OEAttestationHeaderV3, FormatID: oeFormatSGXECDSA(), QuoteBytes: quote, CustomClaimsBuffer: claimsBuffer}
 	return e.Marshal()
 }
 

@@ -19,9 +19,15 @@ import (
 	"fmt"
 )
 
+// OIDSGXExtensions returns the OID of the SGX extensions extension of PCK
+// certificates, 1.2.840.113741.1.13.1 (a fresh copy).
+func OIDSGXExtensions() asn1.ObjectIdentifier {
+	return append(asn1.ObjectIdentifier{}, oidSGXExtensions...)
+}
+
 // OIDs of the SGX PCK certificate extensions (Intel PCK Certificate Profile).
 var (
-	OIDSGXExtensions      = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1}
+	oidSGXExtensions      = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1}
 	oidPPID               = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 1}
 	oidTCB                = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 2}
 	oidPCEID              = asn1.ObjectIdentifier{1, 2, 840, 113741, 1, 13, 1, 3}
@@ -77,7 +83,7 @@ type oidValue struct {
 // ParsePCKExtensions extracts the SGX extensions from a PCK certificate.
 func ParsePCKExtensions(cert *x509.Certificate) (*PCKExtensions, error) {
 	for _, ext := range cert.Extensions {
-		if ext.Id.Equal(OIDSGXExtensions) {
+		if ext.Id.Equal(oidSGXExtensions) {
 			return ParseSGXExtensionValue(ext.Value)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -370,6 +369,3 @@ func ParseQEIdentity(b []byte) (*QEIdentity, error) {
 	}
 	return q, nil
 }
-
-// EqualFoldHex compares two hex strings case-insensitively.
-func EqualFoldHex(a, b string) bool { return strings.EqualFold(a, b) }

@@ -117,25 +117,7 @@ func TestTamperQuote(t *testing.T) {
 		if _, err := verifyBytes(v, quote, p.Collateral()); err != nil {
 			t.Fatalf("v%d: untampered quote: %v", version, err)
 		}
-		qe := qeOffset(version)
-		cases := []struct {
-			name  string
-			off   int
-			check string
-		}{
-			{"header user data", 30, "quote.signature"},
-			{"header QE SVN", 8, "quote.signature"},
-			{"report body MRENCLAVE", abi.HeaderSize + 64, "quote.signature"},
-			{"report body report data", abi.ReportDataOffset + 63, "quote.signature"},
-			{"report body attributes", abi.HeaderSize + 48, "quote.signature"},
-			{"quote signature", abi.QuoteFixedSize + 5, "quote.signature"},
-			{"attestation key", abi.QuoteFixedSize + 64 + 7, "qe_report.binding"},
-			{"QE report MRSIGNER", qe + 128, "qe_report.signature"},
-			{"QE report data", qe + 320 + 40, "qe_report.signature"},
-			{"QE report signature", qe + 384 + 10, "qe_report.signature"},
-			{"QE auth data", qe + 384 + 64 + 2 + 5, "qe_report.binding"},
-			{"PCK certificate", qe + 384 + 64 + 2 + 32 + 6 + 300, "pck_chain"},
-		}
+		cases := tamperCases(version)
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				b := slices.Clone(quote)
@@ -193,6 +175,13 @@ func TestTamperCollateralAndTrust(t *testing.T) {
 			v, _ := New(Options{Roots: append(p.Roots(), other.Roots()...), Now: func() time.Time { return testNow }})
 			return v
 		}, check: "qe_report.signature"},
+		{name: "TCB info chain of another trusted root", coll: func(c *collateral.Collateral) {
+			o := other.Collateral()
+			c.TCBInfoIssuerChain, c.TCBInfo, c.TCBInfoSignature = o.TCBInfoIssuerChain, o.TCBInfo, o.TCBInfoSignature
+		}, v: func() *Verifier {
+			v, _ := New(Options{Roots: append(p.Roots(), other.Roots()...), Now: func() time.Time { return testNow }})
+			return v
+		}, check: "tcb_info.issuer_chain"},
 		{name: "Intel root only", v: func() *Verifier {
 			v, _ := New(Options{Now: func() time.Time { return testNow }})
 			return v
@@ -233,6 +222,18 @@ func TestPlatformOptions(t *testing.T) {
 		{name: "expired collateral", opts: sgxplatform.Options{ExpiredCollateral: true}, check: "tcb_info.expired"},
 		{name: "expired collateral within grace", opts: sgxplatform.Options{ExpiredCollateral: true}, grace: 2 * time.Hour, grace2: []string{"tcb_info", "qe_identity", "root_crl", "pck_crl"}},
 		{name: "expired collateral beyond grace", opts: sgxplatform.Options{ExpiredCollateral: true}, grace: 30 * time.Minute, check: "tcb_info.expired"},
+		{name: "expired PCK CRL", opts: sgxplatform.Options{ExpiredPCKCRL: true}, check: "pck_crl.expired"},
+		{name: "expired PCK CRL within grace", opts: sgxplatform.Options{ExpiredPCKCRL: true}, grace: 2 * time.Hour, grace2: []string{"pck_crl"}},
+		{name: "revoked PCK CA", opts: sgxplatform.Options{RevokePCKCA: true}, check: "pck_ca.revoked"},
+		{name: "revoked TCB signing cert", opts: sgxplatform.Options{RevokeTCBSigner: true}, check: "tcb_signing.revoked"},
+		{name: "mismatched PCE ID", opts: sgxplatform.Options{TCBPCEID: &[2]byte{0, 1}}, check: "tcb_info.pceid_mismatch"},
+		{name: "no matching TCB level", opts: sgxplatform.Options{NoMatchingTCBLevel: true}, check: "tcb.no_matching_level"},
+		{name: "QE MRSIGNER", opts: sgxplatform.Options{QEIdentityMRSigner: &[32]byte{1}}, check: "qe_identity.mrsigner_mismatch"},
+		{name: "QE ISVPRODID", opts: sgxplatform.Options{QEIdentityISVProdID: new(uint16)}, check: "qe_identity.isvprodid_mismatch"},
+		{name: "QE MISCSELECT", opts: sgxplatform.Options{QEIdentityMiscSelect: func() *uint32 { v := uint32(1); return &v }()}, check: "qe_identity.miscselect_mismatch"},
+		{name: "QE ATTRIBUTES", opts: sgxplatform.Options{QEIdentityAttributes: &[16]byte{0x13}}, check: "qe_identity.attributes_mismatch"},
+		{name: "QE XFRM differs but is masked out", opts: sgxplatform.Options{QEIdentityAttributes: &[16]byte{0x11, 8: 0x00}}}, // the QE report has XFRM 0xe7; mask bytes 8..15 are 0
+		{name: "QE ISVSVN below every level", opts: sgxplatform.Options{QEIdentityMinISVSVN: 9}, check: "qe_identity.no_matching_level"},
 		{name: "platform CA", opts: sgxplatform.Options{PlatformCA: true}},
 	}
 	for _, c := range cases {
@@ -270,5 +271,80 @@ func TestTimeWindows(t *testing.T) {
 		if got := evidence.CheckOf(err); got != c.check {
 			t.Errorf("at %s: got %v, want %q", c.at, err, c.check)
 		}
+	}
+}
+
+type tamperCase struct {
+	name  string
+	off   int
+	check string
+}
+
+// tamperCases flips one bit in each signed region of a quote of the given
+// version and names the check that must catch it.
+func tamperCases(version int) []tamperCase {
+	qe := qeOffset(version)
+	return []tamperCase{
+		{"header user data", 30, "quote.signature"},
+		{"header QE SVN", 8, "quote.signature"},
+		{"report body MRENCLAVE", abi.HeaderSize + 64, "quote.signature"},
+		{"report body report data", abi.ReportDataOffset + 63, "quote.signature"},
+		{"report body attributes", abi.HeaderSize + 48, "quote.signature"},
+		{"quote signature", abi.QuoteFixedSize + 5, "quote.signature"},
+		{"attestation key", abi.QuoteFixedSize + 64 + 7, "qe_report.binding"},
+		{"QE report MRSIGNER", qe + 128, "qe_report.signature"},
+		{"QE report data", qe + 320 + 40, "qe_report.signature"},
+		{"QE report signature", qe + 384 + 10, "qe_report.signature"},
+		{"QE auth data", qe + 384 + 64 + 2 + 5, "qe_report.binding"},
+		{"PCK certificate", qe + 384 + 64 + 2 + 32 + 6 + 300, "pck_chain"},
+	}
+}
+
+func TestTamperRealD1(t *testing.T) {
+	vs := loadDCAPQVL(t, "vectors/dcap-qvl/sample/sgx_quote", "vectors/dcap-qvl/sample/sgx_quote_collateral.json")
+	at := mustTime(t, "2025-07-01T00:00:00Z")
+	if _, err := verifyAt(t, vs, at, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range tamperCases(3) {
+		t.Run(c.name, func(t *testing.T) {
+			b := slices.Clone(vs.quote)
+			b[c.off] ^= 0x01
+			_, err := verifyAt(t, vectorSet{b, vs.coll}, at, 0)
+			if got := evidence.CheckOf(err); got != c.check {
+				t.Fatalf("flip at %d: got %v (check %q), want %q", c.off, err, got, c.check)
+			}
+		})
+	}
+	flip := func(b []byte, i int) []byte { b = slices.Clone(b); b[i] ^= 1; return b }
+	for _, c := range []struct {
+		name  string
+		mod   func(c collateral.Collateral) *collateral.Collateral
+		check string
+	}{
+		{"TCB info", func(c collateral.Collateral) *collateral.Collateral { c.TCBInfo = flip(c.TCBInfo, 50); return &c }, "tcb_info.signature"},
+		{"QE identity", func(c collateral.Collateral) *collateral.Collateral { c.QEIdentity = flip(c.QEIdentity, 50); return &c }, "qe_identity.signature"},
+		{"root CRL", func(c collateral.Collateral) *collateral.Collateral {
+			c.RootCACRL = flip(c.RootCACRL, len(c.RootCACRL)-2)
+			return &c
+		}, "root_crl.signature"},
+		{"PCK CRL", func(c collateral.Collateral) *collateral.Collateral {
+			c.PCKCRL = flip(c.PCKCRL, len(c.PCKCRL)-2)
+			return &c
+		}, "pck_crl.signature"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := verifyAt(t, vectorSet{vs.quote, c.mod(*vs.coll)}, at, 0)
+			if got := evidence.CheckOf(err); got != c.check {
+				t.Fatalf("got %v, want %q", err, c.check)
+			}
+		})
+	}
+	// The wrong root: the D1 chain against the test root only.
+	p := newPlatform(t, sgxplatform.Options{})
+	v, _ := New(Options{Roots: p.Roots(), Now: func() time.Time { return at }})
+	q, _ := abi.ParseQuote(vs.quote)
+	if _, err := v.Verify(vs.quote, q, vs.coll); evidence.CheckOf(err) != "pck_chain" {
+		t.Fatalf("D1 under the test root: %v", err)
 	}
 }

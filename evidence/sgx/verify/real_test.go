@@ -109,7 +109,7 @@ func TestRealVectors(t *testing.T) {
 		{name: "D1 after TCB info", load: d1, at: "2025-07-19T10:56:12Z", wantCheck: "tcb_info.expired"},
 		{name: "D1 grace covers", load: d1, at: "2025-07-20T00:00:00Z", grace: 48 * time.Hour, status: pcs.ConfigurationAndSWHardeningNeeded, advisory: []string{"INTEL-SA-00289", "INTEL-SA-00615"}},
 		{name: "D1 grace too short", load: d1, at: "2025-07-25T00:00:00Z", grace: 48 * time.Hour, wantCheck: "tcb_info.expired"},
-		{name: "occlum TCB info v2", load: loadOcclum, at: "2025-02-20T00:00:00Z", status: ""},
+		{name: "occlum TCB info v2", load: loadOcclum, at: "2025-02-20T00:00:00Z", status: pcs.OutOfDate},
 		{name: "M1 2023-04-25", load: m1, at: "2023-04-25T00:00:00Z", anyOf: []string{"tcb_info.not_yet_valid", "pck_crl.expired"}},
 		{name: "M1 2023-06-01", load: m1, at: "2023-06-01T00:00:00Z", anyOf: []string{"tcb_info.not_yet_valid", "pck_crl.expired"}},
 		{name: "M1 2023-07-12T20:49", load: m1, at: "2023-07-12T20:49:00Z", anyOf: []string{"tcb_info.not_yet_valid", "pck_crl.expired"}},

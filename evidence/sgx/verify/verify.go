@@ -5,6 +5,28 @@
 // selection and the platform/QE status merge. It never decides whether a TCB
 // status is acceptable — that is the attestation policy's job — except that
 // Revoked levels are rejected, as QVL does.
+//
+// Every failure is an *evidence.Error; its Check is one of (in the order
+// the checks run):
+//
+//	quote.certification_data          the quote carries no PCK chain (PPID types 1-3)
+//	pck_chain                         PCK chain does not parse or does not chain to a trusted root key
+//	pck.extensions                    the PCK certificate's SGX extensions are malformed
+//	qe_report.signature               QE report not signed by the PCK key
+//	qe_report.binding                 QE report data != SHA-256(attestation key || QE auth data) || zeros
+//	quote.attestation_key             attestation key is not a P-256 point
+//	quote.signature                   header || report body not signed by the attestation key
+//	collateral.missing                no collateral at all
+//	root_crl.{missing,parse,issuer,signature}
+//	pck_crl.issuer_chain, pck_crl.issuer, pck_crl.{missing,parse,signature}
+//	tcb_info.issuer_chain, qe_identity.issuer_chain
+//	tcb_info.{missing,signature,parse}, qe_identity.{missing,signature,parse}
+//	tcb_info.{not_yet_valid,expired}, qe_identity.{…}, root_crl.{…}, pck_crl.{…}   (issueDate/thisUpdate .. nextUpdate [+ grace])
+//	pck_chain.{not_yet_valid,expired}, root_ca.{…}, collateral_signing_cert.{…}   (certificate validity)
+//	pck_ca.revoked, tcb_signing.revoked (Root CA CRL), pck.revoked (PCK CA CRL)
+//	tcb_info.fmspc_mismatch, tcb_info.pceid_mismatch
+//	qe_identity.{mrsigner,isvprodid,miscselect,attributes}_mismatch, qe_identity.no_matching_level, qe_identity.revoked
+//	tcb.no_matching_level, tcb.revoked
 package verify
 
 import (
@@ -480,6 +502,17 @@ func (v *Verifier) Verify(quoteBytes []byte, q *abi.Quote, coll *collateral.Coll
 	if err != nil {
 		return nil, err
 	}
+	// All chains must end at the same trusted key as the PCK chain: the Root
+	// CA CRL checked below is that root's, and mixing roots (e.g. a test root
+	// configured beside Intel's) must not let one vouch for the other.
+	for _, c := range []struct {
+		ch    *chain
+		check string
+	}{{crlChain, "pck_crl.issuer_chain"}, {tcbChain, "tcb_info.issuer_chain"}, {qeChain, "qe_identity.issuer_chain"}} {
+		if v.anchorFor(c.ch.certs[len(c.ch.certs)-1]) != root {
+			return nil, evidence.Errorf(c.check, "issuer chain ends at %q (key %s), not at the root of the PCK chain (key %s)", c.ch.certs[len(c.ch.certs)-1].Subject.CommonName, keyID(c.ch.certs[len(c.ch.certs)-1]), keyID(root))
+		}
+	}
 	tcb, err := v.tcbInfo(coll, tcbChain.certs[0], hTCB)
 	if err != nil {
 		return nil, err
@@ -552,11 +585,11 @@ func (v *Verifier) Verify(quoteBytes []byte, q *abi.Quote, coll *collateral.Coll
 	if qer.ISVProdID != qeid.ISVProdID {
 		return nil, evidence.Errorf("qe_identity.isvprodid_mismatch", "QE ISVPRODID %d is not %d", qer.ISVProdID, qeid.ISVProdID)
 	}
-	if qer.MiscSelect&qeid.MiscSelectMask != qeid.MiscSelect&qeid.MiscSelectMask {
+	if qer.MiscSelect&qeid.MiscSelectMask != qeid.MiscSelect { // QVL: applyMask(report) == identity value
 		return nil, evidence.Errorf("qe_identity.miscselect_mismatch", "QE MISCSELECT %08x masked with %08x is not %08x", qer.MiscSelect, qeid.MiscSelectMask, qeid.MiscSelect)
 	}
 	for i := range qer.Attributes {
-		if qer.Attributes[i]&qeid.AttributesMask[i] != qeid.Attributes[i]&qeid.AttributesMask[i] {
+		if qer.Attributes[i]&qeid.AttributesMask[i] != qeid.Attributes[i] {
 			return nil, evidence.Errorf("qe_identity.attributes_mismatch", "QE ATTRIBUTES %x masked with %x is not %x", qer.Attributes, qeid.AttributesMask, qeid.Attributes)
 		}
 	}
