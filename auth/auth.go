@@ -31,18 +31,31 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
-// DefaultAudiences are accepted in aud unless Config.Audiences replaces them.
-// Entra ID issues https://attest.azure.net (no slash) for the scope
-// https://attest.azure.net/.default; some token services keep the slash.
-var DefaultAudiences = []string{"https://attest.azure.net", "https://attest.azure.net/"}
+// Audience is the resource both MAA SDKs request tokens for (scope
+// https://attest.azure.net/.default).
+const Audience = "https://attest.azure.net"
 
-// Default role names: the app-role values of the built-in "Attestation
-// Reader"/"Attestation Contributor" roles plus short aliases for
-// self-hosted identity providers.
-var (
-	DefaultReaderRoles      = []string{"Attestation.Reader", "reader"}
-	DefaultContributorRoles = []string{"Attestation.Contributor", "contributor"}
+// Default role values: "Attestation.Reader"/"Attestation.Contributor" (as
+// app roles are usually named for the built-in Attestation Reader and
+// Contributor roles) plus short aliases for self-hosted identity providers.
+const (
+	ReaderRole           = "Attestation.Reader"
+	ContributorRole      = "Attestation.Contributor"
+	ReaderRoleAlias      = "reader"
+	ContributorRoleAlias = "contributor"
 )
+
+// DefaultAudiences returns the audiences accepted unless Config.Audiences
+// replaces them: Entra ID issues https://attest.azure.net (no slash) for
+// the scope https://attest.azure.net/.default; some token services keep
+// the slash.
+func DefaultAudiences() []string { return []string{Audience, Audience + "/"} }
+
+// DefaultReaderRoles returns the role values mapped to RoleReader by default.
+func DefaultReaderRoles() []string { return []string{ReaderRole, ReaderRoleAlias} }
+
+// DefaultContributorRoles returns the role values mapped to RoleContributor by default.
+func DefaultContributorRoles() []string { return []string{ContributorRole, ContributorRoleAlias} }
 
 // Defaults for zero Config fields.
 const (
@@ -55,8 +68,10 @@ const (
 	MaxTokenBytes = 16 << 10
 )
 
-// SignatureAlgorithms are the JWS algorithms accepted on bearer tokens.
-var SignatureAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256}
+// SignatureAlgorithms returns the JWS algorithms accepted on bearer tokens.
+func SignatureAlgorithms() []jose.SignatureAlgorithm {
+	return []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256}
+}
 
 // Role is a permission level; a higher role implies the lower ones.
 type Role int
@@ -162,7 +177,7 @@ type Issuer struct {
 // defaults, except Now, which is required.
 type Config struct {
 	Issuers []Issuer
-	// Audiences replaces DefaultAudiences when non-empty.
+	// Audiences replaces DefaultAudiences() when non-empty.
 	Audiences []string
 	// ExtraAudiences are accepted in addition to Audiences/DefaultAudiences.
 	ExtraAudiences []string
@@ -228,16 +243,16 @@ func New(cfg Config) (*Authenticator, error) {
 	if a.logger == nil {
 		a.logger = slog.New(slog.DiscardHandler)
 	}
-	a.audiences = append(slices.Clone(DefaultAudiences), cfg.ExtraAudiences...)
+	a.audiences = append(DefaultAudiences(), cfg.ExtraAudiences...)
 	if len(cfg.Audiences) > 0 {
 		a.audiences = append(slices.Clone(cfg.Audiences), cfg.ExtraAudiences...)
 	}
-	a.reader, a.contributor = DefaultReaderRoles, DefaultContributorRoles
+	a.reader, a.contributor = DefaultReaderRoles(), DefaultContributorRoles()
 	if len(cfg.ReaderRoles) > 0 {
-		a.reader = cfg.ReaderRoles
+		a.reader = slices.Clone(cfg.ReaderRoles)
 	}
 	if len(cfg.ContributorRoles) > 0 {
-		a.contributor = cfg.ContributorRoles
+		a.contributor = slices.Clone(cfg.ContributorRoles)
 	}
 	for _, is := range cfg.Issuers {
 		ks, err := newKeySource(is, &a.cfg, a.logger)
@@ -356,7 +371,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 	if strings.Count(tok, ".") != 2 {
 		return nil, reject(ReasonMalformed, "bearer token is not a compact JWS (want 3 dot-separated parts)")
 	}
-	jws, err := jose.ParseSignedCompact(tok, SignatureAlgorithms)
+	jws, err := jose.ParseSignedCompact(tok, SignatureAlgorithms())
 	if err != nil {
 		return nil, &Error{Reason: ReasonMalformed, Message: "bearer token does not parse as a JWS with an accepted algorithm (RS256, PS256, ES256)", Err: scrub(err)}
 	}

@@ -641,3 +641,20 @@ func BenchmarkAuthenticate(b *testing.B) {
 		})
 	}
 }
+
+func TestCanceledRequestDoesNotPoisonKeyCache(t *testing.T) {
+	a, _, _ := keys(t)
+	p := newIDP(t, a)
+	c := &clock{t: t0}
+	auth := p.auth(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	// The caller is gone, but the fetch it started completes and is cached.
+	auth.Authenticate(ctx, p.token(t, a, t0))
+	if _, err := auth.Authenticate(context.Background(), p.token(t, a, t0)); err != nil {
+		t.Fatalf("after a canceled first request: %v", err)
+	}
+	if n := p.jwksHits.Load(); n != 1 {
+		t.Fatalf("JWKS fetched %d times, want 1", n)
+	}
+}

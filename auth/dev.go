@@ -212,9 +212,9 @@ func (d *DevIdentity) Mint(now time.Time, role Role, instance string, ttl time.D
 	var roleName string
 	switch role {
 	case RoleReader:
-		roleName = DefaultReaderRoles[0]
+		roleName = ReaderRole
 	case RoleContributor:
-		roleName = DefaultContributorRoles[0]
+		roleName = ContributorRole
 	default:
 		return "", fmt.Errorf("auth: cannot mint a token for role %s", role)
 	}
@@ -231,7 +231,7 @@ func (d *DevIdentity) Mint(now time.Time, role Role, instance string, ttl time.D
 	claims := map[string]any{
 		"iss":   DevIssuer,
 		"sub":   DevSubject,
-		"aud":   DefaultAudiences[0],
+		"aud":   Audience,
 		"iat":   jwt.NewNumericDate(now),
 		"nbf":   jwt.NewNumericDate(now),
 		"exp":   jwt.NewNumericDate(now.Add(ttl)),

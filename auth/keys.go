@@ -147,7 +147,10 @@ func (s *keySource) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
 		}
 		return s.parseJWKS(b, s.is.JWKSFile)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.FetchTimeout)
+	// The fetch outlives the request that triggered it: a client hanging up
+	// must not turn into a failed attempt that blocks refetches for
+	// MinRefreshInterval. FetchTimeout bounds it instead.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.FetchTimeout)
 	defer cancel()
 	jwksURL := s.is.JWKSURL
 	if s.is.DiscoveryURL != "" {

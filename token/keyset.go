@@ -140,21 +140,9 @@ func (ks *KeySet) Reload() error {
 		return fmt.Errorf("token: lock key directory: %w", err)
 	}
 	defer unlock()
-	m, err := ks.readManifest()
+	keys, err := ks.loadDisk()
 	if err != nil {
 		return err
-	}
-	var keys []*signingKey
-	for _, e := range m.Keys {
-		k, err := ks.loadKey(e)
-		if err != nil {
-			return err
-		}
-		keys = append(keys, k)
-	}
-	// newest first
-	for i, j := 0, len(keys)-1; i < j; i, j = i+1, j-1 {
-		keys[i], keys[j] = keys[j], keys[i]
 	}
 	t := ks.now()
 	live := pruneRetired(keys, t)
@@ -166,6 +154,24 @@ func (ks *KeySet) Reload() error {
 		live = []*signingKey{k}
 	}
 	return ks.commit(live, keys)
+}
+
+// loadDisk reads the manifest and every key it lists, newest first.
+// ks.mu and the directory lock are held.
+func (ks *KeySet) loadDisk() ([]*signingKey, error) {
+	m, err := ks.readManifest()
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]*signingKey, 0, len(m.Keys))
+	for i := len(m.Keys) - 1; i >= 0; i-- {
+		k, err := ks.loadKey(m.Keys[i])
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 // pruneRetired returns the keys whose retire-after time is still ahead.
@@ -430,27 +436,18 @@ func (ks *KeySet) Rotate(retireOldAfter time.Duration) error {
 	}
 	defer unlock()
 	// Start from the disk state: another process may have rotated.
-	m, err := ks.readManifest()
+	old, err := ks.loadDisk()
 	if err != nil {
 		return err
 	}
-	var disk []*signingKey
-	for i := len(m.Keys) - 1; i >= 0; i-- {
-		k, err := ks.loadKey(m.Keys[i])
-		if err != nil {
-			return err
-		}
-		disk = append(disk, k)
-	}
-	if len(disk) > 0 {
-		ks.state.Store(&keyState{keys: disk})
+	if len(old) == 0 {
+		old = ks.state.Load().keys
 	}
 	t := ks.now()
 	k, err := ks.newKey(t)
 	if err != nil {
 		return err
 	}
-	old := ks.state.Load().keys
 	retire := t.Add(retireOldAfter)
 	next := []*signingKey{k}
 	for _, o := range old {
