@@ -88,3 +88,29 @@ func TestMAAEvaluationErrorBody(t *testing.T) {
 		t.Errorf("MAAMessage\n%q\nspec\n%q", ee.MAAMessage(), body.Error.Message)
 	}
 }
+
+// TestNoTpmPolicyMessage: the recorded 400 body for /attest/Tpm before any
+// Tpm policy is set (samples/recordings/tpm_init_exchange.json).
+func TestNoTpmPolicyMessage(t *testing.T) {
+	var rec map[string]json.RawMessage
+	if err := json.Unmarshal(testenv.ReadShared(t, "samples/recordings/tpm_init_exchange.json"), &rec); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range rec {
+		if !strings.HasPrefix(k, "error_400_when_no_tpm_policy") {
+			continue
+		}
+		var body struct{ Error struct{ Code, Message string } }
+		if err := json.Unmarshal(v, &body); err != nil {
+			t.Fatal(err)
+		}
+		if body.Error.Message != NoTpmPolicyMessage || body.Error.Code != "Bad request" {
+			t.Errorf("recorded %+v, NoTpmPolicyMessage %q", body.Error, NoTpmPolicyMessage)
+		}
+		if _, ok := Default("Tpm"); ok {
+			t.Error("Tpm has a default policy")
+		}
+		return
+	}
+	t.Fatal("recording has no error_400_when_no_tpm_policy entry")
+}
