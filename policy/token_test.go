@@ -100,7 +100,9 @@ func TestNoTpmPolicyMessage(t *testing.T) {
 		if !strings.HasPrefix(k, "error_400_when_no_tpm_policy") {
 			continue
 		}
-		var body struct{ Error struct{ Code, Message string } }
+		var body struct {
+			Error struct{ Code, Message string }
+		}
 		if err := json.Unmarshal(v, &body); err != nil {
 			t.Fatal(err)
 		}
