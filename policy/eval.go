@@ -662,8 +662,8 @@ func (st *evalState) eval(r *rule, e *expr) ([]any, bool, *EvalError) {
 // jsonOf parses a JmesPath input once per evaluation (TPM policies query the
 // same event log dozens of times).
 func (st *evalState) jsonOf(s string) (any, error) {
-	if len(s) > MaxValueBytes*8 {
-		return nil, fmt.Errorf("JSON input of %d bytes exceeds the limit of %d", len(s), MaxValueBytes*8)
+	if len(s) > MaxJSONInput {
+		return nil, fmt.Errorf("JSON input of %d bytes exceeds the limit of %d", len(s), MaxJSONInput)
 	}
 	k := jsonKey{unsafe.StringData(s), len(s)}
 	if v, ok := st.json[k]; ok {

@@ -207,7 +207,7 @@ func containsValue(list []any, v any) bool {
 // string → String, null → nothing, array of primitives → its elements
 // (nulls skipped); fractions, objects and nested arrays are errors.
 func jsonToClaimValues(s string, push func(any) *EvalError) error {
-	if len(s) > MaxValueBytes*8 {
+	if len(s) > MaxJSONInput {
 		return fmt.Errorf("JSON input of %d bytes exceeds the limit", len(s))
 	}
 	dec := json.NewDecoder(strings.NewReader(s))

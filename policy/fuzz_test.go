@@ -88,3 +88,28 @@ func FuzzParseEvaluate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzClaimsFromJSON: the Explain claim-set decoder never panics and yields
+// only values of the claim model.
+func FuzzClaimsFromJSON(f *testing.F) {
+	f.Add(`{"x-ms-sgx-mrsigner":"4aea","x-ms-sgx-is-debuggable":true,"x-ms-sgx-svn":[1,2]}`)
+	f.Add(`{"a":1.5}`)
+	f.Add(`{"a":[[1]],"b":null}`)
+	f.Add(`{}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		claims, err := ClaimsFromJSON([]byte(doc))
+		if err != nil {
+			return
+		}
+		for _, c := range claims {
+			switch c.Value.(type) {
+			case bool, int64, string:
+			default:
+				t.Fatalf("claim %q has value %T", c.Type, c.Value)
+			}
+			if c.Issuer != IssuerService {
+				t.Fatalf("issuer %q", c.Issuer)
+			}
+		}
+	})
+}

@@ -21,6 +21,7 @@ const (
 	MaxValues        = 65536
 	MaxValueBytes    = 1 << 20
 	MaxEvalBytes     = 16 << 20
+	MaxJSONInput     = 8 << 20
 	JMESPathSteps    = 2_000_000
 	MaxEvalWork      = 50_000_000
 	maxJSONDepth     = 128

@@ -203,3 +203,43 @@ func FuzzQuery(f *testing.F) {
 		compare(t, query, doc)
 	})
 }
+
+// FuzzParseJSON: the document parser agrees with encoding/json on validity
+// and on the decoded value.
+func FuzzParseJSON(f *testing.F) {
+	for _, d := range diffData {
+		f.Add(d)
+	}
+	f.Add(`{"a":1,"a":2}`)
+	f.Add(`"\ud83d\ude00\u00e9\/"`)
+	f.Add(`[1e400]`)
+	f.Add(`-0.0e-5`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		v, err := ParseJSON(doc, 64)
+		var ref any
+		refErr := json.Unmarshal([]byte(doc), &ref)
+		if errors.Is(err, ErrLimit) || strings.Count(doc, "[")+strings.Count(doc, "{") > 60 {
+			return // encoding/json allows deeper nesting
+		}
+		if (err == nil) != (refErr == nil) {
+			if refErr != nil && strings.Contains(refErr.Error(), "cannot unmarshal number") {
+				return // out-of-range numbers: encoding/json fails to decode, the text is still JSON
+			}
+			t.Fatalf("%q: ParseJSON err %v, encoding/json err %v", doc, err, refErr)
+		}
+		if err != nil {
+			return
+		}
+		out, err := AppendJSON(nil, v, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back any
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("re-encoded %q is not JSON: %v", out, err)
+		}
+		if canonJSON(t, back) != canonJSON(t, ref) {
+			t.Fatalf("%q: decoded %s, encoding/json %s", doc, canonJSON(t, back), canonJSON(t, ref))
+		}
+	})
+}
