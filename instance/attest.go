@@ -27,7 +27,7 @@ type AttestRequest struct {
 
 // TpmNoPolicyMessage is real MAA's answer to /attest/Tpm before a Tpm policy
 // was set (maa-api.md §1.3, code CodeBadRequest).
-const TpmNoPolicyMessage = "A VBS attestation policy has not been set on the attestation provider."
+const TpmNoPolicyMessage = policy.NoTpmPolicyMessage
 
 // attestationTypeClaim is x-ms-attestation-type per type (maa-api.md §1.2, §4).
 func attestationTypeClaim(t evidence.Type) string {
