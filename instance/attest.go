@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/policy"
@@ -132,7 +133,7 @@ func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (string, err
 	if err != nil {
 		var ee *evidence.Error
 		if errors.As(err, &ee) {
-			return "", &Error{Code: CodeInvalidParameter, Message: "evidence verification failed at check " + ee.Check + ": " + ee.Err.Error(), Err: err}
+			return "", &Error{Code: CodeInvalidParameter, Message: fmt.Sprintf("evidence verification failed at check %s: %v", ee.Check, ee.Err), Err: err}
 		}
 		if ctx.Err() != nil {
 			return "", &Error{Code: CodeInternal, Message: "request cancelled", Err: err}
