@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,7 +55,21 @@ type signer struct {
 	cert *x509.Certificate
 }
 
+// signers memoises test keys by name: RSA key generation dominates the
+// run time of these tests on a busy 2-core machine.
+var signers sync.Map // cn → *signer
+
 func newSigner(t testing.TB, cn string) *signer {
+	t.Helper()
+	if s, ok := signers.Load(cn); ok {
+		return s.(*signer)
+	}
+	s := makeSigner(t, cn)
+	signers.Store(cn, s)
+	return s
+}
+
+func makeSigner(t testing.TB, cn string) *signer {
 	t.Helper()
 	k, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {

@@ -13,10 +13,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,7 +35,22 @@ type testSigner struct {
 	cert *x509.Certificate
 }
 
+// signers memoises test keys by name: RSA key generation dominates the
+// run time of these tests on a busy 2-core machine.
+var signers sync.Map // "cn|ec" → *testSigner
+
 func newSigner(t testing.TB, cn string, ec bool) *testSigner {
+	t.Helper()
+	key := fmt.Sprintf("%s|%v", cn, ec)
+	if s, ok := signers.Load(key); ok {
+		return s.(*testSigner)
+	}
+	s := makeSigner(t, cn, ec)
+	signers.Store(key, s)
+	return s
+}
+
+func makeSigner(t testing.TB, cn string, ec bool) *testSigner {
 	t.Helper()
 	var key crypto.Signer
 	var err error
