@@ -452,6 +452,13 @@ func TestAttestOverHTTP(t *testing.T) {
 			}
 		})
 	}
+	t.Run("tenant instance signs with its own key and issuer", func(t *testing.T) {
+		body := `{"quote":"` + b64u.EncodeToString(quote) + `"}`
+		cl := e.claims("iso", e.do("POST", "/tenants/iso/attest/SgxEnclave"+api, "", "application/json", body))
+		if cl["iss"] != e.base+"/tenants/iso" {
+			t.Fatalf("iss %v", cl["iss"])
+		}
+	})
 	t.Run("binary runtime data mismatch", func(t *testing.T) {
 		body := `{"quote":"` + b64u.EncodeToString(quote) + `","runtimeData":{"data":"AQID","dataType":"Binary"}}`
 		if r := e.do("POST", "/attest/SgxEnclave"+api, "", "", body); r.status != 400 || !strings.Contains(string(r.body), "runtimedata.binding") {
