@@ -26,6 +26,7 @@ const usage = `attestd — a self-hosted, MAA-compatible remote attestation serv
 Usage:
   attestd [serve] [flags]     run the HTTPS server (the default command)
   attestd token [flags]       print a development bearer token (last line)
+  attestd keys list|rotate    show or rotate an instance's token-signing keys
   attestd verify [flags]      verify an SGX quote / OpenEnclave report offline, print its claims
   attestd help                show this help
 
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serveCmd(ctx, args, stdout, stderr, nil)
 	case "token":
 		err = tokenCmd(args, stdout, stderr)
+	case "keys":
+		err = keysCmd(args, stdout, stderr)
 	case "verify":
 		return verifyCmd(ctx, args, stdout, stderr)
 	case "help":

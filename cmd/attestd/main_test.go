@@ -294,13 +294,13 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"token", "--help"}, {"verify", "--help"}, {"help"}} {
+	for _, args := range [][]string{{"--help"}, {"serve", "--help"}, {"token", "--help"}, {"verify", "--help"}, {"keys", "--help"}, {"keys", "rotate", "--help"}, {"help"}} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), args, &out, &errb); code != 0 {
 			t.Fatalf("%v: exit %d", args, code)
 		}
 		all := out.String() + errb.String()
-		for _, want := range map[string][]string{"--help": {"-listen", "-data", "-config", "-tls-cert"}, "serve": {"-listen", "-data", "-config", "-tls-cert"}, "token": {"-role", "-instance", "-data"}, "help": {"serve", "token", "verify"}, "verify": {"-evidence", "-collateral"}}[args[0]] {
+		for _, want := range map[string][]string{"--help": {"-listen", "-data", "-config", "-tls-cert"}, "serve": {"-listen", "-data", "-config", "-tls-cert"}, "token": {"-role", "-instance", "-data"}, "help": {"serve", "token", "verify", "keys"}, "verify": {"-evidence", "-collateral"}}[args[0]] {
 			if !strings.Contains(all, want) {
 				t.Errorf("%v help lacks %s:\n%s", args, want, all)
 			}
@@ -384,5 +384,59 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"verify", "--type", "SgxEnclave", "--evidence", quote, "--collateral", coll, "--at", "2030-01-01T00:00:00Z"}, io.Discard, io.Discard); code != 1 {
 		t.Fatalf("expired collateral: exit %d", code)
+	}
+}
+
+// TestKeyRotation: "attestd keys rotate" beside a running server; the server
+// picks the new key up (periodic reread), signs with it and keeps the old
+// one in /certs until it retires.
+func TestKeyRotation(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, "--data", data, "--key-reload-interval", "50ms")
+	defer s.stop(t)
+	kids := func() []string {
+		_, b := s.do(t, "GET", "/certs", "", "")
+		var jwks struct{ Keys []struct{ Kid string } }
+		json.Unmarshal(b, &jwks)
+		var out []string
+		for _, k := range jwks.Keys {
+			out = append(out, k.Kid)
+		}
+		return out
+	}
+	before := kids()
+	if len(before) != 1 {
+		t.Fatalf("keys before rotation: %v", before)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"keys", "rotate", "--data", data, "--retire-after", "1h"}, &out, &errb); code != 0 {
+		t.Fatalf("rotate: %d %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), before[0]+"\tverifying") {
+		t.Fatalf("rotate output:\n%s", out.String())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var after []string
+	for time.Now().Before(deadline) {
+		if after = kids(); len(after) == 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(after) != 2 || after[1] != before[0] {
+		t.Fatalf("keys after rotation: %v (before %v)", after, before)
+	}
+	// New tokens carry the new kid.
+	var tokOut bytes.Buffer
+	run(context.Background(), []string{"token", "--data", data, "--role", "reader"}, &tokOut, io.Discard)
+	_, pol := s.do(t, "GET", "/policies/SgxEnclave?api-version=2020-10-01", lastLine(tokOut.String()), "")
+	var r struct{ Token string }
+	json.Unmarshal(pol, &r)
+	hb, _ := base64.RawURLEncoding.DecodeString(strings.Split(r.Token, ".")[0])
+	if !strings.Contains(string(hb), `"kid":"`+after[0]+`"`) {
+		t.Fatalf("token header %s, want kid %s", hb, after[0])
+	}
+	if code := run(context.Background(), []string{"keys", "list", "--data", data, "--instance", "nope"}, io.Discard, io.Discard); code != 1 {
+		t.Fatalf("unknown instance: exit %d", code)
 	}
 }

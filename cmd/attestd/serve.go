@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/attestd/attestd/api"
@@ -34,6 +36,7 @@ type serveOptions struct {
 	TLSKey     string
 	LogLevel   string
 	Shutdown   time.Duration
+	KeyReload  time.Duration
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, error) {
@@ -47,6 +50,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, e
 	fs.StringVar(&o.TLSKey, "tls-key", "", "TLS private key PEM file (env ATTESTD_TLS_KEY; default: DATA/tls/key.pem)")
 	fs.StringVar(&o.LogLevel, "log-level", "", "log level: debug, info, warn, error (env ATTESTD_LOG_LEVEL; default info)")
 	fs.DurationVar(&o.Shutdown, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
+	fs.DurationVar(&o.KeyReload, "key-reload-interval", time.Minute, "how often the signing keys are reread from disk (after \"attestd keys rotate\"; SIGHUP rereads at once)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: attestd [serve] [flags]\n\nServes the MAA data-plane API over HTTPS.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -157,6 +161,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		}
 	}()
 
+	var keysets []*token.KeySet
 	verifiers, closeVerifiers, err := registeredVerifiers(cfg, data, log)
 	if err != nil {
 		return err
@@ -169,6 +174,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		if err != nil {
 			return fmt.Errorf("instance %s: signing keys in %s: %w", ri.Name, keyDir, err)
 		}
+		keysets = append(keysets, ks)
 		in, err := instance.New(ctx, instance.Config{Name: ri.Name, Mode: ri.Mode, Issuer: ri.URL, PolicyCertificates: ri.Certs},
 			instance.Options{Store: st, Keys: ks, Verifiers: verifiers, Now: time.Now, Logger: log})
 		if err != nil {
@@ -214,6 +220,8 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	stopReload := reloadKeys(ctx, keysets, instances, o.KeyReload, log)
+	defer stopReload()
 	if ready != nil {
 		ready(readyInfo{Addr: addr, TLSCert: certPath, Data: data})
 	}
@@ -278,4 +286,48 @@ func registeredVerifiers(cfg *Config, dataDir string, log *slog.Logger) (v map[e
 		log.Warn("attestation types without an evidence verifier in this build (attest calls answer 501 NotSupported)", "types", strings.Join(missing, ","))
 	}
 	return v, close, nil
+}
+
+// reloadKeys rereads every instance's signing keys on SIGHUP and every
+// interval, so that "attestd keys rotate" (run beside the server) takes
+// effect and retired keys leave /certs without a restart. It returns a
+// function that stops it.
+func reloadKeys(ctx context.Context, keysets []*token.KeySet, instances []resolvedInstance, interval time.Duration, log *slog.Logger) func() {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var tick <-chan time.Time
+		if interval > 0 {
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			tick = t.C
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				log.Info("SIGHUP: rereading signing keys")
+			case <-tick:
+			}
+			for i, ks := range keysets {
+				before := ks.ActiveKID()
+				if err := ks.Reload(); err != nil {
+					log.Error("rereading signing keys", "instance", instances[i].Name, "error", err)
+					continue
+				}
+				if after := ks.ActiveKID(); after != before {
+					log.Info("signing key changed", "instance", instances[i].Name, "kid", after, "previous", before)
+				}
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		cancel()
+		<-done
+	}
 }
