@@ -562,3 +562,38 @@ func BenchmarkAttest(b *testing.B) {
 		}
 	}
 }
+
+// TestConcurrentAttestAndPolicyChanges attests from several goroutines while
+// the policy changes underneath (run with -race to check the cache).
+func TestConcurrentAttestAndPolicyChanges(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, ModeAAD)
+	req := attestReq(t, []byte("rt"), false)
+	done := make(chan error, 9)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 10; i++ {
+				if _, err := e.in.Attest(ctx, req); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	go func() {
+		for i := 0; i < 10; i++ {
+			text := permitAll + strings.Repeat(" ", i) // a new text each time
+			if _, err := e.in.SetPolicy(ctx, "SgxEnclave", text, Actor{}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := 0; i < 9; i++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
