@@ -154,11 +154,20 @@ type fakeEvidence struct {
 // returns SGX-shaped claims, so the pipeline's binding, claim conversion,
 // policy and token code run for real.
 type fakeVerifier struct {
+	mu   sync.Mutex
 	last *evidence.Request
 }
 
+func (f *fakeVerifier) lastRequest() *evidence.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
 func (f *fakeVerifier) Verify(ctx context.Context, req *evidence.Request) (*evidence.Result, error) {
+	f.mu.Lock()
 	f.last = req
+	f.mu.Unlock()
 	var e fakeEvidence
 	if err := json.Unmarshal(req.Evidence, &e); err != nil {
 		return nil, &evidence.Error{Check: "fake.parse", Err: err}

@@ -445,8 +445,8 @@ func TestAttestDefaultPolicy(t *testing.T) {
 	if pol["tee"] != "sgx" || pol["sgx-mrenclave"] != strings.Repeat("cd", 32) {
 		t.Errorf("x-ms-policy %v", pol)
 	}
-	if e.fake.last.Properties["x-ms-sgx-tcbidentifier"] != "azuredefault" {
-		t.Errorf("verifier properties %v", e.fake.last.Properties)
+	if e.fake.lastRequest().Properties["x-ms-sgx-tcbidentifier"] != "azuredefault" {
+		t.Errorf("verifier properties %v", e.fake.lastRequest().Properties)
 	}
 }
 
