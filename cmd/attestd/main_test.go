@@ -440,3 +440,35 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("unknown instance: exit %d", code)
 	}
 }
+
+// TestREADMEConfig keeps the README's configuration example valid: it must
+// decode (no unknown fields) and resolve once its files exist.
+func TestREADMEConfig(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(testenv.ModuleRoot(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```json\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README has no JSON configuration example")
+	}
+	dir := t.TempDir()
+	k, _ := rsa.GenerateKey(rand.Reader, 2048)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pm"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	os.WriteFile(filepath.Join(dir, "t1-policy-signer.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	path := filepath.Join(dir, "attestd.json")
+	os.WriteFile(path, []byte(block), 0o644)
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cfg.resolve("0.0.0.0:8443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[1].URL != "https://attest.example.com/tenants/t1" || got[2].Prefix != "/shared" || got[0].URL != "https://localhost:8443" {
+		t.Fatalf("%+v", got)
+	}
+}
