@@ -34,13 +34,30 @@
 //   - MaxClaims (65536) claims in the incoming set including the ones rules
 //     add, MaxValueBytes (1 MiB) per string value built by AppendString or
 //     JmesPath, MaxEvalBytes (16 MiB) of such strings per evaluation,
-//     MaxValues (65536) values in one expression result: EvalError (Runtime).
+//     MaxValues (65536) values in one expression result, MaxEvalWork
+//     (50,000,000) claim-property tests per evaluation: EvalError (Runtime).
 //   - JMESPath: queries up to 64 KiB and nested at most 128 deep; JSON
-//     inputs up to MaxValueBytes and nested at most 128 deep; a work budget
+//     inputs (JmesPath, JsonToClaimValue) up to MaxJSONInput (8 MiB) and
+//     nested at most 128 deep; a work budget
 //     of JMESPathSteps (2,000,000 steps: nodes visited, elements produced,
 //     16-byte units of string built) shared by all JmesPath calls of one
 //     evaluation; results serialised up to MaxValueBytes: EvalError (Runtime).
 //   - The context is checked between rules: cancellation stops evaluation.
+//
+// # Performance
+//
+// Parse once per policy text and keep the *Policy (it is immutable and safe
+// for concurrent use); Evaluate walks the compiled rules with scratch space
+// pooled per policy. The default SGX policy evaluates in about 2 µs with 5
+// allocations (BenchmarkEvaluateDefaultSGX), some thirty times cheaper than
+// one ECDSA P-256 verification (BenchmarkECDSAP256Verify, about 70 µs on
+// the 2-core build machine). Tracing allocates; leave EvalOptions.Trace off
+// on the hot path.
+//
+// # Read-only values
+//
+// A claim is read-only when Claim.ReadOnly is set or it is the service
+// claim "pcrs" (spec §5.6); issuing a value derived from it is an error.
 //
 // # JMESPath
 //

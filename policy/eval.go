@@ -44,6 +44,17 @@ func (d Decision) String() string {
 // MarshalText renders the decision as its name in JSON.
 func (d Decision) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
+// UnmarshalText parses a name written by MarshalText.
+func (d *Decision) UnmarshalText(b []byte) error {
+	for c := DecisionPermit; c <= DecisionError; c++ {
+		if c.String() == string(b) {
+			*d = c
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown decision %q", b)
+}
+
 // Result is the outcome of Evaluate.
 type Result struct {
 	Decision Decision
@@ -78,21 +89,22 @@ type jsonKey struct {
 
 // evalState is the scratch space of one evaluation, pooled per Policy.
 type evalState struct {
-	claims []iclaim
-	idx    []int32    // claim indices selected by tagged conditions
-	bind   [][2]int32 // tag slot → window of idx
-	vals   []any      // value arena of the current rule
-	plists [][]any    // per property test of the current condition
-	plro   []bool
-	budget jmespath.Budget
-	bytes  int
-	json   map[jsonKey]any // parsed JSON of JmesPath inputs, by string identity
-	ctx    context.Context
-	tr     *Trace
-	res    *Result
-	sec    sectionKind
-	permit *rule
-	deny   *rule
+	claims  []iclaim
+	idx     []int32    // claim indices selected by tagged conditions
+	bind    [][2]int32 // tag slot → window of idx
+	vals    []any      // value arena of the current rule
+	plists  [][]any    // per property test of the current condition
+	budget  jmespath.Budget
+	work    int // claim tests and creations left (MaxEvalWork)
+	bytes   int
+	json    map[jsonKey]any // parsed JSON of JmesPath inputs, by string identity
+	queries map[string]*jmespath.Query
+	ctx     context.Context
+	tr      *Trace
+	res     *Result
+	sec     sectionKind
+	permit  *rule
+	deny    *rule
 }
 
 func (p *Policy) state() *evalState {
@@ -114,6 +126,9 @@ func (p *Policy) release(st *evalState) {
 	if st.json != nil {
 		clear(st.json)
 	}
+	if st.queries != nil {
+		clear(st.queries)
+	}
 	st.ctx, st.tr, st.res, st.permit, st.deny = nil, nil, nil, nil, nil
 	if cap(st.claims) > 4096 || cap(st.vals) > 4096 {
 		return // do not keep huge buffers alive
@@ -125,6 +140,7 @@ func (st *evalState) reset(ctx context.Context, res *Result) {
 	st.ctx = ctx
 	st.res = res
 	st.budget.Steps = JMESPathSteps
+	st.work = MaxEvalWork
 	st.bytes = 0
 	st.permit, st.deny = nil, nil
 }
@@ -194,7 +210,8 @@ func (p *Policy) Evaluate(ctx context.Context, attestationType string, incoming 
 			Message: "A Deny claim was issued, authorization failed"}, DecisionDeny)
 	}
 	if st.permit == nil {
-		return fail(&EvalError{Kind: NoPermit, Message: "No Permit claim was issued in the authorizationrules section, authorization failed"}, DecisionNoPermit)
+		return fail(&EvalError{Kind: NoPermit, Section: secAuthorization.String(),
+			Message: "No Permit claim was issued in the authorizationrules section, authorization failed (" + p.permitRules() + ")"}, DecisionNoPermit)
 	}
 	if err := st.section(p.sections[secIssuance]); err != nil {
 		return fail(err, DecisionError)
@@ -301,14 +318,16 @@ func (st *evalState) rule(r *rule, rt *RuleTrace) *EvalError {
 	for ci := range r.conds {
 		c := &r.conds[ci]
 		st.plists = st.plists[:0]
-		st.plro = st.plro[:0]
 		for pi := range c.props {
-			l, ro, err := st.eval(r, c.props[pi].e)
+			l, _, err := st.eval(r, c.props[pi].e) // read-only values may be tested
 			if err != nil {
 				return err
 			}
 			st.plists = append(st.plists, l)
-			st.plro = append(st.plro, ro)
+		}
+		st.work -= n0 * (1 + len(c.props))
+		if st.work < 0 {
+			return st.runtimeErr(r, c.line, c.col, ErrLimit, "evaluation exceeded its work limit of %d claim tests", MaxEvalWork)
 		}
 		start := int32(len(st.idx))
 		n := 0
@@ -594,9 +613,6 @@ func (st *evalState) act(r *rule, n0 int, rt *RuleTrace) *EvalError {
 			}
 		}
 	}
-	if rt != nil && a.kind != actIssue && a.kind != actIssueProperty {
-		rt.Added = publicClaims(created)
-	}
 	if rt != nil && len(created) == 0 {
 		rt.Effect = joinNote(rt.Effect, "no claim created (empty value list)")
 	}
@@ -650,8 +666,8 @@ func (st *evalState) eval(r *rule, e *expr) ([]any, bool, *EvalError) {
 // jsonOf parses a JmesPath input once per evaluation (TPM policies query the
 // same event log dozens of times).
 func (st *evalState) jsonOf(s string) (any, error) {
-	if len(s) > MaxValueBytes*8 {
-		return nil, fmt.Errorf("JSON input of %d bytes exceeds the limit of %d", len(s), MaxValueBytes*8)
+	if len(s) > MaxJSONInput {
+		return nil, fmt.Errorf("JSON input of %d bytes exceeds the limit of %d", len(s), MaxJSONInput)
 	}
 	k := jsonKey{unsafe.StringData(s), len(s)}
 	if v, ok := st.json[k]; ok {
@@ -668,4 +684,24 @@ func (st *evalState) jsonOf(s string) (any, error) {
 		st.json[k] = v
 	}
 	return v, nil
+}
+
+// permitRules names the permit() rules of authorizationrules, for the
+// NoPermit message (MAA's text stays exact; this goes to Error() and logs).
+func (p *Policy) permitRules() string {
+	var lines []string
+	if s := p.sections[secAuthorization]; s != nil {
+		for i := range s.rules {
+			if s.rules[i].act.kind == actPermit {
+				lines = append(lines, fmt.Sprintf("%d:%d", s.rules[i].line, s.rules[i].col))
+			}
+		}
+	}
+	switch len(lines) {
+	case 0:
+		return "the section has no permit() rule"
+	case 1:
+		return "the permit() rule at line " + lines[0] + " did not match"
+	}
+	return "none of the permit() rules at lines " + strings.Join(lines, ", ") + " matched"
 }

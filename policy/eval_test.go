@@ -383,3 +383,76 @@ func TestHashKnownValues(t *testing.T) {
 		t.Errorf("Hash(\"\") = %s", h)
 	}
 }
+
+func TestAddToToken(t *testing.T) {
+	issued := []Claim{{Type: "iss", Value: "policy", Issuer: IssuerPolicy}, {Type: "custom", Value: int64(1), Issuer: IssuerPolicy}}
+	for _, tc := range []struct {
+		typ       string
+		xmsPolicy bool
+	}{{"SgxEnclave", true}, {"OpenEnclave", true}, {"SevSnpVm", true}, {"TdxVm", true}, {"Tpm", false}} {
+		tok := map[string]any{"iss": "https://attestd.example"}
+		AddToToken(tok, tc.typ, issued)
+		if tok["iss"] != "https://attestd.example" || tok["custom"] != int64(1) {
+			t.Errorf("%s: top level %v", tc.typ, tok)
+		}
+		xp, ok := tok["x-ms-policy"].(map[string]any)
+		if ok != tc.xmsPolicy || (ok && (xp["iss"] != "policy" || xp["custom"] != int64(1))) {
+			t.Errorf("%s: x-ms-policy %v", tc.typ, tok["x-ms-policy"])
+		}
+	}
+	tok := map[string]any{}
+	AddToToken(tok, "SgxEnclave", nil)
+	if len(tok) != 0 {
+		t.Errorf("nothing issued but token has %v", tok)
+	}
+}
+
+// TestConcurrentEvaluate: one *Policy serves many goroutines (run with -race).
+func TestConcurrentEvaluate(t *testing.T) {
+	text, _ := Default("SgxEnclave")
+	p := mustParse(t, text)
+	pol42 := mustParse(t, readSample(t, "42-docs-functions-examples-as-policy.txt"))
+	done := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func(g int) {
+			for i := 0; i < 200; i++ {
+				signer := strings.Repeat(string(rune('a'+g)), 64)
+				res, err := p.Evaluate(context.Background(), "SgxEnclave", sgxClaims(g%2 == 0, int64(i), 1, signer, debugEnclave), EvalOptions{Trace: i%10 == 0})
+				if err != nil {
+					done <- err
+					return
+				}
+				tc := TokenClaims(res.Issued)
+				if tc["sgx-mrsigner"] != signer || tc["product-id"] != int64(i) || tc["is-debuggable"] != (g%2 == 0) {
+					done <- errors.New("claims of another evaluation leaked in")
+					return
+				}
+				if res, err := pol42.Evaluate(context.Background(), "SgxEnclave", nil, EvalOptions{}); err != nil || len(res.Issued) != 9 {
+					done <- errors.New("policy 42 result changed under concurrency")
+					return
+				}
+			}
+			done <- nil
+		}(g)
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestNoPermitNamesPermitRules(t *testing.T) {
+	for _, tc := range []struct{ authz, want string }{
+		{``, "the section has no permit() rule"},
+		{`[type=="zz"] => permit();`, "the permit() rule at line 1:32 did not match"},
+		{"[type==\"zz\"] => permit();\n[type==\"yy\"] => permit();", "none of the permit() rules at lines 1:32, 2:1 matched"},
+	} {
+		p := mustParse(t, "version=1.0;authorizationrules{"+tc.authz+"};")
+		_, err := p.Evaluate(context.Background(), "SgxEnclave", nil, EvalOptions{})
+		var ee *EvalError
+		if !errors.As(err, &ee) || ee.Kind != NoPermit || !strings.Contains(ee.Error(), tc.want) || ee.MAAMessage() != maaNoPermitMessage {
+			t.Errorf("%q: %v", tc.authz, err)
+		}
+	}
+}

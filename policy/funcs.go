@@ -124,7 +124,7 @@ func (st *evalState) call(r *rule, e *expr) ([]any, bool, *EvalError) {
 						return fail(e.qerr, "invalid query %s: %s", quoteShort(qs), e.qerr.Error())
 					}
 					var err error
-					if q, err = jmespath.Compile(qs); err != nil {
+					if q, err = st.compile(qs); err != nil {
 						return fail(err, "invalid query %s: %s", quoteShort(qs), err.Error())
 					}
 				}
@@ -207,7 +207,7 @@ func containsValue(list []any, v any) bool {
 // string → String, null → nothing, array of primitives → its elements
 // (nulls skipped); fractions, objects and nested arrays are errors.
 func jsonToClaimValues(s string, push func(any) *EvalError) error {
-	if len(s) > MaxValueBytes*8 {
+	if len(s) > MaxJSONInput {
 		return fmt.Errorf("JSON input of %d bytes exceeds the limit", len(s))
 	}
 	dec := json.NewDecoder(strings.NewReader(s))
@@ -272,4 +272,23 @@ func quoteShort(s string) string {
 		s = s[:57] + "..."
 	}
 	return strconv.Quote(s)
+}
+
+// compile compiles a query built at evaluation time, once per evaluation:
+// set semantics often build the same query many times (policies/41).
+func (st *evalState) compile(q string) (*jmespath.Query, error) {
+	if c, ok := st.queries[q]; ok {
+		return c, nil
+	}
+	c, err := jmespath.Compile(q)
+	if err != nil {
+		return nil, err
+	}
+	if st.queries == nil {
+		st.queries = make(map[string]*jmespath.Query)
+	}
+	if len(st.queries) < 256 {
+		st.queries[q] = c
+	}
+	return c, nil
 }

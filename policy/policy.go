@@ -21,7 +21,9 @@ const (
 	MaxValues        = 65536
 	MaxValueBytes    = 1 << 20
 	MaxEvalBytes     = 16 << 20
+	MaxJSONInput     = 8 << 20
 	JMESPathSteps    = 2_000_000
+	MaxEvalWork      = 50_000_000
 	maxJSONDepth     = 128
 )
 
@@ -39,10 +41,10 @@ const (
 // value that may be tested and add()ed but never issued (spec §5.6); the
 // service claim "pcrs" is read-only even when the flag is not set.
 type Claim struct {
-	Type     string
-	Value    any
-	Issuer   string
-	ReadOnly bool `json:",omitempty"`
+	Type     string `json:"type"`
+	Value    any    `json:"value"`
+	Issuer   string `json:"issuer"`
+	ReadOnly bool   `json:"readOnly,omitempty"`
 }
 
 // Policy is a parsed, compiled policy. It is immutable and safe for
@@ -70,6 +72,10 @@ func Hash(text string) string {
 
 // Hash returns Hash(p.Text()).
 func (p *Policy) Hash() string { return Hash(p.text) }
+
+// NoTpmPolicyMessage is MAA's error.message (code "Bad request", HTTP 400)
+// for a Tpm attestation while no Tpm policy is set (spec §10, §11).
+const NoTpmPolicyMessage = "A VBS attestation policy has not been set on the attestation provider."
 
 // Default policy texts (spec §11).
 const (

@@ -37,7 +37,7 @@ func samplePaths(t *testing.T) []string {
 	return files
 }
 
-func readSample(t *testing.T, name string) string {
+func readSample(t testing.TB, name string) string {
 	t.Helper()
 	return string(testenv.ReadShared(t, "spec/policies/"+name))
 }
@@ -337,4 +337,18 @@ func vbsClaims(flags int64) []Claim {
 		"enclaveAuthorId", "BDfK4lN9i5sHdrYbEebO09Iy6TCPYOIa2rL9kePalZg", "enclaveImageId", "GRcSAAEFIBMABRQDEgEiBQ",
 		"enclaveOwnerId", "ECAwQEExIREAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "enclaveFamilyId", "_v4AAAAAAAAAAAAAAAAAAA",
 		"enclaveSvn", int64(0), "enclavePlatformSvn", int64(1), "enclaveFlags", flags)
+}
+
+// TestDefaultIsSample01: the SGX/OE default is byte-identical to the real
+// service's policy (spec §11), and bad-14 reports ANTLR's expected set.
+func TestDefaultIsSample01(t *testing.T) {
+	text, ok := Default("OpenEnclave")
+	if !ok || text != readSample(t, "01-sgx-oe-default-v1.1-current.txt") {
+		t.Error("Default(OpenEnclave) differs from policies/01")
+	}
+	_, err := Parse(readSample(t, "bad-14-missing-version-semicolon.txt"))
+	var pe *ParseError
+	if !errors.As(err, &pe) || !reflect.DeepEqual(pe.Expected, []string{"';'"}) {
+		t.Errorf("Expected = %#v", pe.Expected)
+	}
 }

@@ -1,5 +1,7 @@
 package policy
 
+import "strings"
+
 // TokenClaims serialises issued claims into token members (spec §9): the
 // member name is the claim type; several claims of one type become a JSON
 // array of their values in issue order, exact duplicates collapsed; a single
@@ -27,4 +29,24 @@ func TokenClaims(issued []Claim) map[string]any {
 		}
 	}
 	return out
+}
+
+// AddToToken places issued claims into a token's claim set as spec §9
+// describes: every member at the top level unless the token already has
+// that name (service claims win), and — except for Tpm, whose report has
+// no x-ms-policy — the same members under "x-ms-policy" (policy values
+// kept), only when at least one claim was issued.
+func AddToToken(token map[string]any, attestationType string, issued []Claim) {
+	if len(issued) == 0 {
+		return
+	}
+	members := TokenClaims(issued)
+	for k, v := range members {
+		if _, taken := token[k]; !taken {
+			token[k] = v
+		}
+	}
+	if !strings.EqualFold(attestationType, "Tpm") {
+		token["x-ms-policy"] = members
+	}
 }
