@@ -77,3 +77,19 @@ func BenchmarkECDSAP256Verify(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEvaluateDHA: the heaviest documented policy (policies/41, ~60
+// rules, dozens of JMESPath queries) over a small Windows boot log.
+func BenchmarkEvaluateDHA(b *testing.B) {
+	p, err := Parse(readSample(b, "41-dha-csp-v1.2-windows-health.txt"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	claims := tpmClaims("aikValidated", true, "events", dhaEvents)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.Evaluate(context.Background(), "Tpm", claims, EvalOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -89,21 +89,22 @@ type jsonKey struct {
 
 // evalState is the scratch space of one evaluation, pooled per Policy.
 type evalState struct {
-	claims []iclaim
-	idx    []int32    // claim indices selected by tagged conditions
-	bind   [][2]int32 // tag slot → window of idx
-	vals   []any      // value arena of the current rule
-	plists [][]any    // per property test of the current condition
-	budget jmespath.Budget
-	work   int // claim tests and creations left (MaxEvalWork)
-	bytes  int
-	json   map[jsonKey]any // parsed JSON of JmesPath inputs, by string identity
-	ctx    context.Context
-	tr     *Trace
-	res    *Result
-	sec    sectionKind
-	permit *rule
-	deny   *rule
+	claims  []iclaim
+	idx     []int32    // claim indices selected by tagged conditions
+	bind    [][2]int32 // tag slot → window of idx
+	vals    []any      // value arena of the current rule
+	plists  [][]any    // per property test of the current condition
+	budget  jmespath.Budget
+	work    int // claim tests and creations left (MaxEvalWork)
+	bytes   int
+	json    map[jsonKey]any // parsed JSON of JmesPath inputs, by string identity
+	queries map[string]*jmespath.Query
+	ctx     context.Context
+	tr      *Trace
+	res     *Result
+	sec     sectionKind
+	permit  *rule
+	deny    *rule
 }
 
 func (p *Policy) state() *evalState {
@@ -124,6 +125,9 @@ func (p *Policy) release(st *evalState) {
 	}
 	if st.json != nil {
 		clear(st.json)
+	}
+	if st.queries != nil {
+		clear(st.queries)
 	}
 	st.ctx, st.tr, st.res, st.permit, st.deny = nil, nil, nil, nil, nil
 	if cap(st.claims) > 4096 || cap(st.vals) > 4096 {

@@ -124,7 +124,7 @@ func (st *evalState) call(r *rule, e *expr) ([]any, bool, *EvalError) {
 						return fail(e.qerr, "invalid query %s: %s", quoteShort(qs), e.qerr.Error())
 					}
 					var err error
-					if q, err = jmespath.Compile(qs); err != nil {
+					if q, err = st.compile(qs); err != nil {
 						return fail(err, "invalid query %s: %s", quoteShort(qs), err.Error())
 					}
 				}
@@ -272,4 +272,23 @@ func quoteShort(s string) string {
 		s = s[:57] + "..."
 	}
 	return strconv.Quote(s)
+}
+
+// compile compiles a query built at evaluation time, once per evaluation:
+// set semantics often build the same query many times (policies/41).
+func (st *evalState) compile(q string) (*jmespath.Query, error) {
+	if c, ok := st.queries[q]; ok {
+		return c, nil
+	}
+	c, err := jmespath.Compile(q)
+	if err != nil {
+		return nil, err
+	}
+	if st.queries == nil {
+		st.queries = make(map[string]*jmespath.Query)
+	}
+	if len(st.queries) < 256 {
+		st.queries[q] = c
+	}
+	return c, nil
 }

@@ -163,7 +163,7 @@ func TestParseLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse(tc.text)
 			var pe *ParseError
-			if !errors.As(err, &pe) || !strings.Contains(pe.Message, tc.msg) {
+			if !errors.As(err, &pe) || !strings.Contains(pe.Message, tc.msg) || pe.Rule == "" {
 				t.Fatalf("got %v, want ParseError containing %q", err, tc.msg)
 			}
 		})

@@ -39,7 +39,8 @@ func Parse(text string) (p *Policy, err error) {
 		}
 	}()
 	if len(text) > MaxPolicyBytes {
-		ps.tok = token{line: 1, col: 1, text: text[:min(len(text), 16)]}
+		ps.push("policy")
+		ps.tok = token{line: 1, col: 1, text: strings.ToValidUTF8(text[:16], "")}
 		ps.failAt(ps.tok, nil, "policy text is "+strconv.Itoa(len(text))+" bytes; the limit is "+strconv.Itoa(MaxPolicyBytes), "")
 	}
 	ps.next()

@@ -37,7 +37,7 @@ func samplePaths(t *testing.T) []string {
 	return files
 }
 
-func readSample(t *testing.T, name string) string {
+func readSample(t testing.TB, name string) string {
 	t.Helper()
 	return string(testenv.ReadShared(t, "spec/policies/"+name))
 }
