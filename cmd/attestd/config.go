@@ -72,8 +72,25 @@ type SGXConfig struct {
 	// calls answer NotSupported).
 	Disabled bool `json:"disabled"`
 	// Grace accepts collateral whose nextUpdate passed at most this long
-	// ago (a Go duration); such tokens carry x-ms-sgx-collateral-grace-used.
+	// ago (a Go duration); such tokens carry x-ms-sgx-collateral-grace-used
+	// and each such attestation is logged at WARN.
 	Grace string `json:"grace"`
+	// Roots are PEM files whose certificates REPLACE Intel's SGX Root CA as
+	// the trusted roots of PCK chains and collateral signing chains (for a
+	// private PKI or the generated test platform of testing/sgxplatform).
+	// Empty: Intel's SGX Root CA only. A test root is never trusted unless
+	// named here or in ExtraRoots.
+	Roots []string `json:"roots"`
+	// ExtraRoots are PEM files trusted IN ADDITION to Intel's SGX Root CA
+	// (or to Roots). Each chain must still end at one root: one root's CRL
+	// and signing certificates never vouch for another root's chain.
+	ExtraRoots []string `json:"extra_roots"`
+	// VerifyAt, an RFC 3339 instant, verifies every quote as of that
+	// instant instead of now (certificate, CRL, TCB info and QE identity
+	// windows). Meant for replaying recorded evidence whose collateral has
+	// expired. Tokens carry x-ms-sgx-verified-at; startup and every
+	// attestation log a WARN.
+	VerifyAt string `json:"verify_at"`
 }
 
 // InstanceConfig is one instance.

@@ -256,25 +256,30 @@ func registeredVerifiers(cfg *Config, dataDir string, log *slog.Logger) (v map[e
 			sc = *cfg.Collateral
 			sc.Path, sc.SubscriptionKeyFile, sc.CAFile, sc.CacheDir = cfg.path(sc.Path), cfg.path(sc.SubscriptionKeyFile), cfg.path(sc.CAFile), cfg.path(sc.CacheDir)
 		}
-		src, err := source.Open(sc, time.Now, log)
+		trust, err := cfg.resolveSGX()
+		if err != nil {
+			return nil, nil, err
+		}
+		// The collateral source picks documents valid at the same instant
+		// the verifier checks them at.
+		src, err := source.Open(sc, trust.now(), log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("collateral source: %w", err)
 		}
 		close = src.Close
-		var grace time.Duration
-		if cfg.SGX.Grace != "" {
-			if grace, err = time.ParseDuration(cfg.SGX.Grace); err != nil {
-				src.Close()
-				return nil, nil, fmt.Errorf("%w: sgx.grace: %v", errUsage, err)
-			}
-		}
-		sv, err := sgx.NewVerifier(sgx.Options{Collateral: src.Source, Now: time.Now, Grace: grace, Logger: log})
+		sv, err := sgx.NewVerifier(sgx.Options{Collateral: src.Source, Roots: trust.roots, Now: trust.now(), Grace: trust.grace, Logger: log})
 		if err != nil {
 			src.Close()
 			return nil, nil, err
 		}
-		v[evidence.SgxEnclave], v[evidence.OpenEnclave] = sv, sv
-		log.Info("SGX/OpenEnclave verifier", "collateral", sc.Type, "path", sc.Path, "url", sc.URL, "cache", sc.CacheDir)
+		mv := trust.wrap(sv, log)
+		v[evidence.SgxEnclave], v[evidence.OpenEnclave] = mv, mv
+		roots := "Intel SGX Root CA"
+		if trust.custom {
+			roots = rootNames(trust.roots)
+		}
+		log.Info("SGX/OpenEnclave verifier", "collateral", sc.Type, "path", sc.Path, "url", sc.URL, "cache", sc.CacheDir, "roots", roots)
+		trust.logStartup(log)
 	}
 	var missing []string
 	for _, t := range evidence.Types {

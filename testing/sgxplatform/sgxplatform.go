@@ -76,6 +76,9 @@ type Options struct {
 
 // QuoteOptions describe the enclave a quote is made for.
 type QuoteOptions struct {
+	// Version is the quote format, 3 or 4; zero means Options.QuoteVersion.
+	// One platform (one PCK chain and collateral) can mint both.
+	Version    int
 	Debug      bool
 	MREnclave  [32]byte
 	MRSigner   [32]byte
@@ -505,9 +508,16 @@ func (p *Platform) QuoteStruct(o QuoteOptions) (*abi.Quote, error) {
 	}
 	body.Attributes[0] = flags
 	body.Attributes[8] = 0x07 // XFRM: x87, SSE, AVX
+	version := p.opts.QuoteVersion
+	if o.Version != 0 {
+		version = o.Version
+	}
+	if version != abi.QuoteVersion3 && version != abi.QuoteVersion4 {
+		return nil, fmt.Errorf("sgxplatform: quote version %d (want 3 or 4)", version)
+	}
 	q := &abi.Quote{
 		Header: abi.Header{
-			Version: uint16(p.opts.QuoteVersion), AttestationKeyType: abi.AttestationKeyECDSAP256,
+			Version: uint16(version), AttestationKeyType: abi.AttestationKeyECDSAP256,
 			QESVN: QEISVSVN, PCESVN: pckPCESVN,
 			QEVendorID: [16]byte{0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07},
 		},
