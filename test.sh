@@ -15,8 +15,11 @@ echo "== interop: @azure/attestation@1.0.0 against attestd"
 bin_dir="$(mktemp -d)"
 trap 'rm -rf "$bin_dir"' EXIT
 go build -o "$bin_dir/attestd" ./cmd/attestd
+# Test SGX material (a TEST root, its collateral, quotes, OE reports) for the
+# SgxEnclave/OpenEnclave interop tests; never part of the attestd binary.
+go build -o "$bin_dir/sgxgen" ./testing/sgxplatform/cmd/sgxgen
 if [ ! -d interop/js/node_modules/@azure/attestation ]; then
   (cd interop/js && npm ci --no-audit --no-fund)
 fi
-ATTESTD_BIN="$bin_dir/attestd" node interop/js/run.mjs
+ATTESTD_BIN="$bin_dir/attestd" ATTESTD_SGXGEN_BIN="$bin_dir/sgxgen" node interop/js/run.mjs
 echo "== all tests passed"

@@ -1,10 +1,14 @@
 // Runs interop.test.mjs (the official @azure/attestation@1.0.0 client)
 // against a real attestd server:
 //
-//  1. creates a policy-management certificate for an Isolated instance,
+//  1. creates a policy-management certificate for an Isolated instance and
+//     writes test SGX material with sgxgen (ATTESTD_SGXGEN_BIN, else `go run
+//     ./testing/sgxplatform/cmd/sgxgen`): a TEST root, its collateral bundle,
+//     quotes and OpenEnclave reports,
 //  2. starts `attestd serve` (ATTESTD_BIN, else `go build`) with a config of
-//     two instances (default AAD at /, Isolated at /tenants/iso) on a free
-//     loopback port and a fresh data directory,
+//     three instances (default AAD at /, Isolated at /tenants/iso, AAD at
+//     /tenants/sgx for the SGX tests) trusting that root and serving that
+//     bundle, on a free loopback port and a fresh data directory,
 //  3. mints bearer tokens with `attestd token`,
 //  4. runs `node --test` with NODE_EXTRA_CA_CERTS = DATA/tls/cert.pem (Node
 //     reads that variable only at start-up, hence the child process),
@@ -26,6 +30,13 @@ if (!bin) {
   execFileSync("go", ["build", "-o", bin, "./cmd/attestd"], { cwd: join(here, "..", ".."), stdio: "inherit" });
 }
 
+const genDir = join(work, "sgxgen");
+if (process.env.ATTESTD_SGXGEN_BIN) {
+  execFileSync(process.env.ATTESTD_SGXGEN_BIN, ["-out", genDir], { stdio: "inherit" });
+} else {
+  execFileSync("go", ["run", "./testing/sgxplatform/cmd/sgxgen", "-out", genDir], { cwd: join(here, "..", ".."), stdio: "inherit" });
+}
+
 const pm1 = makeCert("attestd interop policy signer 1");
 writeFileSync(join(work, "pm1.pem"), pm1.certificate);
 writeFileSync(join(work, "pm1.key"), pm1.privateKey);
@@ -35,7 +46,10 @@ writeFileSync(
     instances: [
       { name: "default", mode: "AAD", auth: { dev: true } },
       { name: "iso", prefix: "/tenants/iso", mode: "Isolated", policy_certificates: ["pm1.pem"], auth: { dev: true } },
+      { name: "sgx", mode: "AAD", auth: { dev: true } },
     ],
+    collateral: { type: "bundle", path: "sgxgen/collateral.json" },
+    sgx: { roots: ["sgxgen/root.pem"] },
   }),
 );
 
@@ -77,8 +91,11 @@ try {
     ATTESTD_TOKEN_ISO: token("--role", "contributor", "--instance", "iso"),
     ATTESTD_PM1_CERT: join(work, "pm1.pem"),
     ATTESTD_PM1_KEY: join(work, "pm1.key"),
+    ATTESTD_SGX_URL: base + "/tenants/sgx",
+    ATTESTD_TOKEN_SGX: token("--role", "contributor", "--instance", "sgx"),
+    ATTESTD_SGXGEN_DIR: genDir,
   };
-  const t = spawn(process.execPath, ["--test", "--test-reporter=spec", join(here, "interop.test.mjs")], { env, stdio: "inherit" });
+  const t = spawn(process.execPath, ["--test", "--test-reporter=spec", join(here, "interop.test.mjs"), join(here, "sgx.test.mjs")], { env, stdio: "inherit" });
   status = await new Promise((resolve) => t.on("exit", (code) => resolve(code ?? 1)));
 } finally {
   server.kill("SIGTERM");

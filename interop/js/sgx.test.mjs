@@ -1,0 +1,179 @@
+// SgxEnclave and OpenEnclave attestation with the official
+// @azure/attestation@1.0.0 client against a real attestd (started by
+// run.mjs) whose configuration trusts the TEST root written by
+// testing/sgxplatform/cmd/sgxgen and serves its collateral bundle. The
+// tests use their own instance (/tenants/sgx), so policy changes here never
+// race with interop.test.mjs.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import pkg from "@azure/attestation";
+
+const { AttestationClient, AttestationAdministrationClient, KnownAttestationType } = pkg;
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} not set: run this file through run.mjs`);
+  return v;
+};
+const URL_SGX = env("ATTESTD_SGX_URL");
+const GEN = env("ATTESTD_SGXGEN_DIR");
+const gen = (name) => readFileSync(join(GEN, name));
+const manifest = JSON.parse(gen("manifest.json"));
+
+const validation = {
+  validateToken: true,
+  validateExpirationTime: true,
+  validateNotBeforeTime: true,
+  validateIssuer: true,
+  expectedIssuer: URL_SGX,
+};
+const client = new AttestationClient(URL_SGX, { validationOptions: validation });
+const credential = (tok) => ({ getToken: async () => ({ token: tok, expiresOnTimestamp: Date.now() + 3600e3 }) });
+
+const runtimeBin = gen("runtime.bin");
+const runtimeJSON = gen("runtime.json");
+const b64u = (b) => Buffer.from(b).toString("base64url");
+
+// The enclave identity sgxgen minted, as the client surfaces it.
+function assertEnclave(result) {
+  const body = result.body;
+  assert.equal(body.issuer, URL_SGX);
+  assert.equal(body.mrEnclave, manifest.mrenclave);
+  assert.equal(body.mrSigner, manifest.mrsigner);
+  assert.equal(body.productId, manifest.product_id);
+  assert.equal(body.svn, manifest.svn);
+  assert.equal(body.isDebuggable, manifest.debug);
+  assert.equal(body.verifierType, "sgx");
+  assert.equal(body.version, "1.0");
+  assert.equal(body.policyHash.length > 0, true);
+  const claims = result.token.getBody();
+  assert.equal(claims["x-ms-sgx-mrenclave"], manifest.mrenclave);
+  assert.equal(claims["x-ms-sgx-mrsigner"], manifest.mrsigner);
+  assert.equal(claims["x-ms-sgx-tcb-status"], "UpToDate");
+  assert.equal(claims["x-ms-sgx-verified-at"], undefined, "verification is at now: not marked");
+  assert.equal(claims["x-ms-sgx-collateral-grace-used"], undefined);
+  assert.equal(claims["x-ms-sgx-collateral"].quotehash.length, 64);
+  assert.equal(body.sgxCollateral.tcbinfohash, claims["x-ms-sgx-collateral"].tcbinfohash);
+  return claims;
+}
+
+// The default SGX policy's issuance rules (sgx-mrenclave, is-debuggable, …)
+// appear under x-ms-policy and, as with MAA, at the top level.
+function assertDefaultPolicyClaims(result) {
+  const p = result.body.policyClaims;
+  assert.equal(p["sgx-mrenclave"], manifest.mrenclave);
+  assert.equal(p["sgx-mrsigner"], manifest.mrsigner);
+  assert.equal(p["is-debuggable"], manifest.debug);
+  assert.equal(p["product-id"], manifest.product_id);
+  assert.equal(p["svn"], manifest.svn);
+  assert.equal(p["tee"], "sgx");
+  assert.equal(result.token.getBody()["sgx-mrenclave"], manifest.mrenclave);
+}
+
+async function rejectsWith(promise, status, code, messagePart) {
+  await assert.rejects(promise, (e) => {
+    assert.equal(e.name, "RestError", `want RestError, got ${e.name}: ${e.message}`);
+    assert.equal(e.statusCode, status, e.message);
+    assert.equal(e.code, code, e.message);
+    if (messagePart) assert.match(e.message, messagePart);
+    return true;
+  });
+}
+
+test("attestSgxEnclave: quote v3 with binary runtime data, default policy", async () => {
+  const r = await client.attestSgxEnclave(gen("sgx-quote-v3.bin"), { runTimeData: runtimeBin });
+  const claims = assertEnclave(r);
+  assertDefaultPolicyClaims(r);
+  assert.deepEqual(Buffer.from(r.body.enclaveHeldData), runtimeBin);
+  assert.equal(claims["x-ms-sgx-ehd"], b64u(runtimeBin));
+  assert.equal(claims["x-ms-sgx-report-data"], manifest.report_data["sgx-quote-v3.bin"]);
+  assert.equal(r.token.algorithm, "RS256");
+});
+
+test("attestSgxEnclave: quote v4 with JSON runtime data", async () => {
+  const r = await client.attestSgxEnclave(gen("sgx-quote-v4.bin"), { runTimeJson: runtimeJSON });
+  assertEnclave(r);
+  assert.deepEqual(r.body.runTimeClaims, JSON.parse(runtimeJSON));
+  assert.equal(r.body.enclaveHeldData, undefined);
+});
+
+test("attestSgxEnclave: without runtime data", async () => {
+  const r = await client.attestSgxEnclave(gen("sgx-quote-v3.bin"));
+  assertEnclave(r);
+});
+
+test("attestOpenEnclave: report with binary and JSON runtime data, evidence with custom claims", async () => {
+  const bin = await client.attestOpenEnclave(gen("oe-report.bin"), { runTimeData: runtimeBin });
+  assertEnclave(bin);
+  assert.deepEqual(Buffer.from(bin.body.enclaveHeldData), runtimeBin);
+  const json = await client.attestOpenEnclave(gen("oe-report-json.bin"), { runTimeJson: runtimeJSON });
+  assertEnclave(json);
+  assertDefaultPolicyClaims(json);
+  assert.deepEqual(json.body.runTimeClaims, JSON.parse(runtimeJSON));
+  const ev = await client.attestOpenEnclave(gen("oe-evidence.bin"));
+  const claims = assertEnclave(ev);
+  for (const [k, v] of Object.entries(manifest.oe_custom_claims)) {
+    assert.equal(claims["x-ms-sgx-oe-custom-claims"][k], b64u(v));
+  }
+});
+
+test("draftPolicyForAttestation: unsigned token with the draft's claims", async () => {
+  const draft = 'version=1.0; authorizationrules{ c:[type=="x-ms-sgx-mrsigner", value=="' + manifest.mrsigner +
+    '"] => permit(); }; issuancerules{ c:[type=="x-ms-sgx-svn"] => issue(type="draft-svn", value=c.value); };';
+  for (const [attest, file] of [[client.attestSgxEnclave, "sgx-quote-v3.bin"], [client.attestOpenEnclave, "oe-report.bin"]]) {
+    const r = await attest.call(client, gen(file), { runTimeData: runtimeBin, draftPolicyForAttestation: draft });
+    assert.equal(r.token.algorithm, "none");
+    assert.equal(r.body.policyClaims["draft-svn"], manifest.svn);
+    assert.equal(r.token.getBody()["draft-svn"], manifest.svn);
+    assert.equal(r.body.mrEnclave, manifest.mrenclave);
+  }
+});
+
+test("wrong evidence: a flipped bit is InvalidParameter naming the failed check", async () => {
+  for (const [attest, file, offset] of [
+    [client.attestSgxEnclave, "sgx-quote-v3.bin", 48 + 64], // MRENCLAVE in the report body
+    [client.attestOpenEnclave, "oe-report.bin", 16 + 48 + 64],
+  ]) {
+    const bad = Buffer.from(gen(file));
+    bad[offset] ^= 0x01;
+    await rejectsWith(attest.call(client, bad, { runTimeData: runtimeBin }), 400, "InvalidParameter", /quote\.signature/);
+  }
+  // Signature bytes themselves.
+  const bad = Buffer.from(gen("sgx-quote-v3.bin"));
+  bad[436 + 4] ^= 0x80;
+  await rejectsWith(client.attestSgxEnclave(bad), 400, "InvalidParameter");
+});
+
+test("runtime data that the report data does not bind is rejected", async () => {
+  await rejectsWith(client.attestSgxEnclave(gen("sgx-quote-v3.bin"), { runTimeJson: runtimeJSON }), 400, "InvalidParameter", /runtimedata\.binding/);
+  await rejectsWith(client.attestOpenEnclave(gen("oe-report.bin"), { runTimeData: Buffer.from("other") }), 400, "InvalidParameter", /runtimedata\.binding/);
+});
+
+test("a denying policy is PolicyEvaluationError (draft and policy in force)", async () => {
+  const deny = "version=1.0; authorizationrules{ => deny(); }; issuancerules{};";
+  await rejectsWith(client.attestSgxEnclave(gen("sgx-quote-v3.bin"), { draftPolicyForAttestation: deny }), 400, "PolicyEvaluationError");
+
+  const admin = new AttestationAdministrationClient(URL_SGX, credential(env("ATTESTD_TOKEN_SGX")), { validationOptions: validation });
+  const onlyOther = 'version=1.0; authorizationrules{ c:[type=="x-ms-sgx-mrenclave", value=="' + "00".repeat(32) + '"] => permit(); }; issuancerules{};';
+  await admin.setPolicy(KnownAttestationType.OpenEnclave, onlyOther);
+  try {
+    await rejectsWith(client.attestOpenEnclave(gen("oe-report.bin")), 400, "PolicyEvaluationError");
+    // SgxEnclave keeps its default policy.
+    assertEnclave(await client.attestSgxEnclave(gen("sgx-quote-v3.bin")));
+  } finally {
+    await admin.resetPolicy(KnownAttestationType.OpenEnclave);
+  }
+  assertEnclave(await client.attestOpenEnclave(gen("oe-report.bin")));
+});
+
+test("the token's x-ms-policy-hash is the hash of the default policy in force", async () => {
+  const admin = new AttestationAdministrationClient(URL_SGX, credential(env("ATTESTD_TOKEN_SGX")), { validationOptions: validation });
+  const text = (await admin.getPolicy(KnownAttestationType.SgxEnclave)).body;
+  const r = await client.attestSgxEnclave(gen("sgx-quote-v3.bin"));
+  // x-ms-policy-hash = b64url(SHA-256(b64url(text))) (maa-policy.md).
+  const want = createHash("sha256").update(b64u(text)).digest();
+  assert.deepEqual(Buffer.from(r.body.policyHash), want);
+});
