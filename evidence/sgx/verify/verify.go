@@ -43,6 +43,7 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/attestd/attestd/collateral"
@@ -128,6 +129,35 @@ type Verifier struct {
 	crls     *cache[*verifiedCRL]
 	tcbInfos *cache[*pcs.TCBInfo]
 	qeIDs    *cache[*pcs.QEIdentity]
+	// lastSums memoises the digests of the collateral set seen last.
+	// Sources hand out shared, immutable *Collateral values (bundle, cache),
+	// so pointer identity means identical bytes and the ~10 KB of SHA-256
+	// per quote is computed once per set; a source that returns fresh
+	// copies simply misses.
+	lastSums atomic.Pointer[collSums]
+}
+
+// collSums are the SHA-256 digests of one collateral set's members, and
+// their hex form (Hashes without Quote).
+type collSums struct {
+	coll                            *collateral.Collateral
+	root, pck, tcb, qe, tcbCs, qeCs [32]byte
+	hashes                          Hashes
+}
+
+func (v *Verifier) sums(c *collateral.Collateral) *collSums {
+	if s := v.lastSums.Load(); s != nil && s.coll == c {
+		return s
+	}
+	s := &collSums{coll: c, root: sum(c.RootCACRL), pck: sum(c.PCKCRL), tcb: sum(c.TCBInfo), qe: sum(c.QEIdentity),
+		tcbCs: sum(c.TCBInfoIssuerChain), qeCs: sum(c.QEIdentityIssuerChain)}
+	s.hashes = Hashes{
+		TCBInfo: hexsum(s.tcb), TCBInfoCerts: hexsum(s.tcbCs), TCBInfoCRL: hexsum(s.root),
+		QEIdentity: hexsum(s.qe), QEIdentityCert: hexsum(s.qeCs), QEIdentityCRL: hexsum(s.root),
+		PCKCRL: hexsum(s.pck), PCKCRLCerts: hexsum(sum(c.PCKCRLIssuerChain)),
+	}
+	v.lastSums.Store(s)
+	return s
 }
 
 // New returns a Verifier for opts.
@@ -470,14 +500,10 @@ func (v *Verifier) Verify(quoteBytes []byte, q *abi.Quote, coll *collateral.Coll
 	leaf, pckCA := pck.certs[0], pck.certs[1]
 
 	// 2. Collateral: issuer chains, CRLs, signed documents (all cached).
-	hRoot, hPCK := sum(coll.RootCACRL), sum(coll.PCKCRL)
-	hTCB, hQE := sum(coll.TCBInfo), sum(coll.QEIdentity)
-	hTCBCerts, hQECerts := sum(coll.TCBInfoIssuerChain), sum(coll.QEIdentityIssuerChain)
-	res.Hashes = Hashes{
-		Quote: hexsum(sum(quoteBytes)), TCBInfo: hexsum(hTCB), TCBInfoCerts: hexsum(hTCBCerts), TCBInfoCRL: hexsum(hRoot),
-		QEIdentity: hexsum(hQE), QEIdentityCert: hexsum(hQECerts), QEIdentityCRL: hexsum(hRoot),
-		PCKCRL: hexsum(hPCK), PCKCRLCerts: hexsum(sum(coll.PCKCRLIssuerChain)),
-	}
+	cs := v.sums(coll)
+	hRoot, hPCK, hTCB, hQE := cs.root, cs.pck, cs.tcb, cs.qe
+	res.Hashes = cs.hashes
+	res.Hashes.Quote = hexsum(sum(quoteBytes))
 	root := v.anchorFor(pck.certs[2])
 	rootCRL, err := v.verifyCRL(coll.RootCACRL, hRoot, root, "root_crl")
 	if err != nil {
