@@ -121,13 +121,17 @@ type Options struct {
 // the SHA-256 of the bytes, so a quote with warm collateral costs little more
 // than its two unavoidable ECDSA verifications. Safe for concurrent use.
 type Verifier struct {
-	roots    []*x509.Certificate
-	now      func() time.Time
-	grace    time.Duration
-	chains   *cache[*chain]
-	crls     *cache[*verifiedCRL]
-	tcbInfos *cache[*pcs.TCBInfo]
-	qeIDs    *cache[*pcs.QEIdentity]
+	roots []*x509.Certificate
+	now   func() time.Time
+	grace time.Duration
+	// PCK chains and collateral signing chains are cached apart: the same
+	// PEM bytes can be sent in either role (the TCB signing chain is public),
+	// and a chain verified as one must never be served as the other.
+	pckChains  *cache[*chain]
+	signChains *cache[*chain]
+	crls       *cache[*verifiedCRL]
+	tcbInfos   *cache[*pcs.TCBInfo]
+	qeIDs      *cache[*pcs.QEIdentity]
 }
 
 // New returns a Verifier for opts.
@@ -160,7 +164,7 @@ func New(opts Options) (*Verifier, error) {
 	}
 	return &Verifier{
 		roots: slices.Clone(roots), now: now, grace: opts.Grace,
-		chains: newCache[*chain](n), crls: newCache[*verifiedCRL](n),
+		pckChains: newCache[*chain](n), signChains: newCache[*chain](n), crls: newCache[*verifiedCRL](n),
 		tcbInfos: newCache[*pcs.TCBInfo](n), qeIDs: newCache[*pcs.QEIdentity](n),
 	}, nil
 }
@@ -243,7 +247,7 @@ func (v *Verifier) pckChain(q *abi.Quote) (*chain, error) {
 		return nil, evidence.Errorf("quote.certification_data", "%v", err)
 	}
 	key := sum(pemChain)
-	if c, ok := v.chains.get(key); ok {
+	if c, ok := v.pckChains.get(key); ok {
 		return c, nil
 	}
 	c, err := v.verifyChain(pemChain, 3, "pck_chain")
@@ -262,7 +266,7 @@ func (v *Verifier) pckChain(q *abi.Quote) (*chain, error) {
 	if c.ext, err = pcs.ParsePCKExtensions(leaf); err != nil {
 		return nil, evidence.Errorf("pck.extensions", "PCK certificate %q: %v", leaf.Subject.CommonName, err)
 	}
-	v.chains.put(key, c)
+	v.pckChains.put(key, c)
 	return c, nil
 }
 
@@ -330,14 +334,14 @@ func (v *Verifier) signingChain(pemChain []byte, check string) (*chain, error) {
 		return nil, evidence.Errorf(check, "issuer chain missing from collateral")
 	}
 	key := sum(pemChain)
-	if c, ok := v.chains.get(key); ok {
+	if c, ok := v.signChains.get(key); ok {
 		return c, nil
 	}
 	c, err := v.verifyChain(pemChain, 2, check)
 	if err != nil {
 		return nil, err
 	}
-	v.chains.put(key, c)
+	v.signChains.put(key, c)
 	return c, nil
 }
 
