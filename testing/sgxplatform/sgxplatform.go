@@ -72,6 +72,11 @@ type Options struct {
 	QEIdentityMiscSelect *uint32
 	QEIdentityAttributes *[16]byte
 	QEIdentityMinISVSVN  int // > QEISVSVN: the QE matches no QE identity level
+	// TCBInfoSignedByPCKCA / QEIdentitySignedByPCKCA sign the TCB info / QE
+	// identity with the PCK CA's key and deliver the PCK CA chain as its
+	// issuer chain: a certificate under the right root, but not a TCB
+	// signing certificate.
+	TCBInfoSignedByPCKCA, QEIdentitySignedByPCKCA bool
 }
 
 // QuoteOptions describe the enclave a quote is made for.
@@ -401,11 +406,18 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	if err != nil {
 		return nil, err
 	}
-	tcbSig, err := signRaw(p.signKey, tcbJSON)
+	tcbKey, qeKey := p.signKey, p.signKey
+	if o.TCBInfoSignedByPCKCA {
+		tcbKey = p.pckCAKey
+	}
+	if o.QEIdentitySignedByPCKCA {
+		qeKey = p.pckCAKey
+	}
+	tcbSig, err := signRaw(tcbKey, tcbJSON)
 	if err != nil {
 		return nil, err
 	}
-	qeSig, err := signRaw(p.signKey, qeJSON)
+	qeSig, err := signRaw(qeKey, qeJSON)
 	if err != nil {
 		return nil, err
 	}
@@ -436,11 +448,17 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	if err != nil {
 		return nil, err
 	}
-	signChain := pemOf(p.signer, p.root)
+	tcbChain, qeChain := pemOf(p.signer, p.root), pemOf(p.signer, p.root)
+	if o.TCBInfoSignedByPCKCA {
+		tcbChain = pemOf(p.pckCA, p.root)
+	}
+	if o.QEIdentitySignedByPCKCA {
+		qeChain = pemOf(p.pckCA, p.root)
+	}
 	return &collateral.Collateral{
 		PCKCRLIssuerChain: pemOf(p.pckCA, p.root), RootCACRL: rootCRL, PCKCRL: pckCRL,
-		TCBInfoIssuerChain: signChain, TCBInfo: tcbJSON, TCBInfoSignature: tcbSig,
-		QEIdentityIssuerChain: signChain, QEIdentity: qeJSON, QEIdentitySignature: qeSig,
+		TCBInfoIssuerChain: tcbChain, TCBInfo: tcbJSON, TCBInfoSignature: tcbSig,
+		QEIdentityIssuerChain: qeChain, QEIdentity: qeJSON, QEIdentitySignature: qeSig,
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/attestd/attestd/evidence"
@@ -62,4 +63,72 @@ func TestChainCacheKinds(t *testing.T) {
 			t.Fatalf("got %v, want check tcb_info.issuer_chain", err)
 		}
 	})
+}
+
+// TestQEVendorID: QVL rejects quotes whose header does not name Intel's QE
+// vendor ID (939A7233-F79C-4CA9-940A-0DB3957F0607), whatever else verifies.
+func TestQEVendorID(t *testing.T) {
+	for _, version := range []int{3, 4} {
+		p := newPlatform(t, sgxplatform.Options{QuoteVersion: version})
+		v := verifierFor(t, p, 0)
+		q, err := p.QuoteStruct(sgxplatform.QuoteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Header.QEVendorID[15] ^= 1
+		if err := p.Sign(q); err != nil { // a correctly signed quote from a non-Intel QE
+			t.Fatal(err)
+		}
+		b, err := q.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := verifyBytes(v, b, p.Collateral()); evidence.CheckOf(err) != "quote.qe_vendor_id" {
+			t.Fatalf("v%d: got %v, want check quote.qe_vendor_id", version, err)
+		}
+		if err := v.VerifyQuoteOnly(q); evidence.CheckOf(err) != "quote.qe_vendor_id" {
+			t.Fatalf("v%d VerifyQuoteOnly: got %v, want check quote.qe_vendor_id", version, err)
+		}
+	}
+}
+
+// TestCollateralSignerRole: TCB info and QE identity must be signed by a TCB
+// signing certificate, not by any certificate under the root (here the PCK
+// CA, whose key signs PCK certificates and CRLs, never TCB documents).
+func TestCollateralSignerRole(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		opts  sgxplatform.Options
+		check string
+	}{
+		{"TCB info signed by the PCK CA", sgxplatform.Options{TCBInfoSignedByPCKCA: true}, "tcb_info.issuer_chain"},
+		{"QE identity signed by the PCK CA", sgxplatform.Options{QEIdentitySignedByPCKCA: true}, "qe_identity.issuer_chain"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := newPlatform(t, c.opts)
+			quote, err := p.Quote(sgxplatform.QuoteOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = verifyBytes(verifierFor(t, p, 0), quote, p.Collateral())
+			if evidence.CheckOf(err) != c.check {
+				t.Fatalf("got %v, want check %s", err, c.check)
+			}
+		})
+	}
+}
+
+// TestQEVendorIDReal: the same check on a real Intel quote (D1); the vendor
+// ID is caught by name, before the quote signature that also covers it.
+func TestQEVendorIDReal(t *testing.T) {
+	vs := loadDCAPQVL(t, "vectors/dcap-qvl/sample/sgx_quote", "vectors/dcap-qvl/sample/sgx_quote_collateral.json")
+	at := mustTime(t, "2025-07-01T00:00:00Z")
+	for _, off := range []int{12, 27} {
+		b := slices.Clone(vs.quote)
+		b[off] ^= 0x80
+		_, err := verifyAt(t, vectorSet{b, vs.coll}, at, 0)
+		if evidence.CheckOf(err) != "quote.qe_vendor_id" {
+			t.Fatalf("flip at %d: got %v, want check quote.qe_vendor_id", off, err)
+		}
+	}
 }
