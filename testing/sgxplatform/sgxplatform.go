@@ -16,6 +16,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -72,6 +73,8 @@ type Options struct {
 	QEIdentityMiscSelect *uint32
 	QEIdentityAttributes *[16]byte
 	QEIdentityMinISVSVN  int // > QEISVSVN: the QE matches no QE identity level
+	// QEMiscSelect is the MISCSELECT of the QE's own report (default 0).
+	QEMiscSelect uint32
 	// TCBInfoSignedByPCKCA / QEIdentitySignedByPCKCA sign the TCB info / QE
 	// identity with the PCK CA's key and deliver the PCK CA chain as its
 	// issuer chain: a certificate under the right root, but not a TCB
@@ -219,7 +222,7 @@ func New(opts Options) (*Platform, error) {
 	for i := range p.qeAuth {
 		p.qeAuth[i] = byte(i)
 	}
-	p.qeReport = abi.ReportBody{MRSigner: qeMRSigner, ISVProdID: QEISVProdID, ISVSVN: QEISVSVN}
+	p.qeReport = abi.ReportBody{MRSigner: qeMRSigner, ISVProdID: QEISVProdID, ISVSVN: QEISVSVN, MiscSelect: opts.QEMiscSelect}
 	copy(p.qeReport.CPUSVN[:], p.ext.TCB.CPUSVN[:])
 	p.qeReport.Attributes[0] = 0x11 // INIT | PROVISIONKEY
 	p.qeReport.Attributes[8] = 0xe7 // XFRM
@@ -381,7 +384,8 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 		qe.ISVProdID = int(*o.QEIdentityISVProdID)
 	}
 	if o.QEIdentityMiscSelect != nil {
-		qe.MiscSelect = fmt.Sprintf("%08X", *o.QEIdentityMiscSelect)
+		// MISCSELECT's bytes in report (little-endian) order, as Intel writes them.
+		qe.MiscSelect = strings.ToUpper(hex.EncodeToString(binary.LittleEndian.AppendUint32(nil, *o.QEIdentityMiscSelect)))
 	}
 	if o.QEIdentityAttributes != nil {
 		qe.Attributes = strings.ToUpper(hex.EncodeToString(o.QEIdentityAttributes[:]))

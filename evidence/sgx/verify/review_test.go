@@ -132,3 +132,33 @@ func TestQEVendorIDReal(t *testing.T) {
 		}
 	}
 }
+
+// TestQEMiscSelect: a QE whose MISCSELECT is not byte-symmetric (EXINFO,
+// bit 0) matches a QE identity that lists it, and the mask is applied to the
+// report's value before comparing.
+func TestQEMiscSelect(t *testing.T) {
+	u32 := func(v uint32) *uint32 { return &v }
+	for _, c := range []struct {
+		name     string
+		report   uint32
+		identity *uint32
+		check    string
+	}{
+		{"EXINFO listed", 1, u32(1), ""},
+		{"EXINFO not listed", 1, nil, "qe_identity.miscselect_mismatch"},
+		{"listed but not set", 0, u32(1), "qe_identity.miscselect_mismatch"},
+		{"high bit listed", 0x80000000, u32(0x80000000), ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := newPlatform(t, sgxplatform.Options{QEMiscSelect: c.report, QEIdentityMiscSelect: c.identity})
+			quote, err := p.Quote(sgxplatform.QuoteOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = verifyBytes(verifierFor(t, p, 0), quote, p.Collateral())
+			if got := evidence.CheckOf(err); got != c.check {
+				t.Fatalf("got %v (check %q), want %q", err, got, c.check)
+			}
+		})
+	}
+}
