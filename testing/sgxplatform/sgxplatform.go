@@ -75,6 +75,9 @@ type Options struct {
 	QEIdentityMinISVSVN  int // > QEISVSVN: the QE matches no QE identity level
 	// QEMiscSelect is the MISCSELECT of the QE's own report (default 0).
 	QEMiscSelect uint32
+	// PCKCommonName replaces the PCK certificate's common name
+	// (default "attestd TEST SGX PCK Certificate").
+	PCKCommonName string
 	// TCBInfoSignedByPCKCA / QEIdentitySignedByPCKCA sign the TCB info / QE
 	// identity with the PCK CA's key and deliver the PCK CA chain as its
 	// issuer chain: a certificate under the right root, but not a TCB
@@ -209,8 +212,12 @@ func New(opts Options) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
+	pckName := "attestd TEST SGX PCK Certificate"
+	if opts.PCKCommonName != "" {
+		pckName = opts.PCKCommonName
+	}
 	if p.pck, err = mint(&x509.Certificate{
-		SerialNumber: serial(), Subject: name("attestd TEST SGX PCK Certificate"), NotBefore: nb, NotAfter: na,
+		SerialNumber: serial(), Subject: name(pckName), NotBefore: nb, NotAfter: na,
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, BasicConstraintsValid: true,
 		ExtraExtensions: []pkix.Extension{{Id: pcs.OIDSGXExtensions(), Value: extDER}},
 	}, p.pckCA, &p.pckKey.PublicKey, p.pckCAKey); err != nil {

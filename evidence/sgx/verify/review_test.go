@@ -162,3 +162,17 @@ func TestQEMiscSelect(t *testing.T) {
 		})
 	}
 }
+
+// TestPCKLeafRole: the leaf of the quote's chain must be a PCK certificate
+// (QVL 4.1.2.4.4: its CN contains "SGX PCK Certificate"), not any end-entity
+// certificate a PCK CA might have issued.
+func TestPCKLeafRole(t *testing.T) {
+	p := newPlatform(t, sgxplatform.Options{PCKCommonName: "attestd TEST SGX something else"})
+	quote, err := p.Quote(sgxplatform.QuoteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifyBytes(verifierFor(t, p, 0), quote, p.Collateral()); evidence.CheckOf(err) != "pck_chain" {
+		t.Fatalf("got %v, want check pck_chain", err)
+	}
+}

@@ -256,6 +256,11 @@ func (v *Verifier) pckChain(q *abi.Quote) (*chain, error) {
 		return nil, err
 	}
 	leaf, inter := c.certs[0], c.certs[1]
+	// QVL 4.1.2.4.4: the leaf must be a PCK certificate, whatever else the
+	// PCK CA may sign.
+	if leaf.IsCA || !strings.Contains(leaf.Subject.CommonName, "SGX PCK Certificate") {
+		return nil, evidence.Errorf("pck_chain", "leaf certificate %q is not an SGX PCK Certificate", leaf.Subject.CommonName)
+	}
 	switch {
 	case strings.Contains(inter.Subject.CommonName, "Processor"):
 		c.ca = "processor"
