@@ -473,6 +473,23 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	}, nil
 }
 
+// CollateralWith builds a fresh collateral set for the same keys and
+// certificates with the collateral options changed by mod (e.g. a later CRL
+// that revokes the PCK certificate). Options that shape the certificates or
+// the QE (FMSPC, PlatformCA, PCKCommonName, QEMiscSelect, QuoteVersion) are
+// ignored: the platform keeps them.
+func (p *Platform) CollateralWith(mod func(o *Options)) (*collateral.Collateral, error) {
+	q := *p
+	mod(&q.opts)
+	q.opts.FMSPC, q.opts.PlatformCA, q.opts.PCKCommonName = p.opts.FMSPC, p.opts.PlatformCA, p.opts.PCKCommonName
+	q.opts.QEMiscSelect, q.opts.QuoteVersion = p.opts.QEMiscSelect, p.opts.QuoteVersion
+	if q.opts.Now.IsZero() {
+		q.opts.Now = p.opts.Now
+	}
+	q.opts.Now = q.opts.Now.UTC().Truncate(time.Second)
+	return q.buildCollateral()
+}
+
 // Roots returns the test root CA certificate, for verify Options.Roots.
 func (p *Platform) Roots() []*x509.Certificate { return []*x509.Certificate{p.root} }
 

@@ -3,9 +3,11 @@ package verify
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx/abi"
+	"github.com/attestd/attestd/evidence/sgx/pcs"
 	"github.com/attestd/attestd/testing/sgxplatform"
 )
 
@@ -174,5 +176,64 @@ func TestPCKLeafRole(t *testing.T) {
 	}
 	if _, err := verifyBytes(verifierFor(t, p, 0), quote, p.Collateral()); evidence.CheckOf(err) != "pck_chain" {
 		t.Fatalf("got %v, want check pck_chain", err)
+	}
+}
+
+// TestWarmCacheStillChecks: everything a warm verifier caches (PCK chain,
+// signing chains, verified CRLs, TCB info, QE identity) is re-checked against
+// the clock of each verification and against the CRLs it is given now.
+func TestWarmCacheStillChecks(t *testing.T) {
+	p := newPlatform(t, sgxplatform.Options{})
+	quote, err := p.Quote(sgxplatform.QuoteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := testNow
+	v, err := New(Options{Roots: p.Roots(), Now: func() time.Time { return now }, Grace: 3 * 365 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verifyBytes(v, quote, p.Collateral()); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		mod   func(o *sgxplatform.Options)
+		check string
+	}{
+		{"PCK revoked by a newer PCK CRL", func(o *sgxplatform.Options) { o.RevokePCK = true }, "pck.revoked"},
+		{"PCK CA revoked by a newer Root CA CRL", func(o *sgxplatform.Options) { o.RevokePCKCA = true }, "pck_ca.revoked"},
+		{"TCB signer revoked by a newer Root CA CRL", func(o *sgxplatform.Options) { o.RevokeTCBSigner = true }, "tcb_signing.revoked"},
+		{"newer TCB info: platform now Revoked", func(o *sgxplatform.Options) { o.TCBStatus = pcs.Revoked }, "tcb.revoked"},
+		{"newer QE identity: QE now Revoked", func(o *sgxplatform.Options) { o.QEStatus = pcs.Revoked }, "qe_identity.revoked"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			coll, err := p.CollateralWith(c.mod)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := verifyBytes(v, quote, coll); evidence.CheckOf(err) != c.check {
+				t.Fatalf("got %v, want check %s", err, c.check)
+			}
+			if _, err := verifyBytes(v, quote, p.Collateral()); err != nil { // the old set still verifies
+				t.Fatal(err)
+			}
+		})
+	}
+	// Later instants with the same (cached) documents and chains: collateral
+	// past nextUpdate is accepted only within the grace and says so; a PCK
+	// certificate past its NotAfter (1 year) is rejected whatever the grace.
+	now = testNow.Add(31 * 24 * time.Hour)
+	res, err := verifyBytes(v, quote, p.Collateral())
+	if err != nil || len(res.GraceUsed) != 4 {
+		t.Fatalf("31 days later: %v, grace used %v", err, res)
+	}
+	now = testNow.Add(366 * 24 * time.Hour)
+	if _, err := verifyBytes(v, quote, p.Collateral()); evidence.CheckOf(err) != "pck_chain.expired" {
+		t.Fatalf("a year later: got %v, want check pck_chain.expired", err)
+	}
+	now = testNow.Add(-2 * 24 * time.Hour)
+	if _, err := verifyBytes(v, quote, p.Collateral()); evidence.CheckOf(err) != "tcb_info.not_yet_valid" {
+		t.Fatalf("before issue: got %v, want check tcb_info.not_yet_valid", err)
 	}
 }
