@@ -11,7 +11,7 @@
 //
 //	quote.qe_vendor_id                the header does not name Intel's QE vendor ID
 //	quote.certification_data          the quote carries no PCK chain (PPID types 1-3)
-//	pck_chain                         PCK chain does not parse or does not chain to a trusted root key
+//	pck_chain                         PCK chain does not parse, does not chain to a trusted root key, or its leaf is not a PCK certificate
 //	pck.extensions                    the PCK certificate's SGX extensions are malformed
 //	qe_report.signature               QE report not signed by the PCK key
 //	qe_report.binding                 QE report data != SHA-256(attestation key || QE auth data) || zeros
