@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"github.com/attestd/attestd/collateral"
 	"slices"
 	"testing"
 	"time"
@@ -235,5 +236,75 @@ func TestWarmCacheStillChecks(t *testing.T) {
 	now = testNow.Add(-2 * 24 * time.Hour)
 	if _, err := verifyBytes(v, quote, p.Collateral()); evidence.CheckOf(err) != "tcb_info.not_yet_valid" {
 		t.Fatalf("before issue: got %v, want check tcb_info.not_yet_valid", err)
+	}
+}
+
+// TestPCKChainShapes: only leaf ← PCK CA ← (a certificate with the pinned
+// root key) is accepted; an intermediate in the root's place, a short chain
+// or an extra certificate is not.
+func TestPCKChainShapes(t *testing.T) {
+	p := newPlatform(t, sgxplatform.Options{})
+	certs, err := ParseCertificates(p.PCKChainPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, ca, root := pemCert(certs[0].Raw), pemCert(certs[1].Raw), pemCert(certs[2].Raw)
+	v := verifierFor(t, p, 0)
+	for _, c := range []struct {
+		name  string
+		chain []byte
+		check string
+	}{
+		{"as minted", slices.Concat(leaf, ca, root), ""},
+		{"intermediate as root", slices.Concat(leaf, ca, ca), "pck_chain"},
+		{"no root", slices.Concat(leaf, ca), "pck_chain"},
+		{"root twice", slices.Concat(leaf, ca, root, root), "pck_chain"},
+		{"leaf under the root directly", slices.Concat(leaf, root, root), "pck_chain"},
+		{"CA as leaf", slices.Concat(ca, root, root), "pck_chain"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			q, err := p.QuoteStruct(sgxplatform.QuoteOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.QE.Certification.Data = c.chain
+			b, err := q.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := verifyBytes(v, b, p.Collateral()); evidence.CheckOf(err) != c.check {
+				t.Fatalf("got %v, want check %q", err, c.check)
+			}
+		})
+	}
+}
+
+// TestCRLRoles: each CRL must come from the CA that issued the certificates
+// it is checked against.
+func TestCRLRoles(t *testing.T) {
+	p := newPlatform(t, sgxplatform.Options{})
+	quote, err := p.Quote(sgxplatform.QuoteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := verifierFor(t, p, 0)
+	for _, c := range []struct {
+		name  string
+		mod   func(c *collateral.Collateral)
+		check string
+	}{
+		{"Root CA CRL as PCK CRL", func(c *collateral.Collateral) { c.PCKCRL = c.RootCACRL }, "pck_crl.issuer"},
+		{"PCK CRL as Root CA CRL", func(c *collateral.Collateral) { c.RootCACRL = c.PCKCRL }, "root_crl.issuer"},
+		{"TCB signing chain as PCK CRL issuer chain", func(c *collateral.Collateral) { c.PCKCRLIssuerChain = c.TCBInfoIssuerChain }, "pck_crl.issuer"},
+		{"no Root CA CRL", func(c *collateral.Collateral) { c.RootCACRL = nil }, "root_crl.missing"},
+		{"no PCK CRL", func(c *collateral.Collateral) { c.PCKCRL = nil }, "pck_crl.missing"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			coll := p.Collateral()
+			c.mod(coll)
+			if _, err := verifyBytes(v, quote, coll); evidence.CheckOf(err) != c.check {
+				t.Fatalf("got %v, want check %s", err, c.check)
+			}
+		})
 	}
 }
