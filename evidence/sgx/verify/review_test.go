@@ -1,11 +1,11 @@
 package verify
 
 import (
-	"github.com/attestd/attestd/collateral"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx/abi"
 	"github.com/attestd/attestd/evidence/sgx/pcs"
