@@ -17,12 +17,21 @@ import (
 // activePolicy is the policy in force for one attestation type.
 type activePolicy struct {
 	Text string
-	// JWS is the policy as GET returns it in x-ms-policy: the exact stored
-	// JWS, or an unsigned JWS built from the text (defaults, raw-text sets).
-	JWS    string
+	// stored is the exact JWS kept in the store ("" for defaults); see jws.
+	stored string
 	Signer *x509.Certificate // nil unless set by a signed JWS
 	// None is true when the type has no policy at all (Tpm before a PUT).
 	None bool
+}
+
+// jws is the policy as GET returns it in x-ms-policy: the exact stored JWS,
+// or an unsigned JWS built from the text (defaults, raw-text sets). Built on
+// demand: the attest path needs only the text.
+func (ap *activePolicy) jws() string {
+	if looksLikeJWS(ap.stored) {
+		return ap.stored
+	}
+	return unsignedPolicyJWS(ap.Text)
 }
 
 // active returns the policy in force for t.
@@ -31,10 +40,7 @@ func (in *Instance) active(ctx context.Context, t evidence.Type) (*activePolicy,
 		p, err := in.store.GetPolicy(ctx, in.cfg.Name, string(t))
 		switch {
 		case err == nil:
-			ap := &activePolicy{Text: p.Text, JWS: p.JWS}
-			if !looksLikeJWS(p.JWS) {
-				ap.JWS = unsignedPolicyJWS(p.Text)
-			}
+			ap := &activePolicy{Text: p.Text, stored: p.JWS}
 			if len(p.Signer) > 0 {
 				c, err := x509.ParseCertificate(p.Signer)
 				if err != nil {
@@ -50,9 +56,9 @@ func (in *Instance) active(ctx context.Context, t evidence.Type) (*activePolicy,
 	}
 	text, ok := policy.Default(string(t))
 	if !ok {
-		return &activePolicy{JWS: unsignedPolicyJWS(""), None: true}, nil
+		return &activePolicy{None: true}, nil
 	}
-	return &activePolicy{Text: text, JWS: unsignedPolicyJWS(text)}, nil
+	return &activePolicy{Text: text}, nil
 }
 
 // GetPolicy returns the PolicyResult token for GET /policies/{type}: its
@@ -66,7 +72,7 @@ func (in *Instance) GetPolicy(ctx context.Context, typ string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return in.sign(map[string]any{"x-ms-policy": ap.JWS}, ManagementTokenLifetime)
+	return in.sign(map[string]any{"x-ms-policy": ap.jws()}, ManagementTokenLifetime)
 }
 
 // requireWritable refuses admin writes on Shared instances.
