@@ -190,11 +190,12 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if r.ContentLength > limit {
 		return nil, apiError(codeTooLarge, "request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, limit)
 	}
-	// With a declared length (<= limit, checked above) read into one
-	// buffer of that size instead of growing one from 512 bytes.
+	// With a declared length read into one buffer of that size instead of
+	// growing one from 512 bytes; capped, so that a declared length alone
+	// (body not sent yet) never reserves more than typical evidence needs.
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength) + 1) // +1: ReadFrom needs room to see EOF
+		buf.Grow(int(min(r.ContentLength, 64<<10)) + 1) // +1: ReadFrom needs room to see EOF
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	b := buf.Bytes()
