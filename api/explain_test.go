@@ -10,10 +10,10 @@ import (
 
 // explainResp is the JSON answer of the explain endpoint.
 type explainResp struct {
-	PolicySource string         `json:"policySource"`
-	PolicyHash   string         `json:"policyHash"`
-	Decision     string         `json:"decision"`
-	Permitted    bool           `json:"permitted"`
+	PolicySource string `json:"policySource"`
+	PolicyHash   string `json:"policyHash"`
+	Decision     string `json:"decision"`
+	Permitted    bool   `json:"permitted"`
 	Error        *struct{ Code, Message string }
 	Incoming     []policy.Claim `json:"incomingClaims"`
 	Issued       map[string]any `json:"issuedClaims"`
