@@ -110,7 +110,8 @@ func ExplanationText(ex *instance.Explanation) string {
 	}
 	sb.WriteString(verdict + " (policy: " + ex.PolicySource + ")\n")
 	if ex.Error != nil {
-		sb.WriteString("attest would answer: " + ex.Error.Code + ": " + ex.Error.Message + "\n")
+		// The trace's error line carries the detail of MAA's long message.
+		sb.WriteString("attest would answer: 400 " + ex.Error.Code + "\n")
 	}
 	if ex.Trace != nil {
 		sb.WriteString(ex.Trace.String())

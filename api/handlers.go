@@ -309,3 +309,10 @@ func (h *instanceHandler) attest(w http.ResponseWriter, r *http.Request) {
 	}
 	writeToken(w, tok)
 }
+
+// DecodeAttestRequest decodes an attest request body of type t (maa-api.md
+// §1.1) exactly as POST /attest does; "attestd policy explain --evidence"
+// reads request files with it.
+func DecodeAttestRequest(t evidence.Type, body []byte) (*instance.AttestRequest, error) {
+	return decodeAttest(t, body)
+}
