@@ -58,26 +58,10 @@ func (h *instanceHandler) explain(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	var b explainBody
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil {
-		writeError(w, r, apiError(instance.CodeInvalidParameter, "request body is not a JSON explain request {\"policy\", \"claims\" | \"evidence\"}: %v", err))
+	req, err := decodeExplain(t, raw)
+	if err != nil {
+		writeError(w, r, err)
 		return
-	}
-	req := &instance.ExplainRequest{Type: t, Policy: b.Policy}
-	hasClaims, hasEvidence := len(b.Claims) > 0 && string(b.Claims) != "null", len(b.Evidence) > 0 && string(b.Evidence) != "null"
-	switch {
-	case hasClaims == hasEvidence:
-		writeError(w, r, apiError(instance.CodeInvalidParameter, "give exactly one of \"claims\" (a JSON claim set) and \"evidence\" (an attest request body)"))
-		return
-	case hasClaims:
-		req.Claims = b.Claims
-	default:
-		if req.Evidence, err = decodeAttest(t, b.Evidence); err != nil {
-			writeError(w, r, err)
-			return
-		}
 	}
 	ex, err := in.Explain(r.Context(), req)
 	if err != nil {
@@ -90,6 +74,36 @@ func (h *instanceHandler) explain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, ex)
+}
+
+// decodeExplain decodes an explain request body of type t: exactly one of
+// "claims" and "evidence" (an attest request body, decoded as /attest
+// does), and an optional "policy". The claim set itself is decoded by the
+// instance (policy.ClaimsFromJSON).
+func decodeExplain(t evidence.Type, raw []byte) (*instance.ExplainRequest, error) {
+	var b explainBody
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return nil, apiError(instance.CodeInvalidParameter, "request body is not a JSON explain request {\"policy\", \"claims\" | \"evidence\"}: %v", err)
+	}
+	if dec.More() {
+		return nil, apiError(instance.CodeInvalidParameter, "data after the JSON explain request")
+	}
+	req := &instance.ExplainRequest{Type: t, Policy: b.Policy}
+	hasClaims, hasEvidence := len(b.Claims) > 0 && string(b.Claims) != "null", len(b.Evidence) > 0 && string(b.Evidence) != "null"
+	switch {
+	case hasClaims == hasEvidence:
+		return nil, apiError(instance.CodeInvalidParameter, "give exactly one of \"claims\" (a JSON claim set) and \"evidence\" (an attest request body)")
+	case hasClaims:
+		req.Claims = b.Claims
+	default:
+		var err error
+		if req.Evidence, err = decodeAttest(t, b.Evidence); err != nil {
+			return nil, err
+		}
+	}
+	return req, nil
 }
 
 func wantsText(r *http.Request) bool {
