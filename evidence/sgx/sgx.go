@@ -246,7 +246,8 @@ func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim 
 	add(ClaimSVN, int64(b.ISVSVN))
 	add(ClaimReportData, hex.EncodeToString(b.ReportData[:]))
 	var ehd string
-	if runtime != nil && !runtime.JSON {
+	hasEHD := runtime != nil && !runtime.JSON // binary runtime data, possibly empty
+	if hasEHD {
 		ehd = base64.RawURLEncoding.EncodeToString(runtime.Bytes)
 		add(ClaimEHD, ehd)
 	}
@@ -297,7 +298,7 @@ func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim 
 	policyOnly("$sgx-mrsigner", mrsigner)
 	policyOnly("$sgx-mrenclave", mrenclave)
 	policyOnly("$tee", "sgx")
-	if ehd != "" {
+	if hasEHD {
 		add("maa-ehd", ehd)
 		tokenOnly("aas-ehd", ehd)
 		policyOnly("$maa-ehd", ehd)

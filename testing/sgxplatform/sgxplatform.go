@@ -16,6 +16,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -72,6 +73,16 @@ type Options struct {
 	QEIdentityMiscSelect *uint32
 	QEIdentityAttributes *[16]byte
 	QEIdentityMinISVSVN  int // > QEISVSVN: the QE matches no QE identity level
+	// QEMiscSelect is the MISCSELECT of the QE's own report (default 0).
+	QEMiscSelect uint32
+	// PCKCommonName replaces the PCK certificate's common name
+	// (default "attestd TEST SGX PCK Certificate").
+	PCKCommonName string
+	// TCBInfoSignedByPCKCA / QEIdentitySignedByPCKCA sign the TCB info / QE
+	// identity with the PCK CA's key and deliver the PCK CA chain as its
+	// issuer chain: a certificate under the right root, but not a TCB
+	// signing certificate.
+	TCBInfoSignedByPCKCA, QEIdentitySignedByPCKCA bool
 }
 
 // QuoteOptions describe the enclave a quote is made for.
@@ -201,8 +212,12 @@ func New(opts Options) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
+	pckName := "attestd TEST SGX PCK Certificate"
+	if opts.PCKCommonName != "" {
+		pckName = opts.PCKCommonName
+	}
 	if p.pck, err = mint(&x509.Certificate{
-		SerialNumber: serial(), Subject: name("attestd TEST SGX PCK Certificate"), NotBefore: nb, NotAfter: na,
+		SerialNumber: serial(), Subject: name(pckName), NotBefore: nb, NotAfter: na,
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, BasicConstraintsValid: true,
 		ExtraExtensions: []pkix.Extension{{Id: pcs.OIDSGXExtensions(), Value: extDER}},
 	}, p.pckCA, &p.pckKey.PublicKey, p.pckCAKey); err != nil {
@@ -214,7 +229,7 @@ func New(opts Options) (*Platform, error) {
 	for i := range p.qeAuth {
 		p.qeAuth[i] = byte(i)
 	}
-	p.qeReport = abi.ReportBody{MRSigner: qeMRSigner, ISVProdID: QEISVProdID, ISVSVN: QEISVSVN}
+	p.qeReport = abi.ReportBody{MRSigner: qeMRSigner, ISVProdID: QEISVProdID, ISVSVN: QEISVSVN, MiscSelect: opts.QEMiscSelect}
 	copy(p.qeReport.CPUSVN[:], p.ext.TCB.CPUSVN[:])
 	p.qeReport.Attributes[0] = 0x11 // INIT | PROVISIONKEY
 	p.qeReport.Attributes[8] = 0xe7 // XFRM
@@ -376,7 +391,8 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 		qe.ISVProdID = int(*o.QEIdentityISVProdID)
 	}
 	if o.QEIdentityMiscSelect != nil {
-		qe.MiscSelect = fmt.Sprintf("%08X", *o.QEIdentityMiscSelect)
+		// MISCSELECT's bytes in report (little-endian) order, as Intel writes them.
+		qe.MiscSelect = strings.ToUpper(hex.EncodeToString(binary.LittleEndian.AppendUint32(nil, *o.QEIdentityMiscSelect)))
 	}
 	if o.QEIdentityAttributes != nil {
 		qe.Attributes = strings.ToUpper(hex.EncodeToString(o.QEIdentityAttributes[:]))
@@ -401,11 +417,18 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	if err != nil {
 		return nil, err
 	}
-	tcbSig, err := signRaw(p.signKey, tcbJSON)
+	tcbKey, qeKey := p.signKey, p.signKey
+	if o.TCBInfoSignedByPCKCA {
+		tcbKey = p.pckCAKey
+	}
+	if o.QEIdentitySignedByPCKCA {
+		qeKey = p.pckCAKey
+	}
+	tcbSig, err := signRaw(tcbKey, tcbJSON)
 	if err != nil {
 		return nil, err
 	}
-	qeSig, err := signRaw(p.signKey, qeJSON)
+	qeSig, err := signRaw(qeKey, qeJSON)
 	if err != nil {
 		return nil, err
 	}
@@ -436,12 +459,35 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	if err != nil {
 		return nil, err
 	}
-	signChain := pemOf(p.signer, p.root)
+	tcbChain, qeChain := pemOf(p.signer, p.root), pemOf(p.signer, p.root)
+	if o.TCBInfoSignedByPCKCA {
+		tcbChain = pemOf(p.pckCA, p.root)
+	}
+	if o.QEIdentitySignedByPCKCA {
+		qeChain = pemOf(p.pckCA, p.root)
+	}
 	return &collateral.Collateral{
 		PCKCRLIssuerChain: pemOf(p.pckCA, p.root), RootCACRL: rootCRL, PCKCRL: pckCRL,
-		TCBInfoIssuerChain: signChain, TCBInfo: tcbJSON, TCBInfoSignature: tcbSig,
-		QEIdentityIssuerChain: signChain, QEIdentity: qeJSON, QEIdentitySignature: qeSig,
+		TCBInfoIssuerChain: tcbChain, TCBInfo: tcbJSON, TCBInfoSignature: tcbSig,
+		QEIdentityIssuerChain: qeChain, QEIdentity: qeJSON, QEIdentitySignature: qeSig,
 	}, nil
+}
+
+// CollateralWith builds a fresh collateral set for the same keys and
+// certificates with the collateral options changed by mod (e.g. a later CRL
+// that revokes the PCK certificate). Options that shape the certificates or
+// the QE (FMSPC, PlatformCA, PCKCommonName, QEMiscSelect, QuoteVersion) are
+// ignored: the platform keeps them.
+func (p *Platform) CollateralWith(mod func(o *Options)) (*collateral.Collateral, error) {
+	q := *p
+	mod(&q.opts)
+	q.opts.FMSPC, q.opts.PlatformCA, q.opts.PCKCommonName = p.opts.FMSPC, p.opts.PlatformCA, p.opts.PCKCommonName
+	q.opts.QEMiscSelect, q.opts.QuoteVersion = p.opts.QEMiscSelect, p.opts.QuoteVersion
+	if q.opts.Now.IsZero() {
+		q.opts.Now = p.opts.Now
+	}
+	q.opts.Now = q.opts.Now.UTC().Truncate(time.Second)
+	return q.buildCollateral()
 }
 
 // Roots returns the test root CA certificate, for verify Options.Roots.

@@ -2,6 +2,7 @@ package pcs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -327,9 +328,11 @@ func ParseQEIdentity(b []byte) (*QEIdentity, error) {
 	if err := fixedHex(j.MiscSelectMask, msm[:], "QE identity miscselectMask"); err != nil {
 		return nil, err
 	}
-	// The hex strings are written most-significant byte first.
-	q.MiscSelect = uint32(ms[0])<<24 | uint32(ms[1])<<16 | uint32(ms[2])<<8 | uint32(ms[3])
-	q.MiscSelectMask = uint32(msm[0])<<24 | uint32(msm[1])<<16 | uint32(msm[2])<<8 | uint32(msm[3])
+	// The hex strings are MISCSELECT's bytes in report order (little-endian),
+	// as QVL reads them (vectorToUint32 swaps the big-endian composition), so
+	// that the masked comparison is a byte-wise one against the report.
+	q.MiscSelect = binary.LittleEndian.Uint32(ms[:])
+	q.MiscSelectMask = binary.LittleEndian.Uint32(msm[:])
 	if err := fixedHex(j.Attributes, q.Attributes[:], "QE identity attributes"); err != nil {
 		return nil, err
 	}

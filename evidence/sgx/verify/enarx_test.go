@@ -10,7 +10,6 @@ import (
 	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx/abi"
-	"github.com/attestd/attestd/evidence/sgx/internal/vectors"
 	"github.com/attestd/attestd/internal/testenv"
 )
 
@@ -84,10 +83,11 @@ func TestEnarxCSRQuotes(t *testing.T) {
 			if plat.FMSPC != c.fmspc || plat.CA != c.ca {
 				t.Errorf("platform %s/%s", plat.FMSPC, plat.CA)
 			}
-			tcbBody, tcbSig, err := vectors.SignedJSON(e.TCB.TCBInfo)
+			tcbDoc, err := collateral.ParseTCBInfoResponse(e.TCB.TCBInfo)
 			if err != nil {
 				t.Fatal(err)
 			}
+			tcbBody, tcbSig := tcbDoc.Body, tcbDoc.Signature
 			var signChain []byte
 			for _, c := range e.TCB.Chain {
 				signChain = append(signChain, pemCert(c.FullBytes)...)

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/collateral"
+	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx/abi"
-	"github.com/attestd/attestd/evidence/sgx/internal/vectors"
 	"github.com/attestd/attestd/evidence/sgx/pcs"
 	"github.com/attestd/attestd/internal/testenv"
 )
@@ -31,7 +31,7 @@ type vectorSet struct {
 func loadDCAPQVL(t testing.TB, quote, coll string) vectorSet {
 	t.Helper()
 	q := testenv.ReadShared(t, quote)
-	c, err := vectors.DCAPQVL(testenv.ReadShared(t, coll))
+	c, err := bundle.ParseQVLJSON(testenv.ReadShared(t, coll))
 	if err != nil {
 		t.Fatalf("load %s: %v", coll, err)
 	}
@@ -43,14 +43,15 @@ func loadDCAPQVL(t testing.TB, quote, coll string) vectorSet {
 func loadOcclum(t testing.TB) vectorSet {
 	t.Helper()
 	q := testenv.ReadShared(t, "vectors/trustee-verifier/deps/verifier/test_data/occlum_quote.dat")
-	tcb, tcbSig, err := vectors.SignedJSON(testenv.ReadShared(t, "vectors/automata-dcap-rs/data/tcbinfov2.json"))
+	tcbDoc, err := collateral.ParseTCBInfoResponse(testenv.ReadShared(t, "vectors/automata-dcap-rs/data/tcbinfov2.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	qe, qeSig, err := vectors.SignedJSON(testenv.ReadShared(t, "vectors/automata-dcap-rs/data/qeidentityv2.json"))
+	qeDoc, err := collateral.ParseQEIdentityResponse(testenv.ReadShared(t, "vectors/automata-dcap-rs/data/qeidentityv2.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	tcb, tcbSig, qe, qeSig := tcbDoc.Body, tcbDoc.Signature, qeDoc.Body, qeDoc.Signature
 	signing := testenv.ReadShared(t, "vectors/automata-dcap-rs/data/tcb_signing_cert.pem")
 	pckChain := testenv.ReadShared(t, "vectors/automata-dcap-rs/data/pck_certchain.pem")
 	certs, err := ParseCertificates(pckChain)

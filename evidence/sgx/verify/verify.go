@@ -9,8 +9,9 @@
 // Every failure is an *evidence.Error; its Check is one of (in the order
 // the checks run):
 //
+//	quote.qe_vendor_id                the header does not name Intel's QE vendor ID
 //	quote.certification_data          the quote carries no PCK chain (PPID types 1-3)
-//	pck_chain                         PCK chain does not parse or does not chain to a trusted root key
+//	pck_chain                         PCK chain does not parse, does not chain to a trusted root key, or its leaf is not a PCK certificate
 //	pck.extensions                    the PCK certificate's SGX extensions are malformed
 //	qe_report.signature               QE report not signed by the PCK key
 //	qe_report.binding                 QE report data != SHA-256(attestation key || QE auth data) || zeros
@@ -19,7 +20,7 @@
 //	collateral.missing                no collateral at all
 //	root_crl.{missing,parse,issuer,signature}
 //	pck_crl.issuer_chain, pck_crl.issuer, pck_crl.{missing,parse,signature}
-//	tcb_info.issuer_chain, qe_identity.issuer_chain
+//	tcb_info.issuer_chain, qe_identity.issuer_chain (also: the signer is not a TCB signing certificate)
 //	tcb_info.{missing,signature,parse}, qe_identity.{missing,signature,parse}
 //	tcb_info.{not_yet_valid,expired}, qe_identity.{…}, root_crl.{…}, pck_crl.{…}   (issueDate/thisUpdate .. nextUpdate [+ grace])
 //	pck_chain.{not_yet_valid,expired}, root_ca.{…}, collateral_signing_cert.{…}   (certificate validity)
@@ -121,13 +122,17 @@ type Options struct {
 // the SHA-256 of the bytes, so a quote with warm collateral costs little more
 // than its two unavoidable ECDSA verifications. Safe for concurrent use.
 type Verifier struct {
-	roots    []*x509.Certificate
-	now      func() time.Time
-	grace    time.Duration
-	chains   *cache[*chain]
-	crls     *cache[*verifiedCRL]
-	tcbInfos *cache[*pcs.TCBInfo]
-	qeIDs    *cache[*pcs.QEIdentity]
+	roots []*x509.Certificate
+	now   func() time.Time
+	grace time.Duration
+	// PCK chains and collateral signing chains are cached apart: the same
+	// PEM bytes can be sent in either role (the TCB signing chain is public),
+	// and a chain verified as one must never be served as the other.
+	pckChains  *cache[*chain]
+	signChains *cache[*chain]
+	crls       *cache[*verifiedCRL]
+	tcbInfos   *cache[*pcs.TCBInfo]
+	qeIDs      *cache[*pcs.QEIdentity]
 }
 
 // New returns a Verifier for opts.
@@ -160,7 +165,7 @@ func New(opts Options) (*Verifier, error) {
 	}
 	return &Verifier{
 		roots: slices.Clone(roots), now: now, grace: opts.Grace,
-		chains: newCache[*chain](n), crls: newCache[*verifiedCRL](n),
+		pckChains: newCache[*chain](n), signChains: newCache[*chain](n), crls: newCache[*verifiedCRL](n),
 		tcbInfos: newCache[*pcs.TCBInfo](n), qeIDs: newCache[*pcs.QEIdentity](n),
 	}, nil
 }
@@ -243,7 +248,7 @@ func (v *Verifier) pckChain(q *abi.Quote) (*chain, error) {
 		return nil, evidence.Errorf("quote.certification_data", "%v", err)
 	}
 	key := sum(pemChain)
-	if c, ok := v.chains.get(key); ok {
+	if c, ok := v.pckChains.get(key); ok {
 		return c, nil
 	}
 	c, err := v.verifyChain(pemChain, 3, "pck_chain")
@@ -251,6 +256,11 @@ func (v *Verifier) pckChain(q *abi.Quote) (*chain, error) {
 		return nil, err
 	}
 	leaf, inter := c.certs[0], c.certs[1]
+	// QVL 4.1.2.4.4: the leaf must be a PCK certificate, whatever else the
+	// PCK CA may sign.
+	if leaf.IsCA || !strings.Contains(leaf.Subject.CommonName, "SGX PCK Certificate") {
+		return nil, evidence.Errorf("pck_chain", "leaf certificate %q is not an SGX PCK Certificate", leaf.Subject.CommonName)
+	}
 	switch {
 	case strings.Contains(inter.Subject.CommonName, "Processor"):
 		c.ca = "processor"
@@ -262,7 +272,7 @@ func (v *Verifier) pckChain(q *abi.Quote) (*chain, error) {
 	if c.ext, err = pcs.ParsePCKExtensions(leaf); err != nil {
 		return nil, evidence.Errorf("pck.extensions", "PCK certificate %q: %v", leaf.Subject.CommonName, err)
 	}
-	v.chains.put(key, c)
+	v.pckChains.put(key, c)
 	return c, nil
 }
 
@@ -306,6 +316,23 @@ func (v *Verifier) verifyChain(pemChain []byte, n int, check string) (*chain, er
 	return &chain{certs: certs}, nil
 }
 
+// isTCBSigner checks that c is in the role of Intel's TCB signing
+// certificate ("Intel SGX TCB Signing": an end-entity certificate for digital
+// signatures), as QVL and dcap-qvl require. Chaining to the root is not
+// enough: the PCK CAs chain to the same root, and their keys sign PCK
+// certificates and CRLs, never TCB info or QE identities.
+func isTCBSigner(c *x509.Certificate, check string) error {
+	switch {
+	case c.IsCA:
+		return evidence.Errorf(check, "signing certificate %q is a CA certificate, not a TCB signing certificate", c.Subject.CommonName)
+	case !strings.Contains(c.Subject.CommonName, "TCB Signing"):
+		return evidence.Errorf(check, "signing certificate %q is not a TCB signing certificate", c.Subject.CommonName)
+	case c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageDigitalSignature == 0:
+		return evidence.Errorf(check, "TCB signing certificate %q does not allow digital signatures", c.Subject.CommonName)
+	}
+	return nil
+}
+
 func keyID(c *x509.Certificate) string {
 	h := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 	return hex.EncodeToString(h[:8])
@@ -330,14 +357,14 @@ func (v *Verifier) signingChain(pemChain []byte, check string) (*chain, error) {
 		return nil, evidence.Errorf(check, "issuer chain missing from collateral")
 	}
 	key := sum(pemChain)
-	if c, ok := v.chains.get(key); ok {
+	if c, ok := v.signChains.get(key); ok {
 		return c, nil
 	}
 	c, err := v.verifyChain(pemChain, 2, check)
 	if err != nil {
 		return nil, err
 	}
-	v.chains.put(key, c)
+	v.signChains.put(key, c)
 	return c, nil
 }
 
@@ -513,6 +540,14 @@ func (v *Verifier) Verify(quoteBytes []byte, q *abi.Quote, coll *collateral.Coll
 			return nil, evidence.Errorf(c.check, "issuer chain ends at %q (key %s), not at the root of the PCK chain (key %s)", c.ch.certs[len(c.ch.certs)-1].Subject.CommonName, keyID(c.ch.certs[len(c.ch.certs)-1]), keyID(root))
 		}
 	}
+	for _, c := range []struct {
+		ch    *chain
+		check string
+	}{{tcbChain, "tcb_info.issuer_chain"}, {qeChain, "qe_identity.issuer_chain"}} {
+		if err := isTCBSigner(c.ch.certs[0], c.check); err != nil {
+			return nil, err
+		}
+	}
 	tcb, err := v.tcbInfo(coll, tcbChain.certs[0], hTCB)
 	if err != nil {
 		return nil, err
@@ -648,7 +683,17 @@ func (v *Verifier) VerifyQuoteOnly(q *abi.Quote) error {
 	return err
 }
 
+// intelQEVendorID is the QE vendor ID of Intel's quoting enclave,
+// 939A7233-F79C-4CA9-940A-0DB3957F0607, in header byte order.
+var intelQEVendorID = [16]byte{0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07}
+
 func (v *Verifier) verifyQuote(q *abi.Quote) (*chain, error) {
+	// QVL rejects a quote from any other QE vendor before anything else: the
+	// QE identity, TCB info and PCK chain it is checked against all describe
+	// Intel's QE, so another vendor's quote has nothing to be verified by.
+	if q.Header.QEVendorID != intelQEVendorID {
+		return nil, evidence.Errorf("quote.qe_vendor_id", "QE vendor ID %x is not Intel's (939a7233f79c4ca9940a0db3957f0607)", q.Header.QEVendorID)
+	}
 	pck, err := v.pckChain(q)
 	if err != nil {
 		return nil, err
