@@ -73,7 +73,15 @@ func (h *instanceHandler) explain(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(ExplanationText(ex)))
 		return
 	}
-	writeJSON(w, http.StatusOK, ex)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // keep "&&" and "=>" of rule texts readable
+	if err := enc.Encode(ex); err != nil {
+		writeError(w, r, &instance.Error{Code: instance.CodeInternal, Message: "encoding the explanation failed", Err: err})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_, _ = w.Write(buf.Bytes())
 }
 
 // decodeExplain decodes an explain request body of type t: exactly one of

@@ -3,6 +3,7 @@ package instance
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/policy"
@@ -20,7 +21,8 @@ type ExplainRequest struct {
 	// Exactly one of Claims and Evidence is set.
 	//
 	// Claims is a JSON claim set as policy.ClaimsFromJSON reads it: each
-	// member an incoming claim of issuer AttestationService.
+	// member an incoming claim of issuer AttestationService;
+	// x-ms-attestation-type is added when absent, as attest does.
 	Claims []byte
 	// Evidence is an attest request: the evidence is verified by the real
 	// verifier and bound to its runtime/init-time data exactly as in
@@ -142,6 +144,11 @@ func explain(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, req *
 		claims, err := policy.ClaimsFromJSON(req.Claims)
 		if err != nil {
 			return nil, errorf(CodeInvalidParameter, "%v", err)
+		}
+		// Like the pipeline, supply x-ms-attestation-type unless the set
+		// has it: every real attestation carries it.
+		if !slices.ContainsFunc(claims, func(c policy.Claim) bool { return c.Type == "x-ms-attestation-type" }) {
+			claims = append(claims, policy.Claim{Type: "x-ms-attestation-type", Value: attestationTypeClaim(req.Type), Issuer: policy.IssuerService})
 		}
 		ex.Incoming = claims
 		res, evalErr = cp.p.Evaluate(ctx, string(req.Type), claims, policy.EvalOptions{Trace: true})

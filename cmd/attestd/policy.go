@@ -239,6 +239,7 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // keep "&&" and "=>" of rule texts readable
 		if err := enc.Encode(ex); err != nil {
 			fmt.Fprintf(stderr, "attestd policy explain: %v\n", err)
 			return policyExitUsage
