@@ -261,6 +261,18 @@ func runConformance(t *testing.T, e *apiEnv, ev conformanceEvidence, diagnostic 
 		s := string(testenv.ReadShared(t, "spec/policies/"+name))
 		return &s
 	}
+	// The expected No-Permit message is the recorded one quoted in §10.
+	spec := string(testenv.ReadShared(t, "spec/maa-policy.md"))
+	i := strings.Index(spec, `{"error":{"code":"PolicyEvaluationError"`)
+	if i < 0 {
+		t.Fatal("maa-policy.md §10 example body not found")
+	}
+	var recorded struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(spec[i:i+strings.Index(spec[i:], "\n")]), &recorded); err != nil || recorded.Error.Message != msgNoPermit {
+		t.Fatalf("§10 example message %q (%v) differs from msgNoPermit", recorded.Error.Message, err)
+	}
 	defaultIssued := map[string]any{"is-debuggable": true, "product-id": 1.0, "sgx-mrenclave": sampleMREnclave,
 		"sgx-mrsigner": sampleMRSigner, "svn": 1.0, "tee": "sgx"}
 	ndIssued := map[string]any{"NotDebuggable": false, "is-debuggable": false, "product-id": 1.0, "sgx-mrenclave": sampleNDMREnclave,
@@ -331,8 +343,16 @@ func runConformance(t *testing.T, e *apiEnv, ev conformanceEvidence, diagnostic 
 				if body.Error.Code != c.code {
 					t.Fatalf("code %q, want %q (%s)", body.Error.Code, c.code, r.body)
 				}
-				if c.message != "" && body.Error.Message != c.message {
-					t.Fatalf("message\n%q, want\n%q", body.Error.Message, c.message)
+				if c.message != "" {
+					// maa-policy.md §10: the body, byte for byte, with its innererror copy.
+					m, _ := json.Marshal(c.message)
+					want := `{"error":{"code":"` + c.code + `","message":` + string(m) + `,"innererror":{"code":"` + c.code + `","message":` + string(m) + `}}}`
+					if string(r.body) != want {
+						t.Fatalf("body\n%s\nwant\n%s", r.body, want)
+					}
+					if ct := r.header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+						t.Fatalf("Content-Type %q", ct)
+					}
 				}
 				if c.detail != "" && !strings.Contains(body.Error.Message, "Msg:["+c.detail) {
 					t.Fatalf("message %q lacks %q", body.Error.Message, c.detail)
