@@ -288,6 +288,7 @@ func runConformance(t *testing.T, e *apiEnv, ev conformanceEvidence, diagnostic 
 		issued map[string]any
 		absent []string
 		hash   string
+		tcbID  string // x-ms-sgx-tcbidentifier; "" means "azuredefault"
 		// failure
 		code, message, detail string
 	}
@@ -308,6 +309,8 @@ func runConformance(t *testing.T, e *apiEnv, ev conformanceEvidence, diagnostic 
 				issued: defaultIssued, hash: "egjnANIzEpS2WgpE4Nk-QEwM69XRCgTs42_G0qLlbnk"},
 			tc{name: "draft 02: legacy default", typ: typ, enclave: conformanceDebug, draft: vec("02-sgx-oe-default-v1.0-2022.txt"),
 				issued: defaultIssued, hash: legacyDefaultHash},
+			tc{name: "draft 18: TCB baseline 11", typ: typ, enclave: conformanceDebug, draft: vec("18-docs-sgx-custom-tcb-baseline-corrected.txt"),
+				issued: defaultIssued, hash: "3SglMSZKi6Q0uB6OS9W7SmG4W6OSOG3x_k-n74EQJGM", tcbID: "11"},
 			tc{name: "draft 12: constant claim", typ: typ, enclave: conformanceDebug, draft: vec("12-java-draft-constant-claim.txt"),
 				issued: map[string]any{"ClaimType": "SgxClaim"}, absent: []string{"tee"}, hash: "DOqSqjhVX8BLxj0IzB_PukVdG6-hXmgtddcxSgvuA5c"},
 			tc{name: "draft 14: placeholder MRSIGNERs never match", typ: typ, enclave: conformanceDebug, draft: vec("14-docs-sgx-multiple-enclaves.txt"),
@@ -381,7 +384,11 @@ func runConformance(t *testing.T, e *apiEnv, ev conformanceEvidence, diagnostic 
 			if cl["x-ms-policy-hash"] != c.hash {
 				t.Errorf("x-ms-policy-hash %v, want %v", cl["x-ms-policy-hash"], c.hash)
 			}
-			if cl["x-ms-sgx-tcbidentifier"] != "azuredefault" || cl["x-ms-attestation-type"] != "sgx" || cl["x-ms-ver"] != "1.0" || cl["x-ms-sgx-ehd"] != ehd {
+			tcbID := c.tcbID
+			if tcbID == "" {
+				tcbID = "azuredefault"
+			}
+			if cl["x-ms-sgx-tcbidentifier"] != tcbID || cl["x-ms-attestation-type"] != "sgx" || cl["x-ms-ver"] != "1.0" || cl["x-ms-sgx-ehd"] != ehd {
 				t.Errorf("service claims: tcbidentifier %v, attestation-type %v, ver %v, ehd %v", cl["x-ms-sgx-tcbidentifier"], cl["x-ms-attestation-type"], cl["x-ms-ver"], cl["x-ms-sgx-ehd"])
 			}
 			dm, hasDM := cl["x-ms-sgx-diagnostic-mode"].(string)
