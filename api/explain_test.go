@@ -98,6 +98,13 @@ func TestExplainEndpoint(t *testing.T) {
 		{name: "unknown member", path: path, bearer: e.tokens["reader"], body: `{"claim":{}}`, status: 400, code: "InvalidParameter"},
 		{name: "unknown type", path: "/attestd/policies/Foo:explain", bearer: e.tokens["reader"], body: `{"claims":{}}`, status: 400, code: "InvalidParameter"},
 		{name: "Tpm without a policy", path: "/attestd/policies/Tpm:explain", bearer: e.tokens["reader"], body: `{"claims":{}}`, status: 400, code: "Bad request"},
+		{name: "Shared instance: public like its GET /policies", path: "/shared" + path,
+			body: body(map[string]any{"claims": map[string]any{"x-ms-sgx-svn": 2}}), status: 200,
+			check: func(t *testing.T, x explainResp) {
+				if x.PolicySource != "current" || !x.Permitted || x.Issued["svn"] != 2.0 || x.Issued["tee"] != "sgx" {
+					t.Fatalf("%+v", x)
+				}
+			}},
 		{name: "no :explain", path: "/attestd/policies/SgxEnclave", bearer: e.tokens["reader"], body: `{"claims":{}}`, status: 404, code: "NotFound"},
 	}
 	for _, tc := range tests {

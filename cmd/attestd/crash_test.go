@@ -108,7 +108,8 @@ func crashPolicy(typ string, seq int) string {
 	return b.String()
 }
 
-// writer streams PUT /policies/{typ} writes, one at a time, and remembers
+// writer streams PUT /policies/{typ} writes (raw text and unsigned JWS
+// alternately), one at a time, and remembers
 // what it sent and what was acknowledged (200).
 type writer struct {
 	typ   string
@@ -121,7 +122,14 @@ func (w *writer) run(p *proc, tok string, stop *atomic.Bool, acks *atomic.Int64)
 		text := crashPolicy(w.typ, len(w.sent))
 		w.sent = append(w.sent, text)
 		w.acked = append(w.acked, false)
-		req, _ := http.NewRequest("PUT", p.base+"/policies/"+w.typ+"?api-version=2020-10-01", strings.NewReader(text))
+		body := text
+		if len(w.sent)%2 == 1 {
+			// Every other write is the SDKs' unsigned JWS form, which is
+			// stored as the JWS itself.
+			p, _ := json.Marshal(map[string]string{"AttestationPolicy": base64.RawURLEncoding.EncodeToString([]byte(text))})
+			body = "eyJhbGciOiJub25lIn0." + base64.RawURLEncoding.EncodeToString(p) + "."
+		}
+		req, _ := http.NewRequest("PUT", p.base+"/policies/"+w.typ+"?api-version=2020-10-01", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
 		res, err := p.client.Do(req)
 		if err != nil {
