@@ -403,6 +403,39 @@ func runConformance(t *testing.T, e *apiEnv, ev conformanceEvidence, diagnostic 
 			}
 		})
 	}
+	// §12.1 (1, 2): every accepted vector works as draftPolicyForAttestation
+	// (never PolicyParsingError), and a token produced under it carries the
+	// x-ms-policy-hash listed in policies/README.md.
+	t.Run("every vector as a draft policy", func(t *testing.T) {
+		permitted := 0
+		for _, line := range strings.Split(string(testenv.ReadShared(t, "spec/policies/README.md")), "\n") {
+			if !strings.HasPrefix(line, "| `") || strings.HasPrefix(line, "| `bad-") {
+				continue
+			}
+			cols := strings.Split(line, "|")
+			file := strings.Trim(strings.TrimSpace(cols[1]), "`")
+			hash := strings.Trim(strings.TrimSpace(cols[len(cols)-2]), "`")
+			r := attestCall(e, conformanceTypeOE, ev.b64[conformanceTypeOE+"/"+conformanceDebug], ev.runtime, vec(file))
+			if r.status != 200 {
+				var body struct {
+					Error struct{ Code string } `json:"error"`
+				}
+				json.Unmarshal(r.body, &body)
+				if r.status != 400 || body.Error.Code != "PolicyEvaluationError" {
+					t.Errorf("%s: %d %s", file, r.status, r.body)
+				}
+				continue
+			}
+			permitted++
+			if got := unsignedClaims(t, r)["x-ms-policy-hash"]; got != hash {
+				t.Errorf("%s: x-ms-policy-hash %v, README lists %s", file, got, hash)
+			}
+		}
+		if permitted < 10 {
+			t.Fatalf("only %d vectors permitted the debug sample", permitted)
+		}
+		t.Logf("%d vectors permitted the debug sample with the listed hash", permitted)
+	})
 	// The dry run over the same evidence reaches the same decisions and
 	// names MAA's error, without a token.
 	t.Run("explain agrees with attest", func(t *testing.T) {

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/attestd/attestd/auth"
 
 	"github.com/attestd/attestd/policy"
 )
@@ -43,6 +46,10 @@ func TestExplainEndpoint(t *testing.T) {
 		check                    func(t *testing.T, x explainResp)
 	}{
 		{name: "no token", path: path, body: body(map[string]any{"claims": map[string]any{}}), status: 401, code: "Unauthorized"},
+		{name: "token scoped to another instance", path: path, bearer: e.mint(time.Now(), auth.RoleReader, "iso", time.Hour),
+			body: body(map[string]any{"claims": map[string]any{}}), status: 401, code: "Unauthorized"},
+		{name: "expired token", path: path, bearer: e.mint(time.Now().Add(-2*time.Hour), auth.RoleReader, "", time.Hour),
+			body: body(map[string]any{"claims": map[string]any{}}), status: 401, code: "Unauthorized"},
 		{name: "reader may explain; current policy over claims", path: path, bearer: e.tokens["reader"],
 			body: body(map[string]any{"claims": map[string]any{"x-ms-sgx-mrsigner": "00ff"}}), status: 200,
 			check: func(t *testing.T, x explainResp) {
