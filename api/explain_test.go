@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/auth"
-
 	"github.com/attestd/attestd/policy"
 )
 
