@@ -106,3 +106,28 @@ func TestExplain(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkExplain measures a dry run of the default SGX policy with a
+// trace, over a claim set and over (fake) evidence through the pipeline.
+func BenchmarkExplain(b *testing.B) {
+	e := newEnv(b, ModeAAD)
+	ctx := context.Background()
+	quote := fakeQuote(b, fakeEvidence{ReportData: "00"})
+	for _, bc := range []struct {
+		name string
+		req  ExplainRequest
+	}{
+		{"claims", ExplainRequest{Type: evidence.SgxEnclave, Claims: []byte(`{"x-ms-sgx-is-debuggable":true,"x-ms-sgx-product-id":1,"x-ms-sgx-svn":1,"x-ms-sgx-mrsigner":"4aea","x-ms-sgx-mrenclave":"292a"}`)}},
+		{"evidence", ExplainRequest{Type: evidence.SgxEnclave, Evidence: &AttestRequest{Evidence: quote}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				ex, err := e.in.Explain(ctx, &bc.req)
+				if err != nil || !ex.Permitted {
+					b.Fatal(ex, err)
+				}
+			}
+		})
+	}
+}
