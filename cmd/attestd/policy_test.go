@@ -54,6 +54,8 @@ c:[type=="x-ms-sgx-mrsigner"] => issue(type="custom-name", value=c.value);
 		{name: "check missing file", args: []string{"policy", "check", filepath.Join(dir, "nope")}, code: 2},
 		{name: "check without file", args: []string{"policy", "check"}, code: 2},
 		{name: "no subcommand", args: []string{"policy"}, code: 2},
+		{name: "help", args: []string{"policy", "--help"}, code: 0, stdout: []string{"attestd policy check FILE", "attestd policy explain --type TYPE"}},
+		{name: "unknown subcommand", args: []string{"policy", "lint"}, code: 2, stderr: []string{"unknown subcommand \"lint\""}},
 		{name: "explain claims: permitted", args: []string{"policy", "explain", "--policy", good, "--claims", release}, code: 0,
 			stdout: []string{"PERMITTED (policy: given)", "decision: permit", "issued claims: custom-name = \"4aea\""}},
 		{name: "explain claims: denied", args: []string{"policy", "explain", "--policy", good, "--claims", debug}, code: 1,
