@@ -3,12 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/attestd/attestd/api"
@@ -32,6 +37,8 @@ const policyUsage = `Usage:
       parse an MAA policy; print its x-ms-policy-hash, or MAA's PolicyParsingError with line and column
   attestd policy explain --type TYPE [--policy FILE] (--claims FILE | --evidence FILE [--collateral PATH] [--at TIME] [--runtime-data FILE]) [--json]
       dry-run a policy offline and print the decision with a rule-by-rule trace; no token is issued
+  attestd policy explain --server URL --token TOKEN [--cacert PEM] --type TYPE [--policy FILE] (--claims FILE | --evidence FILE [--runtime-data FILE])
+      the same on a running attestd (POST URL/attestd/policies/TYPE:explain): default policy = the instance's policy in force
 
 Exit codes: 0 parses / permitted, 1 parse error / attest would refuse, 2 usage or I/O error.
 `
@@ -116,6 +123,9 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	rtPath := fs.String("runtime-data", "", "binary runtime data file bound to the evidence (replaces runtimeData of a JSON request)")
 	diag := fs.Bool("diagnostic-skip-collateral", false, "DIAGNOSTIC ONLY: verify signatures and the PCK chain but no collateral (old evidence)")
 	asJSON := fs.Bool("json", false, "print the explanation as JSON instead of text")
+	server := fs.String("server", "", "ask a running attestd instead (instance URL, e.g. https://127.0.0.1:8443 or …/tenants/t1): its policy in force, verifiers and clock")
+	tokenFlag := fs.String("token", "", "--server: bearer token with the reader role (env ATTESTD_TOKEN)")
+	cacert := fs.String("cacert", "", "--server: PEM file of the CA that issued the server's TLS certificate (e.g. DATA/tls/cert.pem)")
 	fs.Usage = func() { fmt.Fprint(stderr, policyUsage+"\nFlags:\n"); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -136,6 +146,13 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	if (*claimsPath == "") == (*evPath == "") {
 		return usage("give exactly one of --claims and --evidence")
+	}
+	if *server != "" {
+		if *collPath != "" || *at != "" || *grace != 0 || *rootsPath != "" || *diag {
+			return usage("--collateral, --at, --grace, --roots and --diagnostic-skip-collateral are the server's business with --server")
+		}
+		return policyExplainRemote(ctx, remoteExplain{server: *server, token: firstNonEmpty(*tokenFlag, os.Getenv("ATTESTD_TOKEN")), cacert: *cacert,
+			typ: t, policyPath: *policyPath, claimsPath: *claimsPath, evPath: *evPath, rtPath: *rtPath, json: *asJSON}, stdout, stderr)
 	}
 	req := &instance.ExplainRequest{Type: t}
 	if *policyPath != "" {
@@ -246,6 +263,130 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 	} else {
 		fmt.Fprint(stdout, api.ExplanationText(ex))
+	}
+	if !ex.Permitted {
+		return policyExitRefused
+	}
+	return policyExitOK
+}
+
+// remoteExplain is one "policy explain --server" call.
+type remoteExplain struct {
+	server, token, cacert                  string
+	typ                                    evidence.Type
+	policyPath, claimsPath, evPath, rtPath string
+	json                                   bool
+}
+
+// policyExplainRemote posts the explain request to a running attestd and
+// prints its answer like the offline command does.
+func policyExplainRemote(ctx context.Context, o remoteExplain, stdout, stderr io.Writer) int {
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "attestd policy explain: "+format+"\n", a...)
+		return code
+	}
+	body := map[string]any{}
+	if o.policyPath != "" {
+		b, err := readInput(o.policyPath)
+		if err != nil {
+			return fail(policyExitUsage, "%v", err)
+		}
+		body["policy"] = string(b)
+	}
+	if o.claimsPath != "" {
+		b, err := readInput(o.claimsPath)
+		if err != nil {
+			return fail(policyExitUsage, "%v", err)
+		}
+		if !json.Valid(b) {
+			return fail(policyExitUsage, "%s is not JSON", o.claimsPath)
+		}
+		body["claims"] = json.RawMessage(b)
+	} else {
+		b, err := readInput(o.evPath)
+		if err != nil {
+			return fail(policyExitUsage, "%v", err)
+		}
+		req := map[string]any{}
+		if trimmed := bytes.TrimSpace(b); len(trimmed) > 0 && trimmed[0] == '{' {
+			if err := json.Unmarshal(trimmed, &req); err != nil {
+				return fail(policyExitUsage, "%s: %v", o.evPath, err)
+			}
+		} else {
+			field := "quote"
+			if o.typ == evidence.OpenEnclave || o.typ == evidence.SevSnpVm {
+				field = "report"
+			}
+			req[field] = base64.RawURLEncoding.EncodeToString(sgx.DecodeEvidence(b))
+		}
+		if o.rtPath != "" {
+			rt, err := os.ReadFile(o.rtPath)
+			if err != nil {
+				return fail(policyExitUsage, "%v", err)
+			}
+			req["runtimeData"] = map[string]string{"data": base64.RawURLEncoding.EncodeToString(sgx.DecodeEvidence(rt)), "dataType": "Binary"}
+		}
+		body["evidence"] = req
+	}
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return fail(policyExitUsage, "%v", err)
+	}
+	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.cacert != "" {
+		pemb, err := os.ReadFile(o.cacert)
+		if err != nil {
+			return fail(policyExitUsage, "%v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pemb) {
+			return fail(policyExitUsage, "--cacert %s holds no PEM certificate", o.cacert)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tlsCfg, Proxy: http.ProxyFromEnvironment}}
+	url := strings.TrimRight(o.server, "/") + api.ExplainPathPrefix + string(o.typ) + ":explain"
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
+	if err != nil {
+		return fail(policyExitUsage, "%v", err)
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	if o.token != "" {
+		hreq.Header.Set("Authorization", "Bearer "+o.token)
+	}
+	res, err := client.Do(hreq)
+	if err != nil {
+		return fail(policyExitUsage, "%v", err)
+	}
+	defer res.Body.Close()
+	rb, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	if err != nil {
+		return fail(policyExitUsage, "reading the answer: %v", err)
+	}
+	if res.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.Unmarshal(rb, &e)
+		code := policyExitUsage // auth, server or transport trouble
+		if res.StatusCode == http.StatusBadRequest {
+			code = policyExitRefused // the policy or the evidence: attest would refuse too
+		}
+		return fail(code, "%s answered %d %s: %s", url, res.StatusCode, e.Error.Code, e.Error.Message)
+	}
+	var ex instance.Explanation
+	if err := json.Unmarshal(rb, &ex); err != nil {
+		return fail(policyExitUsage, "%s: not an explanation: %v", url, err)
+	}
+	if o.json {
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, rb, "", "  "); err != nil {
+			return fail(policyExitUsage, "%v", err)
+		}
+		buf.WriteByte('\n')
+		_, _ = buf.WriteTo(stdout)
+	} else {
+		fmt.Fprint(stdout, api.ExplanationText(&ex))
 	}
 	if !ex.Permitted {
 		return policyExitRefused

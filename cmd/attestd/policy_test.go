@@ -158,3 +158,66 @@ func TestPolicyExplainEvidence(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyExplainRemote: "policy explain --server" asks a running attestd,
+// whose policy in force is the default unless one is given.
+func TestPolicyExplainRemote(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, "--data", data)
+	defer s.stop(t)
+	mint := func(role string) string {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), []string{"token", "--data", data, "--role", role}, &out, &errb); code != 0 {
+			t.Fatalf("token: %d %s", code, errb.String())
+		}
+		return lastLine(out.String())
+	}
+	reader, contributor := mint("reader"), mint("contributor")
+	dir := t.TempDir()
+	claims := filepath.Join(dir, "claims.json")
+	os.WriteFile(claims, []byte(`{"x-ms-sgx-is-debuggable":true,"x-ms-sgx-svn":4}`), 0o600)
+	deny := filepath.Join(dir, "deny.txt")
+	os.WriteFile(deny, []byte(`version=1.0; authorizationrules{ [type=="x-ms-sgx-is-debuggable", value==true] => deny(); => permit(); };`), 0o600)
+	bad := filepath.Join(dir, "bad.txt")
+	os.WriteFile(bad, []byte(`version=1.0 authorizationrules{};`), 0o600)
+	stored := "version=1.0; authorizationrules{=> permit();}; issuancerules{ c:[type==\"x-ms-sgx-svn\"] => issue(type=\"stored-svn\", value=c.value); };"
+	if code, b := s.do(t, "PUT", "/policies/SgxEnclave?api-version=2020-10-01", contributor, stored); code != 200 {
+		t.Fatalf("PUT %d %s", code, b)
+	}
+	ca := filepath.Join(data, "tls", "cert.pem")
+	base := []string{"policy", "explain", "--server", s.base, "--cacert", ca, "--claims", claims}
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string
+		stderr []string
+	}{
+		{"policy in force", []string{"--token", reader}, 0, []string{"PERMITTED (policy: current)", "issued claims: stored-svn = 4"}, nil},
+		{"given policy denies", []string{"--token", reader, "--policy", deny}, 1, []string{"DENIED (policy: given)", "A Deny claim was issued"}, nil},
+		{"JSON", []string{"--token", reader, "--json"}, 0, []string{`"policySource": "current"`, `"stored-svn": 4`}, nil},
+		{"parse error", []string{"--token", reader, "--policy", bad}, 1, nil, []string{"400 PolicyParsingError"}},
+		{"no token", nil, 2, nil, []string{"401 Unauthorized"}},
+		{"collateral is the server's", []string{"--token", reader, "--at", "2025-01-01T00:00:00Z"}, 2, nil, []string{"the server's business"}},
+		{"evidence the server rejects", []string{"--token", reader, "--claims", "", "--evidence", claims}, 1, nil, []string{"400 InvalidParameter"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), append(append([]string(nil), base...), tc.args...), &out, &errb)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out.String(), errb.String())
+			}
+			for _, s := range tc.stdout {
+				if !strings.Contains(out.String(), s) {
+					t.Errorf("stdout lacks %q:\n%s", s, out.String())
+				}
+			}
+			for _, s := range tc.stderr {
+				if !strings.Contains(errb.String(), s) {
+					t.Errorf("stderr lacks %q:\n%s", s, errb.String())
+				}
+			}
+		})
+	}
+}
