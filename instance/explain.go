@@ -162,16 +162,26 @@ func explain(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, req *
 			return nil, errorf(CodeInvalidParameter, "the request carries no evidence (quote/report) for %s", req.Type)
 		}
 		out, err := runPipeline(ctx, v, cp, &ar, true)
-		if out == nil || out.result == nil {
-			// Configuration, verification or binding failed: there is no
-			// evaluation to explain, and the caller gets attest's error.
-			if err == nil {
-				err = errorf(CodeInternal, "the pipeline produced no result")
+		var ie *Error
+		switch {
+		case out != nil && out.result != nil:
+			ex.Incoming, res, evalErr = out.incoming, out.result, err
+			ex.TokenClaims = out.claims
+		case errors.As(err, &ie) && ie.Code == CodePolicyEvaluationError:
+			// configurationrules failed before the evidence was looked
+			// at: the same evaluation without claims traces that failure.
+			res, evalErr = cp.p.Evaluate(ctx, string(req.Type), nil, policy.EvalOptions{Trace: true})
+			if evalErr == nil {
+				return nil, err // cannot happen: Configure and Evaluate share the section
 			}
+			evalErr = evalError(evalErr)
+		case err != nil:
+			// Verification or binding failed: there is no evaluation to
+			// explain, and the caller gets attest's error.
 			return nil, err
+		default:
+			return nil, errorf(CodeInternal, "the pipeline produced no result")
 		}
-		ex.Incoming, res, evalErr = out.incoming, out.result, err
-		ex.TokenClaims = out.claims
 	}
 	if res == nil {
 		return nil, evalErr // e.g. an incoming value of an unsupported type

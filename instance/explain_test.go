@@ -23,6 +23,7 @@ func TestExplain(t *testing.T) {
 		t.Fatal(err)
 	}
 	def, _ := policy.Default("SgxEnclave")
+	badConfig := `version=1.1; configurationrules{ => issueproperty(type="x-ms-sgx-tcbidentifier", value=1); }; authorizationrules{=> permit();};`
 
 	tests := []struct {
 		name      string
@@ -32,7 +33,8 @@ func TestExplain(t *testing.T) {
 		source    string
 		hash      string
 		issued    map[string]any
-		token     map[string]any // members the token claims must have
+		token     map[string]any  // members the token claims must have
+		decision  policy.Decision // of a denial; 0 means DecisionDeny
 	}{
 		{name: "claims, default policy", req: ExplainRequest{Type: evidence.SgxEnclave, Claims: []byte(`{"x-ms-sgx-svn":3}`)},
 			permitted: true, source: PolicySourceCurrent, hash: policy.Hash(def), issued: map[string]any{"svn": int64(3), "tee": "sgx"}},
@@ -46,6 +48,8 @@ func TestExplain(t *testing.T) {
 			Evidence: &AttestRequest{Evidence: quote, Runtime: &evidence.Data{Bytes: rt}, DraftPolicy: str(stored)}},
 			permitted: true, source: PolicySourceDraft, hash: policy.Hash(stored), issued: map[string]any{"t": "sgx"},
 			token: map[string]any{"t": "sgx", "x-ms-sgx-ehd": b64u.EncodeToString(rt), "x-ms-policy-hash": policy.Hash(stored)}},
+		{name: "evidence, configurationrules fail", req: ExplainRequest{Type: evidence.SgxEnclave, Policy: str(badConfig),
+			Evidence: &AttestRequest{Evidence: quote, Runtime: &evidence.Data{Bytes: rt}}}, source: PolicySourceGiven, hash: policy.Hash(badConfig), decision: policy.DecisionError},
 		{name: "evidence bound wrongly", req: ExplainRequest{Type: evidence.SgxEnclave, Evidence: &AttestRequest{Evidence: quote, Runtime: &evidence.Data{Bytes: []byte("x")}}},
 			code: CodeInvalidParameter},
 		{name: "evidence failing a check", req: ExplainRequest{Type: evidence.SgxEnclave, Evidence: &AttestRequest{Evidence: fakeQuote(t, fakeEvidence{FailCheck: "quote.signature"})}},
@@ -74,7 +78,11 @@ func TestExplain(t *testing.T) {
 				t.Fatalf("%+v", ex)
 			}
 			if !tc.permitted {
-				if ex.Error == nil || ex.Error.Code != CodePolicyEvaluationError || ex.Decision != policy.DecisionDeny || ex.TokenClaims != nil || len(ex.Issued) != 0 {
+				want := tc.decision
+				if want == 0 {
+					want = policy.DecisionDeny
+				}
+				if ex.Error == nil || ex.Error.Code != CodePolicyEvaluationError || ex.Decision != want || ex.TokenClaims != nil || len(ex.Issued) != 0 {
 					t.Fatalf("denial %+v", ex)
 				}
 				return
