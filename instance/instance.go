@@ -103,6 +103,8 @@ type Instance struct {
 
 	mu       sync.Mutex
 	compiled map[string]*compiledPolicy // policy text → parsed policy (bounded)
+
+	adminMu sync.Mutex // see lockAdmin
 }
 
 // New validates cfg, seeds an Isolated instance's first certificates and
@@ -152,6 +154,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Instance, error) {
 			var tps []string
 			for _, c := range cfg.PolicyCertificates {
 				tp := Thumbprint(c)
+				if err := usableKey(c); err != nil {
+					return nil, fmt.Errorf("instance %s: policy-management certificate %s (%s) cannot sign policies: %w", cfg.Name, tp, c.Subject, err)
+				}
 				tps = append(tps, tp)
 				seed = append(seed, store.Certificate{Instance: cfg.Name, Thumbprint: tp, DER: c.Raw, AddedAt: in.now()})
 			}
