@@ -363,3 +363,46 @@ func TestIsolatedChangesAreSerialised(t *testing.T) {
 		t.Fatalf("%d of two mutually exclusive removals succeeded; %d certificates left", ok, len(certs))
 	}
 }
+
+// TestPolicyCertificatesArePinned pins the documented decision (see
+// AddCertificate): trust is by thumbprint, so an expired certificate and a
+// CA certificate are accepted and can sign, as in MAA; an Isolated instance
+// whose certificates all expired is therefore not locked out.
+func TestPolicyCertificatesArePinned(t *testing.T) {
+	ctx := context.Background()
+	pm := newSigner(t, "pm", false)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(42),
+		Subject:               pkix.Name{CommonName: "expired CA"},
+		NotBefore:             time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC),
+		NotAfter:              time.Date(2002, 1, 1, 0, 0, 0, 0, time.UTC),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &testSigner{key: key, cert: cert}
+	e := newEnv(t, ModeIsolated, pm.cert)
+	must(e.in.AddCertificate(ctx, jsonString(pm.joseSign(t, certPayloadFor(cert))), Actor{}))
+	// The expired CA certificate now signs: removing the original signer and
+	// setting a policy.
+	must(e.in.RemoveCertificate(ctx, jsonString(old.joseSign(t, certPayloadFor(pm.cert))), Actor{}))
+	c := e.claims(t, must(e.in.SetPolicy(ctx, "SgxEnclave", old.joseSign(t, policyPayloadFor(permitAll)), Actor{})))
+	if c["x-ms-policy-signer"].(map[string]any)["x5c"].([]any)[0] != old.x5c() {
+		t.Fatal("signer not reported")
+	}
+	// ...and, being the last one, cannot be removed.
+	_, err = e.in.RemoveCertificate(ctx, jsonString(old.joseSign(t, certPayloadFor(cert))), Actor{})
+	wantCode(t, err, CodeInvalidOperation)
+}
