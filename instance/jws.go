@@ -391,10 +391,12 @@ func certificateX5c(payload []byte) ([]string, error) {
 }
 
 // isEmptyResetPayload reports whether a reset JWS payload says nothing: no
-// bytes (what the SDKs send) or an empty JSON object. Anything else is some
-// other operation's signed body being replayed to :reset.
+// bytes (what the SDKs send), JSON null (pre-1.0 Python betas encoded their
+// None body) or an empty JSON object. Anything else is some other
+// operation's signed body being replayed to :reset.
 func isEmptyResetPayload(p []byte) bool {
-	if len(bytes.TrimSpace(p)) == 0 {
+	t := bytes.TrimSpace(p)
+	if len(t) == 0 || string(t) == "null" {
 		return true
 	}
 	m, err := jsonObject(p)

@@ -42,7 +42,7 @@ func TestResetRefusesReplayedJWS(t *testing.T) {
 		{"published policy JWS", published},
 		{"published policy JWS, JSON-quoted", jsonString(published)},
 		{"certificate-change JWS", jsonString(pm.joseSign(t, certPayloadFor(pm2.cert)))},
-		{"signed JSON null payload", pm.joseSign(t, []byte("null"))},
+		{"signed JSON array payload", pm.joseSign(t, []byte("[]"))},
 		{"unsigned policy JWS in AAD-style form", unsignedJWS(policyPayloadFor(permitAll))},
 	}
 	for _, tc := range replays {
@@ -54,8 +54,9 @@ func TestResetRefusesReplayedJWS(t *testing.T) {
 			}
 		})
 	}
-	// Real reset bodies still work: empty payload, and an empty JSON object.
-	for _, body := range []string{pm.joseSign(t, nil), pm.joseSign(t, []byte("{}")), jsonString(pm.joseSign(t, nil))} {
+	// Real reset bodies still work: empty payload (SDKs), JSON null (old
+	// Python betas) and an empty JSON object.
+	for _, body := range []string{pm.joseSign(t, nil), pm.joseSign(t, []byte("null")), pm.joseSign(t, []byte("{}")), jsonString(pm.joseSign(t, nil))} {
 		if _, err := e.in.ResetPolicy(ctx, "SgxEnclave", body, Actor{}); err != nil {
 			t.Fatalf("reset %q: %v", body, err)
 		}
