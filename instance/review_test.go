@@ -407,3 +407,33 @@ func TestPolicyCertificatesArePinned(t *testing.T) {
 	_, err = e.in.RemoveCertificate(ctx, jsonString(old.joseSign(t, certPayloadFor(cert))), Actor{})
 	wantCode(t, err, CodeInvalidOperation)
 }
+
+// TestIgnoredSeedIsLogged: configured policy certificates only seed a new
+// Isolated instance; later edits of the list have no effect, which the
+// operator must be told instead of silently believing the set changed.
+func TestIgnoredSeedIsLogged(t *testing.T) {
+	ctx := context.Background()
+	pm1, pm2 := newSigner(t, "pm1", false), newSigner(t, "pm2", false)
+	e := newEnv(t, ModeIsolated, pm1.cert)
+	var buf strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), nil))
+	if _, err := New(ctx, Config{Name: "t", Mode: ModeIsolated, Issuer: "https://x", PolicyCertificates: []*x509.Certificate{pm1.cert, pm2.cert}},
+		Options{Store: e.db, Keys: e.keys, Logger: logger}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if !strings.Contains(out, "ignored") || !strings.Contains(out, Thumbprint(pm2.cert)) || strings.Contains(out, Thumbprint(pm1.cert)) {
+		t.Fatalf("log does not name exactly the ignored certificate:\n%s", out)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
