@@ -84,6 +84,8 @@ func New(o Options) (http.Handler, error) {
 		mux.HandleFunc(p+"/certificates:remove", ih.certificates)
 		mux.HandleFunc(p+"/certs", ih.certs)
 		mux.HandleFunc(p+"/.well-known/openid-configuration", ih.openid)
+		// attestd's own additions (not MAA): {type}:explain, the policy dry run.
+		mux.HandleFunc(p+ExplainPathPrefix+"{type}", ih.explain)
 	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if o.Health != nil {

@@ -49,6 +49,9 @@ type errorBody struct {
 type errorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// InnerError repeats code and message, as real MAA's policy errors do
+	// (maa-policy.md §10, verified on PolicyEvaluationError responses).
+	InnerError *errorDetail `json:"innererror,omitempty"`
 }
 
 // writeJSON writes v as an application/json 200-style response.
@@ -87,7 +90,11 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if code == instance.CodeUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer`)
 	}
-	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+	d := errorDetail{Code: code, Message: msg}
+	if code == instance.CodePolicyEvaluationError || code == instance.CodePolicyParsingError {
+		d.InnerError = &errorDetail{Code: code, Message: msg}
+	}
+	writeJSON(w, status, errorBody{Error: d})
 }
 
 // apiError builds an *instance.Error for API-level failures.

@@ -36,3 +36,32 @@ func FuzzDecodeAttest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeExplain feeds arbitrary explain request bodies to the decoder:
+// it never panics, and an accepted request has exactly one of a claim set
+// and evidence.
+func FuzzDecodeExplain(f *testing.F) {
+	for _, seed := range []string{
+		`{"claims":{"x-ms-sgx-is-debuggable":true,"x-ms-sgx-svn":[1,2]}}`,
+		`{"policy":"version=1.0; authorizationrules{=> permit();};","claims":{}}`,
+		`{"evidence":{"quote":"AQIDBAU","runtimeData":{"data":"aGVsbG8","dataType":"Binary"}}}`,
+		`{"policy":null,"evidence":{"report":"AQID","draftPolicyForAttestation":"x"}}`,
+		`{"claims":{},"evidence":{"quote":"AQ"}}`, `{"claims":null}`, `{"claim":{}}`, `{}{}`, `[]`, ``,
+	} {
+		f.Add("SgxEnclave", []byte(seed))
+		f.Add("OpenEnclave", []byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, typ string, body []byte) {
+		et, ok := evidence.ParseType(typ)
+		if !ok {
+			return
+		}
+		req, err := decodeExplain(et, body)
+		if err != nil {
+			return
+		}
+		if (req.Claims == nil) == (req.Evidence == nil) || (req.Evidence != nil && len(req.Evidence.Evidence) == 0) {
+			t.Fatalf("accepted %q as %+v", body, req)
+		}
+	})
+}

@@ -68,55 +68,55 @@ func (h *instanceHandler) policies(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	switch {
 	case reset && r.Method == http.MethodPost:
-		actor, err := h.authorize(r, auth.RoleContributor)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		body, err := readBody(w, r, MaxPolicyBody)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		tok, err := in.ResetPolicy(ctx, typ, string(body), actor)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		writeToken(w, tok)
+		h.change(w, r, func(body string, actor instance.Actor) (string, error) {
+			return in.ResetPolicy(ctx, typ, body, actor)
+		})
 	case reset:
 		methodNotAllowed(w, r, http.MethodPost)
 	case r.Method == http.MethodGet:
-		if _, err := h.authorize(r, auth.RoleReader); err != nil {
-			writeError(w, r, err)
-			return
-		}
-		tok, err := in.GetPolicy(ctx, typ)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		writeToken(w, tok)
+		h.read(w, r, func() (string, error) { return in.GetPolicy(ctx, typ) })
 	case r.Method == http.MethodPut:
-		actor, err := h.authorize(r, auth.RoleContributor)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		body, err := readBody(w, r, MaxPolicyBody)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		tok, err := in.SetPolicy(ctx, typ, string(body), actor)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		writeToken(w, tok)
+		h.change(w, r, func(body string, actor instance.Actor) (string, error) {
+			return in.SetPolicy(ctx, typ, body, actor)
+		})
 	default:
 		methodNotAllowed(w, r, http.MethodGet, http.MethodPut)
 	}
+}
+
+// read answers an admin read: reader role, then the instance's result token.
+func (h *instanceHandler) read(w http.ResponseWriter, r *http.Request, get func() (string, error)) {
+	if _, err := h.authorize(r, auth.RoleReader); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	tok, err := get()
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeToken(w, tok)
+}
+
+// change answers an admin write: contributor role, a size-limited body, then
+// the instance's result token.
+func (h *instanceHandler) change(w http.ResponseWriter, r *http.Request, apply func(body string, actor instance.Actor) (string, error)) {
+	actor, err := h.authorize(r, auth.RoleContributor)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	body, err := readBody(w, r, MaxPolicyBody)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	tok, err := apply(string(body), actor)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeToken(w, tok)
 }
 
 // certificates serves GET /certificates and POST /certificates:add|:remove.
@@ -130,48 +130,22 @@ func (h *instanceHandler) certificates(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(r.URL.Path, ":remove"):
 		op = "remove"
 	}
-	if op == "" {
-		if r.Method != http.MethodGet {
-			methodNotAllowed(w, r, http.MethodGet)
-			return
-		}
-		if _, err := h.authorize(r, auth.RoleReader); err != nil {
-			writeError(w, r, err)
-			return
-		}
-		tok, err := in.Certificates(ctx)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		writeToken(w, tok)
-		return
-	}
-	if r.Method != http.MethodPost {
+	switch {
+	case op == "" && r.Method == http.MethodGet:
+		h.read(w, r, func() (string, error) { return in.Certificates(ctx) })
+	case op == "":
+		methodNotAllowed(w, r, http.MethodGet)
+	case r.Method != http.MethodPost:
 		methodNotAllowed(w, r, http.MethodPost)
-		return
+	case op == "add":
+		h.change(w, r, func(body string, actor instance.Actor) (string, error) {
+			return in.AddCertificate(ctx, body, actor)
+		})
+	default:
+		h.change(w, r, func(body string, actor instance.Actor) (string, error) {
+			return in.RemoveCertificate(ctx, body, actor)
+		})
 	}
-	actor, err := h.authorize(r, auth.RoleContributor)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	body, err := readBody(w, r, MaxPolicyBody)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	var tok string
-	if op == "add" {
-		tok, err = in.AddCertificate(ctx, string(body), actor)
-	} else {
-		tok, err = in.RemoveCertificate(ctx, string(body), actor)
-	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeToken(w, tok)
 }
 
 // certs serves GET /certs: the instance's signing keys as a JWKS, with
@@ -308,4 +282,11 @@ func (h *instanceHandler) attest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeToken(w, tok)
+}
+
+// DecodeAttestRequest decodes an attest request body of type t (maa-api.md
+// §1.1) exactly as POST /attest does; "attestd policy explain --evidence"
+// reads request files with it.
+func DecodeAttestRequest(t evidence.Type, body []byte) (*instance.AttestRequest, error) {
+	return decodeAttest(t, body)
 }

@@ -17,10 +17,12 @@
 package auth
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -328,6 +330,64 @@ type tokenClaims struct {
 	Instance  string           `json:"attestd_instance"`
 }
 
+// decodeClaims reads the claims set with exact, unique claim names (RFC 7519
+// §4). Not json.Unmarshal into tokenClaims directly: encoding/json matches
+// field names case-insensitively and lets the last duplicate win, so a
+// token carrying "roles" and "ROLES" (or "aud"/"AUD", "attestd_instance"/
+// "Attestd_Instance") would be read by whichever came last, although every
+// other JWT consumer reads only the exact name. The object is split into
+// members by exact name first (duplicates and trailing data refused), then
+// only the claims attestd knows are decoded, each into its typed field.
+func decodeClaims(b []byte) (tokenClaims, error) {
+	var c tokenClaims
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil {
+		return c, err
+	} else if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return c, errors.New("claims are not a JSON object")
+	}
+	members := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return c, err
+		}
+		name, ok := tok.(string)
+		if !ok {
+			return c, errors.New("malformed claims object")
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return c, err
+		}
+		if _, dup := members[name]; dup {
+			return c, fmt.Errorf("duplicate claim %q", name)
+		}
+		members[name] = v
+	}
+	if _, err := dec.Token(); err != nil {
+		return c, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return c, errors.New("data after the claims object")
+	}
+	fields := map[string]any{
+		"iss": &c.Issuer, "sub": &c.Subject, "aud": &c.Audience, "exp": &c.Expiry, "nbf": &c.NotBefore,
+		"iat": &c.IssuedAt, "oid": &c.ObjectID, "tid": &c.TenantID, "azp": &c.AZP, "appid": &c.AppID,
+		"roles": &c.Roles, "attestd_instance": &c.Instance,
+	}
+	for name, dst := range fields {
+		raw, ok := members[name]
+		if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+			continue
+		}
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return c, fmt.Errorf("claim %q: %w", name, err)
+		}
+	}
+	return c, nil
+}
+
 // stringList accepts a JSON string or array of strings (some providers
 // emit a single role as a plain string).
 type stringList []string
@@ -379,8 +439,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 		return nil, reject(ReasonMalformed, "bearer token has %d signatures, want 1", len(jws.Signatures))
 	}
 	hdr := jws.Signatures[0].Header
-	var unverified tokenClaims
-	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &unverified); err != nil {
+	unverified, err := decodeClaims(jws.UnsafePayloadWithoutVerification())
+	if err != nil {
 		return nil, &Error{Reason: ReasonMalformed, Message: "bearer token claims are not a valid JSON object", Err: scrub(err)}
 	}
 	ks, ok := a.issuers[unverified.Issuer]
@@ -406,8 +466,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 	if verr != nil || payload == nil {
 		return nil, &Error{Reason: ReasonBadSignature, Message: fmt.Sprintf("signature (%s, kid %q) does not verify with the keys of %s", hdr.Algorithm, hdr.KeyID, unverified.Issuer), Err: scrub(verr)}
 	}
-	var c tokenClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
+	c, err := decodeClaims(payload)
+	if err != nil {
 		return nil, &Error{Reason: ReasonMalformed, Message: "bearer token claims do not decode", Err: scrub(err)}
 	}
 	now := a.cfg.Now()

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"log/slog"
 	"testing"
 )
@@ -31,6 +32,34 @@ func FuzzParseJWKS(f *testing.F) {
 			if !k.IsPublic() || !k.Valid() {
 				t.Fatalf("non-public or invalid key returned: kid %q", k.KeyID)
 			}
+		}
+	})
+}
+
+// FuzzDecodeClaims feeds arbitrary bytes to the claims reader, which sees a
+// bearer token's payload before its signature is checked: it must never
+// panic, and what it accepts must be one JSON object whose exact "iss" and
+// "attestd_instance" members are what it returns.
+func FuzzDecodeClaims(f *testing.F) {
+	f.Add([]byte(`{"iss":"https://idp","aud":["https://attest.azure.net"],"exp":1,"roles":"reader"}`))
+	f.Add([]byte(`{"iss":"a","ISS":"b","roles":["x"],"attestd_instance":"t"}`))
+	f.Add([]byte(`{"iss":"a","iss":"b"}`))
+	f.Add([]byte(`{"roles":null,"exp":1.5}{}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := decodeClaims(b)
+		if err != nil {
+			return
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("accepted claims that are not one JSON object: %v", err)
+		}
+		if s, _ := m["iss"].(string); s != c.Issuer {
+			t.Fatalf("iss %q, exact member %q", c.Issuer, s)
+		}
+		if s, _ := m["attestd_instance"].(string); s != c.Instance {
+			t.Fatalf("attestd_instance %q, exact member %q", c.Instance, s)
 		}
 	})
 }

@@ -79,9 +79,8 @@ func (in *Instance) compile(text string) (*compiledPolicy, error) {
 // configuration step, evidence verification by the registered verifier,
 // binding of runtime/init-time data, policy evaluation and token issuance.
 func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (string, error) {
-	t := req.Type
-	if attestationTypeClaim(t) == "" {
-		return "", errorf(CodeInvalidParameter, "unknown attestation type %q", t)
+	if attestationTypeClaim(req.Type) == "" {
+		return "", errorf(CodeInvalidParameter, "unknown attestation type %q", req.Type)
 	}
 
 	// 1. The policy: draft text, or the one in force.
@@ -91,7 +90,7 @@ func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (string, err
 		text = *req.DraftPolicy
 	} else {
 		var err error
-		if ap, err = in.active(ctx, t); err != nil {
+		if ap, err = in.active(ctx, req.Type); err != nil {
 			return "", err
 		}
 		if ap.None {
@@ -99,24 +98,68 @@ func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (string, err
 		}
 		text = ap.Text
 	}
-
-	v := in.verif[t]
+	v := in.verif[req.Type]
 	if v == nil {
-		return "", errorf(CodeNotSupported, "attestation type %s is not supported by this attestd: no evidence verifier is registered for it", t)
+		return "", errorf(CodeNotSupported, "attestation type %s is not supported by this attestd: no evidence verifier is registered for it", req.Type)
 	}
 	if len(req.Evidence) == 0 {
-		return "", errorf(CodeInvalidParameter, "the request carries no evidence (quote/report) for %s", t)
+		return "", errorf(CodeInvalidParameter, "the request carries no evidence (quote/report) for %s", req.Type)
 	}
-
 	cp, err := in.compile(text)
 	if err != nil {
 		return "", err
 	}
 
+	// 2.–7. Configuration, evidence, bindings, claims, policy, token claims.
+	out, err := runPipeline(ctx, v, cp, req, false)
+	if err != nil {
+		return "", err
+	}
+	claims := out.claims
+	if ap != nil && ap.Signer != nil {
+		claims["x-ms-policy-signer"] = certJWK(ap.Signer)
+	}
+	if req.Nonce != nil {
+		claims["nonce"] = *req.Nonce
+	}
+	claims["jti"] = token.NewJTI()
+
+	if req.DraftPolicy != nil {
+		claims["iss"] = in.cfg.Issuer
+		token.NewTimes(in.now(), AttestationTokenLifetime).Set(claims)
+		tok, err := in.keys.Unsigned(in.jku(), claims)
+		if err != nil {
+			return "", &Error{Code: CodeInternal, Message: "building the draft token failed", Err: err}
+		}
+		return tok, nil
+	}
+	return in.sign(claims, AttestationTokenLifetime)
+}
+
+// pipelineOutcome is what runPipeline produced.
+type pipelineOutcome struct {
+	// incoming are the claims the policy saw (service claims).
+	incoming []policy.Claim
+	// result is the policy evaluation; set even when it denied (then the
+	// pipeline's error is the PolicyEvaluationError).
+	result *policy.Result
+	// claims are the token's claims without iss/iat/nbf/exp/jti, nonce and
+	// x-ms-policy-signer; nil when the policy denied.
+	claims map[string]any
+}
+
+// runPipeline is the attest pipeline after the policy was chosen and
+// compiled: configuration rules, evidence verification, bindings, claims,
+// policy evaluation and the token's claim set. It never signs anything, so
+// Attest and the policy dry run (Explain) share it. On a policy denial or
+// evaluation failure it returns the outcome so far with the error.
+func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, req *AttestRequest, trace bool) (*pipelineOutcome, error) {
+	t := req.Type
+
 	// 2. Configuration rules → properties the verifier reads.
 	props, err := cp.p.Configure(ctx, string(t))
 	if err != nil {
-		return "", evalError(err)
+		return nil, evalError(err)
 	}
 	properties := map[string]any{}
 	for k, v := range props {
@@ -133,17 +176,17 @@ func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (string, err
 	if err != nil {
 		var ee *evidence.Error
 		if errors.As(err, &ee) {
-			return "", &Error{Code: CodeInvalidParameter, Message: fmt.Sprintf("evidence verification failed at check %s: %v", ee.Check, ee.Err), Err: err}
+			return nil, &Error{Code: CodeInvalidParameter, Message: fmt.Sprintf("evidence verification failed at check %s: %v", ee.Check, ee.Err), Err: err}
 		}
 		if ctx.Err() != nil {
-			return "", &Error{Code: CodeInternal, Message: "request cancelled", Err: err}
+			return nil, &Error{Code: CodeInternal, Message: "request cancelled", Err: err}
 		}
-		return "", &Error{Code: CodeInvalidParameter, Message: "evidence verification failed: " + err.Error(), Err: err}
+		return nil, &Error{Code: CodeInvalidParameter, Message: "evidence verification failed: " + err.Error(), Err: err}
 	}
 
 	// 4. Bindings.
 	if err := bind(req, res); err != nil {
-		return "", err
+		return nil, err
 	}
 
 	// 5. Claims: service claims for the policy and the token.
@@ -175,27 +218,29 @@ func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (string, err
 	if req.Runtime != nil && req.Runtime.JSON {
 		var v any
 		if err := json.Unmarshal(req.Runtime.Bytes, &v); err != nil {
-			return "", errorf(CodeInvalidParameter, "runtimeData has dataType JSON but is not valid JSON: %v", err)
+			return nil, errorf(CodeInvalidParameter, "runtimeData has dataType JSON but is not valid JSON: %v", err)
 		}
 		svc["x-ms-runtime"] = v
 	}
 	if req.InitTime != nil && req.InitTime.JSON {
 		var v any
 		if err := json.Unmarshal(req.InitTime.Bytes, &v); err != nil {
-			return "", errorf(CodeInvalidParameter, "initTimeData has dataType JSON but is not valid JSON: %v", err)
+			return nil, errorf(CodeInvalidParameter, "initTimeData has dataType JSON but is not valid JSON: %v", err)
 		}
 		svc["x-ms-inittime"] = v
 	}
 
 	// 6. Policy.
-	pr, err := cp.p.Evaluate(ctx, string(t), incoming, policy.EvalOptions{})
+	out := &pipelineOutcome{incoming: incoming}
+	pr, err := cp.p.Evaluate(ctx, string(t), incoming, policy.EvalOptions{Trace: trace})
+	out.result = pr
 	if err != nil {
-		return "", evalError(err)
+		return out, evalError(err)
 	}
 	issued := policy.TokenClaims(pr.Issued)
 
-	// 7. Token: policy claims at top level unless they collide with a
-	// service claim, and all of them under x-ms-policy (maa-policy.md §9).
+	// 7. Token claims: policy claims at top level unless they collide with
+	// a service claim, and all of them under x-ms-policy (maa-policy.md §9).
 	claims := make(map[string]any, len(svc)+len(issued)+12)
 	for k, v := range issued {
 		claims[k] = v
@@ -208,27 +253,11 @@ func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (string, err
 	}
 	claims["x-ms-ver"] = "1.0"
 	claims["x-ms-policy-hash"] = cp.hash
-	if ap != nil && ap.Signer != nil {
-		claims["x-ms-policy-signer"] = certJWK(ap.Signer)
-	}
 	if t == evidence.SgxEnclave || t == evidence.OpenEnclave {
 		claims["x-ms-sgx-tcbidentifier"] = properties["x-ms-sgx-tcbidentifier"]
 	}
-	if req.Nonce != nil {
-		claims["nonce"] = *req.Nonce
-	}
-	claims["jti"] = token.NewJTI()
-
-	if req.DraftPolicy != nil {
-		claims["iss"] = in.cfg.Issuer
-		token.NewTimes(in.now(), AttestationTokenLifetime).Set(claims)
-		tok, err := in.keys.Unsigned(in.jku(), claims)
-		if err != nil {
-			return "", &Error{Code: CodeInternal, Message: "building the draft token failed", Err: err}
-		}
-		return tok, nil
-	}
-	return in.sign(claims, AttestationTokenLifetime)
+	out.claims = claims
+	return out, nil
 }
 
 // bind checks that the evidence commits to the runtime and init-time data

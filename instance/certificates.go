@@ -51,14 +51,30 @@ func (in *Instance) certChange(ctx context.Context, body, what string) (*jws, *x
 }
 
 // AddCertificate handles POST /certificates:add (idempotent).
+//
+// Which certificates are accepted: trust in a policy-management
+// certificate is pinning — a change is authorised when the JWS verifies
+// with the key of a certificate whose thumbprint is in the set — so, as in
+// MAA, the certificate's validity period, CA flag, key usage and issuer are
+// not checked, neither on add nor when it later signs. Checking expiry
+// would lock an Isolated instance for good once all its certificates
+// expired, since only a signed change can add a new one. What is refused
+// (InvalidParameter) is a certificate whose key no accepted JWS alg can
+// use (e.g. Ed25519, ECDSA P-224): it could never sign, and if the others
+// were removed the instance would be locked the same way.
 func (in *Instance) AddCertificate(ctx context.Context, body string, actor Actor) (string, error) {
+	unlock := in.lockAdmin()
+	defer unlock()
 	j, c, err := in.certChange(ctx, body, "adding a policy-management certificate")
 	if err != nil {
 		return "", err
 	}
 	tp := Thumbprint(c)
-	a := store.AuditEntry{Instance: in.cfg.Name, At: in.now(), Actor: actorOf(actor, j), Action: "certificate.add",
-		Target: tp, Hash: bodyHash(body), Detail: signerDetail(j) + "; subject " + c.Subject.String()}
+	if err := usableKey(c); err != nil {
+		return "", errorf(CodeInvalidParameter, "certificate %s cannot be a policy-management certificate: %v", tp, err)
+	}
+	a := auditEntry(store.AuditEntry{Instance: in.cfg.Name, At: in.now(), Actor: actorOf(actor, j), Action: "certificate.add",
+		Target: tp, Hash: bodyHash(body), Detail: signerDetail(j) + "; subject " + c.Subject.String()})
 	added, err := in.store.AddCertificate(ctx, store.Certificate{Instance: in.cfg.Name, Thumbprint: tp, DER: c.Raw, AddedAt: in.now()}, a)
 	if err != nil {
 		return "", &Error{Code: CodeInternal, Message: "storing the certificate failed", Err: err}
@@ -70,13 +86,15 @@ func (in *Instance) AddCertificate(ctx context.Context, body string, actor Actor
 // RemoveCertificate handles POST /certificates:remove (idempotent; the last
 // certificate cannot be removed).
 func (in *Instance) RemoveCertificate(ctx context.Context, body string, actor Actor) (string, error) {
+	unlock := in.lockAdmin()
+	defer unlock()
 	j, c, err := in.certChange(ctx, body, "removing a policy-management certificate")
 	if err != nil {
 		return "", err
 	}
 	tp := Thumbprint(c)
-	a := store.AuditEntry{Instance: in.cfg.Name, At: in.now(), Actor: actorOf(actor, j), Action: "certificate.remove",
-		Target: tp, Hash: bodyHash(body), Detail: signerDetail(j) + "; subject " + c.Subject.String()}
+	a := auditEntry(store.AuditEntry{Instance: in.cfg.Name, At: in.now(), Actor: actorOf(actor, j), Action: "certificate.remove",
+		Target: tp, Hash: bodyHash(body), Detail: signerDetail(j) + "; subject " + c.Subject.String()})
 	removed, err := in.store.RemoveCertificate(ctx, in.cfg.Name, tp, a)
 	if errors.Is(err, store.ErrLastCertificate) {
 		return "", &Error{Code: CodeInvalidOperation, Message: "certificate " + tp + " is the instance's last policy-management certificate and cannot be removed", Err: err}
@@ -108,20 +126,13 @@ func parseCertBody(body string) (*jws, *x509.Certificate, error) {
 	if err != nil {
 		return nil, nil, &Error{Code: CodeInvalidOperation, Message: "invalid certificate-management JWS: " + err.Error(), Err: err}
 	}
-	var p certPayload
-	if err := json.Unmarshal(j.Payload, &p); err != nil {
-		return nil, nil, errorf(CodeInvalidOperation, "certificate-management JWS payload is not a JSON object: %v", err)
-	}
-	k := p.PolicyCertificate
-	if k == nil {
-		k = p.MAAPolicyCertificate
-	}
-	if k == nil || len(k.X5c) == 0 {
-		return nil, nil, errorf(CodeInvalidOperation, "certificate-management JWS payload lacks policyCertificate.x5c")
-	}
-	der, err := base64.StdEncoding.DecodeString(k.X5c[0])
+	x5c, err := certificateX5c(j.Payload)
 	if err != nil {
-		if der, err = decodeB64URL(k.X5c[0]); err != nil {
+		return nil, nil, &Error{Code: CodeInvalidOperation, Message: err.Error(), Err: err}
+	}
+	der, err := base64.StdEncoding.DecodeString(x5c[0])
+	if err != nil {
+		if der, err = decodeB64URL(x5c[0]); err != nil {
 			return nil, nil, errorf(CodeInvalidParameter, "policyCertificate.x5c[0] is not base64: %v", err)
 		}
 	}

@@ -22,6 +22,14 @@ func FuzzManagementBodies(f *testing.F) {
 		s.joseSign(f, certPayloadFor(s.cert)),
 		permitAll,
 		"eyJ", "eyJ..", "...", `"\u0065yJ"`, "",
+		// Strict-JSON cases of the review: crit, duplicate and case-variant
+		// names, trailing data, and an empty-object reset payload.
+		s.rawSign(f, `{"alg":"RS256","x5c":["`+s.x5c()+`"],"crit":["b64"],"b64":false}`, payload),
+		s.rawSign(f, `{"alg":"RS256","alg":"none","x5c":["`+s.x5c()+`"]}`, payload),
+		s.rawSign(f, `{"alg":"RS256","x5c":["`+s.x5c()+`"],"ALG":"none"}`, payload),
+		s.rawSign(f, `{"alg":"RS256","x5c":["`+s.x5c()+`"]} {}`, payload),
+		unsignedJWS([]byte(`{"AttestationPolicy":"eA","AttestationPolicy":"eQ"}`)),
+		s.joseSign(f, []byte("{}")),
 	} {
 		f.Add(seed)
 	}

@@ -121,6 +121,12 @@ func (s *testSigner) rawSign(t testing.TB, header string, payload []byte) string
 
 func (s *testSigner) x5c() string { return base64.StdEncoding.EncodeToString(s.cert.Raw) }
 
+// policyPayload is StoredAttestationPolicy (maa-api.md §1.4), for decoding
+// in tests.
+type policyPayload struct {
+	AttestationPolicy *string `json:"AttestationPolicy"`
+}
+
 func policyPayloadFor(text string) []byte {
 	b, _ := json.Marshal(map[string]string{"AttestationPolicy": b64u.EncodeToString([]byte(text))})
 	return b

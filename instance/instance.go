@@ -103,6 +103,8 @@ type Instance struct {
 
 	mu       sync.Mutex
 	compiled map[string]*compiledPolicy // policy text → parsed policy (bounded)
+
+	adminMu sync.Mutex // see lockAdmin
 }
 
 // New validates cfg, seeds an Isolated instance's first certificates and
@@ -152,6 +154,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Instance, error) {
 			var tps []string
 			for _, c := range cfg.PolicyCertificates {
 				tp := Thumbprint(c)
+				if err := usableKey(c); err != nil {
+					return nil, fmt.Errorf("instance %s: policy-management certificate %s (%s) cannot sign policies: %w", cfg.Name, tp, c.Subject, err)
+				}
 				tps = append(tps, tp)
 				seed = append(seed, store.Certificate{Instance: cfg.Name, Thumbprint: tp, DER: c.Raw, AddedAt: in.now()})
 			}
@@ -161,9 +166,31 @@ func New(ctx context.Context, cfg Config, opts Options) (*Instance, error) {
 				return nil, fmt.Errorf("instance %s: seeding policy certificates: %w", cfg.Name, err)
 			}
 			in.log.Info("seeded policy-management certificates", "thumbprints", tps)
+		} else if ignored := unseeded(cfg.PolicyCertificates, certs); len(ignored) > 0 {
+			// Configured certificates only seed a new instance; an operator
+			// who edits the list later should learn that it has no effect
+			// (changes go through certificates:add/remove).
+			in.log.Warn("configured policy-management certificates ignored: the instance already has its own set in the store; use certificates:add/remove",
+				"ignored_thumbprints", ignored, "stored", len(certs))
 		}
 	}
 	return in, nil
+}
+
+// unseeded returns the thumbprints of configured certificates that are not
+// in the stored set.
+func unseeded(configured []*x509.Certificate, stored []store.Certificate) []string {
+	have := map[string]bool{}
+	for _, c := range stored {
+		have[c.Thumbprint] = true
+	}
+	var out []string
+	for _, c := range configured {
+		if tp := Thumbprint(c); !have[tp] {
+			out = append(out, tp)
+		}
+	}
+	return out
 }
 
 // Name returns the instance name.

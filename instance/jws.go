@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"strings"
 
@@ -51,19 +53,115 @@ func (j *jws) Signer() *x509.Certificate {
 	return j.Chain[0]
 }
 
+// jwsHeader is the part of a JWS header the reader acts on.
 type jwsHeader struct {
-	Alg string   `json:"alg"`
-	X5c []string `json:"x5c"`
-	JWK *struct {
-		X5c []string `json:"x5c"`
-	} `json:"jwk"`
+	Alg string
+	X5c []string // top-level x5c, else jwk.x5c
+}
+
+// jsonObject decodes b as exactly one JSON object and returns its members by
+// their exact (unescaped) names. Hand-written on top of json.Decoder because
+// decoding into a struct matches names case-insensitively and lets the last
+// of duplicate names win, and Decoder.Decode ignores what follows the value:
+// RFC 7515 §4 wants unique header names, and a reader that resolves
+// "alg"/"ALG" or a repeated "AttestationPolicy" differently from the
+// client's JOSE library could act on a header or payload the signer did not
+// mean. Duplicates, trailing data and non-objects are refused.
+func jsonObject(b []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	m := map[string]json.RawMessage{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, ok := tok.(string)
+		if !ok {
+			return nil, errors.New("malformed JSON object")
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		if _, dup := m[name]; dup {
+			return nil, fmt.Errorf("duplicate member %q", name)
+		}
+		m[name] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON object")
+	}
+	return m, nil
+}
+
+// member decodes the member name of m into v; present is false when m has no
+// such member or it is JSON null (which callers treat as absent).
+func member(m map[string]json.RawMessage, name string, v any) (present bool, err error) {
+	raw, ok := m[name]
+	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, fmt.Errorf("member %q: %v", name, err)
+	}
+	return true, nil
+}
+
+// parseHeader reads the JWS header members attestd uses.
+func parseHeader(b []byte) (*jwsHeader, error) {
+	m, err := jsonObject(b)
+	if err != nil {
+		return nil, err
+	}
+	// RFC 7515 §4.1.11: a recipient must reject a JWS whose "crit" lists
+	// extensions it does not understand; attestd understands none (e.g.
+	// RFC 7797 "b64":false would change what the payload part means).
+	if _, ok := m["crit"]; ok {
+		return nil, errors.New("the \"crit\" header parameter is not supported")
+	}
+	var h jwsHeader
+	if ok, err := member(m, "alg", &h.Alg); err != nil || !ok {
+		if err == nil {
+			err = errors.New("no \"alg\" member")
+		}
+		return nil, err
+	}
+	if _, err := member(m, "x5c", &h.X5c); err != nil {
+		return nil, err
+	}
+	if len(h.X5c) == 0 {
+		var jwk json.RawMessage
+		if ok, err := member(m, "jwk", &jwk); err != nil {
+			return nil, err
+		} else if ok {
+			jm, err := jsonObject(jwk)
+			if err != nil {
+				return nil, fmt.Errorf("member \"jwk\": %v", err)
+			}
+			if _, err := member(jm, "x5c", &h.X5c); err != nil {
+				return nil, fmt.Errorf("member \"jwk\": %v", err)
+			}
+		}
+	}
+	return &h, nil
 }
 
 // jwsAlg describes an accepted header alg value.
 type jwsAlg struct {
 	name   string // normalised JWA name
 	hash   crypto.Hash
-	family string // "RSA", "RSA-PSS", "EC"
+	family string         // "RSA", "RSA-PSS", "EC"
+	curve  elliptic.Curve // EC only: the curve RFC 7518 §3.4 ties to the alg
 }
 
 // lookupAlg maps a header alg to its hash and key family; "RSA256" (Python
@@ -71,23 +169,23 @@ type jwsAlg struct {
 func lookupAlg(alg string) (jwsAlg, bool) {
 	switch alg {
 	case "RS256", "RSA256":
-		return jwsAlg{"RS256", crypto.SHA256, "RSA"}, true
+		return jwsAlg{"RS256", crypto.SHA256, "RSA", nil}, true
 	case "RS384":
-		return jwsAlg{"RS384", crypto.SHA384, "RSA"}, true
+		return jwsAlg{"RS384", crypto.SHA384, "RSA", nil}, true
 	case "RS512":
-		return jwsAlg{"RS512", crypto.SHA512, "RSA"}, true
+		return jwsAlg{"RS512", crypto.SHA512, "RSA", nil}, true
 	case "PS256":
-		return jwsAlg{"PS256", crypto.SHA256, "RSA-PSS"}, true
+		return jwsAlg{"PS256", crypto.SHA256, "RSA-PSS", nil}, true
 	case "PS384":
-		return jwsAlg{"PS384", crypto.SHA384, "RSA-PSS"}, true
+		return jwsAlg{"PS384", crypto.SHA384, "RSA-PSS", nil}, true
 	case "PS512":
-		return jwsAlg{"PS512", crypto.SHA512, "RSA-PSS"}, true
+		return jwsAlg{"PS512", crypto.SHA512, "RSA-PSS", nil}, true
 	case "ES256":
-		return jwsAlg{"ES256", crypto.SHA256, "EC"}, true
+		return jwsAlg{"ES256", crypto.SHA256, "EC", elliptic.P256()}, true
 	case "ES384":
-		return jwsAlg{"ES384", crypto.SHA384, "EC"}, true
+		return jwsAlg{"ES384", crypto.SHA384, "EC", elliptic.P384()}, true
 	case "ES512":
-		return jwsAlg{"ES512", crypto.SHA512, "EC"}, true
+		return jwsAlg{"ES512", crypto.SHA512, "EC", elliptic.P521()}, true
 	}
 	return jwsAlg{}, false
 }
@@ -118,9 +216,8 @@ func parseJWS(s string) (*jws, error) {
 	if err != nil {
 		return nil, fmt.Errorf("malformed JWS header: %v", err)
 	}
-	var h jwsHeader
-	dec := json.NewDecoder(bytes.NewReader(hb))
-	if err := dec.Decode(&h); err != nil {
+	h, err := parseHeader(hb)
+	if err != nil {
 		return nil, fmt.Errorf("malformed JWS header JSON: %v", err)
 	}
 	payload, err := decodeB64URL(parts[1])
@@ -142,9 +239,6 @@ func parseJWS(s string) (*jws, error) {
 		return nil, fmt.Errorf("unsupported JWS alg %q", h.Alg)
 	}
 	x5c := h.X5c
-	if len(x5c) == 0 && h.JWK != nil {
-		x5c = h.JWK.X5c
-	}
 	if len(x5c) == 0 {
 		return nil, errors.New("signed JWS carries no signing certificate (x5c or jwk.x5c)")
 	}
@@ -166,13 +260,14 @@ func parseJWS(s string) (*jws, error) {
 	hf := a.hash.New()
 	hf.Write([]byte(parts[0] + "." + parts[1]))
 	digest := hf.Sum(nil)
-	if err := verifySig(chain[0].PublicKey, a.family, a.hash, digest, sig); err != nil {
+	if err := verifySig(chain[0].PublicKey, a, digest, sig); err != nil {
 		return nil, fmt.Errorf("JWS signature does not verify with the header certificate (%s): %v", chain[0].Subject, err)
 	}
 	return &jws{Alg: a.name, Payload: payload, Chain: chain}, nil
 }
 
-func verifySig(pub any, family string, h crypto.Hash, digest, sig []byte) error {
+func verifySig(pub any, a jwsAlg, digest, sig []byte) error {
+	family, h := a.family, a.hash
 	switch family {
 	case "RSA", "RSA-PSS":
 		k, ok := pub.(*rsa.PublicKey)
@@ -188,6 +283,9 @@ func verifySig(pub any, family string, h crypto.Hash, digest, sig []byte) error 
 		if !ok {
 			return fmt.Errorf("certificate key is %T, alg needs ECDSA", pub)
 		}
+		if k.Curve != a.curve {
+			return fmt.Errorf("alg %s needs a %s key, the certificate has %s", a.name, a.curve.Params().Name, k.Curve.Params().Name)
+		}
 		n := (k.Curve.Params().BitSize + 7) / 8
 		if len(sig) != 2*n {
 			return fmt.Errorf("ECDSA signature is %d bytes, want %d", len(sig), 2*n)
@@ -200,6 +298,26 @@ func verifySig(pub any, family string, h crypto.Hash, digest, sig []byte) error 
 		return nil
 	}
 	return fmt.Errorf("unknown key family %q", family)
+}
+
+// usableKey reports why no accepted JWS alg can verify signatures of c's
+// key, or nil: RSA of at least 1024 bits (crypto/rsa refuses smaller keys)
+// or ECDSA on P-256, P-384 or P-521.
+func usableKey(c *x509.Certificate) error {
+	switch k := c.PublicKey.(type) {
+	case *rsa.PublicKey:
+		if n := k.N.BitLen(); n < 1024 {
+			return fmt.Errorf("its RSA key has %d bits; at least 1024 are needed to verify signatures", n)
+		}
+		return nil
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+			return nil
+		}
+		return fmt.Errorf("its ECDSA key is on curve %s; ES256/ES384/ES512 need P-256, P-384 or P-521", k.Curve.Params().Name)
+	}
+	return fmt.Errorf("its %s key cannot sign any accepted JWS alg (RS*, PS*, ES*)", c.PublicKeyAlgorithm)
 }
 
 // Thumbprint is the MAA certificate thumbprint: upper-case hex SHA-1 of DER.
@@ -221,19 +339,66 @@ func certJWK(chain ...*x509.Certificate) map[string]any {
 	return map[string]any{"kty": kty, "x5c": x5c}
 }
 
-// policyPayload is StoredAttestationPolicy (maa-api.md §1.4).
-type policyPayload struct {
-	AttestationPolicy *string `json:"AttestationPolicy"`
+// policyText reads the AttestationPolicy member of a StoredAttestationPolicy
+// payload (exact name, see jsonObject) and decodes it: base64url as the SDKs
+// send it, or standard base64.
+func policyText(payload []byte) (string, error) {
+	m, err := jsonObject(payload)
+	if err != nil {
+		return "", fmt.Errorf("policy JWS payload must be a JSON object with an \"AttestationPolicy\" member: %v", err)
+	}
+	var enc string
+	if ok, err := member(m, "AttestationPolicy", &enc); err != nil || !ok {
+		if err == nil {
+			err = errors.New("no \"AttestationPolicy\" member")
+		}
+		return "", fmt.Errorf("policy JWS payload must be a JSON object with an \"AttestationPolicy\" member: %v", err)
+	}
+	b, err := decodeB64URL(enc)
+	if err != nil {
+		if b, err = base64.StdEncoding.DecodeString(enc); err != nil {
+			return "", fmt.Errorf("AttestationPolicy is not base64url: %v", err)
+		}
+	}
+	return string(b), nil
 }
 
-// certPayload is AttestationCertificateManagementBody (maa-api.md §1.5);
-// "maa-policyCertificate" is the preview-era name.
-type certPayload struct {
-	PolicyCertificate    *certJWKPayload `json:"policyCertificate"`
-	MAAPolicyCertificate *certJWKPayload `json:"maa-policyCertificate"`
+// certificateX5c reads policyCertificate.x5c of an
+// AttestationCertificateManagementBody payload (maa-api.md §1.5);
+// "maa-policyCertificate" is the preview-era name. Names are exact.
+func certificateX5c(payload []byte) ([]string, error) {
+	m, err := jsonObject(payload)
+	if err != nil {
+		return nil, fmt.Errorf("certificate-management JWS payload is not a JSON object: %v", err)
+	}
+	var jwk json.RawMessage
+	ok, err := member(m, "policyCertificate", &jwk)
+	if err == nil && !ok {
+		ok, err = member(m, "maa-policyCertificate", &jwk)
+	}
+	if err != nil || !ok {
+		return nil, errors.New("certificate-management JWS payload lacks policyCertificate.x5c")
+	}
+	jm, err := jsonObject(jwk)
+	if err != nil {
+		return nil, fmt.Errorf("policyCertificate is not a JSON object: %v", err)
+	}
+	var x5c []string
+	if _, err := member(jm, "x5c", &x5c); err != nil || len(x5c) == 0 {
+		return nil, errors.New("certificate-management JWS payload lacks policyCertificate.x5c")
+	}
+	return x5c, nil
 }
 
-type certJWKPayload struct {
-	Kty string   `json:"kty"`
-	X5c []string `json:"x5c"`
+// isEmptyResetPayload reports whether a reset JWS payload says nothing: no
+// bytes (what the SDKs send), JSON null (pre-1.0 Python betas encoded their
+// None body) or an empty JSON object. Anything else is some other
+// operation's signed body being replayed to :reset.
+func isEmptyResetPayload(p []byte) bool {
+	t := bytes.TrimSpace(p)
+	if len(t) == 0 || string(t) == "null" {
+		return true
+	}
+	m, err := jsonObject(p)
+	return err == nil && len(m) == 0
 }

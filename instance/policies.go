@@ -3,11 +3,11 @@ package instance
 import (
 	"context"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/policy"
@@ -106,6 +106,39 @@ func (in *Instance) authorizeSigner(ctx context.Context, j *jws, what string) er
 	return errorf(CodeInvalidOperation, "instance %q is Isolated: the %s JWS is signed by certificate %s, which is not one of its policy-management certificates", in.cfg.Name, what, tp)
 }
 
+// lockAdmin serialises the admin changes of this instance: in Isolated mode
+// a change is authorised by the certificates in force when it is checked,
+// and without the lock two changes could each be authorised against a set
+// the other one is changing (two signers removing each other would both
+// succeed). It covers one process; replicas sharing a database would need
+// the check inside the store's write transaction.
+func (in *Instance) lockAdmin() (unlock func()) {
+	in.adminMu.Lock()
+	return in.adminMu.Unlock
+}
+
+// validText reports whether s can be stored: valid UTF-8 without NUL
+// (store.ErrInvalidText).
+func validText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
+}
+
+// auditText makes an untrusted name (bearer subject, certificate subject)
+// storable in the audit trail: invalid UTF-8 and NUL become U+FFFD, so an
+// odd name cannot turn an authorised change into a store error.
+func auditText(s string) string {
+	if validText(s) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// auditEntry returns a with its free-text fields made storable.
+func auditEntry(a store.AuditEntry) store.AuditEntry {
+	a.Actor, a.Target, a.Detail = auditText(a.Actor), auditText(a.Target), auditText(a.Detail)
+	return a
+}
+
 // actorOf names who made a change for the audit trail.
 func actorOf(a Actor, j *jws) string {
 	switch {
@@ -139,21 +172,33 @@ func (in *Instance) SetPolicy(ctx context.Context, typ, body string, actor Actor
 	if err != nil {
 		return "", err
 	}
+	unlock := in.lockAdmin()
+	defer unlock()
 	if err := in.authorizeSigner(ctx, j, "a policy"); err != nil {
 		return "", err
+	}
+	// The store holds only UTF-8 without NUL (store.ErrInvalidText); such a
+	// policy is the client's error, not a 500.
+	if !validText(text) {
+		return "", errorf(CodePolicyParsingError, "the policy text is not valid UTF-8 or contains a NUL character")
 	}
 	if _, err := policy.Parse(text); err != nil {
 		return "", parseError(err)
 	}
 	hash := bodyHash(body)
-	// Store the exact JWS (a JSON-quoted body is stored unquoted, so GET
-	// returns the JWS itself); raw text is stored as sent.
-	sp := &store.Policy{Instance: in.cfg.Name, Type: string(t), JWS: unquoteJWS(body), Text: text, UpdatedAt: in.now()}
+	// Store the exact JWS without surrounding whitespace (a JSON-quoted body
+	// is stored unquoted, so GET returns the JWS itself); raw text is stored
+	// as sent. The token hash stays over the exact body.
+	stored := body
+	if j != nil {
+		stored = strings.TrimSpace(unquoteJWS(body))
+	}
+	sp := &store.Policy{Instance: in.cfg.Name, Type: string(t), JWS: stored, Text: text, UpdatedAt: in.now()}
 	if j.signedOrNil() != nil {
 		sp.Signer = j.Signer().Raw
 	}
-	a := store.AuditEntry{Instance: in.cfg.Name, At: in.now(), Actor: actorOf(actor, j), Action: "policy.set",
-		Target: string(t), Hash: hash, Detail: signerDetail(j) + "; x-ms-policy-hash " + policy.Hash(text)}
+	a := auditEntry(store.AuditEntry{Instance: in.cfg.Name, At: in.now(), Actor: actorOf(actor, j), Action: "policy.set",
+		Target: string(t), Hash: hash, Detail: signerDetail(j) + "; x-ms-policy-hash " + policy.Hash(text)})
 	if err := in.store.PutPolicy(ctx, sp, a); err != nil {
 		return "", &Error{Code: CodeInternal, Message: "storing the policy failed", Err: err}
 	}
@@ -181,15 +226,24 @@ func (in *Instance) ResetPolicy(ctx context.Context, typ, body string, actor Act
 		if j, err = parseJWS(raw); err != nil {
 			return "", &Error{Code: CodeInvalidOperation, Message: "invalid policy reset JWS: " + err.Error(), Err: err}
 		}
+		// A signed set-policy JWS is public (GET returns it to readers)
+		// and certificate-change JWS travel too: if :reset took any signed
+		// body, whoever holds one could replay it to drop an Isolated
+		// instance back to its default policy without the signing key.
+		if !isEmptyResetPayload(j.Payload) {
+			return "", errorf(CodeInvalidOperation, "policy reset JWS must have an empty payload (this one carries %d bytes: a policy or certificate body is not a reset)", len(j.Payload))
+		}
 	} else if len(body) != 0 {
 		return "", errorf(CodeInvalidOperation, "policy reset body must be a JWS with an empty payload")
 	}
+	unlock := in.lockAdmin()
+	defer unlock()
 	if err := in.authorizeSigner(ctx, j, "a policy reset"); err != nil {
 		return "", err
 	}
 	hash := bodyHash(body)
-	a := store.AuditEntry{Instance: in.cfg.Name, At: in.now(), Actor: actorOf(actor, j), Action: "policy.reset",
-		Target: string(t), Hash: hash, Detail: signerDetail(j)}
+	a := auditEntry(store.AuditEntry{Instance: in.cfg.Name, At: in.now(), Actor: actorOf(actor, j), Action: "policy.reset",
+		Target: string(t), Hash: hash, Detail: signerDetail(j)})
 	if err := in.store.DeletePolicy(ctx, in.cfg.Name, string(t), a); err != nil {
 		return "", &Error{Code: CodeInternal, Message: "resetting the policy failed", Err: err}
 	}
@@ -212,17 +266,11 @@ func parsePolicyBody(body string) (j *jws, text string, err error) {
 	if j, err = parseJWS(raw); err != nil {
 		return nil, "", &Error{Code: CodeInvalidOperation, Message: "invalid policy JWS: " + err.Error(), Err: err}
 	}
-	var p policyPayload
-	if err := json.Unmarshal(j.Payload, &p); err != nil || p.AttestationPolicy == nil {
-		return nil, "", errorf(CodeInvalidOperation, "policy JWS payload must be a JSON object with an \"AttestationPolicy\" member")
-	}
-	b, err := decodeB64URL(*p.AttestationPolicy)
+	text, err = policyText(j.Payload)
 	if err != nil {
-		if b, err = base64.StdEncoding.DecodeString(*p.AttestationPolicy); err != nil {
-			return nil, "", errorf(CodeInvalidOperation, "AttestationPolicy is not base64url: %v", err)
-		}
+		return nil, "", &Error{Code: CodeInvalidOperation, Message: err.Error(), Err: err}
 	}
-	return j, string(b), nil
+	return j, text, nil
 }
 
 // unquoteJWS returns the JWS inside a JSON string literal body ("eyJ…"),

@@ -4,6 +4,7 @@
 //	attestd [serve] [--listen ADDR] [--data DIR] [--config FILE]
 //	attestd token --data DIR [--role reader|contributor] [--instance NAME] [--ttl DURATION]
 //	attestd verify --type SgxEnclave|OpenEnclave --evidence FILE --collateral FILE|DIR [--at TIME]
+//	attestd policy check FILE | explain --type TYPE [--policy FILE] (--claims FILE | --evidence FILE --collateral PATH)
 //
 // This file is the composition root: flags and configuration in, wired
 // server out. It is the only place that reads the wall clock and the
@@ -28,6 +29,7 @@ Usage:
   attestd token [flags]       print a development bearer token (last line)
   attestd keys list|rotate    show or rotate an instance's token-signing keys
   attestd verify [flags]      verify an SGX quote / OpenEnclave report offline, print its claims
+  attestd policy check|explain  parse a policy; dry-run it over claims or evidence with a trace
   attestd help                show this help
 
 Run "attestd COMMAND --help" for each command's flags.
@@ -56,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = keysCmd(args, stdout, stderr)
 	case "verify":
 		return verifyCmd(ctx, args, stdout, stderr)
+	case "policy":
+		return policyCmd(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

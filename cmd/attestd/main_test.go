@@ -115,6 +115,16 @@ func TestSelfSignedTLS(t *testing.T) {
 	if !bytes.Equal(b1, b2) {
 		t.Fatal("certificate changed")
 	}
+	// A key others can read is refused, not silently served.
+	if err := os.Chmod(key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := ensureSelfSignedTLS(dir, time.Now()); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("world-readable TLS key accepted: %v", err)
+	}
+	if err := os.Chmod(key, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	blk, _ := pem.Decode(b1)
 	c, err := x509.ParseCertificate(blk.Bytes)
 	if err != nil {

@@ -29,6 +29,11 @@ func ensureSelfSignedTLS(dataDir string, now time.Time) (certPath, keyPath strin
 	_, cerr := os.Stat(certPath)
 	_, kerr := os.Stat(keyPath)
 	if cerr == nil && kerr == nil {
+		// The private key must stay private: refuse one others can read, as
+		// the token and dev-identity keys do.
+		if st, err := os.Stat(keyPath); err == nil && st.Mode().Perm()&0o077 != 0 {
+			return "", "", false, fmt.Errorf("TLS key %s is accessible by group or others (mode %04o); chmod 600 it", keyPath, st.Mode().Perm())
+		}
 		if _, err := tls.LoadX509KeyPair(certPath, keyPath); err != nil {
 			return "", "", false, fmt.Errorf("existing TLS certificate %s unusable (delete %s to regenerate): %w", certPath, dir, err)
 		}
