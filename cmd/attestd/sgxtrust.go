@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,10 +24,11 @@ const ClaimSGXVerifiedAt = "x-ms-sgx-verified-at"
 
 // sgxTrust is the resolved "sgx" section: whom and when the verifier trusts.
 type sgxTrust struct {
-	roots    []*x509.Certificate // nil: Intel's SGX Root CA only
-	custom   bool                // roots differ from Intel's alone
-	verifyAt time.Time           // zero: now
-	grace    time.Duration
+	roots      []*x509.Certificate // nil: Intel's SGX Root CA only
+	custom     bool                // roots differ from Intel's alone
+	configured []*x509.Certificate // the certificates read from roots/extra_roots
+	verifyAt   time.Time           // zero: now
+	grace      time.Duration
 }
 
 // resolveSGX reads the root PEM files and parses verify_at and grace.
@@ -73,10 +75,11 @@ func (c *Config) resolveSGX() (*sgxTrust, error) {
 		return nil, err
 	}
 	if len(roots) > 0 || len(extra) > 0 {
+		t.configured = slices.Concat(roots, extra)
 		if len(roots) == 0 {
 			roots = verify.DefaultRoots()
 		}
-		t.roots = append(roots, extra...)
+		t.roots = slices.Concat(roots, extra)
 		t.custom = true
 	}
 	return t, nil
@@ -94,7 +97,7 @@ func (t *sgxTrust) now() func() time.Time {
 // logStartup says loudly, once, what differs from the secure defaults.
 func (t *sgxTrust) logStartup(log *slog.Logger) {
 	if t.custom {
-		for _, r := range t.roots {
+		for _, r := range t.configured {
 			fp := sha256.Sum256(r.Raw)
 			log.Warn("SGX trusted root configured (sgx.roots/extra_roots): quotes chaining to it are accepted", "subject", r.Subject.String(), "sha256", hex.EncodeToString(fp[:]))
 		}
