@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/policy"
@@ -53,7 +54,21 @@ type compiledPolicy struct {
 
 const maxCompiled = 128
 
-// compile parses text, reusing an earlier parse of the same text.
+// parseDraft parses caller-supplied policy text (draftPolicyForAttestation,
+// dry runs) for one call. Drafts are never cached: attest calls need no
+// token, so a cache keyed by draft text would let anonymous callers pin
+// memory with distinct large drafts.
+func parseDraft(text string) (*compiledPolicy, error) {
+	p, err := policy.Parse(text)
+	if err != nil {
+		return nil, parseError(err)
+	}
+	return &compiledPolicy{p: p, hash: policy.Hash(text)}, nil
+}
+
+// compile parses the text of a policy in force, reusing an earlier parse of
+// the same text. Only stored policies reach it, so the cache is bounded by
+// what admins set.
 func (in *Instance) compile(text string) (*compiledPolicy, error) {
 	in.mu.Lock()
 	c, ok := in.compiled[text]
@@ -68,7 +83,7 @@ func (in *Instance) compile(text string) (*compiledPolicy, error) {
 	c = &compiledPolicy{p: p, hash: policy.Hash(text)}
 	in.mu.Lock()
 	if len(in.compiled) >= maxCompiled {
-		clear(in.compiled) // drafts can be arbitrary; keep the cache bounded
+		clear(in.compiled) // many policy changes: start over, keep it bounded
 	}
 	in.compiled[text] = c
 	in.mu.Unlock()
@@ -105,7 +120,13 @@ func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (string, err
 	if len(req.Evidence) == 0 {
 		return "", errorf(CodeInvalidParameter, "the request carries no evidence (quote/report) for %s", req.Type)
 	}
-	cp, err := in.compile(text)
+	var cp *compiledPolicy
+	var err error
+	if req.DraftPolicy != nil {
+		cp, err = parseDraft(text)
+	} else {
+		cp, err = in.compile(text)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -243,7 +264,9 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 	// a service claim, and all of them under x-ms-policy (maa-policy.md §9).
 	claims := make(map[string]any, len(svc)+len(issued)+12)
 	for k, v := range issued {
-		claims[k] = v
+		if !serviceOwned(k) {
+			claims[k] = v
+		}
 	}
 	if len(issued) > 0 && t != evidence.Tpm { // Tpm reports: top level only (§9)
 		claims["x-ms-policy"] = issued
@@ -258,6 +281,27 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 	}
 	out.claims = claims
 	return out, nil
+}
+
+// serviceOwned reports whether a top-level token claim name belongs to the
+// service (maa-api.md §1.2): a policy-issued claim of that name stays inside
+// x-ms-policy only, even when the service sets no value of its own for this
+// token — otherwise a policy could forge, say, x-ms-policy-signer, nonce or
+// x-ms-runtime at top level (maa-policy.md §9: the service value wins).
+func serviceOwned(name string) bool {
+	switch name {
+	case "iss", "iat", "nbf", "exp", "jti", "nonce", "cnf",
+		"x-ms-ver", "x-ms-policy", "x-ms-policy-hash", "x-ms-policy-signer",
+		"x-ms-attestation-type", "x-ms-runtime", "x-ms-inittime",
+		"maa-attestationcollateral":
+		return true
+	}
+	for _, prefix := range []string{"x-ms-sgx-", "x-ms-sevsnpvm-", "x-ms-tpm-", "tdx_"} {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // bind checks that the evidence commits to the runtime and init-time data

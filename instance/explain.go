@@ -92,7 +92,13 @@ func (in *Instance) Explain(ctx context.Context, req *ExplainRequest) (*Explanat
 		}
 		r.Policy, source = &ap.Text, PolicySourceCurrent
 	}
-	cp, err := in.compile(*r.Policy)
+	var cp *compiledPolicy
+	var err error
+	if source == PolicySourceCurrent {
+		cp, err = in.compile(*r.Policy)
+	} else {
+		cp, err = parseDraft(*r.Policy)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -486,6 +487,46 @@ func TestAttestPipeline(t *testing.T) {
 		}
 		if c["x-ms-policy-hash"] != policy.Hash(issuing) || c["custom-name"] == nil || c["iss"] != "https://attestd.test/tenants/t" {
 			t.Errorf("claims %v", c)
+		}
+	})
+	t.Run("drafts are not cached", func(t *testing.T) {
+		// Attest needs no token: caching drafts by text would let anyone pin
+		// memory with distinct large drafts.
+		for i := range 3 {
+			req := attestReq(t, []byte("rt"), false)
+			req.DraftPolicy = strp(fmt.Sprintf("version=1.0; authorizationrules{ => permit(); }; // %d", i))
+			must(e.in.Attest(ctx, req))
+		}
+		e.in.mu.Lock()
+		defer e.in.mu.Unlock()
+		for text := range e.in.compiled {
+			if strings.Contains(text, "// ") {
+				t.Errorf("draft cached: %q", text)
+			}
+		}
+	})
+	t.Run("policy cannot forge service claims at top level", func(t *testing.T) {
+		// An unsigned policy, no nonce, binary runtime data: the service sets
+		// none of these names itself for this token.
+		const forging = `version=1.0; authorizationrules{ => permit(); }; issuancerules{
+			=> issue(type="x-ms-policy-signer", value="forged");
+			=> issue(type="nonce", value="n");
+			=> issue(type="x-ms-runtime", value="{}");
+			=> issue(type="x-ms-sgx-config-id", value="00");
+			=> issue(type="own-claim", value="kept"); };`
+		must(e.in.SetPolicy(ctx, "SgxEnclave", forging, Actor{}))
+		defer e.in.ResetPolicy(ctx, "SgxEnclave", "", Actor{})
+		c := e.claims(t, must(e.in.Attest(ctx, attestReq(t, []byte{1}, false))))
+		for _, name := range []string{"x-ms-policy-signer", "nonce", "x-ms-runtime", "x-ms-sgx-config-id"} {
+			if v, ok := c[name]; ok {
+				t.Errorf("policy-issued %s reached the top level: %v", name, v)
+			}
+			if c["x-ms-policy"].(map[string]any)[name] == nil {
+				t.Errorf("policy-issued %s missing from x-ms-policy", name)
+			}
+		}
+		if c["own-claim"] != "kept" {
+			t.Errorf("own-claim %v", c["own-claim"])
 		}
 	})
 	errs := []struct {
