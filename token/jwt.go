@@ -123,7 +123,7 @@ func (ks *KeySet) Unsigned(jku string, claims any) (string, error) {
 // by the header kid) and returns its payload. It is for tests and the
 // "attestd verify" tool; expiry is the caller's business.
 func (ks *KeySet) Verify(tok string) ([]byte, error) {
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		return nil, fmt.Errorf("token: parse: %w", err)
 	}

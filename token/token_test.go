@@ -69,7 +69,7 @@ func verifyLikeClient(t *testing.T, jwks []byte, tok string) map[string]any {
 	if err := json.Unmarshal(jwks, &raw); err != nil {
 		t.Fatal(err)
 	}
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatalf("ParseSigned: %v", err)
 	}
@@ -309,10 +309,10 @@ func TestUnsigned(t *testing.T) {
 	}
 	// go-jose parses it only when "none" is explicitly allowed, and the
 	// payload is the claims.
-	if _, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256}); err == nil {
+	if _, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.RS256}); err == nil {
 		t.Error("an RS256-only parser accepted the unsigned token")
 	}
-	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{"none"})
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{"none"})
 	if err != nil {
 		t.Fatalf("go-jose rejects the unsigned form: %v", err)
 	}

@@ -14,14 +14,6 @@ import (
 	"github.com/attestd/attestd/internal/testenv"
 )
 
-func ts(s string) time.Time {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	return t
-}
-
 // vectorSets are the collateral sets named in vectors/README.md. The windows
 // are the exact intersections; the README states them to the minute (D2
 // "10:00Z" is the PCK CRL's 10:00:35Z, near's "07:03" is 07:03:51Z, occlum's

@@ -247,7 +247,7 @@ func parseTCB(v asn1.RawValue, t *PCKTCB) error {
 
 func parseConfiguration(v asn1.RawValue) (*PlatformConfiguration, error) {
 	if !v.IsCompound || v.Tag != asn1.TagSequence {
-		return nil, errors.New("Configuration: not a SEQUENCE")
+		return nil, errors.New("configuration: not a SEQUENCE")
 	}
 	seq, err := parseSeq(v.FullBytes, "Configuration")
 	if err != nil {
@@ -257,7 +257,7 @@ func parseConfiguration(v asn1.RawValue) (*PlatformConfiguration, error) {
 	for _, kv := range seq {
 		var b bool
 		if _, err := asn1.Unmarshal(kv.Value.FullBytes, &b); err != nil {
-			return nil, fmt.Errorf("Configuration %s: %w", kv.ID, err)
+			return nil, fmt.Errorf("configuration %s: %w", kv.ID, err)
 		}
 		switch kv.ID.String() {
 		case oidConfiguration.String() + ".1":
@@ -267,7 +267,7 @@ func parseConfiguration(v asn1.RawValue) (*PlatformConfiguration, error) {
 		case oidConfiguration.String() + ".3":
 			c.SMTEnabled = &b
 		default:
-			return nil, fmt.Errorf("Configuration: unknown entry %s", kv.ID)
+			return nil, fmt.Errorf("configuration: unknown entry %s", kv.ID)
 		}
 	}
 	return c, nil

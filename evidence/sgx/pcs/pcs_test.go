@@ -18,6 +18,7 @@ func pckFromQuote(t testing.TB, rel string) *x509.Certificate {
 	blk, _ := pem.Decode(b[indexOf(b, "-----BEGIN"):])
 	if blk == nil {
 		t.Fatal("no PEM in quote")
+		return nil
 	}
 	c, err := x509.ParseCertificate(blk.Bytes)
 	if err != nil {

@@ -2,7 +2,6 @@ package jmespath
 
 import (
 	"errors"
-	"math"
 	"strconv"
 	"unicode/utf8"
 )
@@ -406,8 +405,6 @@ func typeName(v any) string {
 	}
 	return "unknown"
 }
-
-func isInt(f float64) bool { return f == math.Trunc(f) && !math.IsInf(f, 0) }
 
 func runeLen(s string) int { return utf8.RuneCountInString(s) }
 
