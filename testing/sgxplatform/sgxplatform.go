@@ -104,6 +104,15 @@ type QuoteOptions struct {
 	ISVFamilyID          [16]byte
 }
 
+// BindInitTime makes o a KSS enclave whose CONFIGID binds init-time data the
+// way MAA checks it: SHA-256(data) is the lower 32 bytes of CONFIGID. The
+// upper 32 bytes are left as they are (a verifier must ignore them).
+func (o *QuoteOptions) BindInitTime(data []byte) {
+	o.KSS = true
+	h := sha256.Sum256(data)
+	copy(o.ConfigID[:32], h[:])
+}
+
 // Platform is one fake SGX machine with its CA hierarchy and collateral.
 type Platform struct {
 	opts Options
