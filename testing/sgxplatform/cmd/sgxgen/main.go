@@ -16,7 +16,17 @@
 //	oe-report.bin         OpenEnclave remote report, REPORTDATA[0:32] = SHA-256(runtime.bin)
 //	oe-report-json.bin    OpenEnclave remote report, REPORTDATA[0:32] = SHA-256(runtime.json)
 //	oe-evidence.bin       OE SGX_ECDSA evidence with custom claims (bound by the OE format)
-//	manifest.json         what the files contain: enclave identity, report data, validity window
+//	inittime.bin          binary init-time data; inittime.json: JSON init-time data
+//	sgx-quote-v3-kss.bin, sgx-quote-v4-kss.bin
+//	                      KSS enclave quotes: REPORTDATA binds runtime.bin,
+//	                      CONFIGID[0:32] = SHA-256(inittime.bin)
+//	sgx-quote-v3-kss-json.bin, sgx-quote-v4-kss-json.bin
+//	                      KSS enclave quotes: REPORTDATA binds runtime.json,
+//	                      CONFIGID[0:32] = SHA-256(inittime.json)
+//	oe-report-kss.bin, oe-report-kss-json.bin
+//	                      the same as OpenEnclave reports (v3 quote inside)
+//	manifest.json         what the files contain: enclave identity, report data,
+//	                      KSS fields, validity window
 //
 // Certificates are valid from now-24h for a year, TCB info, QE identity and
 // CRLs from now-1h for 30 days (-now moves the window). The root's private
@@ -35,6 +45,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/attestd/attestd/collateral/bundle"
@@ -60,6 +71,23 @@ const (
 	SVN       = 3
 )
 
+// KSS identity of the KSS enclave files (ATTRIBUTES.KSS set): CONFIGSVN,
+// ISVEXTPRODID, ISVFAMILYID, and the upper half of CONFIGID, which MAA does
+// not bind to init-time data (only the lower 32 bytes are SHA-256 of it).
+var (
+	ConfigSVN            = uint16(0x0102)
+	ISVExtendedProductID = [16]byte{0xe0, 0xe1, 0xe2, 0xe3, 0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xee, 0xef}
+	ISVFamilyID          = [16]byte{0xfa, 0x31, 0x1e, 0x5a, 0x77, 0xe5, 0x7d, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01}
+	ConfigIDUpper        = sha256.Sum256([]byte("attestd sgxgen config id, upper half (not bound)"))
+)
+
+// InitTimeBinary and InitTimeJSON are the init-time data the KSS enclaves'
+// CONFIGID binds.
+var (
+	InitTimeBinary = []byte{0xc0, 0xf1, 0x00, 'k', 's', 's', 0xff}
+	InitTimeJSON   = []byte(`{"config":{"mode":"production","replicas":3,"features":["kss","inittime"]},"owner":"attestd sgxgen"}`)
+)
+
 // RuntimeBinary and RuntimeJSON are the runtime data bound into the report data.
 var (
 	RuntimeBinary = []byte{0x00, 0x01, 0x02, 0xfe, 0xff, 'a', 't', 't', 'e', 's', 't', 'd'}
@@ -80,6 +108,18 @@ type Manifest struct {
 	Files           map[string]string `json:"files"`
 	ReportData      map[string]string `json:"report_data"` // file → hex REPORTDATA
 	OECustomClaims  map[string]string `json:"oe_custom_claims"`
+	// KSS maps each KSS enclave file to its KSS fields.
+	KSS map[string]KSS `json:"kss"`
+}
+
+// KSS describes one KSS enclave file of the manifest.
+type KSS struct {
+	InitTime             string `json:"init_time"` // the file whose SHA-256 is config_id[0:32]
+	InitTimeDataType     string `json:"init_time_data_type"`
+	ConfigID             string `json:"config_id"` // hex, 64 bytes
+	ConfigSVN            int    `json:"config_svn"`
+	ISVExtendedProductID string `json:"isv_extended_product_id"` // hex, 16 bytes
+	ISVFamilyID          string `json:"isv_family_id"`           // hex, 16 bytes
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -135,12 +175,15 @@ func run(args []string, stdout, stderr io.Writer) error {
 		OECustomClaims: map[string]string{
 			"attestd.purpose": "sgxgen test claim",
 		},
+		KSS: map[string]KSS{},
 	}
 	files := map[string][]byte{
 		"root.pem":        rootPEM,
 		"collateral.json": coll,
 		"runtime.bin":     RuntimeBinary,
 		"runtime.json":    RuntimeJSON,
+		"inittime.bin":    InitTimeBinary,
+		"inittime.json":   InitTimeJSON,
 		"attestd.json": []byte(`{
   "collateral": {"type": "bundle", "path": "collateral.json"},
   "sgx": {"roots": ["root.pem"]}
@@ -153,20 +196,43 @@ func run(args []string, stdout, stderr io.Writer) error {
 	describe("attestd.json", "attestd configuration trusting root.pem with collateral.json as bundle")
 	describe("runtime.bin", "binary runtime data")
 	describe("runtime.json", "JSON runtime data")
+	describe("inittime.bin", "binary init-time data (bound by the CONFIGID of the *-kss.bin files)")
+	describe("inittime.json", "JSON init-time data (bound by the CONFIGID of the *-kss-json.bin files)")
 
 	quotes := []struct {
 		name, what string
 		data       []byte
 		version    int
 		oe         bool
+		initTime   string // KSS enclave whose CONFIGID binds this file
 	}{
-		{"sgx-quote-v3.bin", "SGX quote v3 binding runtime.bin", RuntimeBinary, abi.QuoteVersion3, false},
-		{"sgx-quote-v4.bin", "SGX quote v4 binding runtime.json", RuntimeJSON, abi.QuoteVersion4, false},
-		{"oe-report.bin", "OpenEnclave report binding runtime.bin", RuntimeBinary, abi.QuoteVersion3, true},
-		{"oe-report-json.bin", "OpenEnclave report binding runtime.json", RuntimeJSON, abi.QuoteVersion3, true},
+		{"sgx-quote-v3.bin", "SGX quote v3 binding runtime.bin", RuntimeBinary, abi.QuoteVersion3, false, ""},
+		{"sgx-quote-v4.bin", "SGX quote v4 binding runtime.json", RuntimeJSON, abi.QuoteVersion4, false, ""},
+		{"oe-report.bin", "OpenEnclave report binding runtime.bin", RuntimeBinary, abi.QuoteVersion3, true, ""},
+		{"oe-report-json.bin", "OpenEnclave report binding runtime.json", RuntimeJSON, abi.QuoteVersion3, true, ""},
+		{"sgx-quote-v3-kss.bin", "SGX quote v3 of a KSS enclave binding runtime.bin (REPORTDATA) and inittime.bin (CONFIGID)", RuntimeBinary, abi.QuoteVersion3, false, "inittime.bin"},
+		{"sgx-quote-v4-kss.bin", "SGX quote v4 of a KSS enclave binding runtime.bin (REPORTDATA) and inittime.bin (CONFIGID)", RuntimeBinary, abi.QuoteVersion4, false, "inittime.bin"},
+		{"sgx-quote-v3-kss-json.bin", "SGX quote v3 of a KSS enclave binding runtime.json (REPORTDATA) and inittime.json (CONFIGID)", RuntimeJSON, abi.QuoteVersion3, false, "inittime.json"},
+		{"sgx-quote-v4-kss-json.bin", "SGX quote v4 of a KSS enclave binding runtime.json (REPORTDATA) and inittime.json (CONFIGID)", RuntimeJSON, abi.QuoteVersion4, false, "inittime.json"},
+		{"oe-report-kss.bin", "OpenEnclave report of a KSS enclave binding runtime.bin (REPORTDATA) and inittime.bin (CONFIGID)", RuntimeBinary, abi.QuoteVersion3, true, "inittime.bin"},
+		{"oe-report-kss-json.bin", "OpenEnclave report of a KSS enclave binding runtime.json (REPORTDATA) and inittime.json (CONFIGID)", RuntimeJSON, abi.QuoteVersion3, true, "inittime.json"},
 	}
 	for _, q := range quotes {
 		o := bound(q.data, q.version)
+		if q.initTime != "" {
+			o.ConfigSVN, o.ISVExtendedProductID, o.ISVFamilyID = ConfigSVN, ISVExtendedProductID, ISVFamilyID
+			copy(o.ConfigID[32:], ConfigIDUpper[:])
+			o.BindInitTime(files[q.initTime])
+			dataType := "Binary"
+			if strings.HasSuffix(q.initTime, ".json") {
+				dataType = "JSON"
+			}
+			m.KSS[q.name] = KSS{
+				InitTime: q.initTime, InitTimeDataType: dataType,
+				ConfigID: hex.EncodeToString(o.ConfigID[:]), ConfigSVN: int(ConfigSVN),
+				ISVExtendedProductID: hex.EncodeToString(ISVExtendedProductID[:]), ISVFamilyID: hex.EncodeToString(ISVFamilyID[:]),
+			}
+		}
 		var b []byte
 		if q.oe {
 			b, err = p.OEReport(o)
