@@ -120,6 +120,81 @@ test("attestOpenEnclave: report with binary and JSON runtime data, evidence with
   }
 });
 
+// KSS enclaves: CONFIGID[0:32] = SHA-256(init-time data) (manifest.kss).
+const initTimeBin = gen("inittime.bin");
+const initTimeJSON = gen("inittime.json");
+const kssClaimNames = ["x-ms-sgx-config-id", "x-ms-sgx-config-svn", "x-ms-sgx-isv-extended-product-id", "x-ms-sgx-isv-family-id"];
+
+function assertKSS(result, file) {
+  const claims = assertEnclave(result);
+  const k = manifest.kss[file];
+  assert.ok(k, `manifest.kss lists ${file}`);
+  assert.equal(claims["x-ms-sgx-config-id"], k.config_id);
+  assert.equal(claims["x-ms-sgx-config-id"].length, 128);
+  assert.equal(claims["x-ms-sgx-config-id"].slice(0, 64), createHash("sha256").update(gen(k.init_time)).digest("hex"));
+  assert.equal(claims["x-ms-sgx-config-svn"], k.config_svn);
+  assert.equal(claims["x-ms-sgx-isv-extended-product-id"], k.isv_extended_product_id);
+  assert.equal(claims["x-ms-sgx-isv-family-id"], k.isv_family_id);
+  return claims;
+}
+
+test("KSS enclaves: init-time data bound by CONFIGID (binary and JSON, quotes v3/v4, OE reports)", async () => {
+  for (const [attest, file, opts, json] of [
+    [client.attestSgxEnclave, "sgx-quote-v3-kss.bin", { runTimeData: runtimeBin, initTimeData: initTimeBin }, false],
+    [client.attestSgxEnclave, "sgx-quote-v4-kss.bin", { runTimeData: runtimeBin, initTimeData: initTimeBin }, false],
+    [client.attestSgxEnclave, "sgx-quote-v3-kss-json.bin", { runTimeJson: runtimeJSON, initTimeJson: initTimeJSON }, true],
+    [client.attestSgxEnclave, "sgx-quote-v4-kss-json.bin", { runTimeJson: runtimeJSON, initTimeJson: initTimeJSON }, true],
+    [client.attestOpenEnclave, "oe-report-kss.bin", { runTimeData: runtimeBin, initTimeData: initTimeBin }, false],
+    [client.attestOpenEnclave, "oe-report-kss-json.bin", { runTimeJson: runtimeJSON, initTimeJson: initTimeJSON }, true],
+  ]) {
+    const r = await attest.call(client, gen(file), opts);
+    assert.equal(r.token.algorithm, "RS256", file);
+    const claims = assertKSS(r, file);
+    assertDefaultPolicyClaims(r);
+    assert.equal(manifest.kss[file].init_time_data_type, json ? "JSON" : "Binary");
+    if (json) {
+      assert.deepEqual(r.body.initTimeClaims, JSON.parse(initTimeJSON), file);
+      assert.deepEqual(claims["x-ms-inittime"], JSON.parse(initTimeJSON), file);
+      assert.deepEqual(r.body.runTimeClaims, JSON.parse(runtimeJSON), file);
+    } else {
+      assert.equal(r.body.initTimeClaims, undefined, file);
+      assert.equal(claims["x-ms-inittime"], undefined, file);
+      assert.deepEqual(Buffer.from(r.body.enclaveHeldData), runtimeBin, file);
+    }
+  }
+  // Without init-time data a KSS enclave still attests, with its KSS claims.
+  assertKSS(await client.attestSgxEnclave(gen("sgx-quote-v3-kss.bin")), "sgx-quote-v3-kss.bin");
+});
+
+test("KSS claims reach the policy", async () => {
+  const k = manifest.kss["sgx-quote-v4-kss-json.bin"];
+  const draft = 'version=1.0; authorizationrules{ c:[type=="x-ms-sgx-config-svn", value==' + k.config_svn +
+    '] && d:[type=="x-ms-sgx-isv-family-id", value=="' + k.isv_family_id + '"] => permit(); };' +
+    ' issuancerules{ c:[type=="x-ms-sgx-config-id"] => issue(type="config-id", value=c.value); };';
+  const r = await client.attestSgxEnclave(gen("sgx-quote-v4-kss-json.bin"), { initTimeJson: initTimeJSON, draftPolicyForAttestation: draft });
+  assert.equal(r.token.algorithm, "none");
+  assert.equal(r.body.policyClaims["config-id"], k.config_id);
+  // The same policy denies a non-KSS enclave (it has no x-ms-sgx-config-svn).
+  await rejectsWith(client.attestSgxEnclave(gen("sgx-quote-v4.bin"), { draftPolicyForAttestation: draft }), 400, "PolicyEvaluationError");
+});
+
+test("init-time data that CONFIGID does not bind is rejected; non-KSS enclaves carry no KSS claims", async () => {
+  for (const [attest, file, opts] of [
+    [client.attestSgxEnclave, "sgx-quote-v3-kss-json.bin", { initTimeData: initTimeBin }], // bound: inittime.json
+    [client.attestSgxEnclave, "sgx-quote-v4-kss.bin", { initTimeJson: initTimeJSON }], // bound: inittime.bin
+    [client.attestSgxEnclave, "sgx-quote-v4-kss.bin", { initTimeData: Buffer.concat([initTimeBin, Buffer.from([0])]) }],
+    [client.attestOpenEnclave, "oe-report-kss-json.bin", { initTimeJson: Buffer.from('{"config":{"mode":"debug"}}') }],
+    [client.attestSgxEnclave, "sgx-quote-v3.bin", { initTimeData: initTimeBin }], // non-KSS: CONFIGID is zero
+    [client.attestOpenEnclave, "oe-report.bin", { initTimeData: initTimeBin }],
+  ]) {
+    await rejectsWith(attest.call(client, gen(file), opts), 400, "InvalidParameter", /inittimedata\.binding/);
+  }
+  for (const [attest, file] of [[client.attestSgxEnclave, "sgx-quote-v3.bin"], [client.attestSgxEnclave, "sgx-quote-v4.bin"], [client.attestOpenEnclave, "oe-report.bin"]]) {
+    const claims = assertEnclave(await attest.call(client, gen(file)));
+    for (const c of [...kssClaimNames, "x-ms-inittime"]) assert.equal(claims[c], undefined, `${file}: ${c}`);
+  }
+});
+
 test("draftPolicyForAttestation: unsigned token with the draft's claims", async () => {
   const draft = 'version=1.0; authorizationrules{ c:[type=="x-ms-sgx-mrsigner", value=="' + manifest.mrsigner +
     '"] => permit(); }; issuancerules{ c:[type=="x-ms-sgx-svn"] => issue(type="draft-svn", value=c.value); };';
