@@ -37,6 +37,9 @@ type FileOptions struct {
 	// Runtime, when set, must hash (SHA-256) to report_data[0:32]; it also
 	// yields x-ms-sgx-ehd when Binary.
 	Runtime *evidence.Data
+	// InitTime, when set, must hash (SHA-256) to CONFIGID[0:32] (a KSS
+	// enclave's init-time data, maa-api.md §1.1).
+	InitTime *evidence.Data
 	// DiagnosticSkipCollateral: see Options.DiagnosticSkipCollateral.
 	DiagnosticSkipCollateral bool
 }
@@ -53,14 +56,22 @@ func VerifyFile(ctx context.Context, o FileOptions) (*evidence.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := v.Verify(ctx, &evidence.Request{Type: o.Type, Evidence: DecodeEvidence(o.Evidence), Runtime: o.Runtime})
+	res, err := v.Verify(ctx, &evidence.Request{Type: o.Type, Evidence: DecodeEvidence(o.Evidence), Runtime: o.Runtime, InitTime: o.InitTime})
 	if err != nil {
 		return nil, err
 	}
+	// The same checks, under the same names, as the server's pipeline
+	// (instance.bind), so an offline rejection reads like an online one.
 	if o.Runtime != nil {
 		h := sha256.Sum256(o.Runtime.Bytes)
 		if !bytes.Equal(h[:], res.ReportData[:32]) {
-			return nil, evidence.Errorf("runtime_data.binding", "SHA-256 of the runtime data %x is not report_data[0:32] %x", h, res.ReportData[:32])
+			return nil, evidence.Errorf("runtimedata.binding", "SHA-256 of the runtime data %x is not report_data[0:32] %x", h, res.ReportData[:32])
+		}
+	}
+	if o.InitTime != nil {
+		h := sha256.Sum256(o.InitTime.Bytes)
+		if !bytes.Equal(h[:], res.InitTimeBinding[:32]) {
+			return nil, evidence.Errorf("inittimedata.binding", "SHA-256 of the init-time data %x is not CONFIGID[0:32] %x (a non-KSS enclave's CONFIGID is zero)", h, res.InitTimeBinding[:32])
 		}
 	}
 	return res, nil
@@ -125,7 +136,7 @@ const (
 //
 //	attestd verify --type SgxEnclave|OpenEnclave --evidence quote.bin --collateral coll.json|dir
 //	               [--at 2025-07-01T00:00:00Z] [--grace 24h] [--roots root.pem]
-//	               [--runtime-data file] [--diagnostic-skip-collateral]
+//	               [--runtime-data file] [--init-time-data file] [--diagnostic-skip-collateral]
 func RunVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("attestd verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -136,6 +147,7 @@ func RunVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	grace := fs.Duration("grace", 0, "accept collateral expired at most this long ago (the output says so)")
 	rootsPath := fs.String("roots", "", "PEM file of trusted root certificates replacing Intel's SGX Root CA")
 	rtPath := fs.String("runtime-data", "", "runtime data file (binary) whose SHA-256 must equal report_data[0:32]")
+	itPath := fs.String("init-time-data", "", "init-time data file (binary) whose SHA-256 must equal CONFIGID[0:32] (KSS enclaves)")
 	diag := fs.Bool("diagnostic-skip-collateral", false, "DIAGNOSTIC ONLY: check quote signatures and PCK chain signatures, skip clock, CRLs, TCB info and QE identity")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -193,6 +205,13 @@ func RunVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return usage("%v", err)
 		}
 		o.Runtime = &evidence.Data{Bytes: b}
+	}
+	if *itPath != "" {
+		b, err := os.ReadFile(*itPath)
+		if err != nil {
+			return usage("%v", err)
+		}
+		o.InitTime = &evidence.Data{Bytes: b}
 	}
 	res, err := VerifyFile(ctx, o)
 	if err != nil {
