@@ -20,6 +20,14 @@ type Request struct {
 	FMSPC string // 12 lower-case hex characters, from the PCK certificate
 	// CA is the PCK CA that issued the PCK certificate: "processor" or "platform".
 	CA string
+	// TCBEvaluationDataNumber selects a TCB baseline: 0 asks for the
+	// source's standard TCB info and QE identity (what PCS serves without
+	// the parameter); N > 0 asks for the TCB info and QE identity whose
+	// tcbEvaluationDataNumber is N (PCS v4's tcbEvaluationDataNumber query
+	// parameter). A source that cannot serve N answers an error wrapping
+	// ErrNotFound; sources never substitute another number, and verifiers
+	// still check the number in the signed documents.
+	TCBEvaluationDataNumber int
 }
 
 // Collateral is the set of Intel-signed documents one quote is checked

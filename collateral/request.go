@@ -21,6 +21,11 @@ func (r Request) Normalize() (Request, error) {
 		TEE:   TEE(strings.ToUpper(string(r.TEE))),
 		FMSPC: strings.ToLower(r.FMSPC),
 		CA:    strings.ToLower(r.CA),
+
+		TCBEvaluationDataNumber: r.TCBEvaluationDataNumber,
+	}
+	if n.TCBEvaluationDataNumber < 0 {
+		return Request{}, fmt.Errorf("collateral request: TCB evaluation data number %d is negative", r.TCBEvaluationDataNumber)
 	}
 	if n.TEE != SGX && n.TEE != TDX {
 		return Request{}, fmt.Errorf("collateral request: TEE %q is neither %s nor %s", r.TEE, SGX, TDX)
@@ -36,7 +41,35 @@ func (r Request) Normalize() (Request, error) {
 
 // String renders r for logs and error messages.
 func (r Request) String() string {
+	if r.TCBEvaluationDataNumber != 0 {
+		return fmt.Sprintf("%s FMSPC %s (PCK %s CA, TCB evaluation data number %d)", r.TEE, r.FMSPC, r.CA, r.TCBEvaluationDataNumber)
+	}
 	return fmt.Sprintf("%s FMSPC %s (PCK %s CA)", r.TEE, r.FMSPC, r.CA)
+}
+
+// Default returns r asking for the standard TCB baseline (number 0).
+func (r Request) Default() Request {
+	r.TCBEvaluationDataNumber = 0
+	return r
+}
+
+// Serves reports whether collateral described by info answers r: same TEE,
+// FMSPC and CA, and, when r selects a TCB evaluation data number, a TCB info
+// and QE identity that both carry that number. Caches and verifiers use it
+// so a source cannot pass off another baseline as the one asked for.
+func (r Request) Serves(info *Info) error {
+	if info.Request != r.Default() {
+		return fmt.Errorf("%w: collateral is for %s, not %s", ErrMalformed, info.Request, r.Default())
+	}
+	if n := r.TCBEvaluationDataNumber; n != 0 {
+		if got := info.TCBInfo.TCBEvaluationDataNumber; got != n {
+			return fmt.Errorf("%w: asked for TCB evaluation data number %d, the TCB info has %d", ErrMalformed, n, got)
+		}
+		if got := info.QEIdentity.TCBEvaluationDataNumber; got != n {
+			return fmt.Errorf("%w: asked for TCB evaluation data number %d, the QE identity has %d", ErrMalformed, n, got)
+		}
+	}
+	return nil
 }
 
 func checkFMSPC(s string) error {

@@ -42,7 +42,15 @@
 // for the automata and mobilecoin test layouts.
 //
 // When several documents fill the same slot (two QE identities for SGX, two
-// Root CA CRLs), the one issued last wins — what PCS would serve now. A TCB
+// Root CA CRLs), the one issued last wins — what PCS would serve now.
+//
+// TCB baselines: a bundle may hold several TCB infos per FMSPC and several QE
+// identities that differ in tcbEvaluationDataNumber (e.g. the answers of PCS
+// with ?tcbEvaluationDataNumber=N kept side by side). A Request with
+// TCBEvaluationDataNumber 0 gets the newest documents as above; a Request
+// with N gets the TCB info and the QE identity whose number is N (the newest
+// of each if there are several), or an error wrapping ErrNotFound. Baselines
+// lists the numbers served. A TCB
 // info that came in a whole set (a dcap-qvl file, a QVE dump) is served with
 // the rest of its own set for that set's PCK CA, so sets kept side by side in
 // one directory are never mixed.
@@ -159,6 +167,12 @@ func (b *Bundle) Get(_ context.Context, req collateral.Request) (*collateral.Col
 	if err, ok := b.gaps[n]; ok {
 		return nil, fmt.Errorf("collateral bundle %s: %s: %w", b.path, n, err)
 	}
+	if num := n.TCBEvaluationDataNumber; num != 0 {
+		if _, ok := b.sets[n.Default()]; ok {
+			return nil, fmt.Errorf("collateral bundle %s: %w: no TCB info and QE identity with TCB evaluation data number %d for FMSPC %s (%s); it has numbers %v",
+				b.path, collateral.ErrNotFound, num, n.FMSPC, n.TEE, b.Baselines(n.TEE, n.FMSPC))
+		}
+	}
 	var have []string
 	for _, r := range b.Requests() {
 		if r.TEE == n.TEE && r.FMSPC == n.FMSPC {
@@ -174,11 +188,14 @@ func (b *Bundle) Get(_ context.Context, req collateral.Request) (*collateral.Col
 		b.path, collateral.ErrNotFound, n.FMSPC, n.TEE, n.CA, n.TEE, have)
 }
 
-// Requests lists every request the bundle can answer, sorted.
+// Requests lists every standard request (TCBEvaluationDataNumber 0) the
+// bundle can answer, sorted. Baselines lists the numbered ones.
 func (b *Bundle) Requests() []collateral.Request {
 	out := make([]collateral.Request, 0, len(b.sets))
 	for r := range b.sets {
-		out = append(out, r)
+		if r.TCBEvaluationDataNumber == 0 {
+			out = append(out, r)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].TEE != out[j].TEE {
@@ -201,4 +218,18 @@ func (b *Bundle) Info(req collateral.Request) (*collateral.Info, bool) {
 	}
 	i, ok := b.infos[n]
 	return i, ok
+}
+
+// Baselines returns, in ascending order, the TCB evaluation data numbers the
+// bundle can serve as a baseline (a TCB info and a QE identity of that
+// number) for tee and, when fmspc is not empty, that FMSPC (lower-case hex).
+func (b *Bundle) Baselines(tee collateral.TEE, fmspc string) []int {
+	var out []int
+	for r := range b.sets {
+		if n := r.TCBEvaluationDataNumber; n != 0 && r.TEE == tee && (fmspc == "" || r.FMSPC == fmspc) && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -30,6 +30,7 @@ type docSlot struct {
 	sig   []byte
 	chain []byte // nil until resolved from certificate files
 	issue time.Time
+	num   int // tcbEvaluationDataNumber
 }
 
 // wholeSet is a set that came whole (dcap-qvl JSON, QVE dump). Its items are
@@ -50,6 +51,14 @@ type tcbKey struct {
 	fmspc string
 }
 
+// numKey files documents by TCB evaluation data number; fmspc is empty for
+// QE identities.
+type numKey struct {
+	tee   collateral.TEE
+	fmspc string
+	num   int
+}
+
 type certFile struct {
 	path  string
 	raw   []byte // the file as found (PEM), or PEM made from a DER file
@@ -57,30 +66,46 @@ type certFile struct {
 	hint  string // slot the file name mentions: "tcb", "qe", "pckcrl" or ""
 }
 
-// slots holds, per collateral slot, the newest document found so far.
+// slots holds, per collateral slot, the newest document found so far; tcbN
+// and qeN hold the newest per TCB evaluation data number (the baselines a
+// request with a TCBEvaluationDataNumber selects).
 type slots struct {
 	tcb   map[tcbKey]*docSlot
 	qe    map[collateral.TEE]*docSlot
+	tcbN  map[numKey]*docSlot
+	qeN   map[numKey]*docSlot
 	pck   map[string]*crlSlot
 	root  *crlSlot
 	certs []*certFile
 	whole map[collateral.Request]*wholeSet
-	err   error
+	// wholeN holds whole sets by request with TCBEvaluationDataNumber set
+	// (only sets whose TCB info and QE identity carry the same number).
+	wholeN map[collateral.Request]*wholeSet
+	err    error
 }
 
 func newSlots() *slots {
-	return &slots{tcb: map[tcbKey]*docSlot{}, qe: map[collateral.TEE]*docSlot{}, pck: map[string]*crlSlot{}, whole: map[collateral.Request]*wholeSet{}}
+	return &slots{tcb: map[tcbKey]*docSlot{}, qe: map[collateral.TEE]*docSlot{}, tcbN: map[numKey]*docSlot{}, qeN: map[numKey]*docSlot{},
+		pck: map[string]*crlSlot{}, whole: map[collateral.Request]*wholeSet{}, wholeN: map[collateral.Request]*wholeSet{}}
 }
 
 func (s *slots) putTCB(k tcbKey, d *docSlot) {
 	if old, ok := s.tcb[k]; !ok || d.issue.After(old.issue) {
 		s.tcb[k] = d
 	}
+	nk := numKey{k.tee, k.fmspc, d.num}
+	if old, ok := s.tcbN[nk]; !ok || d.issue.After(old.issue) {
+		s.tcbN[nk] = d
+	}
 }
 
 func (s *slots) putQE(tee collateral.TEE, d *docSlot) {
 	if old, ok := s.qe[tee]; !ok || d.issue.After(old.issue) {
 		s.qe[tee] = d
+	}
+	nk := numKey{tee: tee, num: d.num}
+	if old, ok := s.qeN[nk]; !ok || d.issue.After(old.issue) {
+		s.qeN[nk] = d
 	}
 }
 
@@ -97,11 +122,11 @@ func (s *slots) putCRL(c *crlSlot) {
 }
 
 func (s *slots) merge(o *slots) {
-	for k, d := range o.tcb {
-		s.putTCB(k, d)
+	for k, d := range o.tcbN {
+		s.putTCB(tcbKey{k.tee, k.fmspc}, d)
 	}
-	for k, d := range o.qe {
-		s.putQE(k, d)
+	for k, d := range o.qeN {
+		s.putQE(k.tee, d)
 	}
 	for _, c := range o.pck {
 		s.putCRL(c)
@@ -113,6 +138,9 @@ func (s *slots) merge(o *slots) {
 	for _, w := range o.whole {
 		s.putWhole(w)
 	}
+	for _, w := range o.wholeN {
+		s.putWhole(w)
+	}
 	if s.err == nil {
 		s.err = o.err
 	}
@@ -122,6 +150,12 @@ func (s *slots) putWhole(w *wholeSet) {
 	r := w.info.Request
 	if old, ok := s.whole[r]; !ok || w.info.TCBInfo.IssueDate.After(old.info.TCBInfo.IssueDate) {
 		s.whole[r] = w
+	}
+	if n := w.info.TCBInfo.TCBEvaluationDataNumber; n > 0 && n == w.info.QEIdentity.TCBEvaluationDataNumber {
+		r.TCBEvaluationDataNumber = n
+		if old, ok := s.wholeN[r]; !ok || w.info.TCBInfo.IssueDate.After(old.info.TCBInfo.IssueDate) {
+			s.wholeN[r] = w
+		}
 	}
 }
 
@@ -247,7 +281,7 @@ func (s *slots) addJSON(path string, b []byte) error {
 		if err != nil {
 			return err
 		}
-		s.putTCB(tcbKey{h.TEE(), h.FMSPC}, &docSlot{path: path, body: d.Body, sig: d.Signature, issue: h.IssueDate})
+		s.putTCB(tcbKey{h.TEE(), h.FMSPC}, &docSlot{path: path, body: d.Body, sig: d.Signature, issue: h.IssueDate, num: h.TCBEvaluationDataNumber})
 	case m["enclaveIdentity"] != nil || m["qeIdentity"] != nil:
 		d, err := collateral.ParseQEIdentityResponse(b)
 		if err != nil {
@@ -261,7 +295,7 @@ func (s *slots) addJSON(path string, b []byte) error {
 		if !ok {
 			return nil // a QVE identity: not part of quote collateral
 		}
-		s.putQE(tee, &docSlot{path: path, body: d.Body, sig: d.Signature, issue: h.IssueDate})
+		s.putQE(tee, &docSlot{path: path, body: d.Body, sig: d.Signature, issue: h.IssueDate, num: h.TCBEvaluationDataNumber})
 	case m["tcb_info"] != nil:
 		c, err := ParseQVLJSON(b)
 		if err != nil {
@@ -408,12 +442,12 @@ func build(path string, s *slots) (*Bundle, error) {
 	if s.err != nil {
 		return nil, fmt.Errorf("collateral bundle %s: %w", path, s.err)
 	}
-	for _, d := range s.tcb {
+	for _, d := range s.tcbN { // every TCB info, the newest of s.tcb included
 		if d.chain == nil {
 			d.chain = resolveChain(s.certs, filepath.Dir(d.path), d.issue, "tcb", isTCBSigner)
 		}
 	}
-	for _, d := range s.qe {
+	for _, d := range s.qeN {
 		if d.chain == nil {
 			d.chain = resolveChain(s.certs, filepath.Dir(d.path), d.issue, "qe", isTCBSigner)
 		}
@@ -436,7 +470,7 @@ func build(path string, s *slots) (*Bundle, error) {
 	for k, tcb := range s.tcb {
 		for _, ca := range []string{collateral.CAProcessor, collateral.CAPlatform} {
 			req := collateral.Request{TEE: k.tee, FMSPC: k.fmspc, CA: ca}
-			c, err := assemble(s, k, tcb, ca)
+			c, err := assemble(s, tcb, s.qe[k.tee], k.tee, ca)
 			if err == nil {
 				var info *collateral.Info
 				if info, err = c.Inspect(); err == nil {
@@ -452,12 +486,39 @@ func build(path string, s *slots) (*Bundle, error) {
 			}
 		}
 	}
-	for req, w := range s.whole {
-		if loose, ok := b.infos[req]; ok && !w.info.TCBInfo.IssueDate.After(loose.TCBInfo.IssueDate) {
+	// Baselines: a TCB info with number N goes with the QE identity of
+	// number N. A missing partner is a gap for that number only; it never
+	// fails Load, since the standard sets above are what most callers need.
+	for k, tcb := range s.tcbN {
+		if k.num <= 0 {
 			continue
 		}
-		b.sets[req], b.infos[req] = w.c, w.info
-		delete(b.gaps, req)
+		for _, ca := range []string{collateral.CAProcessor, collateral.CAPlatform} {
+			req := collateral.Request{TEE: k.tee, FMSPC: k.fmspc, CA: ca, TCBEvaluationDataNumber: k.num}
+			qe, ok := s.qeN[numKey{tee: k.tee, num: k.num}]
+			if !ok {
+				b.gaps[req] = fmt.Errorf("%w: no %s QE identity with TCB evaluation data number %d", collateral.ErrNotFound, k.tee, k.num)
+				continue
+			}
+			c, err := assemble(s, tcb, qe, k.tee, ca)
+			if err == nil {
+				var info *collateral.Info
+				if info, err = c.Inspect(); err == nil {
+					b.sets[req], b.infos[req] = c, info
+					continue
+				}
+			}
+			b.gaps[req] = err
+		}
+	}
+	for _, m := range []map[collateral.Request]*wholeSet{s.whole, s.wholeN} {
+		for req, w := range m {
+			if loose, ok := b.infos[req]; ok && !w.info.TCBInfo.IssueDate.After(loose.TCBInfo.IssueDate) {
+				continue
+			}
+			b.sets[req], b.infos[req] = w.c, w.info
+			delete(b.gaps, req)
+		}
 	}
 	if len(b.sets) == 0 {
 		if firstGap != nil {
@@ -468,10 +529,9 @@ func build(path string, s *slots) (*Bundle, error) {
 	return b, nil
 }
 
-func assemble(s *slots, k tcbKey, tcb *docSlot, ca string) (*collateral.Collateral, error) {
-	qe, ok := s.qe[k.tee]
-	if !ok {
-		return nil, fmt.Errorf("%w: no QE identity for %s", collateral.ErrNotFound, k.tee)
+func assemble(s *slots, tcb, qe *docSlot, tee collateral.TEE, ca string) (*collateral.Collateral, error) {
+	if qe == nil {
+		return nil, fmt.Errorf("%w: no QE identity for %s", collateral.ErrNotFound, tee)
 	}
 	pck, ok := s.pck[ca]
 	if !ok {

@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -306,8 +307,13 @@ func (c *Cache) fetch(ctx context.Context, key collateral.Request) (*collateral.
 	if err != nil {
 		return nil, fmt.Errorf("source returned unusable collateral: %w", err)
 	}
-	if info.Request != key {
+	if info.Request != key.Default() {
 		return nil, fmt.Errorf("%w: source returned collateral for %s", collateral.ErrMalformed, info.Request)
+	}
+	// Entries are keyed by TCB evaluation data number too: a source must
+	// not answer a baseline request with another baseline.
+	if err := key.Serves(info); err != nil {
+		return nil, fmt.Errorf("source returned collateral that does not answer %s: %w", key, err)
 	}
 	return col, nil
 }
@@ -321,7 +327,26 @@ func same(a, b *collateral.Collateral) bool {
 }
 
 func fileName(key collateral.Request) string {
+	if key.TCBEvaluationDataNumber != 0 {
+		return fmt.Sprintf("%s-%s-%s-tcbeval%d.json", strings.ToLower(string(key.TEE)), key.FMSPC, key.CA, key.TCBEvaluationDataNumber)
+	}
 	return fmt.Sprintf("%s-%s-%s.json", strings.ToLower(string(key.TEE)), key.FMSPC, key.CA)
+}
+
+// keyOfFile returns the cache key a persisted file was written under: the
+// request its content serves plus the TCB evaluation data number its name
+// carries (checked against the documents).
+func keyOfFile(path string, info *collateral.Info) (collateral.Request, error) {
+	key := info.Request
+	base := strings.TrimSuffix(filepath.Base(path), ".json")
+	if i := strings.LastIndex(base, "-tcbeval"); i >= 0 {
+		n, err := strconv.Atoi(base[i+len("-tcbeval"):])
+		if err != nil || n <= 0 {
+			return key, fmt.Errorf("file name %q has no valid TCB evaluation data number", filepath.Base(path))
+		}
+		key.TCBEvaluationDataNumber = n
+	}
+	return key, key.Serves(info)
 }
 
 func (c *Cache) persist(key collateral.Request, col *collateral.Collateral) {
@@ -355,13 +380,18 @@ func (c *Cache) loadDir() error {
 			continue
 		}
 		info, _ := col.Inspect() // ParseQVLJSON inspected it
-		if old, ok := c.entries[info.Request]; ok {
+		key, err := keyOfFile(p, info)
+		if err != nil {
+			c.log.Warn("collateral cache: skipping unusable file", "path", p, "err", err)
+			continue
+		}
+		if old, ok := c.entries[key]; ok {
 			oi, _ := old.c.Inspect()
 			if !info.TCBInfo.IssueDate.After(oi.TCBInfo.IssueDate) {
 				continue
 			}
 		}
-		c.entries[info.Request] = &entry{c: col, expiry: info.Validity.NotAfter, refreshAt: info.Validity.NotAfter.Add(-c.opts.RefreshMargin)}
+		c.entries[key] = &entry{c: col, expiry: info.Validity.NotAfter, refreshAt: info.Validity.NotAfter.Add(-c.opts.RefreshMargin)}
 	}
 	return nil
 }

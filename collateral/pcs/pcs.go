@@ -7,8 +7,15 @@
 //	GET {base}/sgx/certification/v4/qe/identity        QE identity; chain in SGX-Enclave-Identity-Issuer-Chain
 //	GET {base}/tdx/certification/v4/qe/identity        TD QE identity
 //	GET {base}/sgx/certification/v4/pckcrl?ca=…&encoding=der   PCK CRL; chain in SGX-PCK-CRL-Issuer-Chain
+//	GET {base}/{sgx,tdx}/certification/v4/tcbevaluationdatanumbers   signed list of the numbers PCS serves
 //	Root CA CRL: Config.RootCACRLURL, a PCCS's /sgx/certification/v4/rootcacrl,
 //	or the CRL distribution point of the root certificate in the PCK CRL chain.
+//
+// A Request with TCBEvaluationDataNumber N > 0 adds tcbEvaluationDataNumber=N
+// to the TCB info and QE identity requests (PCS v4 and PCCS accept it on
+// both; it excludes the update parameter, which is then not sent), and the
+// client checks both answers carry N. PCS answers 404 (unknown number) or
+// 410 (a number no longer served); both wrap collateral.ErrNotFound.
 //
 // The client verifies nothing cryptographically (the verifier does); it
 // checks that each answer is what was asked for (the FMSPC, TEE and CA match)
@@ -27,6 +34,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -322,16 +330,35 @@ func (c *Client) url(path string, q url.Values) string {
 // TCBInfo fetches the TCB info for (tee, fmspc): the signed document and its
 // issuer chain (PEM). A 404 wraps collateral.ErrNotFound.
 func (c *Client) TCBInfo(ctx context.Context, tee collateral.TEE, fmspc string) (*collateral.SignedDocument, []byte, error) {
-	fmspc = strings.ToLower(fmspc)
-	q := url.Values{"fmspc": {fmspc}}
-	if c.cfg.TCBUpdate != "" {
+	return c.TCBInfoBaseline(ctx, tee, fmspc, 0)
+}
+
+// baselineQuery sets update or tcbEvaluationDataNumber (PCS rejects both together).
+func (c *Client) baselineQuery(q url.Values, evalNum int) {
+	if evalNum > 0 {
+		q.Set("tcbEvaluationDataNumber", strconv.Itoa(evalNum))
+	} else if c.cfg.TCBUpdate != "" {
 		q.Set("update", c.cfg.TCBUpdate)
 	}
+}
+
+// notFound reports whether err is PCS saying it has no such document: 404,
+// or 410 Gone for a TCB evaluation data number it no longer serves.
+func notFound(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && (se.StatusCode == http.StatusNotFound || se.StatusCode == http.StatusGone)
+}
+
+// TCBInfoBaseline fetches the TCB info for (tee, fmspc) whose
+// tcbEvaluationDataNumber is evalNum (0: the standard one, as TCBInfo).
+func (c *Client) TCBInfoBaseline(ctx context.Context, tee collateral.TEE, fmspc string, evalNum int) (*collateral.SignedDocument, []byte, error) {
+	fmspc = strings.ToLower(fmspc)
+	q := url.Values{"fmspc": {fmspc}}
+	c.baselineQuery(q, evalNum)
 	resp, err := c.fetch(ctx, c.url(teePath(tee)+"/tcb", q))
 	if err != nil {
-		var se *StatusError
-		if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
-			return nil, nil, fmt.Errorf("%s: %w: no TCB info for FMSPC %s (%s): %v", c.source(), collateral.ErrNotFound, fmspc, tee, err)
+		if notFound(err) {
+			return nil, nil, fmt.Errorf("%s: %w: no TCB info for FMSPC %s (%s)%s: %v", c.source(), collateral.ErrNotFound, fmspc, tee, baselineText(evalNum), err)
 		}
 		return nil, nil, c.unavailable(fmt.Errorf("TCB info for FMSPC %s: %w", fmspc, err))
 	}
@@ -355,21 +382,34 @@ func (c *Client) TCBInfo(ctx context.Context, tee collateral.TEE, fmspc string) 
 	if h.FMSPC != fmspc || h.TEE() != tee {
 		return nil, nil, c.unavailable(fmt.Errorf("%w: asked for the %s TCB info of FMSPC %s, got %s FMSPC %s", collateral.ErrMalformed, tee, fmspc, h.TEE(), h.FMSPC))
 	}
+	if evalNum > 0 && h.TCBEvaluationDataNumber != evalNum {
+		return nil, nil, c.unavailable(fmt.Errorf("%w: asked for the TCB info of FMSPC %s with TCB evaluation data number %d, got number %d", collateral.ErrMalformed, fmspc, evalNum, h.TCBEvaluationDataNumber))
+	}
 	return doc, chain, nil
+}
+
+func baselineText(evalNum int) string {
+	if evalNum > 0 {
+		return fmt.Sprintf(" with TCB evaluation data number %d", evalNum)
+	}
+	return ""
 }
 
 // QEIdentity fetches the QE identity (SGX) or TD QE identity (TDX) and its
 // issuer chain.
 func (c *Client) QEIdentity(ctx context.Context, tee collateral.TEE) (*collateral.SignedDocument, []byte, error) {
+	return c.QEIdentityBaseline(ctx, tee, 0)
+}
+
+// QEIdentityBaseline fetches the QE identity whose tcbEvaluationDataNumber
+// is evalNum (0: the standard one, as QEIdentity).
+func (c *Client) QEIdentityBaseline(ctx context.Context, tee collateral.TEE, evalNum int) (*collateral.SignedDocument, []byte, error) {
 	q := url.Values{}
-	if c.cfg.TCBUpdate != "" {
-		q.Set("update", c.cfg.TCBUpdate)
-	}
+	c.baselineQuery(q, evalNum)
 	resp, err := c.fetch(ctx, c.url(teePath(tee)+"/qe/identity", q))
 	if err != nil {
-		var se *StatusError
-		if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
-			return nil, nil, fmt.Errorf("%s: %w: no QE identity for %s: %v", c.source(), collateral.ErrNotFound, tee, err)
+		if notFound(err) {
+			return nil, nil, fmt.Errorf("%s: %w: no QE identity for %s%s: %v", c.source(), collateral.ErrNotFound, tee, baselineText(evalNum), err)
 		}
 		return nil, nil, c.unavailable(fmt.Errorf("%s QE identity: %w", tee, err))
 	}
@@ -387,6 +427,9 @@ func (c *Client) QEIdentity(ctx context.Context, tee collateral.TEE) (*collatera
 	}
 	if got, _ := h.TEE(); got != tee {
 		return nil, nil, c.unavailable(fmt.Errorf("%w: asked for the %s QE identity, got identity %q", collateral.ErrMalformed, tee, h.ID))
+	}
+	if evalNum > 0 && h.TCBEvaluationDataNumber != evalNum {
+		return nil, nil, c.unavailable(fmt.Errorf("%w: asked for the %s QE identity with TCB evaluation data number %d, got number %d", collateral.ErrMalformed, tee, evalNum, h.TCBEvaluationDataNumber))
 	}
 	return doc, chain, nil
 }
@@ -459,14 +502,23 @@ func (c *Client) Get(ctx context.Context, req collateral.Request) (*collateral.C
 		tcbErr, qeErr, pErr error
 	)
 	wg.Add(3)
-	go func() { defer wg.Done(); tcb, tcbChain, tcbErr = c.TCBInfo(ctx, r.TEE, r.FMSPC) }()
-	go func() { defer wg.Done(); qe, qeChain, qeErr = c.QEIdentity(ctx, r.TEE) }()
+	go func() {
+		defer wg.Done()
+		tcb, tcbChain, tcbErr = c.TCBInfoBaseline(ctx, r.TEE, r.FMSPC, r.TCBEvaluationDataNumber)
+	}()
+	go func() {
+		defer wg.Done()
+		qe, qeChain, qeErr = c.QEIdentityBaseline(ctx, r.TEE, r.TCBEvaluationDataNumber)
+	}()
 	go func() { defer wg.Done(); pck, pckChain, pErr = c.PCKCRL(ctx, r.CA) }()
 	wg.Wait()
 	if err := errors.Join(tcbErr, qeErr, pErr); err != nil {
 		// A 404 for this FMSPC is the answer that matters most.
 		if errors.Is(tcbErr, collateral.ErrNotFound) {
 			return nil, tcbErr
+		}
+		if errors.Is(qeErr, collateral.ErrNotFound) && r.TCBEvaluationDataNumber != 0 {
+			return nil, qeErr // the baseline's QE identity is not served
 		}
 		return nil, err
 	}

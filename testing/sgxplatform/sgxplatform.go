@@ -54,6 +54,10 @@ type Options struct {
 	AdvisoryIDs []string
 	// QEStatus is the status of the QE TCB level the QE matches (default UpToDate).
 	QEStatus pcs.TCBStatus
+	// TCBEvaluationDataNumber is written into the TCB info and the QE
+	// identity (default 17). Minting collateral twice with different numbers
+	// and statuses (CollateralWith) gives one platform several TCB baselines.
+	TCBEvaluationDataNumber int
 	// RevokePCK lists the PCK certificate in the PCK CA CRL.
 	RevokePCK bool
 	// RevokePCKCA / RevokeTCBSigner list the PCK CA / the TCB signing
@@ -371,9 +375,13 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	}
 	below := [16]int{1, 1, 1, 1, 1, 1, 1}
 	tcbDate := o.Now.Add(-90 * 24 * time.Hour)
+	evalNum := o.TCBEvaluationDataNumber
+	if evalNum == 0 {
+		evalNum = 17
+	}
 	info := jsonTCBInfo{
 		ID: "SGX", Version: 3, IssueDate: ts(issue), NextUpdate: ts(next),
-		FMSPC: strings.ToUpper(hex.EncodeToString(o.TCBFMSPC[:])), PCEID: "0000", TCBEvaluationDataNumber: 17,
+		FMSPC: strings.ToUpper(hex.EncodeToString(o.TCBFMSPC[:])), PCEID: "0000", TCBEvaluationDataNumber: evalNum,
 		TCBLevels: []jsonTCBLevel{
 			level(above, pckPCESVN+1, tcbDate, pcs.UpToDate, nil),
 			level(pckCompSVN, pckPCESVN, tcbDate.Add(-30*24*time.Hour), o.TCBStatus, o.AdvisoryIDs),
@@ -391,7 +399,7 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 		return nil, err
 	}
 	qe := jsonQEIdentity{
-		ID: "QE", Version: 2, IssueDate: ts(issue), NextUpdate: ts(next), TCBEvaluationDataNumber: 17,
+		ID: "QE", Version: 2, IssueDate: ts(issue), NextUpdate: ts(next), TCBEvaluationDataNumber: evalNum,
 		MiscSelect: "00000000", MiscSelectMask: "FFFFFFFF",
 		Attributes: "11000000000000000000000000000000", AttributesMask: "FBFFFFFFFFFFFFFF0000000000000000",
 		MRSigner: strings.ToUpper(hex.EncodeToString(qeMRSigner[:])), ISVProdID: int(QEISVProdID),

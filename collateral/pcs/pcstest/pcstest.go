@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -22,7 +23,10 @@ const (
 	PCCSRootCACRLPath = "/sgx/certification/v4/rootcacrl"
 )
 
-// Handler serves Sets. The zero value serves nothing (404s).
+// Handler serves Sets. The zero value serves nothing (404s). A TCB info or QE
+// identity request with tcbEvaluationDataNumber=N is answered from the first
+// set whose document carries N (404 if none), as PCS does; without it, from
+// the first set that matches.
 type Handler struct {
 	Sets []*collateral.Collateral
 	// RawTCBInfo serves stored response bodies verbatim, keyed
@@ -83,6 +87,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.TEE = collateral.TEE(strings.ToLower(string(r.TEE)))
 		return r
 	}
+	// evalNum is the tcbEvaluationDataNumber asked for (0: none) and
+	// numOK whether a set's document carries it.
+	evalNum, _ := strconv.Atoi(r.URL.Query().Get("tcbEvaluationDataNumber"))
+	numOK := func(c *collateral.Collateral, qe bool) bool {
+		if evalNum == 0 {
+			return true
+		}
+		info, err := c.Inspect()
+		if err != nil {
+			return false
+		}
+		if qe {
+			return info.QEIdentity.TCBEvaluationDataNumber == evalNum
+		}
+		return info.TCBInfo.TCBEvaluationDataNumber == evalNum
+	}
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/certification/v4/tcb"):
 		fmspc := strings.ToLower(r.URL.Query().Get("fmspc"))
@@ -92,7 +112,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, c := range h.Sets {
-			if q := req(c); string(q.TEE) == tee && q.FMSPC == fmspc {
+			if q := req(c); string(q.TEE) == tee && q.FMSPC == fmspc && numOK(c, false) {
 				w.Header().Set("TCB-Info-Issuer-Chain", EscapeHeader(string(c.TCBInfoIssuerChain)))
 				w.Write(Body("tcbInfo", c.TCBInfo, c.TCBInfoSignature))
 				return
@@ -107,7 +127,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, c := range h.Sets {
-			if string(req(c).TEE) == tee {
+			if string(req(c).TEE) == tee && numOK(c, true) {
 				w.Header().Set("SGX-Enclave-Identity-Issuer-Chain", EscapeHeader(string(c.QEIdentityIssuerChain)))
 				w.Write(Body("enclaveIdentity", c.QEIdentity, c.QEIdentitySignature))
 				return
