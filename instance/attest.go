@@ -277,7 +277,17 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 	claims["x-ms-ver"] = "1.0"
 	claims["x-ms-policy-hash"] = cp.hash
 	if t == evidence.SgxEnclave || t == evidence.OpenEnclave {
-		claims["x-ms-sgx-tcbidentifier"] = properties["x-ms-sgx-tcbidentifier"]
+		// The verifier states the TCB baseline it judged the evidence
+		// against (evidence/sgx). Echoing the policy's property instead
+		// would claim a baseline nobody applied, so a verifier that does
+		// not report one only gets the default.
+		if _, ok := svc["x-ms-sgx-tcbidentifier"]; !ok {
+			id := properties["x-ms-sgx-tcbidentifier"]
+			if s, _ := id.(string); !strings.EqualFold(s, "azuredefault") {
+				return out, errorf(CodeInvalidParameter, "evidence verification failed at check collateral.tcb_baseline: TCB baseline %v was selected but the %s verifier does not support TCB baseline selection", id, t)
+			}
+			claims["x-ms-sgx-tcbidentifier"] = id
+		}
 	}
 	out.claims = claims
 	return out, nil

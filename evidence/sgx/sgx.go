@@ -5,6 +5,26 @@
 // way Intel's QVL does (package verify) and turns the result into claims
 // named and encoded exactly as MAA names them (maa-api.md §1.2,
 // maa-policy.md §8.1), plus attestd's TCB status and advisory claims.
+//
+// # TCB baselines
+//
+// A policy selects the TCB baseline with the configuration property
+// x-ms-sgx-tcbidentifier (maa-policy.md §7), which the pipeline passes in
+// evidence.Request.Properties:
+//
+//   - absent or "azuredefault": the collateral source's standard TCB info
+//     and QE identity (what Intel PCS serves without a
+//     tcbEvaluationDataNumber, or the newest documents of a bundle);
+//   - a decimal number N (an Intel TCB Evaluation Data Number, e.g. "11"):
+//     the quote is judged against the TCB info AND the QE identity whose
+//     tcbEvaluationDataNumber is N (collateral.Request.TCBEvaluationDataNumber).
+//     The verifier checks that the signed documents it was served really
+//     carry N; a source that cannot serve N, or serves another number,
+//     fails verification at check collateral.tcb_baseline;
+//   - anything else fails at check collateral.tcb_baseline.
+//
+// The result carries the baseline actually used as the token claim
+// x-ms-sgx-tcbidentifier ("azuredefault" or the number).
 package sgx
 
 import (
@@ -16,6 +36,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/attestd/attestd/collateral"
@@ -132,11 +154,15 @@ func parseError(prefix string, err error) error {
 // init-time data sent for it fails the pipeline's binding check instead of
 // being silently ignored.
 func (v *Verifier) Verify(ctx context.Context, req *evidence.Request) (*evidence.Result, error) {
+	baseline, err := ParseTCBIdentifier(req.Properties[PropertyTCBIdentifier])
+	if err != nil {
+		return nil, err
+	}
 	ev, err := Parse(req.Type, req.Evidence)
 	if err != nil {
 		return nil, err
 	}
-	res, err := v.VerifyParsed(ctx, ev)
+	res, err := v.VerifyBaseline(ctx, ev, baseline)
 	if err != nil {
 		v.log.DebugContext(ctx, "sgx evidence rejected", "type", req.Type, "check", evidence.CheckOf(err), "err", err)
 		return nil, err
@@ -148,10 +174,85 @@ func (v *Verifier) Verify(ctx context.Context, req *evidence.Request) (*evidence
 	}, nil
 }
 
-// VerifyParsed verifies parsed evidence against collateral for its platform.
-// In diagnostic mode the returned Result has Diagnostic set and no TCB status.
+// PropertyTCBIdentifier is the configuration property that selects the TCB
+// baseline, and ClaimTCBIdentifier the token claim stating the one used.
+const (
+	PropertyTCBIdentifier = "x-ms-sgx-tcbidentifier"
+	ClaimTCBIdentifier    = "x-ms-sgx-tcbidentifier"
+	// TCBIdentifierDefault selects the collateral source's standard baseline.
+	TCBIdentifierDefault = "azuredefault"
+	// CheckTCBBaseline names failures to select or serve a TCB baseline.
+	CheckTCBBaseline = "collateral.tcb_baseline"
+	// maxTCBEvaluationDataNumber bounds numeric identifiers (Intel's numbers
+	// are two digits today); it keeps absurd values out of URLs and logs.
+	maxTCBEvaluationDataNumber = 1 << 20
+)
+
+// Baseline is a TCB baseline selection: the TCB evaluation data number, 0
+// for the collateral source's standard TCB info and QE identity.
+type Baseline int
+
+// String is the x-ms-sgx-tcbidentifier value for b.
+func (b Baseline) String() string {
+	if b == 0 {
+		return TCBIdentifierDefault
+	}
+	return strconv.Itoa(int(b))
+}
+
+// ParseTCBIdentifier parses the x-ms-sgx-tcbidentifier property: nil,
+// "azuredefault" (any case) or "" mean the default baseline; a decimal
+// number N > 0 (string, or an integer from a policy) selects the TCB
+// evaluation data number N. Anything else is an *evidence.Error at check
+// collateral.tcb_baseline.
+func ParseTCBIdentifier(v any) (Baseline, error) {
+	var n int64
+	switch x := v.(type) {
+	case nil:
+		return 0, nil
+	case string:
+		s := strings.TrimSpace(x)
+		if s == "" || strings.EqualFold(s, TCBIdentifierDefault) {
+			return 0, nil
+		}
+		for _, r := range s {
+			if r < '0' || r > '9' {
+				return 0, evidence.Errorf(CheckTCBBaseline, "TCB identifier %q is neither %q nor an Intel TCB evaluation data number", x, TCBIdentifierDefault)
+			}
+		}
+		var err error
+		if n, err = strconv.ParseInt(s, 10, 64); err != nil {
+			return 0, evidence.Errorf(CheckTCBBaseline, "TCB identifier %q is not a usable TCB evaluation data number", x)
+		}
+	case int64:
+		n = x
+	case int:
+		n = int64(x)
+	default:
+		return 0, evidence.Errorf(CheckTCBBaseline, "TCB identifier %v (%T) is neither %q nor an Intel TCB evaluation data number", v, v, TCBIdentifierDefault)
+	}
+	if n <= 0 || n > maxTCBEvaluationDataNumber {
+		return 0, evidence.Errorf(CheckTCBBaseline, "TCB identifier %v is not a valid TCB evaluation data number (1..%d)", v, maxTCBEvaluationDataNumber)
+	}
+	return Baseline(n), nil
+}
+
+// VerifyParsed verifies parsed evidence against the default TCB baseline;
+// see VerifyBaseline.
 func (v *Verifier) VerifyParsed(ctx context.Context, ev *Evidence) (*Verified, error) {
+	return v.VerifyBaseline(ctx, ev, 0)
+}
+
+// VerifyBaseline verifies parsed evidence against collateral for its
+// platform, judging its TCB against baseline (see the package doc). In
+// diagnostic mode the returned Result has Diagnostic set and no TCB status,
+// and only the default baseline is accepted (no TCB info is read, so no
+// baseline could be honoured).
+func (v *Verifier) VerifyBaseline(ctx context.Context, ev *Evidence, baseline Baseline) (*Verified, error) {
 	if v.diag {
+		if baseline != 0 {
+			return nil, evidence.Errorf(CheckTCBBaseline, "TCB baseline %s cannot be honoured in diagnostic mode: collateral (TCB info, QE identity) is not checked", baseline)
+		}
 		if err := v.core.VerifyQuoteOnly(ev.Quote); err != nil {
 			return nil, err
 		}
@@ -161,15 +262,56 @@ func (v *Verifier) VerifyParsed(ctx context.Context, ev *Evidence) (*Verified, e
 	if err != nil {
 		return nil, err
 	}
-	coll, err := v.src.Get(ctx, plat.CollateralRequest())
+	creq := plat.CollateralRequest()
+	creq.TCBEvaluationDataNumber = int(baseline)
+	coll, err := v.src.Get(ctx, creq)
 	if err != nil {
-		return nil, evidence.Errorf("collateral.unavailable", "collateral for FMSPC %s (%s CA): %v", plat.FMSPC, plat.CA, err)
+		if baseline != 0 && errors.Is(err, collateral.ErrNotFound) {
+			return nil, evidence.Errorf(CheckTCBBaseline, "TCB baseline %s: the collateral source has no TCB info and QE identity with tcbEvaluationDataNumber %d for FMSPC %s (%s CA): %v", baseline, baseline, plat.FMSPC, plat.CA, err)
+		}
+		return nil, evidence.Errorf("collateral.unavailable", "collateral for FMSPC %s (%s CA)%s: %v", plat.FMSPC, plat.CA, baselineText(baseline), err)
+	}
+	if baseline != 0 {
+		// Never trust the source: the documents must be the baseline asked
+		// for. Checked on the headers first for a clear error, and again on
+		// the signature-verified documents below.
+		if err := checkBaselineHeaders(coll, baseline); err != nil {
+			return nil, err
+		}
 	}
 	r, err := v.core.Verify(ev.QuoteBytes, ev.Quote, coll)
 	if err != nil {
 		return nil, err
 	}
-	return &Verified{Result: r, Hashes: r.Hashes}, nil
+	if baseline != 0 && (r.TCBEvaluationDataNumber != int(baseline) || r.QETCBEvaluationDataNumber != int(baseline)) {
+		return nil, evidence.Errorf(CheckTCBBaseline, "TCB baseline %s: the verified TCB info has tcbEvaluationDataNumber %d and the QE identity %d", baseline, r.TCBEvaluationDataNumber, r.QETCBEvaluationDataNumber)
+	}
+	return &Verified{Result: r, Hashes: r.Hashes, Baseline: baseline}, nil
+}
+
+func baselineText(b Baseline) string {
+	if b == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", TCB baseline %s", b)
+}
+
+func checkBaselineHeaders(coll *collateral.Collateral, b Baseline) error {
+	th, err := collateral.ParseTCBInfoHeader(coll.TCBInfo)
+	if err != nil {
+		return evidence.Errorf("tcb_info.parse", "%v", err)
+	}
+	if th.TCBEvaluationDataNumber != int(b) {
+		return evidence.Errorf(CheckTCBBaseline, "TCB baseline %s: the collateral source served a TCB info with tcbEvaluationDataNumber %d", b, th.TCBEvaluationDataNumber)
+	}
+	qh, err := collateral.ParseEnclaveIdentityHeader(coll.QEIdentity)
+	if err != nil {
+		return evidence.Errorf("qe_identity.parse", "%v", err)
+	}
+	if qh.TCBEvaluationDataNumber != int(b) {
+		return evidence.Errorf(CheckTCBBaseline, "TCB baseline %s: the collateral source served a QE identity with tcbEvaluationDataNumber %d", b, qh.TCBEvaluationDataNumber)
+	}
+	return nil
 }
 
 // Verified is the outcome of VerifyParsed.
@@ -178,6 +320,8 @@ type Verified struct {
 	Hashes         verify.Hashes
 	// Diagnostic is true when collateral was skipped (Options.DiagnosticSkipCollateral).
 	Diagnostic bool
+	// Baseline is the TCB baseline the quote was judged against.
+	Baseline Baseline
 }
 
 func hexSum(b []byte) string {
@@ -257,6 +401,7 @@ func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim 
 		add(ClaimISVExtendedProductID, hex.EncodeToString(b.ISVExtendedProductID[:]))
 		add(ClaimISVFamilyID, hex.EncodeToString(b.ISVFamilyID[:]))
 	}
+	tokenOnly(ClaimTCBIdentifier, v.Baseline.String())
 	if v.Diagnostic {
 		add(ClaimTCBStatus, TCBStatusNotVerified)
 		add(ClaimDiagnosticMode, "collateral-skipped: PCK chain validity, CRLs, TCB info and QE identity were NOT checked")

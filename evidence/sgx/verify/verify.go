@@ -225,13 +225,16 @@ type Result struct {
 	QEStatus       pcs.TCBStatus
 	// AdvisoryIDs of the matched platform TCB level followed by those of the
 	// matched QE level, without duplicates.
-	AdvisoryIDs             []string
-	TCBDate                 time.Time
-	TCBEvaluationDataNumber int
-	FMSPC                   string // lower-case hex
-	PCEID                   string // lower-case hex
-	PCKCA                   string // "processor" or "platform"
-	VerifiedAt              time.Time
+	AdvisoryIDs []string
+	TCBDate     time.Time
+	// TCBEvaluationDataNumber is the TCB info's, QETCBEvaluationDataNumber
+	// the QE identity's: the TCB baseline the quote was judged against.
+	TCBEvaluationDataNumber   int
+	QETCBEvaluationDataNumber int
+	FMSPC                     string // lower-case hex
+	PCEID                     string // lower-case hex
+	PCKCA                     string // "processor" or "platform"
+	VerifiedAt                time.Time
 	// GraceUsed names collateral accepted after its nextUpdate because of
 	// Options.Grace ("tcb_info", "qe_identity", "root_crl", "pck_crl").
 	GraceUsed []string
@@ -690,6 +693,7 @@ func (v *Verifier) Verify(quoteBytes []byte, q *abi.Quote, coll *collateral.Coll
 	res.Status = Converge(tl.Status, ql.Status)
 	res.TCBDate = tl.TCBDate
 	res.TCBEvaluationDataNumber = tcb.TCBEvaluationDataNumber
+	res.QETCBEvaluationDataNumber = qeid.TCBEvaluationDataNumber
 	for _, a := range slices.Concat(tl.AdvisoryIDs, ql.AdvisoryIDs) {
 		if !slices.Contains(res.AdvisoryIDs, a) {
 			res.AdvisoryIDs = append(res.AdvisoryIDs, a)
