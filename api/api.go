@@ -84,6 +84,8 @@ func New(o Options) (http.Handler, error) {
 		mux.HandleFunc(p+"/certificates:remove", ih.certificates)
 		mux.HandleFunc(p+"/certs", ih.certs)
 		mux.HandleFunc(p+"/.well-known/openid-configuration", ih.openid)
+		// 2022-09-01-preview / 2025-06-01 (maa-api.md §1.6).
+		mux.HandleFunc(p+"/tcbbaselines/{type}", ih.tcbBaselines)
 		// attestd's own additions (not MAA): {type}:explain, the policy dry run.
 		mux.HandleFunc(p+ExplainPathPrefix+"{type}", ih.explain)
 	}

@@ -290,3 +290,24 @@ func (h *instanceHandler) attest(w http.ResponseWriter, r *http.Request) {
 func DecodeAttestRequest(t evidence.Type, body []byte) (*instance.AttestRequest, error) {
 	return decodeAttest(t, body)
 }
+
+// tcbBaselines serves GET /tcbbaselines/{type}: the TCB baselines a policy
+// can select with x-ms-sgx-tcbidentifier. Reader role, as GET /policies:
+// it reveals which baseline the policy in force selects.
+func (h *instanceHandler) tcbBaselines(w http.ResponseWriter, r *http.Request) {
+	in := h.begin(r)
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, r, http.MethodGet)
+		return
+	}
+	if _, err := h.authorize(r, auth.RoleReader); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	res, err := in.TCBBaselines(r.Context(), r.PathValue("type"))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}

@@ -4,7 +4,11 @@
 // PCCS, with a cache in front.
 package collateral
 
-import "context"
+import (
+	"context"
+	"sort"
+	"time"
+)
 
 // TEE selects the TCB info / QE identity flavour.
 type TEE string
@@ -51,4 +55,62 @@ type Collateral struct {
 // Source fetches collateral.
 type Source interface {
 	Get(ctx context.Context, req Request) (*Collateral, error)
+}
+
+// Baseline is one TCB baseline a source can serve: the TCB info and QE
+// identity of one TCB evaluation data number.
+type Baseline struct {
+	TCBEvaluationDataNumber int
+	// TCBDate is the tcbDate of the newest TCB level in that baseline's TCB
+	// info (Intel's date of the TCB evaluation); zero when unknown. It is
+	// read from unverified bytes and is for display only.
+	TCBDate time.Time
+	// Standard is true when the source's standard documents (a Request with
+	// TCBEvaluationDataNumber 0) carry this number.
+	Standard bool
+}
+
+// BaselineLister is implemented by sources that know which TCB baselines
+// they can serve for a TEE (a bundle: those it holds; a cache: those it has
+// fetched). Serving GET /tcbbaselines needs it; attestation does not.
+type BaselineLister interface {
+	Baselines(ctx context.Context, tee TEE) ([]Baseline, error)
+}
+
+// MergeBaselines merges lists of baselines by number (a number is Standard
+// if any list says so; the latest known TCBDate wins) and sorts them by
+// descending number, newest first.
+func MergeBaselines(lists ...[]Baseline) []Baseline {
+	by := map[int]*Baseline{}
+	var order []int
+	for _, l := range lists {
+		for _, b := range l {
+			m, ok := by[b.TCBEvaluationDataNumber]
+			if !ok {
+				c := b
+				by[b.TCBEvaluationDataNumber] = &c
+				order = append(order, b.TCBEvaluationDataNumber)
+				continue
+			}
+			m.Standard = m.Standard || b.Standard
+			if b.TCBDate.After(m.TCBDate) {
+				m.TCBDate = b.TCBDate
+			}
+		}
+	}
+	out := make([]Baseline, 0, len(order))
+	for _, n := range order {
+		out = append(out, *by[n])
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].TCBEvaluationDataNumber > out[j].TCBEvaluationDataNumber })
+	return out
+}
+
+// BaselineOf describes the baseline of one collateral set.
+func BaselineOf(c *Collateral, standard bool) (Baseline, error) {
+	h, err := ParseTCBInfoHeader(c.TCBInfo)
+	if err != nil {
+		return Baseline{}, err
+	}
+	return Baseline{TCBEvaluationDataNumber: h.TCBEvaluationDataNumber, TCBDate: newestTCBDate(c.TCBInfo), Standard: standard}, nil
 }

@@ -362,3 +362,23 @@ func ParseCertChain(b []byte) ([]*x509.Certificate, error) {
 	}
 	return certs, nil
 }
+
+// newestTCBDate returns the latest tcbDate among the TCB levels of a TCB
+// info, or the zero time. Display only: the bytes are not verified here.
+func newestTCBDate(signed []byte) time.Time {
+	var v struct {
+		TCBLevels []struct {
+			TCBDate string `json:"tcbDate"`
+		} `json:"tcbLevels"`
+	}
+	var newest time.Time
+	if json.Unmarshal(signed, &v) != nil {
+		return newest
+	}
+	for _, l := range v.TCBLevels {
+		if t, err := time.Parse(time.RFC3339, l.TCBDate); err == nil && t.After(newest) {
+			newest = t
+		}
+	}
+	return newest.UTC()
+}

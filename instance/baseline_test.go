@@ -129,7 +129,7 @@ authorizationrules{ c:[type=="x-ms-sgx-tcb-status", value=="UpToDate"] => permit
 			})
 		}
 	}
-	if got := src.Baselines(collateral.SGX, p.FMSPC()); len(got) != 2 || got[0] != 15 || got[1] != 17 {
+	if got := src.BaselineNumbers(collateral.SGX, p.FMSPC()); len(got) != 2 || got[0] != 15 || got[1] != 17 {
 		t.Errorf("bundle baselines %v, want [15 17]", got)
 	}
 }

@@ -73,10 +73,22 @@ func TestTCBBaselines(t *testing.T) {
 		baselines []int
 	}{"memory": {mem, []int{15, 16, 17}}, "directory": {disk, []int{15, 17}}} {
 		t.Run(name, func(t *testing.T) {
-			if got := c.b.Baselines(collateral.SGX, p.FMSPC()); !slices.Equal(got, c.baselines) {
-				t.Errorf("Baselines %v, want %v", got, c.baselines)
+			if got := c.b.BaselineNumbers(collateral.SGX, p.FMSPC()); !slices.Equal(got, c.baselines) {
+				t.Errorf("BaselineNumbers %v, want %v", got, c.baselines)
 			}
-			if got := c.b.Baselines(collateral.TDX, ""); len(got) != 0 {
+			bs, err := c.b.Baselines(ctx, collateral.SGX)
+			var nums []int
+			for _, b := range bs {
+				nums = append(nums, b.TCBEvaluationDataNumber)
+				if b.Standard != (b.TCBEvaluationDataNumber == 17) || b.TCBDate.IsZero() {
+					t.Errorf("baseline %+v", b)
+				}
+			}
+			slices.Reverse(nums)
+			if err != nil || !slices.Equal(nums, c.baselines) {
+				t.Errorf("Baselines %+v, %v", bs, err)
+			}
+			if got := c.b.BaselineNumbers(collateral.TDX, ""); len(got) != 0 {
 				t.Errorf("TDX baselines %v", got)
 			}
 			if rs := c.b.Requests(); len(rs) != 1 || rs[0] != req {

@@ -50,7 +50,7 @@
 // TCBEvaluationDataNumber 0 gets the newest documents as above; a Request
 // with N gets the TCB info and the QE identity whose number is N (the newest
 // of each if there are several), or an error wrapping ErrNotFound. Baselines
-// lists the numbers served. A TCB
+// lists the numbers served (BaselineNumbers per FMSPC). A TCB
 // info that came in a whole set (a dcap-qvl file, a QVE dump) is served with
 // the rest of its own set for that set's PCK CA, so sets kept side by side in
 // one directory are never mixed.
@@ -170,7 +170,7 @@ func (b *Bundle) Get(_ context.Context, req collateral.Request) (*collateral.Col
 	if num := n.TCBEvaluationDataNumber; num != 0 {
 		if _, ok := b.sets[n.Default()]; ok {
 			return nil, fmt.Errorf("collateral bundle %s: %w: no TCB info and QE identity with TCB evaluation data number %d for FMSPC %s (%s); it has numbers %v",
-				b.path, collateral.ErrNotFound, num, n.FMSPC, n.TEE, b.Baselines(n.TEE, n.FMSPC))
+				b.path, collateral.ErrNotFound, num, n.FMSPC, n.TEE, b.BaselineNumbers(n.TEE, n.FMSPC))
 		}
 	}
 	var have []string
@@ -220,10 +220,10 @@ func (b *Bundle) Info(req collateral.Request) (*collateral.Info, bool) {
 	return i, ok
 }
 
-// Baselines returns, in ascending order, the TCB evaluation data numbers the
+// BaselineNumbers returns, in ascending order, the TCB evaluation data numbers the
 // bundle can serve as a baseline (a TCB info and a QE identity of that
 // number) for tee and, when fmspc is not empty, that FMSPC (lower-case hex).
-func (b *Bundle) Baselines(tee collateral.TEE, fmspc string) []int {
+func (b *Bundle) BaselineNumbers(tee collateral.TEE, fmspc string) []int {
 	var out []int
 	for r := range b.sets {
 		if n := r.TCBEvaluationDataNumber; n != 0 && r.TEE == tee && (fmspc == "" || r.FMSPC == fmspc) && !slices.Contains(out, n) {
@@ -233,3 +233,23 @@ func (b *Bundle) Baselines(tee collateral.TEE, fmspc string) []int {
 	slices.Sort(out)
 	return out
 }
+
+// Baselines implements collateral.BaselineLister: every TCB evaluation data
+// number the bundle serves for tee on at least one FMSPC, newest first;
+// Standard marks the numbers of the sets served for the standard request.
+func (b *Bundle) Baselines(_ context.Context, tee collateral.TEE) ([]collateral.Baseline, error) {
+	var out []collateral.Baseline
+	for r, c := range b.sets {
+		if r.TEE != tee {
+			continue
+		}
+		bl, err := collateral.BaselineOf(c, r.TCBEvaluationDataNumber == 0)
+		if err != nil {
+			return nil, fmt.Errorf("collateral bundle %s: %w", b.path, err)
+		}
+		out = append(out, bl)
+	}
+	return collateral.MergeBaselines(out), nil
+}
+
+var _ collateral.BaselineLister = (*Bundle)(nil)

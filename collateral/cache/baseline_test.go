@@ -68,6 +68,13 @@ func TestTCBBaselineKeys(t *testing.T) {
 	if _, err := c.Get(ctx, at(11)); !errors.Is(err, collateral.ErrNotFound) {
 		t.Errorf("unknown number: %v", err)
 	}
+	bs, err := c.Baselines(ctx, collateral.SGX)
+	if err != nil || len(bs) != 2 || bs[0].TCBEvaluationDataNumber != 17 || !bs[0].Standard || bs[1].TCBEvaluationDataNumber != 15 || bs[1].Standard {
+		t.Errorf("Baselines %+v, %v; want 17 (standard), 15", bs, err)
+	}
+	if bs, _ := c.Baselines(ctx, collateral.TDX); len(bs) != 0 {
+		t.Errorf("TDX baselines %+v", bs)
+	}
 	names, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	for i := range names {
 		names[i] = filepath.Base(names[i])

@@ -395,3 +395,25 @@ func (c *Cache) loadDir() error {
 	}
 	return nil
 }
+
+// Baselines implements collateral.BaselineLister with what the cache holds:
+// the baselines of the collateral fetched so far for tee (the standard sets
+// and every number asked for), newest first. It never asks the source, so
+// a baseline nobody has used yet is not listed (PCS's signed
+// tcbevaluationdatanumbers list is not consulted).
+func (c *Cache) Baselines(_ context.Context, tee collateral.TEE) ([]collateral.Baseline, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []collateral.Baseline
+	for r, e := range c.entries {
+		if r.TEE != tee || e.c == nil {
+			continue
+		}
+		if bl, err := collateral.BaselineOf(e.c, r.TCBEvaluationDataNumber == 0); err == nil {
+			out = append(out, bl)
+		}
+	}
+	return collateral.MergeBaselines(out), nil
+}
+
+var _ collateral.BaselineLister = (*Cache)(nil)

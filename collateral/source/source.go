@@ -209,3 +209,21 @@ func (f *fallbackSource) Get(ctx context.Context, req collateral.Request) (*coll
 	}
 	return nil, fmt.Errorf("%w; fallback: %w", err, err2)
 }
+
+// Baselines implements collateral.BaselineLister: the union of what both
+// sources list (a source that cannot list contributes nothing).
+func (f *fallbackSource) Baselines(ctx context.Context, tee collateral.TEE) ([]collateral.Baseline, error) {
+	var lists [][]collateral.Baseline
+	for _, s := range []collateral.Source{f.primary, f.secondary} {
+		l, ok := s.(collateral.BaselineLister)
+		if !ok {
+			continue
+		}
+		bs, err := l.Baselines(ctx, tee)
+		if err != nil {
+			return nil, err
+		}
+		lists = append(lists, bs)
+	}
+	return collateral.MergeBaselines(lists...), nil
+}

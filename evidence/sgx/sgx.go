@@ -478,3 +478,19 @@ func (v *Verified) String() string {
 	}
 	return fmt.Sprintf("%s advisories=%v fmspc=%s", v.Status, v.AdvisoryIDs, v.FMSPC)
 }
+
+// ErrBaselinesUnknown means the collateral source cannot list its TCB
+// baselines (it does not implement collateral.BaselineLister, or the
+// verifier runs in diagnostic mode without collateral).
+var ErrBaselinesUnknown = errors.New("the collateral source cannot list its TCB baselines")
+
+// TCBBaselines lists the SGX TCB baselines the verifier's collateral source
+// can serve, newest first (see collateral.BaselineLister for what each
+// source knows). Each number is a valid x-ms-sgx-tcbidentifier.
+func (v *Verifier) TCBBaselines(ctx context.Context) ([]collateral.Baseline, error) {
+	l, ok := v.src.(collateral.BaselineLister)
+	if v.diag || !ok {
+		return nil, ErrBaselinesUnknown
+	}
+	return l.Baselines(ctx, collateral.SGX)
+}
