@@ -16,6 +16,14 @@
 // restart without network still has collateral. The directory is also a
 // valid collateral bundle (see package bundle).
 //
+// Entries are keyed by the whole Request, TCBEvaluationDataNumber included:
+// a TCB baseline is cached and refreshed on its own, persisted as
+// <tee>-<fmspc>-<ca>-tcbeval<N>.json, and a source that answers a baseline
+// request with documents of another number is an error, never an entry
+// (collateral.Request.Serves). Loaded as a bundle, such a directory serves
+// every baseline by number; its standard set is the most recently issued
+// one, which may then be a baseline file.
+//
 // A hit costs one map lookup under a read lock and one clock read: no JSON,
 // no I/O, no allocation. Returned *Collateral values are shared and must not
 // be modified.

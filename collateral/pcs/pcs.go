@@ -7,7 +7,6 @@
 //	GET {base}/sgx/certification/v4/qe/identity        QE identity; chain in SGX-Enclave-Identity-Issuer-Chain
 //	GET {base}/tdx/certification/v4/qe/identity        TD QE identity
 //	GET {base}/sgx/certification/v4/pckcrl?ca=…&encoding=der   PCK CRL; chain in SGX-PCK-CRL-Issuer-Chain
-//	GET {base}/{sgx,tdx}/certification/v4/tcbevaluationdatanumbers   signed list of the numbers PCS serves
 //	Root CA CRL: Config.RootCACRLURL, a PCCS's /sgx/certification/v4/rootcacrl,
 //	or the CRL distribution point of the root certificate in the PCK CRL chain.
 //
@@ -15,7 +14,9 @@
 // to the TCB info and QE identity requests (PCS v4 and PCCS accept it on
 // both; it excludes the update parameter, which is then not sent), and the
 // client checks both answers carry N. PCS answers 404 (unknown number) or
-// 410 (a number no longer served); both wrap collateral.ErrNotFound.
+// 410 (a number no longer served); both wrap collateral.ErrNotFound. PCS's
+// signed list of numbers (/tcbevaluationdatanumbers) is not fetched: the
+// numbers a deployment uses come from its policies.
 //
 // The client verifies nothing cryptographically (the verifier does); it
 // checks that each answer is what was asked for (the FMSPC, TEE and CA match)
