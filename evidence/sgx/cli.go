@@ -60,7 +60,7 @@ func VerifyFile(ctx context.Context, o FileOptions) (*evidence.Result, error) {
 	if o.Runtime != nil {
 		h := sha256.Sum256(o.Runtime.Bytes)
 		if !bytes.Equal(h[:], res.ReportData[:32]) {
-			return nil, evidence.Errorf("runtime_data.binding", "SHA-256 of the runtime data %x is not report_data[0:32] %x", h, res.ReportData[:32])
+			return nil, evidence.Errorf("runtimedata.binding", "SHA-256 of the runtime data %x is not report_data[0:32] %x", h, res.ReportData[:32])
 		}
 	}
 	return res, nil
