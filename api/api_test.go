@@ -337,7 +337,10 @@ func TestAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign, _ := other.Mint(time.Now(), auth.RoleContributor, "", time.Hour)
+	foreign, err := other.Mint(time.Now(), auth.RoleContributor, "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, method, path, bearer string
 		status                     int
@@ -611,8 +614,14 @@ func TestIdentityProviderDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, _ := auth.OpenDevIdentity(dir)
-	tok, _ := dev.Mint(time.Now(), auth.RoleReader, "", time.Hour)
+	dev, err := auth.OpenDevIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := dev.Mint(time.Now(), auth.RoleReader, "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req := httptest.NewRequest("GET", "/policies/SgxEnclave", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	rec := httptest.NewRecorder()
