@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/attestd/attestd/internal/testenv"
@@ -178,7 +179,11 @@ func FuzzParseSGXExtensions(f *testing.F) {
 	}
 	f.Add(der)
 	e.PlatformInstanceID = make([]byte, 16)
-	der, _ = MarshalSGXExtensionValue(e)
+	yes := true
+	e.Configuration = &PlatformConfiguration{DynamicPlatform: &yes}
+	if der, err = MarshalSGXExtensionValue(e); err != nil {
+		f.Fatal(err)
+	}
 	f.Add(der)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := ParseSGXExtensionValue(b)
@@ -192,6 +197,18 @@ func FuzzParseSGXExtensions(f *testing.F) {
 			if s < 0 || s > 255 {
 				t.Fatal("component SVN out of range")
 			}
+		}
+		// What was accepted survives a round trip through the encoder.
+		der, err := MarshalSGXExtensionValue(got)
+		if err != nil {
+			t.Fatalf("accepted extensions do not marshal: %v", err)
+		}
+		again, err := ParseSGXExtensionValue(der)
+		if err != nil {
+			t.Fatalf("re-encoded extensions do not parse: %v", err)
+		}
+		if !reflect.DeepEqual(again, got) {
+			t.Fatalf("round trip changed the extensions:\n got %+v\nwant %+v", again, got)
 		}
 	})
 }
