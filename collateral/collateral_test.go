@@ -277,7 +277,12 @@ func FuzzParseQEIdentityResponse(f *testing.F) {
 		if !bytes.Contains(b, d.Body) {
 			t.Fatal("signed bytes not taken from the input")
 		}
-		_, _ = collateral.ParseEnclaveIdentityHeader(d.Body)
+		if len(d.Signature) != 64 {
+			t.Fatalf("accepted body gives a %d-byte signature", len(d.Signature))
+		}
+		if h, err := collateral.ParseEnclaveIdentityHeader(d.Body); err == nil && (h.ID == "" || h.Version != 2 || h.NextUpdate.Before(h.IssueDate)) {
+			t.Fatalf("accepted an invalid identity header %+v", h)
+		}
 	})
 }
 
