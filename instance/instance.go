@@ -259,7 +259,11 @@ func unsignedPolicyJWS(text string) string {
 	return hdr + "." + base64.RawURLEncoding.EncodeToString(p) + "."
 }
 
-func checkType(typ string) (evidence.Type, error) {
+// ParseType reads an attestation type as it appears in a route
+// ({type} of /attest/{type}, /policies/{type}); an unknown name is an MAA
+// InvalidParameter error listing the valid ones. The policy routes and the
+// API's attest and explain routes share it, so all answer alike.
+func ParseType(typ string) (evidence.Type, error) {
 	t, ok := evidence.ParseType(typ)
 	if !ok {
 		return "", errorf(CodeInvalidParameter, "unknown attestation type %q (want one of SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm)", typ)

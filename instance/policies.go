@@ -64,7 +64,7 @@ func (in *Instance) active(ctx context.Context, t evidence.Type) (*activePolicy,
 // GetPolicy returns the PolicyResult token for GET /policies/{type}: its
 // x-ms-policy claim is the policy JWS in force.
 func (in *Instance) GetPolicy(ctx context.Context, typ string) (string, error) {
-	t, err := checkType(typ)
+	t, err := ParseType(typ)
 	if err != nil {
 		return "", err
 	}
@@ -161,7 +161,7 @@ func signerDetail(j *jws) string {
 // StoredAttestationPolicy JWS (unsigned or signed, every header variant of
 // maa-api.md §1.4) or, where signing is not required, raw policy text.
 func (in *Instance) SetPolicy(ctx context.Context, typ, body string, actor Actor) (string, error) {
-	t, err := checkType(typ)
+	t, err := ParseType(typ)
 	if err != nil {
 		return "", err
 	}
@@ -214,7 +214,7 @@ func (in *Instance) SetPolicy(ctx context.Context, typ, body string, actor Actor
 // empty payload (unsigned `eyJhbGciOiJub25lIn0..` or signed `hdr..sig`); an
 // empty body counts as unsigned. The type reverts to its default policy.
 func (in *Instance) ResetPolicy(ctx context.Context, typ, body string, actor Actor) (string, error) {
-	t, err := checkType(typ)
+	t, err := ParseType(typ)
 	if err != nil {
 		return "", err
 	}
