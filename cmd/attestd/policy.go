@@ -193,7 +193,9 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 			if err != nil {
 				return usage("%v", err)
 			}
-			req.Evidence.Runtime = &evidence.Data{Bytes: sgx.DecodeEvidence(rt)}
+			// The file's bytes as they are, as "attestd verify" and /attest
+			// bind them (a text file is not decoded as hex or base64).
+			req.Evidence.Runtime = &evidence.Data{Bytes: rt}
 		}
 		o := sgx.Options{Grace: *grace, DiagnosticSkipCollateral: *diag}
 		if *collPath != "" {
@@ -324,7 +326,7 @@ func policyExplainRemote(ctx context.Context, o remoteExplain, stdout, stderr io
 			if err != nil {
 				return fail(policyExitUsage, "%v", err)
 			}
-			req["runtimeData"] = map[string]string{"data": base64.RawURLEncoding.EncodeToString(sgx.DecodeEvidence(rt)), "dataType": "Binary"}
+			req["runtimeData"] = map[string]string{"data": base64.RawURLEncoding.EncodeToString(rt), "dataType": "Binary"}
 		}
 		body["evidence"] = req
 	}

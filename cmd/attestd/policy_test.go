@@ -3,15 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/internal/testenv"
 	"github.com/attestd/attestd/policy"
+	"github.com/attestd/attestd/testing/sgxplatform"
 )
 
 func TestPolicyCommand(t *testing.T) {
@@ -161,6 +165,68 @@ func TestPolicyExplainEvidence(t *testing.T) {
 
 // TestPolicyExplainRemote: "policy explain --server" asks a running attestd,
 // whose policy in force is the default unless one is given.
+// TestRuntimeDataFileIsBoundAsIs: --runtime-data binds the file's bytes as
+// they are, in "policy explain" (local and --server) exactly as in
+// "attestd verify" — even when the file's text would decode as hex.
+func TestRuntimeDataFileIsBoundAsIs(t *testing.T) {
+	dir := t.TempDir()
+	p, err := sgxplatform.New(sgxplatform.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll, err := bundle.MarshalQVLJSON(p.Collateral())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime := []byte("deadbeef") // also valid hex and base64
+	qo := sgxplatform.QuoteOptions{}
+	h := sha256.Sum256(runtime)
+	copy(qo.ReportData[:], h[:])
+	quote, err := p.Quote(qo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"root.pem":        pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.Roots()[0].Raw}),
+		"collateral.json": coll, "quote.bin": quote, "rt.txt": runtime,
+		"config.json": []byte(`{"collateral": {"type": "bundle", "path": "collateral.json"}, "sgx": {"roots": ["root.pem"]}}`),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := func(name string) string { return filepath.Join(dir, name) }
+	evidenceArgs := []string{"--type", "SgxEnclave", "--evidence", f("quote.bin"), "--runtime-data", f("rt.txt")}
+	local := append([]string{"--collateral", f("collateral.json"), "--roots", f("root.pem")}, evidenceArgs...)
+
+	data := filepath.Join(dir, "data")
+	s := startServer(t, "--config", f("config.json"), "--data", data)
+	defer s.stop(t)
+	var tokOut, tokErr bytes.Buffer
+	if code := run(context.Background(), []string{"token", "--data", data, "--role", "reader"}, &tokOut, &tokErr); code != 0 {
+		t.Fatalf("token: %d %s", code, tokErr.String())
+	}
+	remote := append([]string{"--server", s.base, "--cacert", filepath.Join(data, "tls", "cert.pem"), "--token", lastLine(tokOut.String())}, evidenceArgs...)
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"verify", append([]string{"verify"}, local...), `"x-ms-sgx-ehd"`},
+		{"policy explain", append([]string{"policy", "explain"}, local...), "PERMITTED"},
+		{"policy explain --server", append([]string{"policy", "explain"}, remote...), "PERMITTED"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if code := run(context.Background(), tc.args, &out, &errb); code != 0 || !strings.Contains(out.String(), tc.want) {
+				t.Fatalf("exit %d, want 0 and %q\nstdout: %s\nstderr: %s", code, tc.want, out.String(), errb.String())
+			}
+		})
+	}
+}
+
 func TestPolicyExplainRemote(t *testing.T) {
 	data := t.TempDir()
 	s := startServer(t, "--data", data)
