@@ -668,6 +668,57 @@ func BenchmarkAuthenticate(b *testing.B) {
 	}
 }
 
+// TestKnownKidNotStalledByRefresh: while a refetch for an unknown kid waits
+// on a slow identity provider, a token whose kid is cached still
+// authenticates (the key cache's lock is not held across the fetch).
+func TestKnownKidNotStalledByRefresh(t *testing.T) {
+	a, b, _ := keys(t)
+	p := newIDP(t, a)
+	c := &clock{t: t0}
+	auth := p.auth(t, c)
+	ctx := context.Background()
+	if _, err := auth.Authenticate(ctx, p.token(t, a, c.Now())); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(2 * time.Minute) // past MinRefreshInterval: an unknown kid refetches
+
+	p.mu.Lock() // the IdP stalls: discovery and JWKS handlers wait on p.mu
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			p.mu.Unlock()
+		}
+	}
+	defer release()
+	before := p.discovHits.Load()
+	slow := make(chan error, 1)
+	go func() {
+		_, err := auth.Authenticate(ctx, p.token(t, b, c.Now()))
+		slow <- err
+	}()
+	for p.discovHits.Load() == before { // the refetch has reached the IdP
+		time.Sleep(time.Millisecond)
+	}
+	known := make(chan error, 1)
+	go func() {
+		_, err := auth.Authenticate(ctx, p.token(t, a, c.Now()))
+		known <- err
+	}()
+	select {
+	case err := <-known:
+		if err != nil {
+			t.Fatalf("cached kid during a refetch: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a token with a cached kid waited for the refetch of another kid")
+	}
+	release()
+	if err := <-slow; ReasonOf(err) != ReasonUnknownKey {
+		t.Fatalf("kid the IdP does not publish: %v, want unknown_key", err)
+	}
+}
+
 func TestCanceledRequestDoesNotPoisonKeyCache(t *testing.T) {
 	a, _, _ := keys(t)
 	p := newIDP(t, a)
