@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"strings"
 	"time"
 
 	"github.com/attestd/attestd/collateral"
@@ -269,7 +271,7 @@ func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim 
 		}
 		tokenOnly(ClaimAdvisoryIDs, append([]string{}, v.AdvisoryIDs...))
 		if len(v.GraceUsed) > 0 {
-			add(ClaimGraceUsed, joinComma(v.GraceUsed))
+			add(ClaimGraceUsed, strings.Join(v.GraceUsed, ","))
 		}
 		coll := map[string]string{
 			"qeidcertshash": v.Hashes.QEIdentityCert, "qeidcrlhash": v.Hashes.QEIdentityCRL, "qeidhash": v.Hashes.QEIdentity,
@@ -277,7 +279,7 @@ func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim 
 			"tcbinfohash": v.Hashes.TCBInfo,
 		}
 		tokenOnly(ClaimCollateral, coll)
-		tokenOnly("maa-attestationcollateral", copyMap(coll))
+		tokenOnly("maa-attestationcollateral", maps.Clone(coll))
 	}
 	if ev.OE != nil {
 		m := map[string]string{}
@@ -305,25 +307,6 @@ func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim 
 		policyOnly("$aas-ehd", ehd)
 	}
 	return cs
-}
-
-func joinComma(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ","
-		}
-		out += x
-	}
-	return out
-}
-
-func copyMap(m map[string]string) map[string]string {
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }
 
 // String renders a Verified for logs.
