@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/policy"
@@ -258,19 +257,11 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 	if err != nil {
 		return out, evalError(err)
 	}
-	issued := policy.TokenClaims(pr.Issued)
 
-	// 7. Token claims: policy claims at top level unless they collide with
-	// a service claim, and all of them under x-ms-policy (maa-policy.md §9).
-	claims := make(map[string]any, len(svc)+len(issued)+12)
-	for k, v := range issued {
-		if !serviceOwned(k) {
-			claims[k] = v
-		}
-	}
-	if len(issued) > 0 && t != evidence.Tpm { // Tpm reports: top level only (§9)
-		claims["x-ms-policy"] = issued
-	}
+	// 7. Token claims: the service's, then the policy's at top level where
+	// they collide with no service claim and all of them under x-ms-policy
+	// (maa-policy.md §9; policy.AddToToken).
+	claims := make(map[string]any, len(svc)+len(pr.Issued)+12)
 	for k, v := range svc {
 		claims[k] = v
 	}
@@ -279,29 +270,9 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 	if t == evidence.SgxEnclave || t == evidence.OpenEnclave {
 		claims["x-ms-sgx-tcbidentifier"] = properties["x-ms-sgx-tcbidentifier"]
 	}
+	policy.AddToToken(claims, string(t), pr.Issued)
 	out.claims = claims
 	return out, nil
-}
-
-// serviceOwned reports whether a top-level token claim name belongs to the
-// service (maa-api.md §1.2): a policy-issued claim of that name stays inside
-// x-ms-policy only, even when the service sets no value of its own for this
-// token — otherwise a policy could forge, say, x-ms-policy-signer, nonce or
-// x-ms-runtime at top level (maa-policy.md §9: the service value wins).
-func serviceOwned(name string) bool {
-	switch name {
-	case "iss", "iat", "nbf", "exp", "jti", "nonce", "cnf",
-		"x-ms-ver", "x-ms-policy", "x-ms-policy-hash", "x-ms-policy-signer",
-		"x-ms-attestation-type", "x-ms-runtime", "x-ms-inittime",
-		"maa-attestationcollateral":
-		return true
-	}
-	for _, prefix := range []string{"x-ms-sgx-", "x-ms-sevsnpvm-", "x-ms-tpm-", "tdx_"} {
-		if strings.HasPrefix(name, prefix) {
-			return true
-		}
-	}
-	return false
 }
 
 // bind checks that the evidence commits to the runtime and init-time data
