@@ -176,19 +176,12 @@ type pipelineOutcome struct {
 func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, req *AttestRequest, trace bool) (*pipelineOutcome, error) {
 	t := req.Type
 
-	// 2. Configuration rules → properties the verifier reads.
-	props, err := cp.p.Configure(ctx, string(t))
+	// 2. Configuration rules → properties the verifier reads. Configure
+	// returns a fresh map with the type defaults (maa-policy.md §7, e.g.
+	// x-ms-sgx-tcbidentifier "azuredefault") already applied.
+	properties, err := cp.p.Configure(ctx, string(t))
 	if err != nil {
 		return nil, evalError(err)
-	}
-	properties := map[string]any{}
-	for k, v := range props {
-		properties[k] = v
-	}
-	if t == evidence.SgxEnclave || t == evidence.OpenEnclave {
-		if _, ok := properties["x-ms-sgx-tcbidentifier"]; !ok {
-			properties["x-ms-sgx-tcbidentifier"] = "azuredefault"
-		}
 	}
 
 	// 3. Evidence.
