@@ -102,7 +102,8 @@ type Instance struct {
 	log   *slog.Logger
 
 	mu       sync.Mutex
-	compiled map[string]*compiledPolicy // policy text → parsed policy (bounded)
+	compiled map[string]*compiledPolicy   // policy text → parsed policy (bounded)
+	signers  map[string]*x509.Certificate // policy signer DER → parsed certificate (bounded)
 
 	adminMu sync.Mutex // see lockAdmin
 }
@@ -133,6 +134,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Instance, error) {
 		now:      opts.Now,
 		log:      opts.Logger,
 		compiled: map[string]*compiledPolicy{},
+		signers:  map[string]*x509.Certificate{},
 	}
 	if in.now == nil {
 		in.now = time.Now

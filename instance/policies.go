@@ -42,7 +42,7 @@ func (in *Instance) active(ctx context.Context, t evidence.Type) (*activePolicy,
 		case err == nil:
 			ap := &activePolicy{Text: p.Text, stored: p.JWS}
 			if len(p.Signer) > 0 {
-				c, err := x509.ParseCertificate(p.Signer)
+				c, err := in.signerCert(p.Signer)
 				if err != nil {
 					return nil, &Error{Code: CodeInternal, Message: "stored policy signer certificate is unreadable", Err: err}
 				}
@@ -59,6 +59,30 @@ func (in *Instance) active(ctx context.Context, t evidence.Type) (*activePolicy,
 		return &activePolicy{None: true}, nil
 	}
 	return &activePolicy{Text: text}, nil
+}
+
+// signerCert parses the stored signer certificate of a policy, reusing an
+// earlier parse of the same DER: a signed policy in force would otherwise
+// cost an X.509 parse on every attestation. Only stored signers (vetted by
+// an admin change) reach it, and the map is bounded like the policy cache.
+func (in *Instance) signerCert(der []byte) (*x509.Certificate, error) {
+	in.mu.Lock()
+	c, ok := in.signers[string(der)]
+	in.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	in.mu.Lock()
+	if len(in.signers) >= maxCompiled {
+		clear(in.signers)
+	}
+	in.signers[string(der)] = c
+	in.mu.Unlock()
+	return c, nil
 }
 
 // GetPolicy returns the PolicyResult token for GET /policies/{type}: its
