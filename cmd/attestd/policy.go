@@ -17,10 +17,8 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/api"
-	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx"
-	"github.com/attestd/attestd/evidence/sgx/verify"
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/policy"
 )
@@ -197,29 +195,9 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 			// bind them (a text file is not decoded as hex or base64).
 			req.Evidence.Runtime = &evidence.Data{Bytes: rt}
 		}
-		o := sgx.Options{Grace: *grace, DiagnosticSkipCollateral: *diag}
-		if *collPath != "" {
-			bn, err := bundle.Load(*collPath)
-			if err != nil {
-				return usage("load collateral: %v", err)
-			}
-			o.Collateral = bn
-		}
-		if *at != "" {
-			ts, err := time.Parse(time.RFC3339, *at)
-			if err != nil {
-				return usage("--at: %v", err)
-			}
-			o.Now = func() time.Time { return ts }
-		}
-		if *rootsPath != "" {
-			pem, err := os.ReadFile(*rootsPath)
-			if err != nil {
-				return usage("%v", err)
-			}
-			if o.Roots, err = verify.ParseCertificates(pem); err != nil {
-				return usage("--roots: %v", err)
-			}
+		o, err := sgx.OptionsFromFlags(*collPath, *rootsPath, *at, *grace, *diag)
+		if err != nil {
+			return usage("%v", err)
 		}
 		if v, err = sgx.NewVerifier(o); err != nil {
 			return usage("%v", err)
