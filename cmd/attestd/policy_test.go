@@ -77,29 +77,15 @@ c:[type=="x-ms-sgx-mrsigner"] => issue(type="custom-name", value=c.value);
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			code := run(context.Background(), tc.args, &out, &errb)
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out.String(), errb.String())
-			}
-			for _, s := range tc.stdout {
-				if !strings.Contains(out.String(), s) {
-					t.Errorf("stdout lacks %q:\n%s", s, out.String())
-				}
-			}
-			for _, s := range tc.stderr {
-				if !strings.Contains(errb.String(), s) {
-					t.Errorf("stderr lacks %q:\n%s", s, errb.String())
-				}
-			}
+			out := runCommand(t, tc.args, tc.code, tc.stdout, tc.stderr)
 			if tc.jsonPermit != nil {
 				var x struct {
 					Permitted bool   `json:"permitted"`
 					Decision  string `json:"decision"`
 					Trace     *policy.Trace
 				}
-				if err := json.Unmarshal(out.Bytes(), &x); err != nil {
-					t.Fatalf("%v: %s", err, out.String())
+				if err := json.Unmarshal([]byte(out), &x); err != nil {
+					t.Fatalf("%v: %s", err, out)
 				}
 				if x.Permitted != *tc.jsonPermit || x.Decision != "no-permit" || x.Trace == nil || len(x.Trace.Sections) != 1 || x.Trace.Sections[0].Name != "authorizationrules" {
 					t.Fatalf("%+v", x)
@@ -144,21 +130,7 @@ func TestPolicyExplainEvidence(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			code := run(context.Background(), append([]string{"policy", "explain"}, tc.args...), &out, &errb)
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out.String(), errb.String())
-			}
-			for _, s := range tc.stdout {
-				if !strings.Contains(out.String(), s) {
-					t.Errorf("stdout lacks %q:\n%s", s, out.String())
-				}
-			}
-			for _, s := range tc.stderr {
-				if !strings.Contains(errb.String(), s) {
-					t.Errorf("stderr lacks %q:\n%s", s, errb.String())
-				}
-			}
+			runCommand(t, append([]string{"policy", "explain"}, tc.args...), tc.code, tc.stdout, tc.stderr)
 		})
 	}
 }
@@ -219,10 +191,7 @@ func TestRuntimeDataFileIsBoundAsIs(t *testing.T) {
 		{"policy explain --server", append([]string{"policy", "explain"}, remote...), "PERMITTED"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			if code := run(context.Background(), tc.args, &out, &errb); code != 0 || !strings.Contains(out.String(), tc.want) {
-				t.Fatalf("exit %d, want 0 and %q\nstdout: %s\nstderr: %s", code, tc.want, out.String(), errb.String())
-			}
+			runCommand(t, tc.args, 0, []string{tc.want}, nil)
 		})
 	}
 }
@@ -269,21 +238,28 @@ func TestPolicyExplainRemote(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			code := run(context.Background(), append(append([]string(nil), base...), tc.args...), &out, &errb)
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out.String(), errb.String())
-			}
-			for _, s := range tc.stdout {
-				if !strings.Contains(out.String(), s) {
-					t.Errorf("stdout lacks %q:\n%s", s, out.String())
-				}
-			}
-			for _, s := range tc.stderr {
-				if !strings.Contains(errb.String(), s) {
-					t.Errorf("stderr lacks %q:\n%s", s, errb.String())
-				}
-			}
+			runCommand(t, append(append([]string(nil), base...), tc.args...), tc.code, tc.stdout, tc.stderr)
 		})
 	}
+}
+
+// runCommand runs attestd with args and checks its exit code and that
+// stdout and stderr contain the given strings; it returns stdout.
+func runCommand(t *testing.T, args []string, code int, stdout, stderr []string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if got := run(context.Background(), args, &out, &errb); got != code {
+		t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", got, code, out.String(), errb.String())
+	}
+	for _, s := range stdout {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("stdout lacks %q:\n%s", s, out.String())
+		}
+	}
+	for _, s := range stderr {
+		if !strings.Contains(errb.String(), s) {
+			t.Errorf("stderr lacks %q:\n%s", s, errb.String())
+		}
+	}
+	return out.String()
 }
