@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -237,14 +235,8 @@ func ts(s string) time.Time {
 // --- fuzz targets for every parser of untrusted bytes ---
 
 func seedFiles(f *testing.F, rels ...string) {
-	d := testenv.SharedDir()
-	if d == "" {
-		return
-	}
-	for _, rel := range rels {
-		if b, err := os.ReadFile(filepath.Join(d, rel)); err == nil {
-			f.Add(b)
-		}
+	for _, b := range testenv.Seeds(f, rels...) {
+		f.Add(b)
 	}
 }
 

@@ -15,15 +15,8 @@ import (
 // present, so `go test` runs every parser over real bytes; without them the
 // inline seeds still run.
 func seeds(f *testing.F, rels ...string) {
-	d := testenv.SharedDir()
-	if d == "" {
-		return
-	}
-	for _, rel := range rels {
-		b, err := os.ReadFile(filepath.Join(d, rel))
-		if err == nil {
-			f.Add(b)
-		}
+	for _, b := range testenv.Seeds(f, rels...) {
+		f.Add(b)
 	}
 }
 
@@ -71,17 +64,14 @@ func FuzzAddFile(f *testing.F) {
 	f.Add("tcbinfo.json", []byte(`{"tcbInfo":{"id":"SGX"},"signature":"00"}`))
 	f.Add("chain.pem", []byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"))
 	f.Add("crl.hex", []byte("3000"))
-	for _, rel := range []string{
+	rels := []string{
 		"vectors/go-tdx-guest/testing/testdata/sample_tcbInfo_response", "vectors/go-tdx-guest/testing/testdata/sample_qeIdentity_response",
 		"vectors/go-tdx-guest/testing/testdata/pckcrl", "vectors/mobilecoin-sgx/verifier/data/tests/root_crl.pem",
 		"vectors/go-tdx-guest/derived/tcbInfoIssuerChain.pem", "vectors/automata-dcap-rs/data/Intel_SGX_Provisioning_Certification_RootCA.cer",
 		"vectors/dcap-qvl/sample/sgx_quote_collateral.json", // a whole set: builds
-	} {
-		if d := testenv.SharedDir(); d != "" {
-			if b, err := os.ReadFile(filepath.Join(d, rel)); err == nil {
-				f.Add(filepath.Base(rel), b)
-			}
-		}
+	}
+	for i, b := range testenv.Seeds(f, rels...) {
+		f.Add(filepath.Base(rels[i]), b)
 	}
 	var built atomic.Int64
 	f.Cleanup(func() {

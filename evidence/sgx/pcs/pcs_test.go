@@ -4,8 +4,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -122,23 +120,23 @@ func TestRealTCBInfoAndQEIdentity(t *testing.T) {
 	}
 }
 
+// seedFiles adds the signed body of each shared PCS response (or the file
+// itself when it is a bare TCB info / QE identity document).
 func seedFiles(f *testing.F, files ...string) {
-	dir := testenv.SharedDir()
-	if dir == "" {
-		return
-	}
-	for _, p := range files {
-		b, err := os.ReadFile(filepath.Join(dir, p))
-		if err != nil {
-			continue
-		}
+	for i, b := range testenv.Seeds(f, files...) {
 		var m map[string]json.RawMessage
-		if json.Unmarshal(b, &m) == nil {
-			for _, k := range []string{"tcbInfo", "enclaveIdentity"} {
-				if v, ok := m[k]; ok {
-					f.Add([]byte(v))
-				}
+		if err := json.Unmarshal(b, &m); err != nil {
+			f.Fatalf("fuzz seed %s: %v", files[i], err)
+		}
+		added := false
+		for _, k := range []string{"tcbInfo", "enclaveIdentity"} {
+			if v, ok := m[k]; ok {
+				f.Add([]byte(v))
+				added = true
 			}
+		}
+		if !added {
+			f.Add(b)
 		}
 	}
 }
