@@ -124,6 +124,30 @@ func newAPIEnv(t *testing.T) *apiEnv { return newAPIEnvTB(t, nil) }
 // policy-management certificate of the Isolated instance.
 func newAPIEnvTB(t testing.TB, seed *x509.Certificate) *apiEnv {
 	t.Helper()
+	pm := newSigner(t, "pm")
+	certs := []*x509.Certificate{pm.cert}
+	if seed != nil {
+		certs = append(certs, seed)
+	}
+	return startEnv(t, pm,
+		envInstance{name: "default", mode: instance.ModeAAD, verifier: fakeVerifier{}},
+		envInstance{name: "iso", prefix: "/tenants/iso", mode: instance.ModeIsolated, certs: certs, verifier: fakeVerifier{}},
+		envInstance{name: "shared", prefix: "/shared", mode: instance.ModeShared, verifier: fakeVerifier{}})
+}
+
+// envInstance is one instance of a test env.
+type envInstance struct {
+	name, prefix string
+	mode         instance.Mode
+	certs        []*x509.Certificate // Isolated: the first policy-management certificates
+	verifier     evidence.Verifier   // serves SgxEnclave and OpenEnclave
+}
+
+// startEnv serves the instances over TLS from one SQLite store, with the
+// development identity as the admin authority (not for Shared instances),
+// and mints a contributor and a reader token.
+func startEnv(t testing.TB, pm *signer, instances ...envInstance) *apiEnv {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	db, err := sqlite.Open(ctx, filepath.Join(dir, "attestd.db"), nil)
@@ -139,29 +163,20 @@ func newAPIEnvTB(t testing.TB, seed *x509.Certificate) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &apiEnv{t: t, dev: dev, pm: newSigner(t, "pm"), keys: map[string]*token.KeySet{}, tokens: map[string]string{}}
+	e := &apiEnv{t: t, dev: dev, pm: pm, keys: map[string]*token.KeySet{}, tokens: map[string]string{}}
 	e.srv = httptest.NewUnstartedServer(nil)
 	e.base = "https://" + e.srv.Listener.Addr().String()
 	quiet := slog.New(slog.DiscardHandler)
 	var mounts []Mount
-	for _, m := range []struct {
-		name, prefix string
-		mode         instance.Mode
-	}{{"default", "", instance.ModeAAD}, {"iso", "/tenants/iso", instance.ModeIsolated}, {"shared", "/shared", instance.ModeShared}} {
+	for _, m := range instances {
 		ks, err := token.OpenKeySet(filepath.Join(dir, "keys", m.name), e.base+m.prefix, time.Now)
 		if err != nil {
 			t.Fatal(err)
 		}
 		e.keys[m.name] = ks
-		cfg := instance.Config{Name: m.name, Mode: m.mode, Issuer: e.base + m.prefix}
-		if m.mode == instance.ModeIsolated {
-			cfg.PolicyCertificates = []*x509.Certificate{e.pm.cert}
-			if seed != nil {
-				cfg.PolicyCertificates = append(cfg.PolicyCertificates, seed)
-			}
-		}
+		cfg := instance.Config{Name: m.name, Mode: m.mode, Issuer: e.base + m.prefix, PolicyCertificates: m.certs}
 		in, err := instance.New(ctx, cfg, instance.Options{Store: db, Keys: ks, Logger: quiet,
-			Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: fakeVerifier{}, evidence.OpenEnclave: fakeVerifier{}}})
+			Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: m.verifier, evidence.OpenEnclave: m.verifier}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -337,7 +352,10 @@ func TestAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign, _ := other.Mint(time.Now(), auth.RoleContributor, "", time.Hour)
+	foreign, err := other.Mint(time.Now(), auth.RoleContributor, "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, method, path, bearer string
 		status                     int
@@ -611,8 +629,14 @@ func TestIdentityProviderDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, _ := auth.OpenDevIdentity(dir)
-	tok, _ := dev.Mint(time.Now(), auth.RoleReader, "", time.Hour)
+	dev, err := auth.OpenDevIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := dev.Mint(time.Now(), auth.RoleReader, "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	req := httptest.NewRequest("GET", "/policies/SgxEnclave", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	rec := httptest.NewRecorder()

@@ -1,28 +1,22 @@
 package api
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
-	"net/http/httptest"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/attestd/attestd/auth"
 	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/internal/testenv"
 	"github.com/attestd/attestd/policy"
-	"github.com/attestd/attestd/store/sqlite"
 	"github.com/attestd/attestd/testing/sgxplatform"
-	"github.com/attestd/attestd/token"
 )
 
 // This file checks the evidence-dependent items of maa-policy.md §12.1 (3)
@@ -68,45 +62,7 @@ type conformanceEvidence struct {
 // for SgxEnclave and OpenEnclave.
 func newPipelineEnv(t *testing.T, v evidence.Verifier) *apiEnv {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "attestd.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	dev, err := auth.OpenDevIdentity(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	authn, err := auth.New(auth.Config{Issuers: []auth.Issuer{dev.Issuer()}, Now: time.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &apiEnv{t: t, dev: dev, keys: map[string]*token.KeySet{}, tokens: map[string]string{}}
-	e.srv = httptest.NewUnstartedServer(nil)
-	e.base = "https://" + e.srv.Listener.Addr().String()
-	quiet := slog.New(slog.DiscardHandler)
-	ks, err := token.OpenKeySet(filepath.Join(dir, "keys"), e.base, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.keys["default"] = ks
-	in, err := instance.New(ctx, instance.Config{Name: "default", Mode: instance.ModeAAD, Issuer: e.base},
-		instance.Options{Store: db, Keys: ks, Logger: quiet, Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := New(Options{Mounts: []Mount{{Instance: in, Auth: authn}}, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.srv.Config.Handler = h
-	e.srv.StartTLS()
-	t.Cleanup(e.srv.Close)
-	e.tokens["contributor"] = e.mint(time.Now(), auth.RoleContributor, "", time.Hour)
-	e.tokens["reader"] = e.mint(time.Now(), auth.RoleReader, "", time.Hour)
-	return e
+	return startEnv(t, nil, envInstance{name: "default", mode: instance.ModeAAD, verifier: v})
 }
 
 // TestConformanceSDKSamplesDiagnostic: the real Azure SDK sample reports,

@@ -26,8 +26,6 @@ func statusOf(code string) int {
 		return http.StatusBadRequest
 	case instance.CodeUnauthorized:
 		return http.StatusUnauthorized
-	case instance.CodeForbidden:
-		return http.StatusForbidden
 	case instance.CodeNotFound:
 		return http.StatusNotFound
 	case codeMethodNotAllowed:

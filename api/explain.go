@@ -48,9 +48,9 @@ func (h *instanceHandler) explain(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	t, ok := evidence.ParseType(typ)
-	if !ok {
-		writeError(w, r, apiError(instance.CodeInvalidParameter, "unknown attestation type %q (want one of SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm)", typ))
+	t, err := instance.ParseType(typ)
+	if err != nil {
+		writeError(w, r, err)
 		return
 	}
 	raw, err := readBody(w, r, MaxAttestBody)

@@ -1,9 +1,13 @@
 package api
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/instance"
 )
 
 // FuzzDecodeAttest feeds arbitrary attest request bodies to the decoder.
@@ -34,7 +38,48 @@ func FuzzDecodeAttest(f *testing.F) {
 		if req.Type != et || len(req.Evidence) == 0 {
 			t.Fatalf("accepted request without evidence: %+v", req)
 		}
+		// What was decoded, written the way the SDKs write it, decodes to
+		// the same request.
+		again, err := decodeAttest(et, encodeAttest(t, req))
+		if err != nil {
+			t.Fatalf("re-encoded request does not decode: %v", err)
+		}
+		if !reflect.DeepEqual(again, req) {
+			t.Fatalf("round trip changed the request:\n got %+v\nwant %+v", again, req)
+		}
 	})
+}
+
+// encodeAttest writes req as an SDK would (base64url without padding,
+// dataType Binary or JSON).
+func encodeAttest(t *testing.T, req *instance.AttestRequest) []byte {
+	field := map[evidence.Type]string{evidence.SgxEnclave: "quote", evidence.TdxVm: "quote", evidence.OpenEnclave: "report",
+		evidence.SevSnpVm: "report", evidence.Tpm: "data"}[req.Type]
+	m := map[string]any{field: base64.RawURLEncoding.EncodeToString(req.Evidence)}
+	data := func(d *evidence.Data) map[string]string {
+		typ := "Binary"
+		if d.JSON {
+			typ = "JSON"
+		}
+		return map[string]string{"data": base64.RawURLEncoding.EncodeToString(d.Bytes), "dataType": typ}
+	}
+	if req.Runtime != nil {
+		m["runtimeData"] = data(req.Runtime)
+	}
+	if req.InitTime != nil {
+		m["initTimeData"] = data(req.InitTime)
+	}
+	if req.DraftPolicy != nil {
+		m["draftPolicyForAttestation"] = *req.DraftPolicy
+	}
+	if req.Nonce != nil {
+		m["nonce"] = *req.Nonce
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // FuzzDecodeExplain feeds arbitrary explain request bodies to the decoder:

@@ -261,9 +261,9 @@ func (h *instanceHandler) attest(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, r, http.MethodPost)
 		return
 	}
-	t, ok := evidence.ParseType(r.PathValue("type"))
-	if !ok {
-		writeError(w, r, apiError(instance.CodeInvalidParameter, "unknown attestation type %q (want one of SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm)", r.PathValue("type")))
+	t, err := instance.ParseType(r.PathValue("type"))
+	if err != nil {
+		writeError(w, r, err)
 		return
 	}
 	raw, err := readBody(w, r, MaxAttestBody)

@@ -158,8 +158,14 @@ func TestRejections(t *testing.T) {
 	auth := newFileAuth(t, c, nil, a, e, rsOnly)
 	good := baseClaims(t0, "Attestation.Contributor")
 	hs := func() string {
-		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte("0123456789abcdef0123456789abcdef")}, nil)
-		tok, _ := jwt.Signed(s).Claims(good).Serialize()
+		s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte("0123456789abcdef0123456789abcdef")}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := jwt.Signed(s).Claims(good).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
 		return tok
 	}()
 	parts := strings.Split(mint(t, a, "", "kid-a", good), ".")
@@ -565,17 +571,26 @@ func TestConfigErrors(t *testing.T) {
 
 func TestJWKSFileSkipsUnusableKeys(t *testing.T) {
 	a, _, _ := keys(t)
+	symKey := []byte("0123456789abcdef0123456789abcdef") // HS256 needs 256 bits
+
 	good := jwksOf(t, a)
 	var set map[string][]json.RawMessage
-	json.Unmarshal(good, &set)
+	if err := json.Unmarshal(good, &set); err != nil {
+		t.Fatal(err)
+	}
 	set["keys"] = append([]json.RawMessage{
 		json.RawMessage(`{"kty":"RSA","kid":"broken","n":"AQAB"}`),
-		json.RawMessage(`{"kty":"oct","kid":"sym","k":"c2VjcmV0"}`),
+		json.RawMessage(`{"kty":"oct","kid":"sym","k":"` + base64.RawURLEncoding.EncodeToString(symKey) + `"}`),
 		json.RawMessage(`{"kty":"EC","kid":"enc","use":"enc","crv":"P-256","x":"` + base64.RawURLEncoding.EncodeToString(ecA.X.FillBytes(make([]byte, 32))) + `","y":"` + base64.RawURLEncoding.EncodeToString(ecA.Y.FillBytes(make([]byte, 32))) + `"}`),
 	}, set["keys"]...)
-	b, _ := json.Marshal(set)
+	b, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := filepath.Join(t.TempDir(), "jwks.json")
-	os.WriteFile(f, b, 0o644)
+	if err := os.WriteFile(f, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	auth, err := New(Config{Issuers: []Issuer{{Issuer: testIssuer, JWKSFile: f}}, Now: (&clock{t: t0}).Now})
 	if err != nil {
 		t.Fatal(err)
@@ -583,9 +598,16 @@ func TestJWKSFileSkipsUnusableKeys(t *testing.T) {
 	if _, err := auth.Authenticate(context.Background(), "Bearer "+mint(t, a, "", "kid-a", baseClaims(t0, "reader"))); err != nil {
 		t.Fatalf("good key next to unusable ones: %v", err)
 	}
-	// A symmetric key in the JWKS must not let HS256 tokens through.
-	s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte("secret")}, (&jose.SignerOptions{}).WithHeader("kid", "sym"))
-	hs, _ := jwt.Signed(s).Claims(baseClaims(t0, "contributor")).Serialize()
+	// A symmetric key in the JWKS must not let HS256 tokens through: a token
+	// HMAC'd with that very key (the JWKS's k) is refused.
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: symKey}, (&jose.SignerOptions{}).WithHeader("kid", "sym"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := jwt.Signed(s).Claims(baseClaims(t0, "contributor")).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := auth.Authenticate(context.Background(), "Bearer "+hs); err == nil {
 		t.Fatal("HS256 token accepted")
 	}
@@ -595,7 +617,9 @@ func FuzzAuthenticate(f *testing.F) {
 	a, _, _ := keys(f)
 	dir := f.TempDir()
 	file := filepath.Join(dir, "jwks.json")
-	os.WriteFile(file, jwksOf(f, a), 0o644)
+	if err := os.WriteFile(file, jwksOf(f, a), 0o644); err != nil {
+		f.Fatal(err)
+	}
 	auth, err := New(Config{Issuers: []Issuer{{Issuer: testIssuer, JWKSFile: file}}, Now: (&clock{t: t0}).Now})
 	if err != nil {
 		f.Fatal(err)
@@ -624,7 +648,9 @@ func FuzzAuthenticate(f *testing.F) {
 func BenchmarkAuthenticate(b *testing.B) {
 	a, _, e := keys(b)
 	f := filepath.Join(b.TempDir(), "jwks.json")
-	os.WriteFile(f, jwksOf(b, a, e), 0o644)
+	if err := os.WriteFile(f, jwksOf(b, a, e), 0o644); err != nil {
+		b.Fatal(err)
+	}
 	auth, err := New(Config{Issuers: []Issuer{{Issuer: testIssuer, JWKSFile: f}}, Now: (&clock{t: t0}).Now})
 	if err != nil {
 		b.Fatal(err)
@@ -639,6 +665,57 @@ func BenchmarkAuthenticate(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestKnownKidNotStalledByRefresh: while a refetch for an unknown kid waits
+// on a slow identity provider, a token whose kid is cached still
+// authenticates (the key cache's lock is not held across the fetch).
+func TestKnownKidNotStalledByRefresh(t *testing.T) {
+	a, b, _ := keys(t)
+	p := newIDP(t, a)
+	c := &clock{t: t0}
+	auth := p.auth(t, c)
+	ctx := context.Background()
+	if _, err := auth.Authenticate(ctx, p.token(t, a, c.Now())); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(2 * time.Minute) // past MinRefreshInterval: an unknown kid refetches
+
+	p.mu.Lock() // the IdP stalls: discovery and JWKS handlers wait on p.mu
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			p.mu.Unlock()
+		}
+	}
+	defer release()
+	before := p.discovHits.Load()
+	slow := make(chan error, 1)
+	go func() {
+		_, err := auth.Authenticate(ctx, p.token(t, b, c.Now()))
+		slow <- err
+	}()
+	for p.discovHits.Load() == before { // the refetch has reached the IdP
+		time.Sleep(time.Millisecond)
+	}
+	known := make(chan error, 1)
+	go func() {
+		_, err := auth.Authenticate(ctx, p.token(t, a, c.Now()))
+		known <- err
+	}()
+	select {
+	case err := <-known:
+		if err != nil {
+			t.Fatalf("cached kid during a refetch: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a token with a cached kid waited for the refetch of another kid")
+	}
+	release()
+	if err := <-slow; ReasonOf(err) != ReasonUnknownKey {
+		t.Fatalf("kid the IdP does not publish: %v, want unknown_key", err)
 	}
 }
 

@@ -27,16 +27,28 @@ const maxDocBytes = 1 << 20
 // MinRefreshInterval, so a stream of tokens with forged kids costs the IdP
 // at most one request per interval. On a failed refetch the previous keys
 // stay in use.
+//
+// The lock is never held across a fetch: concurrent refreshes wait for the
+// one fetch in flight, while tokens whose kid is already known go on being
+// verified with the keys at hand (a forged kid, or a slow identity
+// provider, must not stall every admin call for up to FetchTimeout).
 type keySource struct {
 	is     Issuer
 	cfg    *Config
 	logger *slog.Logger
 
-	mu          sync.Mutex // held across a fetch: concurrent misses wait for one fetch
+	mu          sync.Mutex // guards the fields below; never held during I/O
 	keys        []jose.JSONWebKey
 	fetchedAt   time.Time // last successful fetch
 	lastAttempt time.Time
 	lastErr     error
+	flight      *keyFetch // the fetch in progress, nil when none
+}
+
+// keyFetch is one fetch of an issuer's keys; done is closed when err is set.
+type keyFetch struct {
+	done chan struct{}
+	err  error
 }
 
 func newKeySource(is Issuer, cfg *Config, logger *slog.Logger) (*keySource, error) {
@@ -85,19 +97,19 @@ func checkURL(raw string, allowHTTP bool) error {
 
 // keysFor returns the candidate keys for kid (all keys when kid is empty).
 func (s *keySource) keysFor(ctx context.Context, kid string) ([]jose.JSONWebKey, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.cfg.Now()
-	if s.keys == nil || now.Sub(s.fetchedAt) >= s.cfg.RefreshInterval {
-		s.refreshLocked(ctx, false) // failure: keep old keys, reported below if none
+	keys, fetchedAt, _ := s.snapshot()
+	if keys == nil || s.cfg.Now().Sub(fetchedAt) >= s.cfg.RefreshInterval {
+		_ = s.refresh(ctx, false) // failure: keep old keys, reported below if none
 	}
-	if s.keys == nil {
-		return nil, &Error{Reason: ReasonKeysUnavailable, Message: fmt.Sprintf("keys of issuer %s are unavailable", s.is.Issuer), Err: s.lastErr}
+	keys, _, lastErr := s.snapshot()
+	if keys == nil {
+		return nil, &Error{Reason: ReasonKeysUnavailable, Message: fmt.Sprintf("keys of issuer %s are unavailable", s.is.Issuer), Err: lastErr}
 	}
-	match := s.match(kid)
+	match := matchKID(keys, kid)
 	if len(match) == 0 && kid != "" {
-		s.refreshLocked(ctx, false)
-		match = s.match(kid)
+		_ = s.refresh(ctx, false)
+		keys, _, _ = s.snapshot()
+		match = matchKID(keys, kid)
 	}
 	if len(match) == 0 {
 		return nil, reject(ReasonUnknownKey, "issuer %s has no signing key with kid %q", s.is.Issuer, kid)
@@ -105,9 +117,17 @@ func (s *keySource) keysFor(ctx context.Context, kid string) ([]jose.JSONWebKey,
 	return match, nil
 }
 
-func (s *keySource) match(kid string) []jose.JSONWebKey {
+// snapshot returns the cached keys (never modified in place: a refresh
+// replaces the slice), when they were fetched and the last fetch error.
+func (s *keySource) snapshot() ([]jose.JSONWebKey, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keys, s.fetchedAt, s.lastErr
+}
+
+func matchKID(keys []jose.JSONWebKey, kid string) []jose.JSONWebKey {
 	var out []jose.JSONWebKey
-	for _, k := range s.keys {
+	for _, k := range keys {
 		if kid == "" || k.KeyID == kid {
 			out = append(out, k)
 		}
@@ -115,26 +135,48 @@ func (s *keySource) match(kid string) []jose.JSONWebKey {
 	return out
 }
 
-// refresh fetches the keys; force skips the rate limit.
+// refresh fetches the keys; force skips the rate limit. A refresh that
+// finds a fetch in flight waits for that one (or for ctx) instead of
+// starting another.
 func (s *keySource) refresh(ctx context.Context, force bool) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.refreshLocked(ctx, force)
-}
-
-func (s *keySource) refreshLocked(ctx context.Context, force bool) error {
+	if f := s.flight; f != nil {
+		s.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	now := s.cfg.Now()
 	if !force && !s.lastAttempt.IsZero() && now.Sub(s.lastAttempt) < s.cfg.MinRefreshInterval {
-		return s.lastErr
-	}
-	s.lastAttempt = now
-	keys, err := s.fetch(ctx)
-	if err != nil {
-		s.lastErr = err
-		s.logger.WarnContext(ctx, "auth: fetching issuer keys failed", "issuer", s.is.Issuer, "err", err, "cached_keys", len(s.keys))
+		err := s.lastErr
+		s.mu.Unlock()
 		return err
 	}
-	s.keys, s.fetchedAt, s.lastErr = keys, now, nil
+	s.lastAttempt = now
+	f := &keyFetch{done: make(chan struct{})}
+	s.flight = f
+	s.mu.Unlock()
+
+	keys, err := s.fetch(ctx)
+
+	s.mu.Lock()
+	if err != nil {
+		s.lastErr = err
+	} else {
+		s.keys, s.fetchedAt, s.lastErr = keys, now, nil
+	}
+	cached := len(s.keys)
+	s.flight = nil
+	s.mu.Unlock()
+	f.err = err
+	close(f.done)
+	if err != nil {
+		s.logger.WarnContext(ctx, "auth: fetching issuer keys failed", "issuer", s.is.Issuer, "err", err, "cached_keys", cached)
+		return err
+	}
 	s.logger.DebugContext(ctx, "auth: issuer keys fetched", "issuer", s.is.Issuer, "keys", len(keys))
 	return nil
 }

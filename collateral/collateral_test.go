@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -237,14 +235,8 @@ func ts(s string) time.Time {
 // --- fuzz targets for every parser of untrusted bytes ---
 
 func seedFiles(f *testing.F, rels ...string) {
-	d := testenv.SharedDir()
-	if d == "" {
-		return
-	}
-	for _, rel := range rels {
-		if b, err := os.ReadFile(filepath.Join(d, rel)); err == nil {
-			f.Add(b)
-		}
+	for _, b := range testenv.Seeds(f, rels...) {
+		f.Add(b)
 	}
 }
 
@@ -277,7 +269,12 @@ func FuzzParseQEIdentityResponse(f *testing.F) {
 		if !bytes.Contains(b, d.Body) {
 			t.Fatal("signed bytes not taken from the input")
 		}
-		_, _ = collateral.ParseEnclaveIdentityHeader(d.Body)
+		if len(d.Signature) != 64 {
+			t.Fatalf("accepted body gives a %d-byte signature", len(d.Signature))
+		}
+		if h, err := collateral.ParseEnclaveIdentityHeader(d.Body); err == nil && (h.ID == "" || h.Version != 2 || h.NextUpdate.Before(h.IssueDate)) {
+			t.Fatalf("accepted an invalid identity header %+v", h)
+		}
 	})
 }
 

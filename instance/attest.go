@@ -177,19 +177,12 @@ type pipelineOutcome struct {
 func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, req *AttestRequest, trace bool) (*pipelineOutcome, error) {
 	t := req.Type
 
-	// 2. Configuration rules → properties the verifier reads.
-	props, err := cp.p.Configure(ctx, string(t))
+	// 2. Configuration rules → properties the verifier reads. Configure
+	// returns a fresh map with the type defaults (maa-policy.md §7, e.g.
+	// x-ms-sgx-tcbidentifier "azuredefault") already applied.
+	properties, err := cp.p.Configure(ctx, string(t))
 	if err != nil {
 		return nil, evalError(err)
-	}
-	properties := map[string]any{}
-	for k, v := range props {
-		properties[k] = v
-	}
-	if t == evidence.SgxEnclave || t == evidence.OpenEnclave {
-		if _, ok := properties["x-ms-sgx-tcbidentifier"]; !ok {
-			properties["x-ms-sgx-tcbidentifier"] = "azuredefault"
-		}
 	}
 
 	// 3. Evidence.
@@ -258,19 +251,11 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 	if err != nil {
 		return out, evalError(err)
 	}
-	issued := policy.TokenClaims(pr.Issued)
 
-	// 7. Token claims: policy claims at top level unless they collide with
-	// a service claim, and all of them under x-ms-policy (maa-policy.md §9).
-	claims := make(map[string]any, len(svc)+len(issued)+12)
-	for k, v := range issued {
-		if !serviceOwned(k) {
-			claims[k] = v
-		}
-	}
-	if len(issued) > 0 && t != evidence.Tpm { // Tpm reports: top level only (§9)
-		claims["x-ms-policy"] = issued
-	}
+	// 7. Token claims: the service's, then the policy's at top level where
+	// they collide with no service claim and all of them under x-ms-policy
+	// (maa-policy.md §9; policy.AddToToken).
+	claims := make(map[string]any, len(svc)+len(pr.Issued)+12)
 	for k, v := range svc {
 		claims[k] = v
 	}
@@ -289,29 +274,9 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 			claims["x-ms-sgx-tcbidentifier"] = id
 		}
 	}
+	policy.AddToToken(claims, string(t), pr.Issued)
 	out.claims = claims
 	return out, nil
-}
-
-// serviceOwned reports whether a top-level token claim name belongs to the
-// service (maa-api.md §1.2): a policy-issued claim of that name stays inside
-// x-ms-policy only, even when the service sets no value of its own for this
-// token — otherwise a policy could forge, say, x-ms-policy-signer, nonce or
-// x-ms-runtime at top level (maa-policy.md §9: the service value wins).
-func serviceOwned(name string) bool {
-	switch name {
-	case "iss", "iat", "nbf", "exp", "jti", "nonce", "cnf",
-		"x-ms-ver", "x-ms-policy", "x-ms-policy-hash", "x-ms-policy-signer",
-		"x-ms-attestation-type", "x-ms-runtime", "x-ms-inittime",
-		"maa-attestationcollateral":
-		return true
-	}
-	for _, prefix := range []string{"x-ms-sgx-", "x-ms-sevsnpvm-", "x-ms-tpm-", "tdx_"} {
-		if strings.HasPrefix(name, prefix) {
-			return true
-		}
-	}
-	return false
 }
 
 // bind checks that the evidence commits to the runtime and init-time data

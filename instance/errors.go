@@ -15,8 +15,9 @@ const (
 	CodePolicyEvaluationError = "PolicyEvaluationError"
 	CodePolicyParsingError    = "PolicyParsingError"
 	CodeInvalidOperation      = "InvalidOperation"
-	CodeUnauthorized          = "Unauthorized"
-	CodeForbidden             = "Forbidden"
+	// CodeUnauthorized (401) also answers a valid token without the needed
+	// role or scoped to another instance, as real MAA does (maa-api.md §5).
+	CodeUnauthorized = "Unauthorized"
 	// CodeNotSupported answers an attestation type this build has no
 	// evidence verifier for. It is never answered with a token.
 	CodeNotSupported = "NotSupported"

@@ -125,14 +125,14 @@ func ExplainWith(ctx context.Context, v evidence.Verifier, req *ExplainRequest) 
 	if req.Policy == nil {
 		return nil, errorf(CodeInvalidParameter, "no policy to explain")
 	}
-	p, err := policy.Parse(*req.Policy)
+	cp, err := parseDraft(*req.Policy)
 	if err != nil {
-		return nil, parseError(err)
+		return nil, err
 	}
 	if req.Evidence != nil && v == nil {
 		return nil, errorf(CodeNotSupported, "no evidence verifier for %s", req.Type)
 	}
-	ex, err := explain(ctx, v, &compiledPolicy{p: p, hash: policy.Hash(*req.Policy)}, req)
+	ex, err := explain(ctx, v, cp, req)
 	if ex != nil {
 		ex.PolicySource = PolicySourceGiven
 	}

@@ -102,7 +102,8 @@ type Instance struct {
 	log   *slog.Logger
 
 	mu       sync.Mutex
-	compiled map[string]*compiledPolicy // policy text → parsed policy (bounded)
+	compiled map[string]*compiledPolicy   // policy text → parsed policy (bounded)
+	signers  map[string]*x509.Certificate // policy signer DER → parsed certificate (bounded)
 
 	adminMu sync.Mutex // see lockAdmin
 }
@@ -133,6 +134,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Instance, error) {
 		now:      opts.Now,
 		log:      opts.Logger,
 		compiled: map[string]*compiledPolicy{},
+		signers:  map[string]*x509.Certificate{},
 	}
 	if in.now == nil {
 		in.now = time.Now
@@ -259,7 +261,11 @@ func unsignedPolicyJWS(text string) string {
 	return hdr + "." + base64.RawURLEncoding.EncodeToString(p) + "."
 }
 
-func checkType(typ string) (evidence.Type, error) {
+// ParseType reads an attestation type as it appears in a route
+// ({type} of /attest/{type}, /policies/{type}); an unknown name is an MAA
+// InvalidParameter error listing the valid ones. The policy routes and the
+// API's attest and explain routes share it, so all answer alike.
+func ParseType(typ string) (evidence.Type, error) {
 	t, ok := evidence.ParseType(typ)
 	if !ok {
 		return "", errorf(CodeInvalidParameter, "unknown attestation type %q (want one of SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm)", typ)

@@ -42,7 +42,7 @@ func (in *Instance) active(ctx context.Context, t evidence.Type) (*activePolicy,
 		case err == nil:
 			ap := &activePolicy{Text: p.Text, stored: p.JWS}
 			if len(p.Signer) > 0 {
-				c, err := x509.ParseCertificate(p.Signer)
+				c, err := in.signerCert(p.Signer)
 				if err != nil {
 					return nil, &Error{Code: CodeInternal, Message: "stored policy signer certificate is unreadable", Err: err}
 				}
@@ -61,10 +61,34 @@ func (in *Instance) active(ctx context.Context, t evidence.Type) (*activePolicy,
 	return &activePolicy{Text: text}, nil
 }
 
+// signerCert parses the stored signer certificate of a policy, reusing an
+// earlier parse of the same DER: a signed policy in force would otherwise
+// cost an X.509 parse on every attestation. Only stored signers (vetted by
+// an admin change) reach it, and the map is bounded like the policy cache.
+func (in *Instance) signerCert(der []byte) (*x509.Certificate, error) {
+	in.mu.Lock()
+	c, ok := in.signers[string(der)]
+	in.mu.Unlock()
+	if ok {
+		return c, nil
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	in.mu.Lock()
+	if len(in.signers) >= maxCompiled {
+		clear(in.signers)
+	}
+	in.signers[string(der)] = c
+	in.mu.Unlock()
+	return c, nil
+}
+
 // GetPolicy returns the PolicyResult token for GET /policies/{type}: its
 // x-ms-policy claim is the policy JWS in force.
 func (in *Instance) GetPolicy(ctx context.Context, typ string) (string, error) {
-	t, err := checkType(typ)
+	t, err := ParseType(typ)
 	if err != nil {
 		return "", err
 	}
@@ -161,7 +185,7 @@ func signerDetail(j *jws) string {
 // StoredAttestationPolicy JWS (unsigned or signed, every header variant of
 // maa-api.md §1.4) or, where signing is not required, raw policy text.
 func (in *Instance) SetPolicy(ctx context.Context, typ, body string, actor Actor) (string, error) {
-	t, err := checkType(typ)
+	t, err := ParseType(typ)
 	if err != nil {
 		return "", err
 	}
@@ -214,7 +238,7 @@ func (in *Instance) SetPolicy(ctx context.Context, typ, body string, actor Actor
 // empty payload (unsigned `eyJhbGciOiJub25lIn0..` or signed `hdr..sig`); an
 // empty body counts as unsigned. The type reverts to its default policy.
 func (in *Instance) ResetPolicy(ctx context.Context, typ, body string, actor Actor) (string, error) {
-	t, err := checkType(typ)
+	t, err := ParseType(typ)
 	if err != nil {
 		return "", err
 	}

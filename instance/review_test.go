@@ -68,7 +68,7 @@ func TestResetRefusesReplayedJWS(t *testing.T) {
 }
 
 // certWithKey makes a self-signed certificate for an arbitrary key.
-func certWithKey(t *testing.T, cn string, key crypto.Signer) *x509.Certificate {
+func certWithKey(t testing.TB, cn string, key crypto.Signer) *x509.Certificate {
 	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()),

@@ -41,7 +41,7 @@ type baselineLister interface {
 // source can list: a bundle, the numbers it holds; PCS/PCCS behind the
 // cache, the numbers fetched so far (see collateral.BaselineLister).
 func (in *Instance) TCBBaselines(ctx context.Context, typ string) (*TCBBaselines, error) {
-	t, err := checkType(typ)
+	t, err := ParseType(typ)
 	if err != nil {
 		return nil, err
 	}

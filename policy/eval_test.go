@@ -405,6 +405,16 @@ func TestAddToToken(t *testing.T) {
 	if len(tok) != 0 {
 		t.Errorf("nothing issued but token has %v", tok)
 	}
+	// Names the service owns never reach the top level from a policy, even
+	// where this token has no value of its own for them.
+	forged := []Claim{{Type: "x-ms-policy-signer", Value: "forged", Issuer: IssuerPolicy}, {Type: "nonce", Value: "n", Issuer: IssuerPolicy},
+		{Type: "x-ms-sgx-mrsigner", Value: "00", Issuer: IssuerPolicy}, {Type: "tdx_mrtd", Value: "00", Issuer: IssuerPolicy}, {Type: "mine", Value: true, Issuer: IssuerPolicy}}
+	tok = map[string]any{}
+	AddToToken(tok, "SgxEnclave", forged)
+	xp, _ := tok["x-ms-policy"].(map[string]any)
+	if len(tok) != 2 || tok["mine"] != true || len(xp) != len(forged) || xp["x-ms-policy-signer"] != "forged" {
+		t.Errorf("service-owned names: token %v", tok)
+	}
 }
 
 // TestConcurrentEvaluate: one *Policy serves many goroutines (run with -race).

@@ -44,11 +44,16 @@ func FuzzParseEvaluate(f *testing.F) {
 		f.Add(s)
 	}
 	if dir := testenv.SharedDir(); dir != "" {
-		files, _ := filepath.Glob(filepath.Join(dir, "spec", "policies", "*.txt"))
+		files, err := filepath.Glob(filepath.Join(dir, "spec", "policies", "*.txt"))
+		if err != nil || len(files) == 0 {
+			f.Fatalf("no policy vectors in %s/spec/policies (%v)", dir, err)
+		}
 		for _, file := range files {
-			if b, err := os.ReadFile(file); err == nil {
-				f.Add(string(b))
+			b, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
 			}
+			f.Add(string(b))
 		}
 	}
 	f.Fuzz(func(t *testing.T, text string) {

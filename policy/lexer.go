@@ -258,12 +258,11 @@ func (lx *lexer) lexString(t token) token {
 		if t.smartQ == 0 && (strings.HasPrefix(lx.src[lx.pos:], "\u201d") || strings.HasPrefix(lx.src[lx.pos:], "\u201c")) {
 			t.smartQ = lx.pos + 1
 		}
-		r, w := utf8.DecodeRuneInString(lx.src[lx.pos:])
-		if !plain {
-			b.WriteString(lx.src[lx.pos : lx.pos+w]) // bytes as written, even if not valid UTF-8
-		}
-		_ = r
+		p := lx.pos
 		lx.advance()
+		if !plain {
+			b.WriteString(lx.src[p:lx.pos]) // bytes as written, even if not valid UTF-8
+		}
 	}
 }
 

@@ -33,20 +33,43 @@ func TokenClaims(issued []Claim) map[string]any {
 
 // AddToToken places issued claims into a token's claim set as spec §9
 // describes: every member at the top level unless the token already has
-// that name (service claims win), and — except for Tpm, whose report has
-// no x-ms-policy — the same members under "x-ms-policy" (policy values
-// kept), only when at least one claim was issued.
+// that name (service claims win) or the name belongs to the service (see
+// serviceOwned), and — except for Tpm, whose report has no x-ms-policy —
+// the same members under "x-ms-policy" (policy values kept), only when at
+// least one claim was issued. The token must already hold the service's
+// claims.
 func AddToToken(token map[string]any, attestationType string, issued []Claim) {
 	if len(issued) == 0 {
 		return
 	}
 	members := TokenClaims(issued)
 	for k, v := range members {
-		if _, taken := token[k]; !taken {
+		if _, taken := token[k]; !taken && !serviceOwned(k) {
 			token[k] = v
 		}
 	}
 	if !strings.EqualFold(attestationType, "Tpm") {
 		token["x-ms-policy"] = members
 	}
+}
+
+// serviceOwned reports whether a top-level token claim name belongs to the
+// service (maa-api.md §1.2): a policy-issued claim of that name stays inside
+// x-ms-policy only, even when the service sets no value of its own for this
+// token — otherwise a policy could forge, say, x-ms-policy-signer, nonce or
+// x-ms-runtime at top level (maa-policy.md §9: the service value wins).
+func serviceOwned(name string) bool {
+	switch name {
+	case "iss", "iat", "nbf", "exp", "jti", "nonce", "cnf",
+		"x-ms-ver", "x-ms-policy", "x-ms-policy-hash", "x-ms-policy-signer",
+		"x-ms-attestation-type", "x-ms-runtime", "x-ms-inittime",
+		"maa-attestationcollateral":
+		return true
+	}
+	for _, prefix := range []string{"x-ms-sgx-", "x-ms-sevsnpvm-", "x-ms-tpm-", "tdx_"} {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	return false
 }

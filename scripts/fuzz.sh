@@ -13,7 +13,10 @@ cd "$(dirname "$0")/.."
 time_per_target="${1:-60s}"
 pkgs="${2:-./...}"
 for pkg in $(go list "$pkgs"); do
-  targets=$(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true)
+  # A package that does not build fails the script instead of silently
+  # contributing no targets.
+  listing=$(go test -list '^Fuzz' "$pkg")
+  targets=$(grep '^Fuzz' <<<"$listing" || true)
   for target in $targets; do
     echo "== $pkg $target ($time_per_target)"
     go test "$pkg" -run '^$' -fuzz "^${target}\$" -fuzztime "$time_per_target"

@@ -1,8 +1,9 @@
 // Package store persists attestd's state: policies (with the exact JWS that
 // set them and its signer), policy-management certificates, instance state and
-// an audit trail of every admin change. Backends: SQLite (embedded, default)
-// and PostgreSQL (shared by stateless replicas), with one SQL schema kept in
-// versioned migrations.
+// an audit trail of every admin change. The backend today is SQLite
+// (store/sqlite, embedded); the SQL (store/sqlstore, store/migrations) is
+// kept portable so that a PostgreSQL backend for stateless replicas can share
+// it, but that backend is not written yet.
 //
 // Every write method returns only after the change is durable, and applies the
 // change and its audit entry in one transaction: a crash never leaves a

@@ -18,7 +18,10 @@ func FuzzVerify(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	unsigned, _ := ks.Unsigned(jku, map[string]any{"a": 1})
+	unsigned, err := ks.Unsigned(jku, map[string]any{"a": 1})
+	if err != nil {
+		f.Fatal(err)
+	}
 	for _, s := range []string{good, unsigned, "", "a.b.c", "..", good + "x", strings.Replace(good, ".", "..", 1)} {
 		f.Add(s)
 	}

@@ -66,26 +66,32 @@ func encodeHeader(alg, jku, kid string) ([]byte, error) {
 
 // Sign returns a compact JWT over claims signed RS256 by the active key,
 // with header exactly {"alg":"RS256","jku":jku,"kid":<active kid>,"typ":"JWT"}.
-// jku is the /certs URL of the instance as the client addressed it. claims
-// is marshalled with encoding/json (maps in sorted key order, no HTML
-// escaping); a json.RawMessage is used as is.
+// jku is the /certs URL of the instance (its configured URL + "/certs").
+// claims is marshalled with encoding/json (maps in sorted key order, no
+// HTML escaping); a json.RawMessage is used as is.
 func (ks *KeySet) Sign(jku string, claims any) (string, error) {
 	k := ks.state.Load().keys[0]
-	return signWith(k.signer, k.kid, jku, claims)
+	h := k.rs256.Load()
+	if h == nil || h.jku != jku {
+		raw, err := encodeHeader("RS256", jku, k.kid)
+		if err != nil {
+			return "", fmt.Errorf("token: encode header: %w", err)
+		}
+		h = &encodedHeader{jku: jku, b64: b64.AppendEncode(nil, raw)}
+		k.rs256.Store(h)
+	}
+	return signWith(k.signer, k.kid, h.b64, claims)
 }
 
-func signWith(signer crypto.Signer, kid, jku string, claims any) (string, error) {
-	h, err := encodeHeader("RS256", jku, kid)
-	if err != nil {
-		return "", fmt.Errorf("token: encode header: %w", err)
-	}
+// signWith signs claims under an already encoded header.
+func signWith(signer crypto.Signer, kid string, header []byte, claims any) (string, error) {
 	p, err := marshalJSON(claims)
 	if err != nil {
 		return "", fmt.Errorf("token: encode claims: %w", err)
 	}
-	hl, pl := b64.EncodedLen(len(h)), b64.EncodedLen(len(p))
+	hl, pl := len(header), b64.EncodedLen(len(p))
 	out := make([]byte, hl+1+pl+1, hl+1+pl+1+b64.EncodedLen(512))
-	b64.Encode(out, h)
+	copy(out, header)
 	out[hl] = '.'
 	b64.Encode(out[hl+1:], p)
 	out[hl+1+pl] = '.'

@@ -80,6 +80,16 @@ type signingKey struct {
 	created  time.Time
 	retireAt time.Time // zero: not scheduled for retirement
 	jwk      []byte    // precomputed JWKS entry
+	// rs256 is the encoded RS256 header for the jku of the last Sign: an
+	// instance signs with one jku, so after its first token the header is
+	// never encoded again.
+	rs256 atomic.Pointer[encodedHeader]
+}
+
+// encodedHeader is base64url({"alg":"RS256","jku":jku,"kid":…,"typ":"JWT"}).
+type encodedHeader struct {
+	jku string
+	b64 []byte
 }
 
 // KeyInfo describes one key of the set.
@@ -451,11 +461,12 @@ func (ks *KeySet) Rotate(retireOldAfter time.Duration) error {
 	retire := t.Add(retireOldAfter)
 	next := []*signingKey{k}
 	for _, o := range old {
-		c := *o
+		// A copy: the current state's keys are shared with running Signs.
+		c := &signingKey{kid: o.kid, file: o.file, cert: o.cert, signer: o.signer, created: o.created, retireAt: o.retireAt, jwk: o.jwk}
 		if c.retireAt.IsZero() || retire.Before(c.retireAt) {
 			c.retireAt = retire
 		}
-		next = append(next, &c)
+		next = append(next, c)
 	}
 	live := pruneRetired(next, t)
 	if err := ks.commit(live, append([]*signingKey{k}, old...)); err != nil {

@@ -123,6 +123,34 @@ func splitJWT(t *testing.T, tok string) (h, p, s []byte) {
 	return out[0], out[1], out[2]
 }
 
+// TestSignHeaderFollowsJKUAndRotation: the encoded header is reused between
+// tokens, but never across a different jku or a rotation.
+func TestSignHeaderFollowsJKUAndRotation(t *testing.T) {
+	c := &clock{t: t0}
+	ks := openSet(t, t.TempDir(), c)
+	other := "https://other.attestd.test/certs"
+	for i, j := range []string{jku, jku, other, jku, "rotate", jku} {
+		if j == "rotate" {
+			if err := ks.Rotate(time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		tok, err := ks.Sign(j, map[string]any{"n": i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _, _ := splitJWT(t, tok)
+		want := `{"alg":"RS256","jku":"` + j + `","kid":"` + ks.ActiveKID() + `","typ":"JWT"}`
+		if string(h) != want {
+			t.Errorf("token %d: header %s, want %s", i, h, want)
+		}
+		if _, err := ks.Verify(tok); err != nil {
+			t.Errorf("token %d: %v", i, err)
+		}
+	}
+}
+
 func TestSignVerifiesAgainstJWKS(t *testing.T) {
 	c := &clock{t: t0}
 	ks := openSet(t, t.TempDir(), c)

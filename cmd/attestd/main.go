@@ -3,12 +3,14 @@
 //
 //	attestd [serve] [--listen ADDR] [--data DIR] [--config FILE]
 //	attestd token --data DIR [--role reader|contributor] [--instance NAME] [--ttl DURATION]
+//	attestd keys list|rotate --data DIR [--instance NAME] [--retire-after DURATION]
 //	attestd verify --type SgxEnclave|OpenEnclave --evidence FILE --collateral FILE|DIR [--at TIME]
 //	attestd policy check FILE | explain --type TYPE [--policy FILE] (--claims FILE | --evidence FILE --collateral PATH)
 //
-// This file is the composition root: flags and configuration in, wired
-// server out. It is the only place that reads the wall clock and the
-// environment.
+// This package is the composition root: flags, environment and
+// configuration in, wired server out. No other package reads the
+// environment; the others take their clock as an option (defaulting to
+// time.Now).
 package main
 
 import (

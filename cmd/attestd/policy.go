@@ -17,10 +17,8 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/api"
-	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx"
-	"github.com/attestd/attestd/evidence/sgx/verify"
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/policy"
 )
@@ -193,31 +191,13 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 			if err != nil {
 				return usage("%v", err)
 			}
-			req.Evidence.Runtime = &evidence.Data{Bytes: sgx.DecodeEvidence(rt)}
+			// The file's bytes as they are, as "attestd verify" and /attest
+			// bind them (a text file is not decoded as hex or base64).
+			req.Evidence.Runtime = &evidence.Data{Bytes: rt}
 		}
-		o := sgx.Options{Grace: *grace, DiagnosticSkipCollateral: *diag}
-		if *collPath != "" {
-			bn, err := bundle.Load(*collPath)
-			if err != nil {
-				return usage("load collateral: %v", err)
-			}
-			o.Collateral = bn
-		}
-		if *at != "" {
-			ts, err := time.Parse(time.RFC3339, *at)
-			if err != nil {
-				return usage("--at: %v", err)
-			}
-			o.Now = func() time.Time { return ts }
-		}
-		if *rootsPath != "" {
-			pem, err := os.ReadFile(*rootsPath)
-			if err != nil {
-				return usage("%v", err)
-			}
-			if o.Roots, err = verify.ParseCertificates(pem); err != nil {
-				return usage("--roots: %v", err)
-			}
+		o, err := sgx.OptionsFromFlags(*collPath, *rootsPath, *at, *grace, *diag)
+		if err != nil {
+			return usage("%v", err)
 		}
 		if v, err = sgx.NewVerifier(o); err != nil {
 			return usage("%v", err)
@@ -324,7 +304,7 @@ func policyExplainRemote(ctx context.Context, o remoteExplain, stdout, stderr io
 			if err != nil {
 				return fail(policyExitUsage, "%v", err)
 			}
-			req["runtimeData"] = map[string]string{"data": base64.RawURLEncoding.EncodeToString(sgx.DecodeEvidence(rt)), "dataType": "Binary"}
+			req["runtimeData"] = map[string]string{"data": base64.RawURLEncoding.EncodeToString(rt), "dataType": "Binary"}
 		}
 		body["evidence"] = req
 	}

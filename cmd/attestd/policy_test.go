@@ -3,15 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/internal/testenv"
 	"github.com/attestd/attestd/policy"
+	"github.com/attestd/attestd/testing/sgxplatform"
 )
 
 func TestPolicyCommand(t *testing.T) {
@@ -73,29 +77,15 @@ c:[type=="x-ms-sgx-mrsigner"] => issue(type="custom-name", value=c.value);
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			code := run(context.Background(), tc.args, &out, &errb)
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out.String(), errb.String())
-			}
-			for _, s := range tc.stdout {
-				if !strings.Contains(out.String(), s) {
-					t.Errorf("stdout lacks %q:\n%s", s, out.String())
-				}
-			}
-			for _, s := range tc.stderr {
-				if !strings.Contains(errb.String(), s) {
-					t.Errorf("stderr lacks %q:\n%s", s, errb.String())
-				}
-			}
+			out := runCommand(t, tc.args, tc.code, tc.stdout, tc.stderr)
 			if tc.jsonPermit != nil {
 				var x struct {
 					Permitted bool   `json:"permitted"`
 					Decision  string `json:"decision"`
 					Trace     *policy.Trace
 				}
-				if err := json.Unmarshal(out.Bytes(), &x); err != nil {
-					t.Fatalf("%v: %s", err, out.String())
+				if err := json.Unmarshal([]byte(out), &x); err != nil {
+					t.Fatalf("%v: %s", err, out)
 				}
 				if x.Permitted != *tc.jsonPermit || x.Decision != "no-permit" || x.Trace == nil || len(x.Trace.Sections) != 1 || x.Trace.Sections[0].Name != "authorizationrules" {
 					t.Fatalf("%+v", x)
@@ -140,27 +130,72 @@ func TestPolicyExplainEvidence(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			code := run(context.Background(), append([]string{"policy", "explain"}, tc.args...), &out, &errb)
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out.String(), errb.String())
-			}
-			for _, s := range tc.stdout {
-				if !strings.Contains(out.String(), s) {
-					t.Errorf("stdout lacks %q:\n%s", s, out.String())
-				}
-			}
-			for _, s := range tc.stderr {
-				if !strings.Contains(errb.String(), s) {
-					t.Errorf("stderr lacks %q:\n%s", s, errb.String())
-				}
-			}
+			runCommand(t, append([]string{"policy", "explain"}, tc.args...), tc.code, tc.stdout, tc.stderr)
 		})
 	}
 }
 
 // TestPolicyExplainRemote: "policy explain --server" asks a running attestd,
 // whose policy in force is the default unless one is given.
+// TestRuntimeDataFileIsBoundAsIs: --runtime-data binds the file's bytes as
+// they are, in "policy explain" (local and --server) exactly as in
+// "attestd verify" — even when the file's text would decode as hex.
+func TestRuntimeDataFileIsBoundAsIs(t *testing.T) {
+	dir := t.TempDir()
+	p, err := sgxplatform.New(sgxplatform.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll, err := bundle.MarshalQVLJSON(p.Collateral())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime := []byte("deadbeef") // also valid hex and base64
+	qo := sgxplatform.QuoteOptions{}
+	h := sha256.Sum256(runtime)
+	copy(qo.ReportData[:], h[:])
+	quote, err := p.Quote(qo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"root.pem":        pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.Roots()[0].Raw}),
+		"collateral.json": coll, "quote.bin": quote, "rt.txt": runtime,
+		"config.json": []byte(`{"collateral": {"type": "bundle", "path": "collateral.json"}, "sgx": {"roots": ["root.pem"]}}`),
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := func(name string) string { return filepath.Join(dir, name) }
+	evidenceArgs := []string{"--type", "SgxEnclave", "--evidence", f("quote.bin"), "--runtime-data", f("rt.txt")}
+	local := append([]string{"--collateral", f("collateral.json"), "--roots", f("root.pem")}, evidenceArgs...)
+
+	data := filepath.Join(dir, "data")
+	s := startServer(t, "--config", f("config.json"), "--data", data)
+	defer s.stop(t)
+	var tokOut, tokErr bytes.Buffer
+	if code := run(context.Background(), []string{"token", "--data", data, "--role", "reader"}, &tokOut, &tokErr); code != 0 {
+		t.Fatalf("token: %d %s", code, tokErr.String())
+	}
+	remote := append([]string{"--server", s.base, "--cacert", filepath.Join(data, "tls", "cert.pem"), "--token", lastLine(tokOut.String())}, evidenceArgs...)
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"verify", append([]string{"verify"}, local...), `"x-ms-sgx-ehd"`},
+		{"policy explain", append([]string{"policy", "explain"}, local...), "PERMITTED"},
+		{"policy explain --server", append([]string{"policy", "explain"}, remote...), "PERMITTED"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			runCommand(t, tc.args, 0, []string{tc.want}, nil)
+		})
+	}
+}
+
 func TestPolicyExplainRemote(t *testing.T) {
 	data := t.TempDir()
 	s := startServer(t, "--data", data)
@@ -203,21 +238,28 @@ func TestPolicyExplainRemote(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			code := run(context.Background(), append(append([]string(nil), base...), tc.args...), &out, &errb)
-			if code != tc.code {
-				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.code, out.String(), errb.String())
-			}
-			for _, s := range tc.stdout {
-				if !strings.Contains(out.String(), s) {
-					t.Errorf("stdout lacks %q:\n%s", s, out.String())
-				}
-			}
-			for _, s := range tc.stderr {
-				if !strings.Contains(errb.String(), s) {
-					t.Errorf("stderr lacks %q:\n%s", s, errb.String())
-				}
-			}
+			runCommand(t, append(append([]string(nil), base...), tc.args...), tc.code, tc.stdout, tc.stderr)
 		})
 	}
+}
+
+// runCommand runs attestd with args and checks its exit code and that
+// stdout and stderr contain the given strings; it returns stdout.
+func runCommand(t *testing.T, args []string, code int, stdout, stderr []string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if got := run(context.Background(), args, &out, &errb); got != code {
+		t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", got, code, out.String(), errb.String())
+	}
+	for _, s := range stdout {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("stdout lacks %q:\n%s", s, out.String())
+		}
+	}
+	for _, s := range stderr {
+		if !strings.Contains(errb.String(), s) {
+			t.Errorf("stderr lacks %q:\n%s", s, errb.String())
+		}
+	}
+	return out.String()
 }

@@ -255,7 +255,7 @@ func (c *Cache) startFlight(key collateral.Request) *flight {
 func (c *Cache) run(key collateral.Request, f *flight) {
 	defer c.wg.Done()
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.FetchTimeout)
-	col, err := c.fetch(ctx, key)
+	col, info, err := c.fetch(ctx, key)
 	cancel()
 	now := c.opts.Now()
 
@@ -270,9 +270,8 @@ func (c *Cache) run(key collateral.Request, f *flight) {
 		ne.err, ne.errUntil = err, now.Add(c.opts.RetryInterval)
 		ne.nextAttempt.Store(ne.errUntil.UnixNano())
 	} else {
-		v, _ := col.Validity() // checked in fetch
-		ne.c, ne.expiry = col, v.NotAfter
-		ne.refreshAt = v.NotAfter.Add(-c.opts.RefreshMargin)
+		ne.c, ne.expiry = col, info.Validity.NotAfter
+		ne.refreshAt = ne.expiry.Add(-c.opts.RefreshMargin)
 		if !now.Before(ne.refreshAt) {
 			// Already due: the source has nothing fresher yet. Serve this
 			// and ask again after RetryInterval, not on every Get.
@@ -305,25 +304,26 @@ func (c *Cache) run(key collateral.Request, f *flight) {
 	close(f.done)
 }
 
-// fetch gets collateral from the source and checks it is usable for key.
-func (c *Cache) fetch(ctx context.Context, key collateral.Request) (*collateral.Collateral, error) {
+// fetch gets collateral from the source and checks it is usable for key;
+// the Info it returns is what that check found (validity included).
+func (c *Cache) fetch(ctx context.Context, key collateral.Request) (*collateral.Collateral, *collateral.Info, error) {
 	col, err := c.src.Get(ctx, key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	info, err := col.Inspect()
 	if err != nil {
-		return nil, fmt.Errorf("source returned unusable collateral: %w", err)
+		return nil, nil, fmt.Errorf("source returned unusable collateral: %w", err)
 	}
 	if info.Request != key.Default() {
-		return nil, fmt.Errorf("%w: source returned collateral for %s", collateral.ErrMalformed, info.Request)
+		return nil, nil, fmt.Errorf("%w: source returned collateral for %s", collateral.ErrMalformed, info.Request)
 	}
 	// Entries are keyed by TCB evaluation data number too: a source must
 	// not answer a baseline request with another baseline.
 	if err := key.Serves(info); err != nil {
-		return nil, fmt.Errorf("source returned collateral that does not answer %s: %w", key, err)
+		return nil, nil, fmt.Errorf("source returned collateral that does not answer %s: %w", key, err)
 	}
-	return col, nil
+	return col, info, nil
 }
 
 func same(a, b *collateral.Collateral) bool {

@@ -356,11 +356,9 @@ func TestNewValidates(t *testing.T) {
 func FuzzDecodeIssuerChainHeader(f *testing.F) {
 	f.Add("-----BEGIN%20CERTIFICATE-----%0A")
 	f.Add("%zz")
-	if d := testenv.SharedDir(); d != "" {
-		if b, err := os.ReadFile(filepath.Join(d, "vectors/go-tdx-guest/derived/tcbInfoIssuerChain.pem")); err == nil {
-			f.Add(pcstest.EscapeHeader(string(b)))
-			f.Add(string(b))
-		}
+	for _, b := range testenv.Seeds(f, "vectors/go-tdx-guest/derived/tcbInfoIssuerChain.pem") {
+		f.Add(pcstest.EscapeHeader(string(b)))
+		f.Add(string(b))
 	}
 	f.Fuzz(func(t *testing.T, v string) {
 		pemText, err := DecodeIssuerChainHeader(HeaderTCBInfoIssuerChain, v)

@@ -77,6 +77,39 @@ func VerifyFile(ctx context.Context, o FileOptions) (*evidence.Result, error) {
 	return res, nil
 }
 
+// OptionsFromFlags builds verifier options from the flag values the offline
+// commands share ("attestd verify", "attestd policy explain --evidence"):
+// the collateral file or directory (bundle.Load), a PEM file of roots
+// replacing Intel's, an RFC 3339 instant to verify at (empty: now), the
+// grace period and the diagnostic mode. Errors name the flag that failed.
+func OptionsFromFlags(collateralPath, rootsPath, at string, grace time.Duration, diagnostic bool) (Options, error) {
+	o := Options{Grace: grace, DiagnosticSkipCollateral: diagnostic}
+	if collateralPath != "" {
+		b, err := bundle.Load(collateralPath)
+		if err != nil {
+			return o, fmt.Errorf("load collateral: %w", err)
+		}
+		o.Collateral = b
+	}
+	if at != "" {
+		ts, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			return o, fmt.Errorf("--at: %w", err)
+		}
+		o.Now = func() time.Time { return ts }
+	}
+	if rootsPath != "" {
+		pem, err := os.ReadFile(rootsPath)
+		if err != nil {
+			return o, err
+		}
+		if o.Roots, err = verify.ParseCertificates(pem); err != nil {
+			return o, fmt.Errorf("--roots: %w", err)
+		}
+	}
+	return o, nil
+}
+
 // DecodeEvidence returns b decoded when it is base64 (std or URL, padded or
 // not) or hex text, and b itself otherwise (raw binary evidence).
 func DecodeEvidence(b []byte) []byte {
@@ -173,31 +206,16 @@ func RunVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if *collPath == "" && !*diag {
 		return usage("--collateral is required")
 	}
-	o := FileOptions{Type: t, Grace: *grace, DiagnosticSkipCollateral: *diag}
-	var err error
-	if o.Evidence, err = os.ReadFile(*evPath); err != nil {
+	vo, err := OptionsFromFlags(*collPath, *rootsPath, *at, *grace, *diag)
+	if err != nil {
 		return usage("%v", err)
 	}
-	if *collPath != "" {
-		b, err := bundle.Load(*collPath)
-		if err != nil {
-			return usage("load collateral: %v", err)
-		}
-		o.Collateral = b
+	o := FileOptions{Type: t, Collateral: vo.Collateral, Roots: vo.Roots, Grace: vo.Grace, DiagnosticSkipCollateral: vo.DiagnosticSkipCollateral}
+	if vo.Now != nil {
+		o.At = vo.Now()
 	}
-	if *at != "" {
-		if o.At, err = time.Parse(time.RFC3339, *at); err != nil {
-			return usage("--at: %v", err)
-		}
-	}
-	if *rootsPath != "" {
-		b, err := os.ReadFile(*rootsPath)
-		if err != nil {
-			return usage("%v", err)
-		}
-		if o.Roots, err = verify.ParseCertificates(b); err != nil {
-			return usage("--roots: %v", err)
-		}
+	if o.Evidence, err = os.ReadFile(*evPath); err != nil {
+		return usage("%v", err)
 	}
 	if *rtPath != "" {
 		b, err := os.ReadFile(*rtPath)

@@ -15,12 +15,33 @@ func FuzzParse(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	q, _ := p.Quote(sgxplatform.QuoteOptions{})
-	r, _ := p.OEReport(sgxplatform.QuoteOptions{})
-	e, _ := p.OEEvidence(sgxplatform.QuoteOptions{}, []abi.CustomClaim{{Name: "n", Value: []byte("v")}})
-	for _, b := range [][]byte{q, r, e} {
-		f.Add(b, false)
-		f.Add(b, true)
+	q, err := p.Quote(sgxplatform.QuoteOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	r, err := p.OEReport(sgxplatform.QuoteOptions{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	e, err := p.OEEvidence(sgxplatform.QuoteOptions{}, []abi.CustomClaim{{Name: "n", Value: []byte("v")}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	// Each seed parses as the type it was made for (a parser that rejects
+	// everything must not pass for one that never panics).
+	for _, c := range []struct {
+		b  []byte
+		oe bool
+	}{{q, false}, {r, true}, {e, true}} {
+		typ := evidence.SgxEnclave
+		if c.oe {
+			typ = evidence.OpenEnclave
+		}
+		if _, err := Parse(typ, c.b); err != nil {
+			f.Fatalf("seed of type %s does not parse: %v", typ, err)
+		}
+		f.Add(c.b, false)
+		f.Add(c.b, true)
 	}
 	f.Fuzz(func(t *testing.T, b []byte, oe bool) {
 		typ := evidence.SgxEnclave

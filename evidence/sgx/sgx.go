@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -414,7 +415,7 @@ func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim 
 		}
 		tokenOnly(ClaimAdvisoryIDs, append([]string{}, v.AdvisoryIDs...))
 		if len(v.GraceUsed) > 0 {
-			add(ClaimGraceUsed, joinComma(v.GraceUsed))
+			add(ClaimGraceUsed, strings.Join(v.GraceUsed, ","))
 		}
 		coll := map[string]string{
 			"qeidcertshash": v.Hashes.QEIdentityCert, "qeidcrlhash": v.Hashes.QEIdentityCRL, "qeidhash": v.Hashes.QEIdentity,
@@ -422,7 +423,7 @@ func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim 
 			"tcbinfohash": v.Hashes.TCBInfo,
 		}
 		tokenOnly(ClaimCollateral, coll)
-		tokenOnly("maa-attestationcollateral", copyMap(coll))
+		tokenOnly("maa-attestationcollateral", maps.Clone(coll))
 	}
 	if ev.OE != nil {
 		m := map[string]string{}
@@ -450,25 +451,6 @@ func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim 
 		policyOnly("$aas-ehd", ehd)
 	}
 	return cs
-}
-
-func joinComma(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ","
-		}
-		out += x
-	}
-	return out
-}
-
-func copyMap(m map[string]string) map[string]string {
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }
 
 // String renders a Verified for logs.

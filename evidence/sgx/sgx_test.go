@@ -367,7 +367,7 @@ func TestRunVerify(t *testing.T) {
 		{[]string{"--type", "SgxEnclave", "--evidence", quote, "--collateral", coll, "--at", "2025-08-01T00:00:00Z", "--grace", "720h"}, ExitOK, `"x-ms-sgx-collateral-grace-used": "tcb_info,qe_identity,pck_crl"`, ""},
 		{[]string{"--type", "OpenEnclave", "--evidence", quote, "--collateral", coll}, ExitRejected, "", "verification failed: oe_report.parse"},
 		{[]string{"--type", "Tpm", "--evidence", quote, "--collateral", coll}, ExitUsage, "", "--type must be"},
-		{[]string{"--type", "SgxEnclave", "--evidence", quote, "--collateral", coll, "--at", "2025-07-01T00:00:00Z", "--runtime-data", coll}, ExitRejected, "", "runtimedata.binding"},
+		{[]string{"--type", "SgxEnclave", "--evidence", quote, "--collateral", coll, "--at", "2025-07-01T00:00:00Z", "--runtime-data", coll}, ExitRejected, "", "verification failed: runtimedata.binding:"},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer

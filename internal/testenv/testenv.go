@@ -83,3 +83,24 @@ func ReadShared(tb testing.TB, rel string) []byte {
 	}
 	return b
 }
+
+// Seeds reads shared files for a fuzz target's seed corpus. Without the
+// shared directory it returns nothing (fuzz tests must run in a user's clone
+// too); with it, every file must exist, so a renamed or mistyped vector fails
+// the test instead of silently shrinking the corpus to the inline seeds.
+func Seeds(tb testing.TB, rels ...string) [][]byte {
+	tb.Helper()
+	d := SharedDir()
+	if d == "" {
+		return nil
+	}
+	out := make([][]byte, 0, len(rels))
+	for _, rel := range rels {
+		b, err := os.ReadFile(filepath.Join(d, rel))
+		if err != nil {
+			tb.Fatalf("fuzz seed %s: %v", rel, err)
+		}
+		out = append(out, b)
+	}
+	return out
+}

@@ -6,8 +6,9 @@
 // schema_migrations. The SQL is written to be accepted unchanged by SQLite and
 // PostgreSQL (see the header of 0001_init.sql for the rules), so both backends
 // run the very same schema. A backend applies migrations with Apply, handing
-// it a transaction-opening function; PostgreSQL additionally takes an advisory
-// lock around Apply so that concurrently starting replicas do not race.
+// it a transaction-opening function; a PostgreSQL backend (not written yet)
+// would also have to take an advisory lock around Apply so that concurrently
+// starting replicas do not race.
 package migrations
 
 import (

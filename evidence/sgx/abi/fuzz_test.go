@@ -2,8 +2,6 @@ package abi
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 
 	"github.com/attestd/attestd/internal/testenv"
 	"testing"
@@ -12,16 +10,7 @@ import (
 // seedQuotes adds real quotes when the shared vectors exist (the fuzzers
 // must still run in a user's clone, so a missing file is not an error).
 func seedQuotes(f *testing.F) [][]byte {
-	var out [][]byte
-	dir := testenv.SharedDir()
-	for _, p := range []string{"vectors/dcap-qvl/sample/sgx_quote", "vectors/trustee-verifier/deps/verifier/test_data/occlum_quote.dat"} {
-		if dir == "" {
-			break
-		}
-		if b, err := os.ReadFile(filepath.Join(dir, p)); err == nil {
-			out = append(out, b)
-		}
-	}
+	out := testenv.Seeds(f, "vectors/dcap-qvl/sample/sgx_quote", "vectors/trustee-verifier/deps/verifier/test_data/occlum_quote.dat")
 	out = append(out, minimalQuote(3), minimalQuote(4))
 	for _, b := range out {
 		f.Add(b)

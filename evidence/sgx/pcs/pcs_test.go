@@ -4,8 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"os"
-	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/attestd/attestd/internal/testenv"
@@ -121,23 +120,23 @@ func TestRealTCBInfoAndQEIdentity(t *testing.T) {
 	}
 }
 
+// seedFiles adds the signed body of each shared PCS response (or the file
+// itself when it is a bare TCB info / QE identity document).
 func seedFiles(f *testing.F, files ...string) {
-	dir := testenv.SharedDir()
-	if dir == "" {
-		return
-	}
-	for _, p := range files {
-		b, err := os.ReadFile(filepath.Join(dir, p))
-		if err != nil {
-			continue
-		}
+	for i, b := range testenv.Seeds(f, files...) {
 		var m map[string]json.RawMessage
-		if json.Unmarshal(b, &m) == nil {
-			for _, k := range []string{"tcbInfo", "enclaveIdentity"} {
-				if v, ok := m[k]; ok {
-					f.Add([]byte(v))
-				}
+		if err := json.Unmarshal(b, &m); err != nil {
+			f.Fatalf("fuzz seed %s: %v", files[i], err)
+		}
+		added := false
+		for _, k := range []string{"tcbInfo", "enclaveIdentity"} {
+			if v, ok := m[k]; ok {
+				f.Add([]byte(v))
+				added = true
 			}
+		}
+		if !added {
+			f.Add(b)
 		}
 	}
 }
@@ -178,7 +177,11 @@ func FuzzParseSGXExtensions(f *testing.F) {
 	}
 	f.Add(der)
 	e.PlatformInstanceID = make([]byte, 16)
-	der, _ = MarshalSGXExtensionValue(e)
+	yes := true
+	e.Configuration = &PlatformConfiguration{DynamicPlatform: &yes}
+	if der, err = MarshalSGXExtensionValue(e); err != nil {
+		f.Fatal(err)
+	}
 	f.Add(der)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := ParseSGXExtensionValue(b)
@@ -192,6 +195,18 @@ func FuzzParseSGXExtensions(f *testing.F) {
 			if s < 0 || s > 255 {
 				t.Fatal("component SVN out of range")
 			}
+		}
+		// What was accepted survives a round trip through the encoder.
+		der, err := MarshalSGXExtensionValue(got)
+		if err != nil {
+			t.Fatalf("accepted extensions do not marshal: %v", err)
+		}
+		again, err := ParseSGXExtensionValue(der)
+		if err != nil {
+			t.Fatalf("re-encoded extensions do not parse: %v", err)
+		}
+		if !reflect.DeepEqual(again, got) {
+			t.Fatalf("round trip changed the extensions:\n got %+v\nwant %+v", again, got)
 		}
 	})
 }
