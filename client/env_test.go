@@ -135,15 +135,17 @@ func TestMain(m *testing.M) {
 // attestd (keys, SQLite) per test would dominate the run time.
 func sharedEnv(t *testing.T) *env {
 	t.Helper()
-	envOnce.Do(func() {
-		if sharedDir, envErr = os.MkdirTemp("", "attestd-client-test-"); envErr == nil {
-			shared, envErr = startEnv(sharedDir)
-		}
-	})
+	envOnce.Do(startShared)
 	if envErr != nil {
 		t.Fatal(envErr)
 	}
 	return shared
+}
+
+func startShared() {
+	if sharedDir, envErr = os.MkdirTemp("", "attestd-client-test-"); envErr == nil {
+		shared, envErr = startEnv(sharedDir)
+	}
 }
 
 // newEnv starts a private env (for tests that change instance state).
