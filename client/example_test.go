@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"log"
 	"net/http"
-	
+
 	"github.com/attestd/attestd/client"
 	"github.com/attestd/attestd/testing/sgxplatform"
 )
