@@ -43,7 +43,7 @@ func wantReason(t *testing.T, err error, reason string) {
 func TestPolicyLifecycleAAD(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	c := e.client(t, "", e.contributor, client.Validation{Issuer: e.base})
+	c := e.client(t, "", e.Contributor, client.Validation{Issuer: e.URL})
 
 	def, signer, err := c.GetPolicy(ctx, client.SgxEnclave)
 	if err != nil {
@@ -67,15 +67,15 @@ func TestPolicyLifecycleAAD(t *testing.T) {
 	for _, ec := range []bool{false, true} {
 		k := newKey(t, "aad-signer", ec)
 		text := permitAll + " // signed, ec=" + map[bool]string{false: "no", true: "yes"}[ec]
-		r, err := c.SetPolicy(ctx, client.OpenEnclave, text, k.signer(t))
+		r, err := c.SetPolicy(ctx, client.OpenEnclave, text, signerOf(t, k))
 		if err != nil {
 			t.Fatalf("signed set (ec=%v): %v", ec, err)
 		}
-		if r.Signer == nil || !r.Signer.Equal(k.cert) {
+		if r.Signer == nil || !r.Signer.Equal(k.Cert) {
 			t.Fatalf("signed set (ec=%v): signer %v", ec, r.Signer)
 		}
 		got, signer, err := c.GetPolicy(ctx, client.OpenEnclave)
-		if err != nil || got != text || signer == nil || !signer.Equal(k.cert) {
+		if err != nil || got != text || signer == nil || !signer.Equal(k.Cert) {
 			t.Fatalf("after signed set (ec=%v): %q %v %v", ec, got, signer, err)
 		}
 	}
@@ -91,7 +91,7 @@ func TestPolicyLifecycleAAD(t *testing.T) {
 		t.Fatalf("after reset: %q %v", got, err)
 	}
 	// A signed reset works too.
-	if _, err := c.ResetPolicy(ctx, client.OpenEnclave, newKey(t, "aad-signer", true).signer(t)); err != nil {
+	if _, err := c.ResetPolicy(ctx, client.OpenEnclave, signerOf(t, newKey(t, "aad-signer", true))); err != nil {
 		t.Fatal(err)
 	}
 	// Tpm has no default policy: GET answers an empty policy.
@@ -105,31 +105,31 @@ func TestPolicyLifecycleAAD(t *testing.T) {
 func TestIsolatedCertificates(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	c := e.client(t, "/tenants/iso/", e.contributor, client.Validation{Issuer: e.base + "/tenants/iso"})
-	if c.Endpoint() != e.base+"/tenants/iso" {
+	c := e.client(t, "/tenants/iso/", e.Contributor, client.Validation{Issuer: e.URL + "/tenants/iso"})
+	if c.Endpoint() != e.URL+"/tenants/iso" {
 		t.Fatalf("endpoint %s", c.Endpoint())
 	}
-	pm := e.pm.signer(t)
+	pm := signerOf(t, e.PM)
 
 	certs, err := c.GetPolicyCertificates(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(certs) != 1 || !certs[0].Equal(e.pm.cert) {
+	if len(certs) != 1 || !certs[0].Equal(e.PM.Cert) {
 		t.Fatalf("certificates %v", certs)
 	}
 
 	_, err = c.SetPolicy(ctx, client.SgxEnclave, permitAll, nil)
 	wantError(t, err, 400, "InvalidOperation")
 	outsider := newKey(t, "outsider", true)
-	_, err = c.SetPolicy(ctx, client.SgxEnclave, permitAll, outsider.signer(t))
+	_, err = c.SetPolicy(ctx, client.SgxEnclave, permitAll, signerOf(t, outsider))
 	wantError(t, err, 400, "InvalidOperation")
-	if r, err := c.SetPolicy(ctx, client.SgxEnclave, permitAll, pm); err != nil || !r.Signer.Equal(e.pm.cert) {
+	if r, err := c.SetPolicy(ctx, client.SgxEnclave, permitAll, pm); err != nil || !r.Signer.Equal(e.PM.Cert) {
 		t.Fatalf("signed set: %+v %v", r, err)
 	}
 
 	// Add the outsider (an ECDSA certificate), which may then sign.
-	r, err := c.AddPolicyCertificate(ctx, outsider.cert, pm)
+	r, err := c.AddPolicyCertificate(ctx, outsider.Cert, pm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,29 +139,29 @@ func TestIsolatedCertificates(t *testing.T) {
 	if certs, err := c.GetPolicyCertificates(ctx); err != nil || len(certs) != 2 {
 		t.Fatalf("after add: %d certificates, %v", len(certs), err)
 	}
-	if _, err := c.SetPolicy(ctx, client.OpenEnclave, permitAll, outsider.signer(t)); err != nil {
+	if _, err := c.SetPolicy(ctx, client.OpenEnclave, permitAll, signerOf(t, outsider)); err != nil {
 		t.Fatalf("set signed by the added certificate: %v", err)
 	}
-	if _, err := c.ResetPolicy(ctx, client.OpenEnclave, outsider.signer(t)); err != nil {
+	if _, err := c.ResetPolicy(ctx, client.OpenEnclave, signerOf(t, outsider)); err != nil {
 		t.Fatal(err)
 	}
 
 	// Remove it again (signed by pm); it may no longer sign.
-	r, err = c.RemovePolicyCertificate(ctx, outsider.cert, pm)
+	r, err = c.RemovePolicyCertificate(ctx, outsider.Cert, pm)
 	if err != nil || r.Result != "IsAbsent" {
 		t.Fatalf("remove: %+v %v", r, err)
 	}
 	if certs, err := c.GetPolicyCertificates(ctx); err != nil || len(certs) != 1 {
 		t.Fatalf("after remove: %d certificates, %v", len(certs), err)
 	}
-	_, err = c.SetPolicy(ctx, client.OpenEnclave, permitAll, outsider.signer(t))
+	_, err = c.SetPolicy(ctx, client.OpenEnclave, permitAll, signerOf(t, outsider))
 	wantError(t, err, 400, "InvalidOperation")
 	// Certificate changes must be signed: the client refuses before sending.
-	if _, err := c.AddPolicyCertificate(ctx, outsider.cert, nil); err == nil {
+	if _, err := c.AddPolicyCertificate(ctx, outsider.Cert, nil); err == nil {
 		t.Fatal("unsigned add accepted")
 	}
 	// The last certificate cannot be removed.
-	_, err = c.RemovePolicyCertificate(ctx, e.pm.cert, pm)
+	_, err = c.RemovePolicyCertificate(ctx, e.PM.Cert, pm)
 	if err == nil {
 		t.Fatal("removing the last certificate succeeded")
 	}
@@ -172,7 +172,7 @@ func TestIsolatedCertificates(t *testing.T) {
 func TestAttestSGX(t *testing.T) {
 	e := sharedEnv(t)
 	ctx := context.Background()
-	c := e.client(t, "", "", client.Validation{Issuer: e.base})
+	c := e.client(t, "", "", client.Validation{Issuer: e.URL})
 	runtime := []byte("runtime data: a public key, say")
 
 	r, err := c.AttestSgxEnclave(ctx, e.quote(t, false, runtime, true), &client.AttestOptions{RuntimeData: runtime, Nonce: "n-123"})
@@ -191,7 +191,7 @@ func TestAttestSGX(t *testing.T) {
 		t.Fatalf("identity: %d %d %v", r.ProductID, r.SVN, r.IsDebuggable)
 	case !bytes.Equal(r.EnclaveHeldData, runtime) || !strings.HasPrefix(r.ReportData, hex.EncodeToString(h[:])):
 		t.Fatalf("runtime binding: %q %s", r.EnclaveHeldData, r.ReportData)
-	case r.AttestationType != "sgx" || r.Nonce != "n-123" || r.Issuer != e.base || r.TCBStatus != "UpToDate":
+	case r.AttestationType != "sgx" || r.Nonce != "n-123" || r.Issuer != e.URL || r.TCBStatus != "UpToDate":
 		t.Fatalf("claims: type %q nonce %q iss %q tcb %q", r.AttestationType, r.Nonce, r.Issuer, r.TCBStatus)
 	case hashB64(r.PolicyHash) != ph || r.PolicyClaims["product-id"] == nil || len(r.Collateral) == 0:
 		t.Fatalf("policy: %x %v", r.PolicyHash, r.PolicyClaims)
@@ -261,15 +261,15 @@ func TestErrorMapping(t *testing.T) {
 			return err
 		}, 401, "Unauthorized"},
 		{"reader may not set", func() error {
-			_, err := e.client(t, "", e.reader, client.Validation{}).SetPolicy(ctx, client.Tpm, permitAll, nil)
+			_, err := e.client(t, "", e.Reader, client.Validation{}).SetPolicy(ctx, client.Tpm, permitAll, nil)
 			return err
 		}, 401, "Unauthorized"},
 		{"policy syntax", func() error {
-			_, err := e.client(t, "", e.contributor, client.Validation{}).SetPolicy(ctx, client.Tpm, "version=1.0; authorizationrules{=> permit()};", nil)
+			_, err := e.client(t, "", e.Contributor, client.Validation{}).SetPolicy(ctx, client.Tpm, "version=1.0; authorizationrules{=> permit()};", nil)
 			return err
 		}, 400, "PolicyParsingError"},
 		{"unknown instance path", func() error {
-			_, _, err := e.client(t, "/tenants/nope", e.reader, client.Validation{}).GetPolicy(ctx, client.SgxEnclave)
+			_, _, err := e.client(t, "/tenants/nope", e.Reader, client.Validation{}).GetPolicy(ctx, client.SgxEnclave)
 			return err
 		}, 404, "NotFound"},
 		{"not a quote", func() error {
@@ -286,7 +286,7 @@ func TestErrorMapping(t *testing.T) {
 		})
 	}
 	// A reader may read.
-	if _, _, err := e.client(t, "", e.reader, client.Validation{}).GetPolicy(ctx, client.SgxEnclave); err != nil {
+	if _, _, err := e.client(t, "", e.Reader, client.Validation{}).GetPolicy(ctx, client.SgxEnclave); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -308,15 +308,15 @@ func TestSigningCertificatesAndMetadata(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if md.Issuer != e.base+"/tenants/iso" || md.JWKSURI != md.Issuer+"/certs" || md.Raw["issuer"] != md.Issuer {
+	if md.Issuer != e.URL+"/tenants/iso" || md.JWKSURI != md.Issuer+"/certs" || md.Raw["issuer"] != md.Issuer {
 		t.Fatalf("metadata %+v", md)
 	}
 	// Issuer check: the right issuer passes, another instance's fails.
-	good := e.client(t, "/tenants/iso", e.reader, client.Validation{Issuer: e.base + "/tenants/iso"})
+	good := e.client(t, "/tenants/iso", e.Reader, client.Validation{Issuer: e.URL + "/tenants/iso"})
 	if _, err := good.GetPolicyCertificates(ctx); err != nil {
 		t.Fatal(err)
 	}
-	bad := e.client(t, "/tenants/iso", e.reader, client.Validation{Issuer: e.base})
+	bad := e.client(t, "/tenants/iso", e.Reader, client.Validation{Issuer: e.URL})
 	_, err = bad.GetPolicyCertificates(ctx)
 	wantReason(t, err, client.ReasonIssuer)
 }

@@ -2,13 +2,11 @@ package client_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"log"
 	"net/http"
 
 	"github.com/attestd/attestd/client"
-	"github.com/attestd/attestd/testing/sgxplatform"
 )
 
 // Attest an SGX enclave's quote and read the validated claims. Here the
@@ -48,15 +46,9 @@ func exampleSetup() (endpoint string, hc *http.Client, quote, runtime []byte) {
 		log.Fatal(envErr)
 	}
 	runtime = []byte("enclave public key")
-	o := sgxplatform.QuoteOptions{Debug: true, ProductID: 7, SVN: 3}
-	for i := range o.MRSigner {
-		o.MRSigner[i] = 0xb2
-	}
-	h := sha256.Sum256(runtime)
-	copy(o.ReportData[:], h[:])
-	quote, err := shared.platform.Quote(o)
+	quote, err := shared.Quote(false, runtime, true)
 	if err != nil {
 		log.Fatal(err)
 	}
-	return shared.base, shared.srv.Client(), quote, runtime
+	return shared.URL, shared.HTTPClient(), quote, runtime
 }

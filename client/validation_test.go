@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/client"
+	"github.com/attestd/attestd/internal/attestdtest"
 )
 
 var b64u = base64.RawURLEncoding
@@ -49,13 +50,13 @@ func newFakeMAA(t *testing.T) *fakeMAA {
 	return f
 }
 
-func (f *fakeMAA) set(tok string, keys ...*testKey) {
+func (f *fakeMAA) set(tok string, keys ...*attestdtest.Key) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.token = tok
 	f.jwks = nil
 	for _, k := range keys {
-		f.jwks = append(f.jwks, map[string]any{"kid": kidOf(k), "kty": "RSA", "x5c": []string{base64.StdEncoding.EncodeToString(k.cert.Raw)}})
+		f.jwks = append(f.jwks, map[string]any{"kid": kidOf(k), "kty": "RSA", "x5c": []string{base64.StdEncoding.EncodeToString(k.Cert.Raw)}})
 	}
 }
 
@@ -74,11 +75,11 @@ func (f *fakeMAA) client(t *testing.T, v client.Validation) *client.Client {
 	return c
 }
 
-func kidOf(k *testKey) string { return "kid-" + k.cert.Subject.CommonName }
+func kidOf(k *attestdtest.Key) string { return "kid-" + k.Cert.Subject.CommonName }
 
 // forge builds a compact JWT with the given header and claims, signed
 // RS256 by k (nil: empty signature).
-func forge(t *testing.T, header, claims map[string]any, k *testKey) string {
+func forge(t *testing.T, header, claims map[string]any, k *attestdtest.Key) string {
 	t.Helper()
 	h, _ := json.Marshal(header)
 	c, _ := json.Marshal(claims)
@@ -87,7 +88,7 @@ func forge(t *testing.T, header, claims map[string]any, k *testKey) string {
 		return in + "."
 	}
 	d := sha256.Sum256([]byte(in))
-	sig, err := rsa.SignPKCS1v15(rand.Reader, k.key.(*rsa.PrivateKey), crypto.SHA256, d[:])
+	sig, err := rsa.SignPKCS1v15(rand.Reader, k.Key.(*rsa.PrivateKey), crypto.SHA256, d[:])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func TestTokenValidation(t *testing.T) {
 		}
 		return c
 	}
-	hdr := func(k *testKey) map[string]any {
+	hdr := func(k *attestdtest.Key) map[string]any {
 		return map[string]any{"alg": "RS256", "kid": kidOf(k), "jku": "https://maa.test/certs", "typ": "JWT"}
 	}
 	valid := forge(t, hdr(k1), claims(nil), k1)
@@ -121,39 +122,39 @@ func TestTokenValidation(t *testing.T) {
 	tb, _ := json.Marshal(claims(map[string]any{"x-ms-sgx-mrenclave": "cd"}))
 	tampered := parts[0] + "." + b64u.EncodeToString(tb) + "." + parts[2] // another body, same signature
 	flipped := parts[0] + "." + parts[1] + "." + "A" + parts[2][1:]
-	x5cHeader := map[string]any{"alg": "RS256", "kid": "not-in-certs", "x5c": []string{base64.StdEncoding.EncodeToString(k2.cert.Raw)}}
+	x5cHeader := map[string]any{"alg": "RS256", "kid": "not-in-certs", "x5c": []string{base64.StdEncoding.EncodeToString(k2.Cert.Raw)}}
 
 	tests := []struct {
 		name    string
 		tok     string
-		certs   []*testKey // served by /certs
+		certs   []*attestdtest.Key // served by /certs
 		v       client.Validation
 		attest  bool // call AttestSgxEnclave (with draft) instead of GetPolicy
 		reason  string
 		fetches int // expected /certs fetches (0: don't check)
 	}{
-		{name: "valid", tok: valid, certs: []*testKey{k1}, fetches: 1},
-		{name: "valid with issuer", tok: valid, certs: []*testKey{k1}, v: client.Validation{Issuer: "https://maa.test"}},
-		{name: "issuer mismatch", tok: valid, certs: []*testKey{k1}, v: client.Validation{Issuer: "https://maa.test/"}, reason: client.ReasonIssuer},
-		{name: "unknown kid refreshes once", tok: forge(t, hdr(k2), claims(nil), k2), certs: []*testKey{k1}, reason: client.ReasonUnknownKey, fetches: 2},
-		{name: "no kid", tok: forge(t, map[string]any{"alg": "RS256"}, claims(nil), k1), certs: []*testKey{k1}, reason: client.ReasonUnknownKey},
-		{name: "known kid, other key", tok: forge(t, hdr(k1), claims(nil), k2), certs: []*testKey{k1}, reason: client.ReasonSignature},
-		{name: "tampered body", tok: tampered, certs: []*testKey{k1}, reason: client.ReasonSignature},
-		{name: "tampered signature", tok: flipped, certs: []*testKey{k1}, reason: client.ReasonSignature},
-		{name: "expired", tok: forge(t, hdr(k1), claims(map[string]any{"exp": now.Add(-time.Minute).Unix()}), k1), certs: []*testKey{k1}, reason: client.ReasonExpired},
-		{name: "expired within leeway", tok: forge(t, hdr(k1), claims(map[string]any{"exp": now.Add(-time.Minute).Unix()}), k1), certs: []*testKey{k1}, v: client.Validation{Leeway: 2 * time.Minute}},
-		{name: "expired, times skipped", tok: forge(t, hdr(k1), claims(map[string]any{"exp": now.Add(-time.Minute).Unix()}), k1), certs: []*testKey{k1}, v: client.Validation{SkipTimeValidation: true}},
-		{name: "no exp", tok: forge(t, hdr(k1), claims(map[string]any{"exp": nil}), k1), certs: []*testKey{k1}, reason: client.ReasonExpired},
-		{name: "not yet valid", tok: forge(t, hdr(k1), claims(map[string]any{"nbf": now.Add(time.Minute).Unix()}), k1), certs: []*testKey{k1}, reason: client.ReasonNotYetValid},
-		{name: "alg none on a policy token", tok: forge(t, map[string]any{"alg": "none", "kid": kidOf(k1)}, claims(nil), nil), certs: []*testKey{k1}, reason: client.ReasonUnsigned},
+		{name: "valid", tok: valid, certs: []*attestdtest.Key{k1}, fetches: 1},
+		{name: "valid with issuer", tok: valid, certs: []*attestdtest.Key{k1}, v: client.Validation{Issuer: "https://maa.test"}},
+		{name: "issuer mismatch", tok: valid, certs: []*attestdtest.Key{k1}, v: client.Validation{Issuer: "https://maa.test/"}, reason: client.ReasonIssuer},
+		{name: "unknown kid refreshes once", tok: forge(t, hdr(k2), claims(nil), k2), certs: []*attestdtest.Key{k1}, reason: client.ReasonUnknownKey, fetches: 2},
+		{name: "no kid", tok: forge(t, map[string]any{"alg": "RS256"}, claims(nil), k1), certs: []*attestdtest.Key{k1}, reason: client.ReasonUnknownKey},
+		{name: "known kid, other key", tok: forge(t, hdr(k1), claims(nil), k2), certs: []*attestdtest.Key{k1}, reason: client.ReasonSignature},
+		{name: "tampered body", tok: tampered, certs: []*attestdtest.Key{k1}, reason: client.ReasonSignature},
+		{name: "tampered signature", tok: flipped, certs: []*attestdtest.Key{k1}, reason: client.ReasonSignature},
+		{name: "expired", tok: forge(t, hdr(k1), claims(map[string]any{"exp": now.Add(-time.Minute).Unix()}), k1), certs: []*attestdtest.Key{k1}, reason: client.ReasonExpired},
+		{name: "expired within leeway", tok: forge(t, hdr(k1), claims(map[string]any{"exp": now.Add(-time.Minute).Unix()}), k1), certs: []*attestdtest.Key{k1}, v: client.Validation{Leeway: 2 * time.Minute}},
+		{name: "expired, times skipped", tok: forge(t, hdr(k1), claims(map[string]any{"exp": now.Add(-time.Minute).Unix()}), k1), certs: []*attestdtest.Key{k1}, v: client.Validation{SkipTimeValidation: true}},
+		{name: "no exp", tok: forge(t, hdr(k1), claims(map[string]any{"exp": nil}), k1), certs: []*attestdtest.Key{k1}, reason: client.ReasonExpired},
+		{name: "not yet valid", tok: forge(t, hdr(k1), claims(map[string]any{"nbf": now.Add(time.Minute).Unix()}), k1), certs: []*attestdtest.Key{k1}, reason: client.ReasonNotYetValid},
+		{name: "alg none on a policy token", tok: forge(t, map[string]any{"alg": "none", "kid": kidOf(k1)}, claims(nil), nil), certs: []*attestdtest.Key{k1}, reason: client.ReasonUnsigned},
 		{name: "alg none on a draft attest result", tok: forge(t, map[string]any{"alg": "none", "kid": kidOf(k1)}, claims(map[string]any{"x-ms-policy": map[string]any{}}), nil), attest: true},
 		{name: "alg none with a signature", tok: strings.TrimSuffix(forge(t, map[string]any{"alg": "none"}, claims(nil), nil), ".") + ".AAAA", attest: true, reason: client.ReasonMalformed},
-		{name: "HS256", tok: strings.Replace(valid, parts[0], b64u.EncodeToString([]byte(`{"alg":"HS256","kid":"kid-signer-1"}`)), 1), certs: []*testKey{k1}, reason: client.ReasonAlgorithm},
-		{name: "header x5c not trusted", tok: forge(t, x5cHeader, claims(nil), k2), certs: []*testKey{k1}, reason: client.ReasonUnknownKey},
-		{name: "header x5c trusted on request", tok: forge(t, x5cHeader, claims(nil), k2), certs: []*testKey{k1}, v: client.Validation{TrustHeaderCertificates: true}},
+		{name: "HS256", tok: strings.Replace(valid, parts[0], b64u.EncodeToString([]byte(`{"alg":"HS256","kid":"kid-signer-1"}`)), 1), certs: []*attestdtest.Key{k1}, reason: client.ReasonAlgorithm},
+		{name: "header x5c not trusted", tok: forge(t, x5cHeader, claims(nil), k2), certs: []*attestdtest.Key{k1}, reason: client.ReasonUnknownKey},
+		{name: "header x5c trusted on request", tok: forge(t, x5cHeader, claims(nil), k2), certs: []*attestdtest.Key{k1}, v: client.Validation{TrustHeaderCertificates: true}},
 		{name: "skip validation", tok: flipped, certs: nil, v: client.Validation{SkipValidation: true}, fetches: -1},
-		{name: "two parts", tok: "eyJhbGciOiJSUzI1NiJ9.e30", certs: []*testKey{k1}, reason: client.ReasonMalformed},
-		{name: "duplicate header member", tok: b64u.EncodeToString([]byte(`{"alg":"none","alg":"RS256"}`)) + "." + parts[1] + "." + parts[2], certs: []*testKey{k1}, reason: client.ReasonMalformed},
+		{name: "two parts", tok: "eyJhbGciOiJSUzI1NiJ9.e30", certs: []*attestdtest.Key{k1}, reason: client.ReasonMalformed},
+		{name: "duplicate header member", tok: b64u.EncodeToString([]byte(`{"alg":"none","alg":"RS256"}`)) + "." + parts[1] + "." + parts[2], certs: []*attestdtest.Key{k1}, reason: client.ReasonMalformed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -240,7 +241,7 @@ func TestResponseBinding(t *testing.T) {
 	}
 	f.set(forge(t, hdr, map[string]any{"exp": now.Add(time.Hour).Unix(), "x-ms-policycertificates-result": "IsPresent",
 		"x-ms-certificate-thumbprint": strings.Repeat("AB", 20)}, k), k)
-	_, err = c.AddPolicyCertificate(ctx, k.cert, k.signer(t))
+	_, err = c.AddPolicyCertificate(ctx, k.Cert, signerOf(t, k))
 	if err == nil || !strings.Contains(err.Error(), "thumbprint") {
 		t.Fatalf("thumbprint mismatch: %v", err)
 	}
