@@ -1,0 +1,534 @@
+// Command attest is a thin command-line client of the MAA data-plane API
+// (real Microsoft Azure Attestation or attestd), built on package client:
+// every token it prints has been validated (signature by a /certs key,
+// exp/nbf, optional issuer).
+//
+//	attest --endpoint URL [--cacert PEM] [--token T | --token-file F] COMMAND …
+//
+// Exit status: 0 success, 1 the service refused or a token failed
+// validation, 2 usage or local I/O error.
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha1"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/attestd/attestd/client"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `attest — a client of the Microsoft Azure Attestation (MAA) data-plane API (MAA or attestd).
+
+Usage:
+  attest --endpoint URL [flags] policy get TYPE
+  attest --endpoint URL [flags] policy set TYPE FILE [--sign-key KEY.pem --sign-cert CERT.pem]
+  attest --endpoint URL [flags] policy reset TYPE [--sign-key KEY.pem --sign-cert CERT.pem]
+  attest --endpoint URL [flags] policy-certs list
+  attest --endpoint URL [flags] policy-certs add|remove CERT.pem --sign-key KEY.pem --sign-cert CERT.pem
+  attest --endpoint URL [flags] certs
+  attest --endpoint URL [flags] metadata
+  attest --endpoint URL [flags] sgx --quote FILE [--runtime-data FILE | --runtime-json FILE] [--draft-policy FILE] [--nonce N]
+  attest --endpoint URL [flags] oe --report FILE [same options as sgx]
+
+TYPE is SgxEnclave, OpenEnclave, Tpm, SevSnpVm or TdxVm. The endpoint may carry a base path
+(https://host/tenants/t1). Admin commands (policy, policy-certs) need a bearer token.
+"policy get" prints the policy text (its signer, if any, on stderr); the other commands print
+JSON: sgx/oe the validated token's claims, certs the signing keys, set/reset/add/remove the result.
+A draft-policy result is UNSIGNED: it is printed with a warning on stderr.
+
+Flags (anywhere on the line):
+`
+
+type options struct {
+	endpoint, cacert, token, tokenFile, issuer, apiVersion string
+	leeway, timeout                                        time.Duration
+	signKey, signCert                                      string
+	quote, report, runtimeData, runtimeJSON, draftPolicy   string
+	nonce                                                  string
+}
+
+// usageError is a mistake on the command line (exit status 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("attest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.endpoint, "endpoint", os.Getenv("ATTEST_ENDPOINT"), "instance URL (default $ATTEST_ENDPOINT)")
+	fs.StringVar(&o.cacert, "cacert", "", "PEM file of CA certificates to trust for TLS (in addition to the system's)")
+	fs.StringVar(&o.token, "token", "", "bearer token for admin calls")
+	fs.StringVar(&o.tokenFile, "token-file", "", "file holding the bearer token")
+	fs.StringVar(&o.issuer, "issuer", "", "require this exact token issuer (iss), e.g. the instance URL")
+	fs.DurationVar(&o.leeway, "leeway", 0, "clock skew allowed on token exp/nbf")
+	fs.DurationVar(&o.timeout, "timeout", time.Minute, "time limit of the whole command")
+	fs.StringVar(&o.apiVersion, "api-version", client.DefaultAPIVersion, "api-version query parameter")
+	fs.StringVar(&o.signKey, "sign-key", "", "PEM private key (RSA or ECDSA; PKCS#8, PKCS#1 or SEC 1) signing a policy or certificate change")
+	fs.StringVar(&o.signCert, "sign-cert", "", "PEM certificate (then its chain) of --sign-key")
+	fs.StringVar(&o.quote, "quote", "", "sgx: file with the raw SGX quote")
+	fs.StringVar(&o.report, "report", "", "oe: file with the raw OpenEnclave report or evidence")
+	fs.StringVar(&o.runtimeData, "runtime-data", "", "sgx/oe: runtime data file, sent as Binary")
+	fs.StringVar(&o.runtimeJSON, "runtime-json", "", "sgx/oe: runtime data file, sent as JSON")
+	fs.StringVar(&o.draftPolicy, "draft-policy", "", "sgx/oe: policy text file evaluated instead of the instance's (unsigned result)")
+	fs.StringVar(&o.nonce, "nonce", "", "sgx/oe: nonce echoed in the token")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseInterleaved parses flags that may stand before, between or after
+// the positional words (flag.Parse stops at the first positional one).
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var o options
+	fs := newFlags(&o, stderr)
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err == nil {
+		err = dispatch(ctx, &o, fs, pos, stdout, stderr)
+	}
+	if err == nil {
+		return 0
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "attest: %v\nRun 'attest --help' for usage.\n", err)
+		return 2
+	}
+	if !errors.Is(err, flag.ErrHelp) && !strings.HasPrefix(err.Error(), "flag provided but not defined") {
+		fmt.Fprintf(stderr, "attest: %v\n", err)
+	}
+	var ce *client.Error
+	var ve *client.ValidationError
+	if errors.As(err, &ce) || errors.As(err, &ve) {
+		return 1
+	}
+	return 2
+}
+
+// dispatch runs the command named by pos.
+func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, stdout, stderr io.Writer) error {
+	if len(pos) == 0 {
+		fs.Usage()
+		return usagef("no command")
+	}
+	// Flags only some commands take.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	allow := func(cmd string, names ...string) error {
+		ok := map[string]bool{}
+		for _, n := range names {
+			ok[n] = true
+		}
+		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce"} {
+			if set[n] && !ok[n] {
+				return usagef("--%s does not apply to %q", n, cmd)
+			}
+		}
+		return nil
+	}
+	nargs := func(want int) error {
+		if len(pos) != want {
+			return usagef("%q takes %d arguments, got %d", strings.Join(pos[:min(len(pos), 2)], " "), want-1, len(pos)-1)
+		}
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+
+	switch pos[0] {
+	case "policy":
+		if len(pos) < 2 {
+			return usagef("policy needs get, set or reset")
+		}
+		switch pos[1] {
+		case "get":
+			if err := errors.Join(allow("policy get"), nargs(3)); err != nil {
+				return err
+			}
+			c, err := o.client(true)
+			if err != nil {
+				return err
+			}
+			text, signer, err := c.GetPolicy(ctx, client.AttestationType(pos[2]))
+			if err != nil {
+				return err
+			}
+			if signer != nil {
+				fmt.Fprintf(stderr, "signed by %s (thumbprint %s)\n", signer.Subject, thumbprint(signer))
+			} else {
+				fmt.Fprintln(stderr, "unsigned")
+			}
+			_, err = io.WriteString(stdout, text)
+			if err == nil && text != "" && !strings.HasSuffix(text, "\n") {
+				_, err = io.WriteString(stdout, "\n")
+			}
+			return err
+		case "set", "reset":
+			want := 4
+			if pos[1] == "reset" {
+				want = 3
+			}
+			if err := errors.Join(allow("policy "+pos[1], "sign-key", "sign-cert"), nargs(want)); err != nil {
+				return err
+			}
+			signer, err := o.signer(false)
+			if err != nil {
+				return err
+			}
+			c, err := o.client(true)
+			if err != nil {
+				return err
+			}
+			var r *client.PolicyResult
+			if pos[1] == "set" {
+				text, err := os.ReadFile(pos[3])
+				if err != nil {
+					return err
+				}
+				r, err = c.SetPolicy(ctx, client.AttestationType(pos[2]), string(text), signer)
+				if err != nil {
+					return err
+				}
+			} else if r, err = c.ResetPolicy(ctx, client.AttestationType(pos[2]), signer); err != nil {
+				return err
+			}
+			out := map[string]any{"result": r.Resolution, "tokenHash": b64(r.TokenHash)}
+			if r.Signer != nil {
+				out["signer"] = r.Signer.Subject.String()
+				out["signerThumbprint"] = thumbprint(r.Signer)
+			}
+			return printJSON(stdout, out)
+		}
+		return usagef("unknown policy command %q (want get, set or reset)", pos[1])
+
+	case "policy-certs":
+		if len(pos) < 2 {
+			return usagef("policy-certs needs list, add or remove")
+		}
+		switch pos[1] {
+		case "list":
+			if err := errors.Join(allow("policy-certs list"), nargs(2)); err != nil {
+				return err
+			}
+			c, err := o.client(true)
+			if err != nil {
+				return err
+			}
+			certs, err := c.GetPolicyCertificates(ctx)
+			if err != nil {
+				return err
+			}
+			out := []map[string]any{}
+			for _, cert := range certs {
+				out = append(out, certInfo(cert))
+			}
+			return printJSON(stdout, out)
+		case "add", "remove":
+			if err := errors.Join(allow("policy-certs "+pos[1], "sign-key", "sign-cert"), nargs(3)); err != nil {
+				return err
+			}
+			signer, err := o.signer(true)
+			if err != nil {
+				return err
+			}
+			certs, err := readCerts(pos[2])
+			if err != nil {
+				return err
+			}
+			c, err := o.client(true)
+			if err != nil {
+				return err
+			}
+			var r *client.CertificateResult
+			if pos[1] == "add" {
+				r, err = c.AddPolicyCertificate(ctx, certs[0], signer)
+			} else {
+				r, err = c.RemovePolicyCertificate(ctx, certs[0], signer)
+			}
+			if err != nil {
+				return err
+			}
+			return printJSON(stdout, map[string]any{"result": r.Result, "thumbprint": r.Thumbprint})
+		}
+		return usagef("unknown policy-certs command %q (want list, add or remove)", pos[1])
+
+	case "certs":
+		if err := errors.Join(allow("certs"), nargs(1)); err != nil {
+			return err
+		}
+		c, err := o.client(false)
+		if err != nil {
+			return err
+		}
+		jwks, err := c.GetSigningCertificates(ctx)
+		if err != nil {
+			return err
+		}
+		out := []map[string]any{}
+		for _, k := range jwks.Keys {
+			info := certInfo(k.Certificates[0])
+			info["kid"] = k.KID
+			info["chainLength"] = len(k.Certificates)
+			out = append(out, info)
+		}
+		return printJSON(stdout, out)
+
+	case "metadata":
+		if err := errors.Join(allow("metadata"), nargs(1)); err != nil {
+			return err
+		}
+		c, err := o.client(false)
+		if err != nil {
+			return err
+		}
+		md, err := c.GetOpenIDMetadata(ctx)
+		if err != nil {
+			return err
+		}
+		return printJSON(stdout, md.Raw)
+
+	case "sgx", "oe":
+		evFlag := map[string]string{"sgx": "quote", "oe": "report"}[pos[0]]
+		if err := errors.Join(allow(pos[0], evFlag, "runtime-data", "runtime-json", "draft-policy", "nonce"), nargs(1)); err != nil {
+			return err
+		}
+		evFile := map[string]string{"sgx": o.quote, "oe": o.report}[pos[0]]
+		if evFile == "" {
+			return usagef("%s needs --%s FILE", pos[0], evFlag)
+		}
+		if o.runtimeData != "" && o.runtimeJSON != "" {
+			return usagef("give --runtime-data or --runtime-json, not both")
+		}
+		ev, err := os.ReadFile(evFile)
+		if err != nil {
+			return err
+		}
+		ao := &client.AttestOptions{Nonce: o.nonce}
+		if o.runtimeData != "" {
+			if ao.RuntimeData, err = os.ReadFile(o.runtimeData); err != nil {
+				return err
+			}
+		}
+		if o.runtimeJSON != "" {
+			if ao.RuntimeJSON, err = os.ReadFile(o.runtimeJSON); err != nil {
+				return err
+			}
+		}
+		if o.draftPolicy != "" {
+			p, err := os.ReadFile(o.draftPolicy)
+			if err != nil {
+				return err
+			}
+			ao.DraftPolicy = string(p)
+		}
+		c, err := o.client(false)
+		if err != nil {
+			return err
+		}
+		var r *client.AttestationResult
+		if pos[0] == "sgx" {
+			r, err = c.AttestSgxEnclave(ctx, ev, ao)
+		} else {
+			r, err = c.AttestOpenEnclave(ctx, ev, ao)
+		}
+		if err != nil {
+			return err
+		}
+		if r.Unsigned {
+			fmt.Fprintln(stderr, "WARNING: draft-policy result: the token is UNSIGNED (alg none); its claims prove nothing")
+		}
+		return printJSON(stdout, r.Claims)
+	}
+	return usagef("unknown command %q", pos[0])
+}
+
+// client builds the SDK client from the global flags; admin calls need a
+// bearer token.
+func (o *options) client(admin bool) (*client.Client, error) {
+	if o.endpoint == "" {
+		return nil, usagef("--endpoint is required")
+	}
+	tok := o.token
+	if o.tokenFile != "" {
+		if tok != "" {
+			return nil, usagef("give --token or --token-file, not both")
+		}
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	if admin && tok == "" {
+		return nil, usagef("this command needs a bearer token (--token or --token-file)")
+	}
+	hc := &http.Client{}
+	if o.cacert != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		b, err := os.ReadFile(o.cacert)
+		if err != nil {
+			return nil, err
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--cacert %s: no PEM certificate", o.cacert)
+		}
+		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, Proxy: http.ProxyFromEnvironment}
+	}
+	opts := &client.Options{HTTPClient: hc, APIVersion: o.apiVersion,
+		Validation: client.Validation{Issuer: o.issuer, Leeway: o.leeway}}
+	if tok != "" {
+		opts.Credential = func(context.Context) (string, error) { return tok, nil }
+	}
+	return client.New(o.endpoint, opts)
+}
+
+// signer loads --sign-key/--sign-cert; both or neither (unless required).
+func (o *options) signer(required bool) (*client.Signer, error) {
+	if o.signKey == "" && o.signCert == "" {
+		if required {
+			return nil, usagef("this command needs --sign-key and --sign-cert")
+		}
+		return nil, nil
+	}
+	if o.signKey == "" || o.signCert == "" {
+		return nil, usagef("give both --sign-key and --sign-cert")
+	}
+	key, err := readKey(o.signKey)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := readCerts(o.signCert)
+	if err != nil {
+		return nil, err
+	}
+	return client.NewSigner(key, certs...)
+}
+
+func readKey(path string) (crypto.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return nil, fmt.Errorf("%s: no PEM private key", path)
+		}
+		var k any
+		switch blk.Type {
+		case "PRIVATE KEY":
+			k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
+		case "RSA PRIVATE KEY":
+			k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
+		case "EC PRIVATE KEY":
+			k, err = x509.ParseECPrivateKey(blk.Bytes)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		s, ok := k.(crypto.Signer)
+		if !ok {
+			return nil, fmt.Errorf("%s: a %T key cannot sign", path, k)
+		}
+		return s, nil
+	}
+}
+
+func readCerts(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var certs []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificate", path)
+	}
+	return certs, nil
+}
+
+func certInfo(c *x509.Certificate) map[string]any {
+	return map[string]any{"subject": c.Subject.String(), "issuer": c.Issuer.String(), "thumbprint": thumbprint(c),
+		"notBefore": c.NotBefore.UTC().Format(time.RFC3339), "notAfter": c.NotAfter.UTC().Format(time.RFC3339)}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// thumbprint is MAA's certificate thumbprint: upper-case hex SHA-1 of DER.
+func thumbprint(c *x509.Certificate) string {
+	s := sha1.Sum(c.Raw)
+	return strings.ToUpper(hex.EncodeToString(s[:]))
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
