@@ -12,6 +12,7 @@ import (
 
 	"github.com/attestd/attestd/client"
 	"github.com/attestd/attestd/policy"
+	"github.com/attestd/attestd/testing/sgxplatform"
 )
 
 const permitAll = "version=1.0; authorizationrules{=> permit();}; issuancerules{};"
@@ -208,6 +209,24 @@ func TestAttestSGX(t *testing.T) {
 	if r.IsDebuggable || r.RuntimeClaims["jwk"] == nil || r.EnclaveHeldData != nil {
 		t.Fatalf("OE: debug %v runtime %v ehd %q", r.IsDebuggable, r.RuntimeClaims, r.EnclaveHeldData)
 	}
+
+	// A KSS enclave whose CONFIGID binds JSON init-time data.
+	it := []byte(`{"config":"x"}`)
+	o := sgxplatform.QuoteOptions{ProductID: 1, ISVFamilyID: [16]byte{9}}
+	o.BindInitTime(it)
+	kss, err := e.Platform.Quote(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = c.AttestSgxEnclave(ctx, kss, &client.AttestOptions{InitTimeJSON: it})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.InitTimeClaims["config"] != "x" || r.Claims["x-ms-sgx-config-id"] == nil {
+		t.Fatalf("KSS: inittime %v claims %v", r.InitTimeClaims, r.Claims)
+	}
+	_, err = c.AttestSgxEnclave(ctx, kss, &client.AttestOptions{InitTimeData: []byte("other")})
+	wantError(t, err, 400, "InvalidParameter")
 
 	// A draft policy gives an unsigned result, which is reported as such.
 	draft := `version=1.0; authorizationrules{=> permit();}; issuancerules{ c:[type=="x-ms-sgx-mrsigner"] => issue(type="custom-name", value=c.value); };`

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -33,7 +34,7 @@ type fakeMAA struct {
 	certFetch int
 }
 
-func newFakeMAA(t *testing.T) *fakeMAA {
+func newFakeMAA(t testing.TB) *fakeMAA {
 	f := &fakeMAA{}
 	f.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -66,7 +67,7 @@ func (f *fakeMAA) fetches() int {
 	return f.certFetch
 }
 
-func (f *fakeMAA) client(t *testing.T, v client.Validation) *client.Client {
+func (f *fakeMAA) client(t testing.TB, v client.Validation) *client.Client {
 	c, err := client.New(f.srv.URL, &client.Options{HTTPClient: f.srv.Client(), Validation: v,
 		Credential: func(context.Context) (string, error) { return "bearer", nil }})
 	if err != nil {
@@ -79,7 +80,7 @@ func kidOf(k *attestdtest.Key) string { return "kid-" + k.Cert.Subject.CommonNam
 
 // forge builds a compact JWT with the given header and claims, signed
 // RS256 by k (nil: empty signature).
-func forge(t *testing.T, header, claims map[string]any, k *attestdtest.Key) string {
+func forge(t testing.TB, header, claims map[string]any, k *attestdtest.Key) string {
 	t.Helper()
 	h, _ := json.Marshal(header)
 	c, _ := json.Marshal(claims)
@@ -206,13 +207,24 @@ func TestKeyRotation(t *testing.T) {
 	now := time.Now()
 	body := map[string]any{"iss": "x", "exp": now.Add(time.Hour).Unix(), "nbf": now.Unix(), "x-ms-policy": "eyJhbGciOiJub25lIn0.."}
 	f.set(forge(t, map[string]any{"alg": "RS256", "kid": kidOf(k1)}, body, k1), k1)
-	for range 3 {
-		if _, _, err := c.GetPolicy(ctx, client.SgxEnclave); err != nil {
+	// Concurrent first calls share one /certs fetch.
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() {
+			_, _, err := c.GetPolicy(ctx, client.SgxEnclave)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
 	if f.fetches() != 1 {
-		t.Fatalf("/certs fetched %d times for three tokens of one key", f.fetches())
+		t.Fatalf("/certs fetched %d times for eight tokens of one key", f.fetches())
 	}
 	f.set(forge(t, map[string]any{"alg": "RS256", "kid": kidOf(k2)}, body, k2), k1, k2)
 	if _, _, err := c.GetPolicy(ctx, client.SgxEnclave); err != nil {
@@ -279,5 +291,63 @@ func TestNew(t *testing.T) {
 	c, _ := client.New("http://127.0.0.1:1", &client.Options{Credential: func(context.Context) (string, error) { return "t", nil }})
 	if _, err := c.GetPolicyCertificates(context.Background()); err == nil || !strings.Contains(err.Error(), "bearer") {
 		t.Fatalf("http with credential: %v", err)
+	}
+}
+
+// TestWireRequests: paths, api-version, content types, bodies and the
+// Authorization header as MAA expects them (maa-api.md §1).
+func TestWireRequests(t *testing.T) {
+	type seen struct{ method, uri, ctype, auth, body string }
+	var mu sync.Mutex
+	var reqs []seen
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b := new(strings.Builder)
+		io.Copy(b, r.Body)
+		mu.Lock()
+		reqs = append(reqs, seen{r.Method, r.URL.RequestURI(), r.Header.Get("Content-Type"), r.Header.Get("Authorization"), b.String()})
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"keys":[],"issuer":"x"}`))
+	}))
+	defer srv.Close()
+	c, err := client.New(srv.URL+"/tenants/t1/", &client.Options{HTTPClient: srv.Client(), APIVersion: "2022-08-01",
+		Credential: func(context.Context) (string, error) { return "tok", nil }, Validation: client.Validation{SkipValidation: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	k := newKey(t, "wire", false)
+	c.GetSigningCertificates(ctx)
+	c.GetOpenIDMetadata(ctx)
+	c.SetPolicy(ctx, client.SgxEnclave, "p", nil)
+	c.ResetPolicy(ctx, client.Tpm, nil)
+	c.AddPolicyCertificate(ctx, k.Cert, signerOf(t, k))
+	c.AttestOpenEnclave(ctx, []byte{1, 2, 3}, &client.AttestOptions{RuntimeJSON: []byte(`{}`), InitTimeData: []byte{4}})
+	policyJWS := "eyJhbGciOiJub25lIn0." + b64u.EncodeToString([]byte(`{"AttestationPolicy":"cA"}`)) + "."
+	want := []seen{
+		{"GET", "/tenants/t1/certs", "", "Bearer tok", ""},
+		{"GET", "/tenants/t1/.well-known/openid-configuration", "", "Bearer tok", ""},
+		{"PUT", "/tenants/t1/policies/SgxEnclave?api-version=2022-08-01", "text/plain", "Bearer tok", policyJWS},
+		{"POST", "/tenants/t1/policies/Tpm:reset?api-version=2022-08-01", "text/plain", "Bearer tok", "eyJhbGciOiJub25lIn0.."},
+		{"POST", "/tenants/t1/certificates:add?api-version=2022-08-01", "application/json", "Bearer tok", ""},
+		{"POST", "/tenants/t1/attest/OpenEnclave?api-version=2022-08-01", "application/json", "Bearer tok",
+			`{"report":"AQID","runtimeData":{"data":"e30","dataType":"JSON"},"initTimeData":{"data":"BA","dataType":"Binary"}}`},
+	}
+	if len(reqs) != len(want) {
+		t.Fatalf("%d requests: %+v", len(reqs), reqs)
+	}
+	for i, w := range want {
+		got := reqs[i]
+		if w.body == "" && got.body != "" && got.method == "POST" {
+			// certificates:add: a JSON string literal holding a JWS signed by k.
+			var jws string
+			if err := json.Unmarshal([]byte(got.body), &jws); err != nil || strings.Count(jws, ".") != 2 {
+				t.Errorf("request %d body %q is not a JSON string of a JWS", i, got.body)
+			}
+			got.body = ""
+		}
+		if got != w {
+			t.Errorf("request %d:\n got %+v\nwant %+v", i, got, w)
+		}
 	}
 }
