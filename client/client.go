@@ -103,7 +103,8 @@ type Client struct {
 
 // New returns a client for the instance at endpoint, an https URL that may
 // carry a base path (https://host/tenants/t1): every operation's path is
-// appended to it.
+// appended to it. Plain http is accepted for calls without a credential
+// (a local test service); a bearer token is never sent over it.
 func New(endpoint string, opts *Options) (*Client, error) {
 	if opts == nil {
 		opts = &Options{}
