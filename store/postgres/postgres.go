@@ -88,7 +88,7 @@ func open(ctx context.Context, dsn string, logger *slog.Logger, now func() time.
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "attestd"
 	}
-	where := fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
+	where := describe(cfg)
 
 	sdb := stdlib.OpenDB(*cfg)
 	// Migration holds one connection for its lock while Apply uses others,
@@ -119,6 +119,20 @@ func open(ctx context.Context, dsn string, logger *slog.Logger, now func() time.
 	}
 	logger.InfoContext(ctx, "store: postgres", "database", where)
 	return d, nil
+}
+
+// Describe names the database of dsn as user@host:port/database, for logs
+// and messages: it never contains the password, which a DSN may carry.
+func Describe(dsn string) string {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return "(unparsable PostgreSQL DSN)"
+	}
+	return describe(cfg)
+}
+
+func describe(cfg *pgx.ConnConfig) string {
+	return fmt.Sprintf("%s@%s:%d/%s", cfg.User, cfg.Host, cfg.Port, cfg.Database)
 }
 
 // migrate applies pending migrations while holding MigrationLockKey on a

@@ -279,6 +279,19 @@ func TestOpenErrors(t *testing.T) {
 }
 
 // The benchmarks mirror store/sqlite's, so the two backends compare.
+func TestDescribe(t *testing.T) {
+	tests := []struct{ dsn, want string }{
+		{"postgres://app:s3cret-pw@db.example:6543/attestd?sslmode=require", "app@db.example:6543/attestd"},
+		{"host=db.example port=6543 user=app password=s3cret-pw dbname=attestd", "app@db.example:6543/attestd"},
+		{"postgres://app:s3cret-pw@[::1/db", "(unparsable PostgreSQL DSN)"},
+	}
+	for _, tc := range tests {
+		if got := Describe(tc.dsn); got != tc.want {
+			t.Errorf("Describe(%q) = %q, want %q", tc.dsn, got, tc.want)
+		}
+	}
+}
+
 func BenchmarkPutPolicy(b *testing.B) {
 	ctx := context.Background()
 	db := openT(b, newDSN(b))
