@@ -1,9 +1,8 @@
 // Package store persists attestd's state: policies (with the exact JWS that
 // set them and its signer), policy-management certificates, instance state and
-// an audit trail of every admin change. The backend today is SQLite
-// (store/sqlite, embedded); the SQL (store/sqlstore, store/migrations) is
-// kept portable so that a PostgreSQL backend for stateless replicas can share
-// it, but that backend is not written yet.
+// an audit trail of every admin change. Two backends share one portable SQL
+// implementation (store/sqlstore, store/migrations): store/sqlite, embedded,
+// the default; and store/postgres, one database shared by stateless replicas.
 //
 // Every write method returns only after the change is durable, and applies the
 // change and its audit entry in one transaction: a crash never leaves a

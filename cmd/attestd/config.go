@@ -32,6 +32,7 @@ const (
 //	  "data": "./data",
 //	  "tls": {"cert": "server.pem", "key": "server.key"},
 //	  "log_level": "info",
+//	  "store": {"type": "postgres", "dsn": "postgres://attestd@db.internal:5432/attestd?sslmode=verify-full"},
 //	  "instances": [
 //	    {"name": "default", "mode": "AAD", "auth": {"dev": true}},
 //	    {"name": "t1", "prefix": "/tenants/t1", "mode": "Isolated",
@@ -55,6 +56,7 @@ type Config struct {
 	// under DATA/collateral (fetched on the first attestation of a platform).
 	Collateral *source.Config `json:"collateral"`
 	SGX        SGXConfig      `json:"sgx"`
+	Store      StoreConfig    `json:"store"`
 
 	dir string // directory of the config file, for relative paths
 }
@@ -64,6 +66,23 @@ type Config struct {
 type TLSConfig struct {
 	Cert string `json:"cert"`
 	Key  string `json:"key"`
+}
+
+// Store types.
+const (
+	StoreSQLite   = "sqlite"
+	StorePostgres = "postgres"
+)
+
+// StoreConfig selects the database. Absent: SQLite at DATA/attestd.db.
+// Type "postgres" shares one PostgreSQL database between replicas; its DSN
+// (libpq URL or keyword/value string) is better kept free of the password,
+// which pgx also reads from PGPASSWORD or a .pgpass file. For "sqlite" the
+// DSN, when given, is the database file's path. A DSN without a type means
+// postgres.
+type StoreConfig struct {
+	Type string `json:"type"`
+	DSN  string `json:"dsn"`
 }
 
 // SGXConfig tunes the SGX/OpenEnclave evidence verifier.

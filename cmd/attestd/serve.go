@@ -22,6 +22,8 @@ import (
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/instance"
+	"github.com/attestd/attestd/store"
+	"github.com/attestd/attestd/store/postgres"
 	"github.com/attestd/attestd/store/sqlite"
 	"github.com/attestd/attestd/token"
 )
@@ -35,6 +37,8 @@ type serveOptions struct {
 	TLSCert    string
 	TLSKey     string
 	LogLevel   string
+	StoreType  string
+	StoreDSN   string
 	Shutdown   time.Duration
 	KeyReload  time.Duration
 }
@@ -49,6 +53,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, e
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate PEM file (env ATTESTD_TLS_CERT; default: self-signed DATA/tls/cert.pem)")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "TLS private key PEM file (env ATTESTD_TLS_KEY; default: DATA/tls/key.pem)")
 	fs.StringVar(&o.LogLevel, "log-level", "", "log level: debug, info, warn, error (env ATTESTD_LOG_LEVEL; default info)")
+	fs.StringVar(&o.StoreType, "store", "", "database: sqlite or postgres (env ATTESTD_STORE; default sqlite at DATA/attestd.db, or postgres when a DSN is given)")
+	fs.StringVar(&o.StoreDSN, "store-dsn", "", "PostgreSQL DSN, e.g. postgres://attestd@db:5432/attestd?sslmode=verify-full; keep the password in PGPASSWORD or ~/.pgpass (env ATTESTD_STORE_DSN); for sqlite: the database file")
 	fs.DurationVar(&o.Shutdown, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
 	fs.DurationVar(&o.KeyReload, "key-reload-interval", time.Minute, "how often the signing keys are reread from disk (after \"attestd keys rotate\"; SIGHUP rereads at once)")
 	fs.Usage = func() {
@@ -73,6 +79,27 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, e
 	o.TLSCert = firstNonEmpty(o.TLSCert, os.Getenv("ATTESTD_TLS_CERT"), cfg.path(cfg.TLS.Cert))
 	o.TLSKey = firstNonEmpty(o.TLSKey, os.Getenv("ATTESTD_TLS_KEY"), cfg.path(cfg.TLS.Key))
 	o.LogLevel = firstNonEmpty(o.LogLevel, os.Getenv("ATTESTD_LOG_LEVEL"), cfg.LogLevel, "info")
+	o.StoreType = firstNonEmpty(o.StoreType, os.Getenv("ATTESTD_STORE"), cfg.Store.Type)
+	cfgDSN := cfg.Store.DSN
+	if o.StoreType == StoreSQLite {
+		cfgDSN = cfg.path(cfgDSN) // a file path, relative to the config file
+	}
+	o.StoreDSN = firstNonEmpty(o.StoreDSN, os.Getenv("ATTESTD_STORE_DSN"), cfgDSN)
+	if o.StoreType == "" {
+		o.StoreType = StoreSQLite
+		if o.StoreDSN != "" {
+			o.StoreType = StorePostgres
+		}
+	}
+	switch o.StoreType {
+	case StoreSQLite:
+	case StorePostgres:
+		if o.StoreDSN == "" {
+			return nil, nil, fmt.Errorf("%w: the postgres store needs a DSN (--store-dsn, ATTESTD_STORE_DSN or \"store\": {\"dsn\": …})", errUsage)
+		}
+	default:
+		return nil, nil, fmt.Errorf("%w: store type %q: want sqlite or postgres", errUsage, o.StoreType)
+	}
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return nil, nil, fmt.Errorf("%w: TLS certificate and key must be given together", errUsage)
 	}
@@ -150,10 +177,9 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		return err
 	}
 
-	dbPath := filepath.Join(data, "attestd.db")
-	st, err := sqlite.Open(ctx, dbPath, log)
+	st, dbDesc, err := openStore(ctx, o, data, log)
 	if err != nil {
-		return fmt.Errorf("store %s: %w", dbPath, err)
+		return err
 	}
 	defer func() {
 		if err := st.Close(); err != nil {
@@ -206,9 +232,9 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
-	log.Info("attestd listening", "url", "https://"+defaultHost(addr), "data", data, "database", dbPath, "tls_cert", certPath)
+	log.Info("attestd listening", "url", "https://"+defaultHost(addr), "data", data, "database", dbDesc, "tls_cert", certPath)
 	fmt.Fprintf(stdout, "attestd listening on https://%s\n  data directory:   %s\n  TLS certificate:  %s\n", defaultHost(addr), data, certPath)
-	fmt.Fprintf(stdout, "  database:         %s\n", dbPath)
+	fmt.Fprintf(stdout, "  database:         %s\n", dbDesc)
 	dev := false
 	for _, ri := range instances {
 		fmt.Fprintf(stdout, "  instance %-10s %-8s %s  (signing keys %s)\n", ri.Name, ri.Mode, ri.URL, filepath.Join(data, "keys", ri.Name))
@@ -241,6 +267,31 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// openStore opens the configured database. desc names it for logs and
+// output: the SQLite file, or postgres://user@host:port/db without the
+// DSN's password.
+func openStore(ctx context.Context, o *serveOptions, data string, log *slog.Logger) (st store.Store, desc string, err error) {
+	switch o.StoreType {
+	case StorePostgres:
+		desc = "postgres://" + postgres.Describe(o.StoreDSN)
+		db, err := postgres.Open(ctx, o.StoreDSN, log)
+		if err != nil {
+			return nil, "", fmt.Errorf("store %s: %w", desc, err)
+		}
+		return db, desc, nil
+	default:
+		desc = o.StoreDSN
+		if desc == "" {
+			desc = filepath.Join(data, "attestd.db")
+		}
+		db, err := sqlite.Open(ctx, desc, log)
+		if err != nil {
+			return nil, "", fmt.Errorf("store %s: %w", desc, err)
+		}
+		return db, desc, nil
+	}
 }
 
 // registeredVerifiers builds the evidence verifiers this binary contains:

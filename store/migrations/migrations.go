@@ -1,14 +1,13 @@
 // Package migrations holds attestd's SQL schema as versioned migrations shared
-// by every SQL backend (store/sqlite now, store/postgres later).
+// by every SQL backend (store/sqlite and store/postgres).
 //
 // Each migration is an embedded file NNNN_name.sql applied once, in order, in
 // its own transaction together with the row recording it in
 // schema_migrations. The SQL is written to be accepted unchanged by SQLite and
 // PostgreSQL (see the header of 0001_init.sql for the rules), so both backends
 // run the very same schema. A backend applies migrations with Apply, handing
-// it a transaction-opening function; a PostgreSQL backend (not written yet)
-// would also have to take an advisory lock around Apply so that concurrently
-// starting replicas do not race.
+// it a transaction-opening function; store/postgres also holds an advisory
+// lock around Apply so that concurrently starting replicas do not race.
 package migrations
 
 import (

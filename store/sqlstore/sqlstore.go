@@ -2,7 +2,7 @@
 // portable SQL of store/migrations. It holds everything the SQL backends
 // share: the statements, the transaction shapes and the rules of the Store
 // contract (idempotency, the last-certificate check, audit in the same
-// transaction). A backend (store/sqlite, later store/postgres) opens the
+// transaction). A backend (store/sqlite, store/postgres) opens the
 // database with its durability settings, applies migrations, and wraps a
 // *DB made by New.
 //
