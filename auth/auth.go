@@ -22,7 +22,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -31,6 +30,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/attestd/attestd/internal/strictjson"
 )
 
 // Audience is the resource both MAA SDKs request tokens for (scope
@@ -340,36 +341,9 @@ type tokenClaims struct {
 // only the claims attestd knows are decoded, each into its typed field.
 func decodeClaims(b []byte) (tokenClaims, error) {
 	var c tokenClaims
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := dec.Token(); err != nil {
-		return c, err
-	} else if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return c, errors.New("claims are not a JSON object")
-	}
-	members := map[string]json.RawMessage{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return c, err
-		}
-		name, ok := tok.(string)
-		if !ok {
-			return c, errors.New("malformed claims object")
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return c, err
-		}
-		if _, dup := members[name]; dup {
-			return c, fmt.Errorf("duplicate claim %q", name)
-		}
-		members[name] = v
-	}
-	if _, err := dec.Token(); err != nil {
-		return c, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return c, errors.New("data after the claims object")
+	members, err := strictjson.Object(b)
+	if err != nil {
+		return c, fmt.Errorf("claims: %w", err)
 	}
 	fields := map[string]any{
 		"iss": &c.Issuer, "sub": &c.Subject, "aud": &c.Audience, "exp": &c.Expiry, "nbf": &c.NotBefore,
@@ -377,12 +351,8 @@ func decodeClaims(b []byte) (tokenClaims, error) {
 		"roles": &c.Roles, "attestd_instance": &c.Instance,
 	}
 	for name, dst := range fields {
-		raw, ok := members[name]
-		if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-			continue
-		}
-		if err := json.Unmarshal(raw, dst); err != nil {
-			return c, fmt.Errorf("claim %q: %w", name, err)
+		if _, err := strictjson.Member(members, name, dst); err != nil {
+			return c, fmt.Errorf("claim: %w", err)
 		}
 	}
 	return c, nil

@@ -22,6 +22,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/cryptosigner"
+
+	"github.com/attestd/attestd/internal/strictjson"
 )
 
 // AttestationType names an MAA attestation type (the {type} of /attest and
@@ -151,12 +153,12 @@ func (c *Client) GetPolicy(ctx context.Context, t AttestationType) (text string,
 	if len(bytes.TrimSpace(payload)) == 0 {
 		return "", signer, nil
 	}
-	m, err := jsonObject(payload)
+	m, err := strictjson.Object(payload)
 	if err != nil {
 		return "", nil, invalid(ReasonMalformed, "x-ms-policy payload: %v", err)
 	}
 	var enc string
-	if ok, err := member(m, "AttestationPolicy", &enc); err != nil || !ok {
+	if ok, err := strictjson.Member(m, "AttestationPolicy", &enc); err != nil || !ok {
 		return "", nil, invalid(ReasonMalformed, "x-ms-policy payload has no AttestationPolicy string")
 	}
 	b, err := b64url(enc)
@@ -387,12 +389,12 @@ func parsePolicyJWS(s string) (payload []byte, chain []*x509.Certificate, err er
 	if err != nil {
 		return nil, nil, fmt.Errorf("header: %v", err)
 	}
-	hm, err := jsonObject(hb)
+	hm, err := strictjson.Object(hb)
 	if err != nil {
 		return nil, nil, fmt.Errorf("header: %v", err)
 	}
 	var alg string
-	if _, err := member(hm, "alg", &alg); err != nil {
+	if _, err := strictjson.Member(hm, "alg", &alg); err != nil {
 		return nil, nil, err
 	}
 	if payload, err = b64url(parts[1]); err != nil {
@@ -409,14 +411,14 @@ func parsePolicyJWS(s string) (payload []byte, chain []*x509.Certificate, err er
 		return payload, nil, nil
 	}
 	var x5c []string
-	if _, err := member(hm, "x5c", &x5c); err != nil {
+	if _, err := strictjson.Member(hm, "x5c", &x5c); err != nil {
 		return nil, nil, err
 	}
 	if len(x5c) == 0 {
 		var jwk json.RawMessage
-		if ok, _ := member(hm, "jwk", &jwk); ok {
-			if jm, err := jsonObject(jwk); err == nil {
-				_, _ = member(jm, "x5c", &x5c)
+		if ok, _ := strictjson.Member(hm, "jwk", &jwk); ok {
+			if jm, err := strictjson.Object(jwk); err == nil {
+				_, _ = strictjson.Member(jm, "x5c", &x5c)
 			}
 		}
 	}

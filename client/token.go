@@ -11,10 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/attestd/attestd/internal/strictjson"
 )
 
 // Why hand-written and not go-jose: MAA's /certs keys carry only kid, kty
@@ -53,12 +54,12 @@ func (s *JWKS) lookup(kid string) *SigningKey {
 // token's kid and verify with x5c[0]); n/e and other members are ignored,
 // since the certificate is what MAA clients trust.
 func ParseJWKS(b []byte) (*JWKS, error) {
-	top, err := jsonObject(b)
+	top, err := strictjson.Object(b)
 	if err != nil {
 		return nil, fmt.Errorf("JWKS: %w", err)
 	}
 	var keys []json.RawMessage
-	if ok, err := member(top, "keys", &keys); err != nil {
+	if ok, err := strictjson.Member(top, "keys", &keys); err != nil {
 		return nil, fmt.Errorf("JWKS: %w", err)
 	} else if !ok {
 		return nil, errors.New("JWKS: no \"keys\" member")
@@ -66,12 +67,12 @@ func ParseJWKS(b []byte) (*JWKS, error) {
 	out := &JWKS{}
 	seen := map[string]bool{}
 	for i, raw := range keys {
-		m, err := jsonObject(raw)
+		m, err := strictjson.Object(raw)
 		if err != nil {
 			return nil, fmt.Errorf("JWKS key %d: %w", i, err)
 		}
 		var k SigningKey
-		if ok, err := member(m, "kid", &k.KID); err != nil || !ok || k.KID == "" {
+		if ok, err := strictjson.Member(m, "kid", &k.KID); err != nil || !ok || k.KID == "" {
 			return nil, fmt.Errorf("JWKS key %d: no kid", i)
 		}
 		if seen[k.KID] {
@@ -80,7 +81,7 @@ func ParseJWKS(b []byte) (*JWKS, error) {
 		}
 		seen[k.KID] = true
 		var x5c []string
-		if _, err := member(m, "x5c", &x5c); err != nil {
+		if _, err := strictjson.Member(m, "x5c", &x5c); err != nil {
 			return nil, fmt.Errorf("JWKS key %q: %w", k.KID, err)
 		}
 		if len(x5c) == 0 {
@@ -118,61 +119,6 @@ func parseX5c(x5c []string) ([]*x509.Certificate, error) {
 // b64url decodes base64url with or without padding.
 func b64url(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
-}
-
-// jsonObject decodes b as exactly one JSON object and returns its members by
-// exact name. Hand-written on top of json.Decoder because decoding into a
-// struct matches names case-insensitively and lets the last duplicate win:
-// a token or JWKS with "kid" twice or "KID" must not be read differently
-// from how the signer's library read it. Duplicates and trailing data are
-// refused.
-func jsonObject(b []byte) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, errors.New("not a JSON object")
-	}
-	m := map[string]json.RawMessage{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		name, ok := tok.(string)
-		if !ok {
-			return nil, errors.New("malformed JSON object")
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		if _, dup := m[name]; dup {
-			return nil, fmt.Errorf("duplicate member %q", name)
-		}
-		m[name] = v
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the JSON object")
-	}
-	return m, nil
-}
-
-// member decodes member name of m into v; JSON null counts as absent.
-func member(m map[string]json.RawMessage, name string, v any) (bool, error) {
-	raw, ok := m[name]
-	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		return false, nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return true, fmt.Errorf("member %q: %v", name, err)
-	}
-	return true, nil
 }
 
 // Header is the JOSE header of a token.
@@ -246,13 +192,13 @@ func ParseToken(raw string) (*Token, error) {
 	if err != nil {
 		return nil, invalid(ReasonMalformed, "header is not base64url: %v", err)
 	}
-	hm, err := jsonObject(hb)
+	hm, err := strictjson.Object(hb)
 	if err != nil {
 		return nil, invalid(ReasonMalformed, "header: %v", err)
 	}
 	t := &Token{Raw: raw}
 	for name, v := range map[string]*string{"alg": &t.Header.Alg, "kid": &t.Header.Kid, "jku": &t.Header.Jku, "typ": &t.Header.Typ} {
-		if _, err := member(hm, name, v); err != nil {
+		if _, err := strictjson.Member(hm, name, v); err != nil {
 			return nil, invalid(ReasonMalformed, "header: %v", err)
 		}
 	}
@@ -262,14 +208,14 @@ func ParseToken(raw string) (*Token, error) {
 	if _, ok := hm["crit"]; ok {
 		return nil, invalid(ReasonMalformed, "header parameter \"crit\" is not supported")
 	}
-	if _, err := member(hm, "x5c", &t.Header.X5c); err != nil {
+	if _, err := strictjson.Member(hm, "x5c", &t.Header.X5c); err != nil {
 		return nil, invalid(ReasonMalformed, "header: %v", err)
 	}
 	if len(t.Header.X5c) == 0 {
 		var jwk json.RawMessage
-		if ok, _ := member(hm, "jwk", &jwk); ok {
-			if jm, err := jsonObject(jwk); err == nil {
-				_, _ = member(jm, "x5c", &t.Header.X5c)
+		if ok, _ := strictjson.Member(hm, "jwk", &jwk); ok {
+			if jm, err := strictjson.Object(jwk); err == nil {
+				_, _ = strictjson.Member(jm, "x5c", &t.Header.X5c)
 			}
 		}
 	}
@@ -277,7 +223,7 @@ func ParseToken(raw string) (*Token, error) {
 	if err != nil {
 		return nil, invalid(ReasonMalformed, "body is not base64url: %v", err)
 	}
-	if _, err := jsonObject(bb); err != nil {
+	if _, err := strictjson.Object(bb); err != nil {
 		return nil, invalid(ReasonMalformed, "body: %v", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(bb))

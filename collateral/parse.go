@@ -7,11 +7,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
+
+	"github.com/attestd/attestd/internal/strictjson"
 )
 
 // This file parses the untrusted encodings collateral travels in. Nothing here
@@ -43,9 +43,9 @@ func ParseQEIdentityResponse(body []byte) (*SignedDocument, error) {
 }
 
 func parseSignedResponse(body []byte, what string, members ...string) (*SignedDocument, error) {
-	m, err := splitObject(body)
+	m, err := strictjson.Object(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, what, err)
+		return nil, fmt.Errorf("%w: %s: not JSON, or not one JSON object with unique member names: %v", ErrMalformed, what, err)
 	}
 	var doc json.RawMessage
 	for _, name := range members {
@@ -87,47 +87,6 @@ func ParseSignatureHex(s string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: signature is %d bytes, want 64 (ECDSA P-256 r||s)", ErrMalformed, len(sig))
 	}
 	return sig, nil
-}
-
-// splitObject returns the members of a JSON object as exact raw values. It
-// rejects duplicate member names: encoding/json would silently keep the last
-// one, and a body with two "tcbInfo" members is ambiguous about what was
-// signed.
-func splitObject(b []byte) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, fmt.Errorf("not JSON: %v", err)
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, errors.New("not a JSON object")
-	}
-	m := make(map[string]json.RawMessage)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("bad JSON: %v", err)
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, errors.New("bad JSON: object key is not a string")
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, fmt.Errorf("bad JSON in %q: %v", key, err)
-		}
-		if _, dup := m[key]; dup {
-			return nil, fmt.Errorf("duplicate member %q", key)
-		}
-		m[key] = raw
-	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
-		return nil, fmt.Errorf("bad JSON: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the JSON object")
-	}
-	return m, nil
 }
 
 // TCBInfoHeader is the part of a TCB info that sources need: identity and

@@ -11,10 +11,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"strings"
 
+	"github.com/attestd/attestd/internal/strictjson"
 	"github.com/attestd/attestd/store"
 )
 
@@ -59,67 +59,9 @@ type jwsHeader struct {
 	X5c []string // top-level x5c, else jwk.x5c
 }
 
-// jsonObject decodes b as exactly one JSON object and returns its members by
-// their exact (unescaped) names. Hand-written on top of json.Decoder because
-// decoding into a struct matches names case-insensitively and lets the last
-// of duplicate names win, and Decoder.Decode ignores what follows the value:
-// RFC 7515 §4 wants unique header names, and a reader that resolves
-// "alg"/"ALG" or a repeated "AttestationPolicy" differently from the
-// client's JOSE library could act on a header or payload the signer did not
-// mean. Duplicates, trailing data and non-objects are refused.
-func jsonObject(b []byte) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, errors.New("not a JSON object")
-	}
-	m := map[string]json.RawMessage{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		name, ok := tok.(string)
-		if !ok {
-			return nil, errors.New("malformed JSON object")
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		if _, dup := m[name]; dup {
-			return nil, fmt.Errorf("duplicate member %q", name)
-		}
-		m[name] = v
-	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the JSON object")
-	}
-	return m, nil
-}
-
-// member decodes the member name of m into v; present is false when m has no
-// such member or it is JSON null (which callers treat as absent).
-func member(m map[string]json.RawMessage, name string, v any) (present bool, err error) {
-	raw, ok := m[name]
-	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		return false, nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return true, fmt.Errorf("member %q: %v", name, err)
-	}
-	return true, nil
-}
-
 // parseHeader reads the JWS header members attestd uses.
 func parseHeader(b []byte) (*jwsHeader, error) {
-	m, err := jsonObject(b)
+	m, err := strictjson.Object(b)
 	if err != nil {
 		return nil, err
 	}
@@ -130,25 +72,25 @@ func parseHeader(b []byte) (*jwsHeader, error) {
 		return nil, errors.New("the \"crit\" header parameter is not supported")
 	}
 	var h jwsHeader
-	if ok, err := member(m, "alg", &h.Alg); err != nil || !ok {
+	if ok, err := strictjson.Member(m, "alg", &h.Alg); err != nil || !ok {
 		if err == nil {
 			err = errors.New("no \"alg\" member")
 		}
 		return nil, err
 	}
-	if _, err := member(m, "x5c", &h.X5c); err != nil {
+	if _, err := strictjson.Member(m, "x5c", &h.X5c); err != nil {
 		return nil, err
 	}
 	if len(h.X5c) == 0 {
 		var jwk json.RawMessage
-		if ok, err := member(m, "jwk", &jwk); err != nil {
+		if ok, err := strictjson.Member(m, "jwk", &jwk); err != nil {
 			return nil, err
 		} else if ok {
-			jm, err := jsonObject(jwk)
+			jm, err := strictjson.Object(jwk)
 			if err != nil {
 				return nil, fmt.Errorf("member \"jwk\": %v", err)
 			}
-			if _, err := member(jm, "x5c", &h.X5c); err != nil {
+			if _, err := strictjson.Member(jm, "x5c", &h.X5c); err != nil {
 				return nil, fmt.Errorf("member \"jwk\": %v", err)
 			}
 		}
@@ -343,12 +285,12 @@ func certJWK(chain ...*x509.Certificate) map[string]any {
 // payload (exact name, see jsonObject) and decodes it: base64url as the SDKs
 // send it, or standard base64.
 func policyText(payload []byte) (string, error) {
-	m, err := jsonObject(payload)
+	m, err := strictjson.Object(payload)
 	if err != nil {
 		return "", fmt.Errorf("policy JWS payload must be a JSON object with an \"AttestationPolicy\" member: %v", err)
 	}
 	var enc string
-	if ok, err := member(m, "AttestationPolicy", &enc); err != nil || !ok {
+	if ok, err := strictjson.Member(m, "AttestationPolicy", &enc); err != nil || !ok {
 		if err == nil {
 			err = errors.New("no \"AttestationPolicy\" member")
 		}
@@ -367,24 +309,24 @@ func policyText(payload []byte) (string, error) {
 // AttestationCertificateManagementBody payload (maa-api.md §1.5);
 // "maa-policyCertificate" is the preview-era name. Names are exact.
 func certificateX5c(payload []byte) ([]string, error) {
-	m, err := jsonObject(payload)
+	m, err := strictjson.Object(payload)
 	if err != nil {
 		return nil, fmt.Errorf("certificate-management JWS payload is not a JSON object: %v", err)
 	}
 	var jwk json.RawMessage
-	ok, err := member(m, "policyCertificate", &jwk)
+	ok, err := strictjson.Member(m, "policyCertificate", &jwk)
 	if err == nil && !ok {
-		ok, err = member(m, "maa-policyCertificate", &jwk)
+		ok, err = strictjson.Member(m, "maa-policyCertificate", &jwk)
 	}
 	if err != nil || !ok {
 		return nil, errors.New("certificate-management JWS payload lacks policyCertificate.x5c")
 	}
-	jm, err := jsonObject(jwk)
+	jm, err := strictjson.Object(jwk)
 	if err != nil {
 		return nil, fmt.Errorf("policyCertificate is not a JSON object: %v", err)
 	}
 	var x5c []string
-	if _, err := member(jm, "x5c", &x5c); err != nil || len(x5c) == 0 {
+	if _, err := strictjson.Member(jm, "x5c", &x5c); err != nil || len(x5c) == 0 {
 		return nil, errors.New("certificate-management JWS payload lacks policyCertificate.x5c")
 	}
 	return x5c, nil
@@ -399,6 +341,6 @@ func isEmptyResetPayload(p []byte) bool {
 	if len(t) == 0 || string(t) == "null" {
 		return true
 	}
-	m, err := jsonObject(p)
+	m, err := strictjson.Object(p)
 	return err == nil && len(m) == 0
 }
