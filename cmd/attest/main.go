@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/client"
+	"github.com/attestd/attestd/internal/pemfile"
 )
 
 func main() {
@@ -277,7 +278,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 			if err != nil {
 				return err
 			}
-			certs, err := readCerts(pos[2])
+			certs, err := pemfile.Certificates(pos[2])
 			if err != nil {
 				return err
 			}
@@ -446,7 +447,7 @@ func (o *options) signer(required bool) (*client.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	certs, err := readCerts(o.signCert)
+	certs, err := pemfile.Certificates(o.signCert)
 	if err != nil {
 		return nil, err
 	}
@@ -484,33 +485,6 @@ func readKey(path string) (crypto.Signer, error) {
 		}
 		return s, nil
 	}
-}
-
-func readCerts(path string) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var certs []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		certs = append(certs, c)
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("%s: no PEM certificate", path)
-	}
-	return certs, nil
 }
 
 func certInfo(c *x509.Certificate) map[string]any {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/attestd/attestd/collateral/source"
 	"github.com/attestd/attestd/instance"
+	"github.com/attestd/attestd/internal/pemfile"
 )
 
 // Defaults of the serve command.
@@ -236,7 +235,7 @@ func (c *Config) resolve(listenAddr string) ([]resolvedInstance, error) {
 			r.URL = "https://" + host + r.Prefix
 		}
 		for _, f := range ic.PolicyCertificates {
-			certs, err := readCerts(c.path(f))
+			certs, err := pemfile.Certificates(c.path(f))
 			if err != nil {
 				return nil, fmt.Errorf("config: instance %s: %w", ic.Name, err)
 			}
@@ -284,32 +283,4 @@ func defaultHost(addr string) string {
 		h = "localhost"
 	}
 	return net.JoinHostPort(h, p)
-}
-
-// readCerts reads every CERTIFICATE block of a PEM file.
-func readCerts(path string) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, errors.New(path + ": no PEM CERTIFICATE block")
-	}
-	return out, nil
 }
