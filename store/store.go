@@ -22,6 +22,11 @@ var ErrNotFound = errors.New("store: not found")
 // policy-management certificate.
 var ErrLastCertificate = errors.New("store: cannot remove the last policy-management certificate")
 
+// ErrSignerNotCurrent is returned by a write whose AuditEntry.RequireSigner
+// names a certificate the instance does not have (any more) when the write's
+// transaction checks it; nothing was written, not even the audit entry.
+var ErrSignerNotCurrent = errors.New("store: the change's signer is not a current policy-management certificate")
+
 // ErrInvalidText is returned by writes whose string fields (names, JWS,
 // policy text, audit fields) are not valid UTF-8 or contain a NUL byte:
 // PostgreSQL TEXT cannot hold such strings, so no backend accepts them and
@@ -58,6 +63,23 @@ type AuditEntry struct {
 	Target   string // e.g. attestation type or certificate thumbprint
 	Hash     string // e.g. x-ms-policy-token-hash of the request body
 	Detail   string // free text, never secrets
+
+	// RequireSigner, when non-empty, makes the write conditional: the
+	// change is applied only if the instance has a policy-management
+	// certificate with this thumbprint (upper-case hex SHA-1; compared
+	// case-insensitively), checked inside the write's transaction after
+	// the instance's write lock is taken, so no concurrent removal of that
+	// certificate (by this or another process on the same database) can
+	// commit between the check and the write. Otherwise nothing is written
+	// and the method returns ErrSignerNotCurrent. Isolated instances set it
+	// to the thumbprint of the change's signer. It is an input only: it is
+	// not stored, and Audit returns entries with it empty.
+	//
+	// For RemoveCertificate the signer may be the certificate being
+	// removed (as in MAA, a certificate can retire itself): the signer is
+	// checked before the removal, and the last-certificate rule still
+	// applies (ErrLastCertificate).
+	RequireSigner string
 }
 
 // Store is the persistence interface used by the service.

@@ -141,7 +141,7 @@ func checkAudit(instance string, a store.AuditEntry) error {
 	if a.Action == "" {
 		return errors.New("audit entry has no action")
 	}
-	if err := checkText(a.Actor, a.Action, a.Target, a.Hash, a.Detail); err != nil {
+	if err := checkText(a.Actor, a.Action, a.Target, a.Hash, a.Detail, a.RequireSigner); err != nil {
 		return fmt.Errorf("audit entry: %w", err)
 	}
 	return nil
@@ -150,8 +150,16 @@ func checkAudit(instance string, a store.AuditEntry) error {
 // write runs one admin change of instance: in a single transaction it
 // first reserves the next audit id (which, in PostgreSQL, locks the
 // instance row, so every write of one instance is serialised and takes its
-// locks in the same order), then runs fn, then appends a under that id.
-// If fn fails nothing is kept, the audit id included.
+// locks in the same order), then checks a.RequireSigner, then runs fn,
+// then appends a under that id. If the check or fn fails nothing is kept,
+// the audit id included.
+//
+// The signer check reads the certificates table after the instance row
+// lock is held. Every certificate change bumps the same row first, so a
+// removal either committed before the lock was granted (and READ
+// COMMITTED's fresh snapshot for the next statement sees it gone) or waits
+// until this transaction ends: the check cannot be invalidated before the
+// commit. In SQLite BEGIN IMMEDIATE gives the same order.
 func (d *DB) write(ctx context.Context, what, instance string, a store.AuditEntry, fn func(tx *sql.Tx) error) error {
 	if err := checkAudit(instance, a); err != nil {
 		return d.errf("%s: %w", what, err)
@@ -165,6 +173,11 @@ func (d *DB) write(ctx context.Context, what, instance string, a store.AuditEntr
 		if err != nil {
 			return d.errf("%s: %w", what, err)
 		}
+		if a.RequireSigner != "" {
+			if err := d.checkSigner(ctx, tx, instance, a.RequireSigner); err != nil {
+				return d.errf("%s: %w", what, err)
+			}
+		}
 		if err := fn(tx); err != nil {
 			return err
 		}
@@ -174,6 +187,22 @@ func (d *DB) write(ctx context.Context, what, instance string, a store.AuditEntr
 		}
 		return nil
 	})
+}
+
+// checkSigner returns store.ErrSignerNotCurrent unless instance has the
+// certificate with thumbprint. It must run inside a write transaction
+// after bump has locked the instance (see write).
+func (d *DB) checkSigner(ctx context.Context, tx *sql.Tx, instance, thumbprint string) error {
+	tp := strings.ToUpper(thumbprint)
+	var n int
+	if err := tx.QueryRowContext(ctx, d.q(`SELECT COUNT(*) FROM certificates WHERE instance = ? AND thumbprint = ?`),
+		instance, tp).Scan(&n); err != nil {
+		return fmt.Errorf("check signer %s: %w", tp, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("signer %s of instance %s: %w", tp, instance, store.ErrSignerNotCurrent)
+	}
+	return nil
 }
 
 // checkText enforces store.ErrInvalidText on every string a write stores.

@@ -54,6 +54,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CanceledContext", testCanceledContext},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ConcurrentRemoveKeepsOne", testConcurrentRemoveKeepsOne},
+		{"RequireSigner", testRequireSigner},
+		{"RequireSignerRemoveSelf", testRequireSignerRemoveSelf},
+		{"RequireSignerRace", testRequireSignerRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
