@@ -59,6 +59,18 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openT(t, newDSN(t)) })
 }
 
+// TestTwoHandlesRequireSignerRace is the RequireSigner race through two
+// handles on one database, as two replicas run it: the signer check of one
+// replica's write and another replica's removal of that signer must be
+// ordered by the instance row lock.
+func TestTwoHandlesRequireSignerRace(t *testing.T) {
+	dsn := newDSN(t)
+	a, b := openT(t, dsn), openT(t, dsn)
+	defer a.Close()
+	defer b.Close()
+	storetest.RaceRequireSigner(t, a, b, 24)
+}
+
 // TestConcurrentMigration opens two handles on an empty database at once:
 // the advisory lock lets one migrate while the other waits, then finds
 // nothing to do. Without the lock both would run CREATE TABLE and one

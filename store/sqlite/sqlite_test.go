@@ -122,6 +122,24 @@ func TestDurabilitySettings(t *testing.T) {
 	}
 }
 
+// TestTwoHandlesRequireSignerRace is the RequireSigner race through two
+// handles on one file, as two processes would run it.
+func TestTwoHandlesRequireSignerRace(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "shared.db")
+	a, err := Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	storetest.RaceRequireSigner(t, a, b, 24)
+}
+
 // TestTwoHandlesConcurrentWriters runs writers through two independent
 // handles on one file, as two processes would: busy_timeout and BEGIN
 // IMMEDIATE must serialise them without SQLITE_BUSY errors.
