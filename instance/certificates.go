@@ -32,22 +32,22 @@ func (in *Instance) Certificates(ctx context.Context) (string, error) {
 }
 
 // certChange parses and authorises a certificates:add/remove body: the JWS as
-// a JSON string literal (what the SDKs send) or bare.
-func (in *Instance) certChange(ctx context.Context, body, what string) (*jws, *x509.Certificate, error) {
+// a JSON string literal (what the SDKs send) or bare. requireSigner is the
+// signer's thumbprint for the store write's AuditEntry.RequireSigner.
+func (in *Instance) certChange(ctx context.Context, body, what string) (j *jws, c *x509.Certificate, requireSigner string, err error) {
 	if err := in.requireWritable(what); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
 	if in.cfg.Mode != ModeIsolated {
-		return nil, nil, errorf(CodeInvalidOperation, "instance %q is in %s mode: policy-management certificates exist only on Isolated instances", in.cfg.Name, in.cfg.Mode)
+		return nil, nil, "", errorf(CodeInvalidOperation, "instance %q is in %s mode: policy-management certificates exist only on Isolated instances", in.cfg.Name, in.cfg.Mode)
 	}
-	j, c, err := parseCertBody(body)
-	if err != nil {
-		return nil, nil, err
+	if j, c, err = parseCertBody(body); err != nil {
+		return nil, nil, "", err
 	}
-	if err := in.authorizeSigner(ctx, j, what); err != nil {
-		return nil, nil, err
+	if requireSigner, err = in.authorizeSigner(ctx, j, what); err != nil {
+		return nil, nil, "", err
 	}
-	return j, c, nil
+	return j, c, requireSigner, nil
 }
 
 // AddCertificate handles POST /certificates:add (idempotent).
@@ -65,7 +65,8 @@ func (in *Instance) certChange(ctx context.Context, body, what string) (*jws, *x
 func (in *Instance) AddCertificate(ctx context.Context, body string, actor Actor) (string, error) {
 	unlock := in.lockAdmin()
 	defer unlock()
-	j, c, err := in.certChange(ctx, body, "adding a policy-management certificate")
+	const what = "adding a policy-management certificate"
+	j, c, requireSigner, err := in.certChange(ctx, body, what)
 	if err != nil {
 		return "", err
 	}
@@ -75,7 +76,11 @@ func (in *Instance) AddCertificate(ctx context.Context, body string, actor Actor
 	}
 	a := auditEntry(store.AuditEntry{Instance: in.cfg.Name, At: in.now(), Actor: actorOf(actor, j), Action: "certificate.add",
 		Target: tp, Hash: bodyHash(body), Detail: signerDetail(j) + "; subject " + c.Subject.String()})
+	a.RequireSigner = requireSigner
 	added, err := in.store.AddCertificate(ctx, store.Certificate{Instance: in.cfg.Name, Thumbprint: tp, DER: c.Raw, AddedAt: in.now()}, a)
+	if rerr := in.signerRefused(err, what, requireSigner); rerr != nil {
+		return "", rerr
+	}
 	if err != nil {
 		return "", &Error{Code: CodeInternal, Message: "storing the certificate failed", Err: err}
 	}
@@ -84,18 +89,25 @@ func (in *Instance) AddCertificate(ctx context.Context, body string, actor Actor
 }
 
 // RemoveCertificate handles POST /certificates:remove (idempotent; the last
-// certificate cannot be removed).
+// certificate cannot be removed). As in MAA, the signer may remove its own
+// certificate while another remains; the store checks the signer before
+// the removal, in the same transaction.
 func (in *Instance) RemoveCertificate(ctx context.Context, body string, actor Actor) (string, error) {
 	unlock := in.lockAdmin()
 	defer unlock()
-	j, c, err := in.certChange(ctx, body, "removing a policy-management certificate")
+	const what = "removing a policy-management certificate"
+	j, c, requireSigner, err := in.certChange(ctx, body, what)
 	if err != nil {
 		return "", err
 	}
 	tp := Thumbprint(c)
 	a := auditEntry(store.AuditEntry{Instance: in.cfg.Name, At: in.now(), Actor: actorOf(actor, j), Action: "certificate.remove",
 		Target: tp, Hash: bodyHash(body), Detail: signerDetail(j) + "; subject " + c.Subject.String()})
+	a.RequireSigner = requireSigner
 	removed, err := in.store.RemoveCertificate(ctx, in.cfg.Name, tp, a)
+	if rerr := in.signerRefused(err, what, requireSigner); rerr != nil {
+		return "", rerr
+	}
 	if errors.Is(err, store.ErrLastCertificate) {
 		return "", &Error{Code: CodeInvalidOperation, Message: "certificate " + tp + " is the instance's last policy-management certificate and cannot be removed", Err: err}
 	}

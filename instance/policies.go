@@ -110,32 +110,60 @@ func (in *Instance) requireWritable(what string) error {
 // authorizeSigner applies the mode's rule to a parsed management JWS:
 // Isolated requires a signature by a current policy-management certificate;
 // AAD accepts unsigned bodies and any (verified) signer.
-func (in *Instance) authorizeSigner(ctx context.Context, j *jws, what string) error {
+//
+// In Isolated mode it returns the signer's thumbprint, which the caller
+// puts in the store write's AuditEntry.RequireSigner: this check gives the
+// clear error early, but only the store's check, made inside the write's
+// transaction under the instance lock, holds across replicas sharing one
+// database (another replica may remove the certificate between this read
+// and the write). Map the store's refusal with signerRefused.
+func (in *Instance) authorizeSigner(ctx context.Context, j *jws, what string) (requireSigner string, err error) {
 	if in.cfg.Mode != ModeIsolated {
-		return nil
+		return "", nil
 	}
 	if j == nil || !j.Signed() {
-		return errorf(CodeInvalidOperation, "instance %q is Isolated: %s must be a JWS signed by a policy-management certificate (got an unsigned body)", in.cfg.Name, what)
+		return "", errorf(CodeInvalidOperation, "instance %q is Isolated: %s must be a JWS signed by a policy-management certificate (got an unsigned body)", in.cfg.Name, what)
 	}
 	tp := Thumbprint(j.Signer())
 	certs, err := in.store.Certificates(ctx, in.cfg.Name)
 	if err != nil {
-		return &Error{Code: CodeInternal, Message: "reading policy certificates failed", Err: err}
+		return "", &Error{Code: CodeInternal, Message: "reading policy certificates failed", Err: err}
 	}
 	for _, c := range certs {
 		if c.Thumbprint == tp {
-			return nil
+			return tp, nil
 		}
 	}
-	return errorf(CodeInvalidOperation, "instance %q is Isolated: the %s JWS is signed by certificate %s, which is not one of its policy-management certificates", in.cfg.Name, what, tp)
+	return "", in.signerNotCurrent(what, tp, nil)
+}
+
+// signerNotCurrent is the InvalidOperation answer to a change signed by a
+// certificate that is not (or no longer) a policy-management certificate;
+// cause is the store's ErrSignerNotCurrent when the store refused it.
+func (in *Instance) signerNotCurrent(what, tp string, cause error) error {
+	return &Error{Code: CodeInvalidOperation, Err: cause, Message: fmt.Sprintf(
+		"instance %q is Isolated: the %s JWS is signed by certificate %s, which is not one of its policy-management certificates", in.cfg.Name, what, tp)}
+}
+
+// signerRefused maps a store write error: ErrSignerNotCurrent (the signer
+// was removed, possibly by another replica, after authorizeSigner) is the
+// same InvalidOperation the pre-check gives; anything else is nil (the
+// caller reports it).
+func (in *Instance) signerRefused(err error, what, tp string) error {
+	if errors.Is(err, store.ErrSignerNotCurrent) {
+		return in.signerNotCurrent(what, tp, err)
+	}
+	return nil
 }
 
 // lockAdmin serialises the admin changes of this instance: in Isolated mode
 // a change is authorised by the certificates in force when it is checked,
 // and without the lock two changes could each be authorised against a set
 // the other one is changing (two signers removing each other would both
-// succeed). It covers one process; replicas sharing a database would need
-// the check inside the store's write transaction.
+// succeed). It covers one process only; across replicas sharing a database
+// the authority is the store's check of AuditEntry.RequireSigner inside the
+// write transaction (see authorizeSigner). The lock stays so that within a
+// process the pre-check's answer is the final one.
 func (in *Instance) lockAdmin() (unlock func()) {
 	in.adminMu.Lock()
 	return in.adminMu.Unlock
@@ -198,7 +226,8 @@ func (in *Instance) SetPolicy(ctx context.Context, typ, body string, actor Actor
 	}
 	unlock := in.lockAdmin()
 	defer unlock()
-	if err := in.authorizeSigner(ctx, j, "a policy"); err != nil {
+	requireSigner, err := in.authorizeSigner(ctx, j, "a policy")
+	if err != nil {
 		return "", err
 	}
 	// The store holds only UTF-8 without NUL (store.ErrInvalidText); such a
@@ -223,7 +252,11 @@ func (in *Instance) SetPolicy(ctx context.Context, typ, body string, actor Actor
 	}
 	a := auditEntry(store.AuditEntry{Instance: in.cfg.Name, At: in.now(), Actor: actorOf(actor, j), Action: "policy.set",
 		Target: string(t), Hash: hash, Detail: signerDetail(j) + "; x-ms-policy-hash " + policy.Hash(text)})
+	a.RequireSigner = requireSigner
 	if err := in.store.PutPolicy(ctx, sp, a); err != nil {
+		if rerr := in.signerRefused(err, "a policy", requireSigner); rerr != nil {
+			return "", rerr
+		}
 		return "", &Error{Code: CodeInternal, Message: "storing the policy failed", Err: err}
 	}
 	in.log.Info("policy set", "type", t, "actor", a.Actor, "token_hash", hash, "policy_hash", policy.Hash(text), "signed", j.signedOrNil() != nil)
@@ -262,13 +295,18 @@ func (in *Instance) ResetPolicy(ctx context.Context, typ, body string, actor Act
 	}
 	unlock := in.lockAdmin()
 	defer unlock()
-	if err := in.authorizeSigner(ctx, j, "a policy reset"); err != nil {
+	requireSigner, err := in.authorizeSigner(ctx, j, "a policy reset")
+	if err != nil {
 		return "", err
 	}
 	hash := bodyHash(body)
 	a := auditEntry(store.AuditEntry{Instance: in.cfg.Name, At: in.now(), Actor: actorOf(actor, j), Action: "policy.reset",
 		Target: string(t), Hash: hash, Detail: signerDetail(j)})
+	a.RequireSigner = requireSigner
 	if err := in.store.DeletePolicy(ctx, in.cfg.Name, string(t), a); err != nil {
+		if rerr := in.signerRefused(err, "a policy reset", requireSigner); rerr != nil {
+			return "", rerr
+		}
 		return "", &Error{Code: CodeInternal, Message: "resetting the policy failed", Err: err}
 	}
 	in.log.Info("policy reset", "type", t, "actor", a.Actor, "token_hash", hash)
