@@ -132,6 +132,7 @@ func New(endpoint string, opts *Options) (*Client, error) {
 	if c.http == nil {
 		c.http = http.DefaultClient
 	}
+	c.http = noBearerDowngrade(c.http)
 	if c.version == "" {
 		c.version = DefaultAPIVersion
 	}
@@ -139,6 +140,30 @@ func New(endpoint string, opts *Options) (*Client, error) {
 		c.max = 8 << 20
 	}
 	return c, nil
+}
+
+// noBearerDowngrade returns a shallow copy of hc whose redirects never
+// carry the Authorization header over plain http: net/http forwards it to
+// the same host whatever the scheme, so an https service answering with a
+// redirect to http:// would otherwise receive the bearer token in clear.
+// The caller's own CheckRedirect still runs first.
+func noBearerDowngrade(hc *http.Client) *http.Client {
+	cp := *hc
+	next := hc.CheckRedirect
+	cp.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if next != nil {
+			if err := next(req, via); err != nil {
+				return err
+			}
+		} else if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		if req.URL.Scheme != "https" && req.Header.Get("Authorization") != "" {
+			return fmt.Errorf("refusing to follow a redirect to %s with a bearer token", req.URL.Scheme)
+		}
+		return nil
+	}
+	return &cp
 }
 
 // Endpoint returns the instance URL the client calls (without trailing slash).

@@ -351,3 +351,39 @@ func TestWireRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestBearerNotSentOnRedirectToHTTP: an https service that redirects to
+// http (same host, so net/http would forward Authorization) must not
+// receive the bearer token in clear.
+func TestBearerNotSentOnRedirectToHTTP(t *testing.T) {
+	var mu sync.Mutex
+	var leaked []string
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		leaked = append(leaked, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"token":"x.y.z"}`)
+	}))
+	t.Cleanup(plain.Close)
+	tls := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(tls.Close)
+	c, err := client.New(tls.URL, &client.Options{HTTPClient: tls.Client(),
+		Credential: func(context.Context) (string, error) { return "secret-bearer", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.GetPolicy(context.Background(), client.SgxEnclave)
+	if err == nil {
+		t.Fatal("GetPolicy through an https→http redirect succeeded")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range leaked {
+		if strings.Contains(a, "secret-bearer") {
+			t.Fatalf("bearer token sent over http after a redirect: %q", a)
+		}
+	}
+}
