@@ -78,10 +78,13 @@ func open(ctx context.Context, dsn string, logger *slog.Logger, now func() time.
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	// pgx's parse errors redact the password themselves.
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		// pgx's parse errors quote the DSN with best-effort redaction
+		// that misses passwords holding (escaped) spaces or quotes, and
+		// the keyword parser's own errors may quote a password fragment,
+		// so none of their text is passed on.
+		return nil, errors.New("postgres: the DSN does not parse (details withheld: they would quote the DSN, which may hold a password); check it against https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING")
 	}
 	cfg.RuntimeParams["default_transaction_isolation"] = "read committed"
 	cfg.RuntimeParams["synchronous_commit"] = "on"

@@ -332,3 +332,29 @@ func BenchmarkGetPolicy(b *testing.B) {
 		}
 	}
 }
+
+// TestParseErrorsHidePassword: a DSN that does not parse fails without any
+// part of its password in the error. pgx's own message quotes the DSN with
+// best-effort redaction that misses passwords holding (escaped) spaces or
+// quotes, so none of its DSN text may reach the error. No server needed.
+func TestParseErrorsHidePassword(t *testing.T) {
+	for _, dsn := range []string{
+		`host=h password=s3cret\ pw0rd sslmode=bogus`,
+		`host=h password=s3cret pw0rd`,
+		`host=h password='s3cret\' pw0rd' sslmode=bogus`,
+		`host=h password=s3cret-pw0rd sslmode=bogus`,
+		"postgres://app:s3cret-pw0rd@[::1/db",
+		"postgres://app:s3cret-pw0rd@h/db?sslmode=bogus",
+	} {
+		_, err := Open(context.Background(), dsn, nil)
+		if err == nil {
+			t.Fatalf("Open(%q) succeeded", dsn)
+		}
+		if msg := err.Error(); strings.Contains(msg, "s3cret") || strings.Contains(msg, "pw0rd") {
+			t.Errorf("Open: error reveals (part of) the password: %q", msg)
+		}
+		if !strings.Contains(err.Error(), "postgres:") {
+			t.Errorf("Open: error %q does not say which store failed", err)
+		}
+	}
+}
