@@ -101,6 +101,22 @@ func TestTCBBaselinesRoute(t *testing.T) {
 		t.Errorf("attested with tcbidentifier %v, status %v", cl["x-ms-sgx-tcbidentifier"], cl["x-ms-sgx-tcb-status"])
 	}
 
+	// An identifier attestation refuses ("+15": not all digits) marks no
+	// baseline as selected: the listing must agree with what attest uses.
+	pol = `version=1.1; configurationrules{ => issueproperty(type="x-ms-sgx-tcbidentifier", value="+15"); }; authorizationrules{ => permit(); };`
+	if r := e.do("PUT", "/policies/SgxEnclave?api-version=2020-10-01", e.tokens["contributor"], "text/plain", policyJWS(pol)); r.status != 200 {
+		t.Fatalf("PUT policy: %d %s", r.status, r.body)
+	}
+	for _, b := range list("SgxEnclave") {
+		if b.IsSelectedTCB {
+			t.Errorf("policy selecting \"+15\" (refused by attest) marks %+v as selected", b)
+		}
+	}
+	if r := e.do("POST", "/attest/SgxEnclave?api-version=2020-10-01", "", "application/json",
+		`{"quote":"`+b64u.EncodeToString(quote)+`","runtimeData":{"data":"`+b64u.EncodeToString(rt)+`","dataType":"Binary"}}`); r.status != 400 {
+		t.Errorf("attest under \"+15\": status %d, want 400: %s", r.status, r.body)
+	}
+
 	for _, c := range []struct {
 		name, method, path, bearer string
 		status                     int

@@ -113,6 +113,12 @@ func (in *Instance) selectedBaseline(ctx context.Context, t evidence.Type) (stri
 	if id == "" || strings.EqualFold(id, "azuredefault") {
 		return "azuredefault", nil
 	}
+	// Only ASCII digits, as evidence/sgx.ParseTCBIdentifier: strconv.Atoi
+	// alone also takes "+15", which attestation refuses, and the listing
+	// would then mark a baseline no attestation is judged against.
+	if strings.Trim(id, "0123456789") != "" {
+		return id, nil
+	}
 	if n, err := strconv.Atoi(id); err == nil && n > 0 {
 		return strconv.Itoa(n), nil
 	}
