@@ -19,6 +19,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -28,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,6 +47,13 @@ type Server struct {
 	bin   string  // directory of pg_ctl when started here
 	owner string  // user the server runs as ("" = the current user)
 	n     atomic.Int64
+
+	// watchdog stops the server and removes dir once watchIn is closed:
+	// by release, or by the kernel when the test process dies without
+	// Stop (a panicking test skips TestMain's Stop, a -timeout panic every
+	// cleanup), so no server outlives the tests that started it.
+	watchdog *exec.Cmd
+	watchIn  io.WriteCloser
 }
 
 // ErrUnavailable is returned by Start when there is neither a DSN nor the
@@ -158,10 +167,48 @@ func (s *Server) initdb(ctx context.Context) error {
 			return fmt.Errorf("pgtest: %w", err)
 		}
 	}
+	if err := s.startWatchdog(); err != nil {
+		return err
+	}
 	if err := s.run(ctx, filepath.Join(s.bin, "initdb"), "-D", dir, "-A", "trust", "-U", "attestd", "-E", "UTF8", "--no-sync"); err != nil {
 		return fmt.Errorf("pgtest: initdb: %w", err)
 	}
 	return nil
+}
+
+// startWatchdog starts a shell that waits for EOF on its stdin, whose
+// write end only this process holds, then stops the server in s.dir (if one
+// runs) and removes the directory. It has its own process group, so a
+// Ctrl-C to the test does not kill it before it has cleaned up.
+func (s *Server) startWatchdog() error {
+	stop := []string{filepath.Join(s.bin, "pg_ctl"), "-D", s.dir, "-m", "immediate", "-w", "stop"}
+	if s.owner != "" {
+		stop = append([]string{runuser(), "-u", s.owner, "--"}, stop...)
+	}
+	const script = `d="$1"; shift; cat >/dev/null; "$@" >/dev/null 2>&1; rm -rf "$d"`
+	cmd := exec.Command("sh", append([]string{"-c", script, "pgtest-watchdog", s.dir}, stop...)...)
+	cmd.Dir = os.TempDir()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return fmt.Errorf("pgtest: watchdog: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("pgtest: watchdog: %w", err)
+	}
+	s.watchdog, s.watchIn = cmd, in
+	return nil
+}
+
+// release lets the watchdog run (stop the server if it still runs, remove
+// the directory) and waits for it.
+func (s *Server) release() {
+	if s.watchIn == nil {
+		return
+	}
+	s.watchIn.Close()
+	s.watchdog.Wait() //nolint:errcheck // the watchdog's own failures leave nothing to report
+	s.watchIn, s.watchdog = nil, nil
 }
 
 // run runs a PostgreSQL binary as the server's owner.
@@ -217,6 +264,7 @@ func freePort() (int, error) {
 }
 
 func (s *Server) removeDir() {
+	s.release()
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
 	}
