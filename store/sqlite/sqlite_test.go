@@ -125,19 +125,24 @@ func TestDurabilitySettings(t *testing.T) {
 // TestTwoHandlesRequireSignerRace is the RequireSigner race through two
 // handles on one file, as two processes would run it.
 func TestTwoHandlesRequireSignerRace(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "shared.db")
-	a, err := Open(ctx, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open(ctx, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := openTwoHandles(t)
 	storetest.RaceRequireSigner(t, a, b, 24)
+}
+
+// openTwoHandles opens one new database file twice, as two processes
+// would; both handles are closed when t ends.
+func openTwoHandles(t *testing.T) (a, b *DB) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "shared.db")
+	for _, p := range []**DB{&a, &b} {
+		db, err := Open(context.Background(), path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		*p = db
+	}
+	return a, b
 }
 
 // TestTwoHandlesConcurrentWriters runs writers through two independent
@@ -145,17 +150,7 @@ func TestTwoHandlesRequireSignerRace(t *testing.T) {
 // IMMEDIATE must serialise them without SQLITE_BUSY errors.
 func TestTwoHandlesConcurrentWriters(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "shared.db")
-	a, err := Open(ctx, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open(ctx, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a, b := openTwoHandles(t)
 	const each = 25
 	var wg sync.WaitGroup
 	errs := make(chan error, 4*each)
