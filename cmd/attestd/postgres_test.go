@@ -45,6 +45,12 @@ func TestStoreOptions(t *testing.T) {
 		{name: "postgres without DSN", args: []string{"--store", "postgres"}, wantErr: "needs a DSN"},
 		{name: "unknown type", config: `{"store":{"type":"mysql"}}`, wantErr: `store type "mysql"`},
 		{name: "unknown field", config: `{"store":{"kind":"postgres"}}`, wantErr: "unknown field"},
+		// A PostgreSQL DSN left in the environment while the type says
+		// sqlite would become a file name, printed with its password.
+		{name: "sqlite with a postgres URL", env: map[string]string{"ATTESTD_STORE": "sqlite", "ATTESTD_STORE_DSN": "postgres://app:s3cret-pw@h/db"},
+			wantErr: "looks like a PostgreSQL DSN"},
+		{name: "sqlite with a keyword DSN", args: []string{"--store", "sqlite", "--store-dsn", "host=h password=s3cret-pw dbname=db"},
+			wantErr: "looks like a PostgreSQL DSN"},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,6 +69,9 @@ func TestStoreOptions(t *testing.T) {
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("want error %q, got %v", tc.wantErr, err)
+				}
+				if strings.Contains(err.Error(), "s3cret-pw") {
+					t.Fatalf("error reveals the DSN's password: %v", err)
 				}
 				return
 			}

@@ -93,6 +93,11 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, e
 	}
 	switch o.StoreType {
 	case StoreSQLite:
+		if looksLikePostgresDSN(o.StoreDSN) {
+			// As a file name it would be created and printed, password
+			// and all; the DSN itself is not echoed here either.
+			return nil, nil, fmt.Errorf("%w: the sqlite store takes a database file, but the DSN given (--store-dsn, ATTESTD_STORE_DSN or the \"store\" block) looks like a PostgreSQL DSN; use --store postgres or give a file path", errUsage)
+		}
 	case StorePostgres:
 		if o.StoreDSN == "" {
 			return nil, nil, fmt.Errorf("%w: the postgres store needs a DSN (--store-dsn, ATTESTD_STORE_DSN or \"store\": {\"dsn\": …})", errUsage)
@@ -104,6 +109,21 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, e
 		return nil, nil, fmt.Errorf("%w: TLS certificate and key must be given together", errUsage)
 	}
 	return o, cfg, nil
+}
+
+// looksLikePostgresDSN reports whether dsn is a PostgreSQL URL or a
+// keyword/value string naming a password or host, rather than a file path.
+func looksLikePostgresDSN(dsn string) bool {
+	l := strings.ToLower(strings.TrimSpace(dsn))
+	if strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://") {
+		return true
+	}
+	for _, f := range strings.Fields(l) {
+		if strings.HasPrefix(f, "password=") || strings.HasPrefix(f, "host=") || strings.HasPrefix(f, "user=") || strings.HasPrefix(f, "dbname=") {
+			return true
+		}
+	}
+	return false
 }
 
 func firstNonEmpty(v ...string) string {
