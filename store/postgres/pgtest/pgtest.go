@@ -33,6 +33,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 )
 
@@ -105,6 +106,11 @@ func BinDir() (string, error) {
 // one in a temporary directory (stopped and removed by Stop).
 func Start(ctx context.Context) (*Server, error) {
 	if dsn := os.Getenv(EnvDSN); dsn != "" {
+		// pgx quotes an unparsable DSN with best-effort redaction only,
+		// and this one is often a CI secret that test logs would show.
+		if _, err := pgx.ParseConfig(dsn); err != nil {
+			return nil, fmt.Errorf("pgtest: %s does not parse as a PostgreSQL DSN (details withheld: they would quote it, password included)", EnvDSN)
+		}
 		s := &Server{dsn: dsn}
 		if err := s.connect(ctx); err != nil {
 			return nil, fmt.Errorf("pgtest: %s: %w", EnvDSN, err)
@@ -315,7 +321,8 @@ func withDatabase(dsn, db string) (string, error) {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err != nil {
-			return "", fmt.Errorf("pgtest: parse DSN: %w", err)
+			// url.Error quotes the whole URL, password included.
+			return "", errors.New("pgtest: the server's DSN does not parse as a URL")
 		}
 		u.Path = "/" + db
 		return u.String(), nil

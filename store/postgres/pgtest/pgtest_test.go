@@ -1,8 +1,10 @@
 package pgtest
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -53,5 +55,31 @@ func TestWithDatabase(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("withDatabase(%q) = %q, %v; want %q", tc.dsn, got, err, tc.want)
 		}
+	}
+}
+
+// TestDSNErrorsHidePassword: a bad ATTESTD_TEST_POSTGRES_DSN (often a CI
+// secret) fails Start, and a URL that does not parse fails withDatabase,
+// without any part of the password in the error, which CI logs print.
+func TestDSNErrorsHidePassword(t *testing.T) {
+	for _, dsn := range []string{
+		`host=127.0.0.1 port=1 password=s3cret\ pw0rd sslmode=bogus`,
+		`host=127.0.0.1 port=1 password=s3cret pw0rd`,
+		"postgres://app:s3cret-pw0rd@[::1/db",
+	} {
+		t.Setenv(EnvDSN, dsn)
+		s, err := Start(context.Background())
+		if err == nil {
+			s.Stop()
+			t.Fatalf("Start(%q) succeeded", dsn)
+		}
+		if msg := err.Error(); strings.Contains(msg, "s3cret") || strings.Contains(msg, "pw0rd") {
+			t.Errorf("Start: error reveals (part of) the password: %q", msg)
+		}
+	}
+	if _, err := withDatabase("postgres://app:s3cret-pw0rd@[::1/db", "x"); err == nil {
+		t.Error("withDatabase of an unparsable URL succeeded")
+	} else if msg := err.Error(); strings.Contains(msg, "s3cret") || strings.Contains(msg, "pw0rd") {
+		t.Errorf("withDatabase: error reveals (part of) the password: %q", msg)
 	}
 }
