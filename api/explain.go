@@ -48,12 +48,7 @@ func (h *instanceHandler) explain(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	t, err := instance.ParseType(typ)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	raw, err := readBody(w, r, MaxAttestBody)
+	t, raw, err := typedBody(w, r, typ)
 	if err != nil {
 		writeError(w, r, err)
 		return

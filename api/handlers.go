@@ -261,12 +261,7 @@ func (h *instanceHandler) attest(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, r, http.MethodPost)
 		return
 	}
-	t, err := instance.ParseType(r.PathValue("type"))
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	raw, err := readBody(w, r, MaxAttestBody)
+	t, raw, err := typedBody(w, r, r.PathValue("type"))
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -310,4 +305,18 @@ func (h *instanceHandler) tcbBaselines(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// typedBody reads what attest and the dry run share: the attestation type of
+// the {type} route segment and the size-limited request body.
+func typedBody(w http.ResponseWriter, r *http.Request, typ string) (evidence.Type, []byte, error) {
+	t, err := instance.ParseType(typ)
+	if err != nil {
+		return "", nil, err
+	}
+	raw, err := readBody(w, r, MaxAttestBody)
+	if err != nil {
+		return "", nil, err
+	}
+	return t, raw, nil
 }
