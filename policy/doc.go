@@ -31,21 +31,23 @@
 //     MaxConditions (256) conditions per rule, MaxProps (64) property tests
 //     per condition, MaxExprDepth (32) nested function calls,
 //     MaxStringLiteral (256 KiB) per string literal: ParseError.
+//
 //   - MaxClaims (65536) claims in the incoming set including the ones rules
 //     add, MaxValues (65536) values in one expression result: EvalError
 //     (Runtime).
+//
 //   - Per evaluation, set by EvalOptions.Limits (the zero value: the
 //     defaults for a stored policy; DraftLimits: the lower budget for a
 //     draftPolicyForAttestation, whose author is anonymous), EvalError
 //     (Runtime) naming the limit:
 //
-//     limit          stored (default)                 draft (DraftLimits)
-//     Work           50,000,000 claim tests (MaxEvalWork)  5,000,000
-//     JMESPathSteps  2,000,000 steps (JMESPathSteps)       200,000
-//     BuiltBytes     16 MiB of strings built (MaxEvalBytes)  2 MiB
-//     ValueBytes     1 MiB per built or issued string (MaxValueBytes)  256 KiB
-//     IssuedClaims   4096 issued claims (MaxIssuedClaims)  1024
-//     IssuedBytes    2 MiB of issued claims (MaxIssuedBytes)  256 KiB
+//     limit          stored policy (zero Limits)            draft (DraftLimits)
+//     Work           50,000,000 claim tests (MaxEvalWork)   5,000,000
+//     JMESPathSteps  2,000,000 steps (JMESPathSteps)        200,000
+//     BuiltBytes     16 MiB built strings (MaxEvalBytes)    2 MiB
+//     ValueBytes     1 MiB per string (MaxValueBytes)       256 KiB
+//     IssuedClaims   4096 claims (MaxIssuedClaims)          1024
+//     IssuedBytes    2 MiB of issued claims (MaxIssuedBytes) 256 KiB
 //
 //     Work counts claim-property tests and claim copies; JMESPath steps are
 //     nodes visited, elements produced and 16-byte units of string built,
@@ -56,13 +58,17 @@
 //     thousand names made a token of a gigabyte while the evaluator itself
 //     held almost nothing. Memory held by one evaluation is thus about
 //     BuiltBytes plus the incoming claims plus 64 bytes per claim.
+//
 //   - An exceeded limit is an *EvalError whose Err is a *LimitError naming
 //     it (LimitWork, LimitIssuedBytes, …); errors.Is(err, ErrLimit) holds
 //     for it and for every other limit (JSON and query sizes below).
+//
 //   - JMESPath: queries up to 64 KiB and nested at most 128 deep; JSON
 //     inputs (JmesPath, JsonToClaimValue) up to MaxJSONInput (8 MiB) and
 //     nested at most 128 deep; results serialised up to ValueBytes.
+//
 //   - The context is checked between rules: cancellation stops evaluation.
+//
 //   - Errors quote at most 64 runes of a literal, symbol or claim value
 //     followed by "…(N bytes)", and any one message, rule text or hint at
 //     most 1024 runes: a 1 MB literal yields an error of a few hundred

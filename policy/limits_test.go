@@ -210,9 +210,9 @@ func TestErrorsQuoteBoundedValues(t *testing.T) {
 		{"read-only value issued under a long type", `version=1.2;authorizationrules{=>permit();};issuancerules{c:[type=="t"] && d:[type=="pcrs"] => issue(type=c.value, value=d.value);};`,
 			[]Claim{svc("t", lit[:200<<10]), svc("pcrs", "x")}},
 		{"invalid JSON", `version=1.2;authorizationrules{=>permit();};issuancerules{c:[type=="t"] => issue(type="x", value=JsonToClaimValue(c.value));};`,
-			[]Claim{svc("t", "{" + lit)}},
+			[]Claim{svc("t", "{"+lit)}},
 		{"invalid query", `version=1.2;authorizationrules{=>permit();};issuancerules{c:[type=="t"] => issue(type="x", value=JmesPath("{}", c.value));};`,
-			[]Claim{svc("t", "[" + lit)}},
+			[]Claim{svc("t", "["+lit)}},
 		{"deny rule with a long literal", `version=1.2;authorizationrules{[type=="t", value!="` + lit[:200<<10] + `"] => deny(); => permit();};`,
 			[]Claim{svc("t", "x")}},
 	}
