@@ -109,6 +109,7 @@ type Admission struct {
 	waiting    atomic.Int64
 	maxWaiting int64
 	inFlight   atomic.Int64
+	effective  AdmissionOptions // the options with defaults applied, for Effective
 
 	admitted, queued, shedFull, shedWait, shedRate, abandoned atomic.Uint64
 }
@@ -158,9 +159,17 @@ func NewAdmission(o AdmissionOptions) (*Admission, error) {
 			mc = DefaultMaxClients
 		}
 		a.rate = &rateLimiter{rate: o.ClientRate, burst: float64(burst), max: mc, clients: map[string]*bucket{}}
+		o.ClientBurst, o.MaxClients = burst, mc
 	}
+	o.MaxInFlight, o.MaxQueue, o.MaxWait, o.RetryAfter, o.BodyReadTimeout = n, int(a.maxWaiting), a.maxWait, ra, a.bodyRead
+	o.Now = nil
+	a.effective = o
 	return a, nil
 }
+
+// Effective returns the options in force, defaults applied (Now omitted),
+// for the startup log.
+func (a *Admission) Effective() AdmissionOptions { return a.effective }
 
 // Stats returns the counters.
 func (a *Admission) Stats() AdmissionStats {
