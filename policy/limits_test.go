@@ -271,3 +271,34 @@ func intList(n int) string {
 	}
 	return b.String()
 }
+
+// FuzzClip: clipping keeps valid UTF-8 valid, keeps a prefix of the input
+// and bounds the output, for any input and length.
+func FuzzClip(f *testing.F) {
+	for _, s := range []string{"", "abc", strings.Repeat("é", 100), "a\xffb", strings.Repeat("日本語", 40), "\U0001F600x"} {
+		f.Add(s, uint8(64))
+		f.Add(s, uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, s string, n uint8) {
+		got := clip(s, int(n))
+		if len(s) <= int(n) {
+			if got != s {
+				t.Fatalf("clip(%q, %d) = %q, want it unchanged", s, n, got)
+			}
+			return
+		}
+		prefix, _, cut := strings.Cut(got, "…(")
+		if !cut {
+			prefix = got
+		}
+		if !strings.HasPrefix(s, prefix) || utf8.RuneCountInString(prefix) > int(n) {
+			t.Fatalf("clip(%q, %d) = %q: not a prefix of at most %d runes", s, n, got, n)
+		}
+		if utf8.ValidString(s) && !utf8.ValidString(got) {
+			t.Fatalf("clip(%q, %d) = %q split a rune", s, n, got)
+		}
+		if len(got) > 4*int(n)+32 {
+			t.Fatalf("clip(%q, %d) is %d bytes", s, n, len(got))
+		}
+	})
+}
