@@ -50,6 +50,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Health, when set, is consulted by GET /healthz (e.g. a store ping).
 	Health func(context.Context) error
+	// Admission bounds the attest routes of every mount (see Admission);
+	// nil: NewAdmission(AdmissionOptions{}), the defaults.
+	Admission *Admission
 }
 
 // New returns the HTTP handler serving every mount.
@@ -57,6 +60,13 @@ func New(o Options) (http.Handler, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	adm := o.Admission
+	if adm == nil {
+		var err error
+		if adm, err = NewAdmission(AdmissionOptions{}); err != nil {
+			return nil, err
+		}
 	}
 	mux := http.NewServeMux()
 	seen := map[string]bool{}
@@ -75,7 +85,9 @@ func New(o Options) (http.Handler, error) {
 		ih := &instanceHandler{m: m}
 		// Patterns carry no method: the handlers answer a wrong method with
 		// an MAA-shaped 405 instead of ServeMux's text/plain one.
-		mux.HandleFunc(p+"/attest/{type}", ih.attest)
+		// Only attest passes admission control: admin, metadata and health
+		// routes keep answering under an attest flood.
+		mux.Handle(p+"/attest/{type}", adm.Wrap(http.HandlerFunc(ih.attest)))
 		// ServeMux cannot express "/policies/{type}:reset" (dependencies.md
 		// §6): the handler splits the ":reset" suffix off {type}.
 		mux.HandleFunc(p+"/policies/{type}", ih.policies)
@@ -139,6 +151,10 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// Unwrap lets http.ResponseController reach the connection (read deadlines
+// of the attest routes, flushing).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
 // logRequests assigns a request id and writes one slog line per request.
 // It never logs headers or bodies (bearer tokens, evidence).
 func logRequests(log *slog.Logger, next http.Handler) http.Handler {
@@ -151,7 +167,7 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 		rl := &requestLog{}
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), logKey{}, rl)))
-		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", sw.status, "bytes", sw.bytes,
+		attrs := []any{"method", clipText(r.Method, maxLoggedMethod), "path", clipText(r.URL.Path, maxLoggedPath), "status", sw.status, "bytes", sw.bytes,
 			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "request_id", rid, "remote", r.RemoteAddr}
 		if c := r.Header.Get("x-ms-client-request-id"); c != "" && len(c) <= 64 {
 			attrs = append(attrs, "client_request_id", c)
@@ -161,7 +177,7 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 		}
 		level := slog.LevelInfo
 		if rl.err != nil {
-			attrs = append(attrs, "error", rl.err.Error())
+			attrs = append(attrs, "error", clipText(rl.err.Error(), maxLoggedError))
 			if sw.status == http.StatusInternalServerError {
 				level = slog.LevelError
 			} else {

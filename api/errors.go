@@ -78,6 +78,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 			msg = ie.Err.Error()
 		}
 	}
+	msg = clipText(msg, maxErrorMessage)
 	status := statusOf(code)
 	if rl := logInfoFrom(r.Context()); rl != nil {
 		rl.err = err

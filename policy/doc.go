@@ -31,18 +31,48 @@
 //     MaxConditions (256) conditions per rule, MaxProps (64) property tests
 //     per condition, MaxExprDepth (32) nested function calls,
 //     MaxStringLiteral (256 KiB) per string literal: ParseError.
+//
 //   - MaxClaims (65536) claims in the incoming set including the ones rules
-//     add, MaxValueBytes (1 MiB) per string value built by AppendString or
-//     JmesPath, MaxEvalBytes (16 MiB) of such strings per evaluation,
-//     MaxValues (65536) values in one expression result, MaxEvalWork
-//     (50,000,000) claim-property tests per evaluation: EvalError (Runtime).
+//     add, MaxValues (65536) values in one expression result: EvalError
+//     (Runtime).
+//
+//   - Per evaluation, set by EvalOptions.Limits (the zero value: the
+//     defaults for a stored policy; DraftLimits: the lower budget for a
+//     draftPolicyForAttestation, whose author is anonymous), EvalError
+//     (Runtime) naming the limit:
+//
+//     limit          stored policy (zero Limits)            draft (DraftLimits)
+//     Work           50,000,000 claim tests (MaxEvalWork)   5,000,000
+//     JMESPathSteps  2,000,000 steps (JMESPathSteps)        200,000
+//     BuiltBytes     16 MiB built strings (MaxEvalBytes)    2 MiB
+//     ValueBytes     1 MiB per string (MaxValueBytes)       256 KiB
+//     IssuedClaims   4096 claims (MaxIssuedClaims)          1024
+//     IssuedBytes    2 MiB of issued claims (MaxIssuedBytes) 256 KiB
+//
+//     Work counts claim-property tests and claim copies; JMESPath steps are
+//     nodes visited, elements produced and 16-byte units of string built,
+//     shared by all JmesPath calls; built strings are what AppendString and
+//     JmesPath produce; issued bytes are type plus string value (8 per
+//     Boolean or Integer) of every claim issuancerules issues. The issued
+//     limits bound the token: without them one 1 MiB value issued under a
+//     thousand names made a token of a gigabyte while the evaluator itself
+//     held almost nothing. Memory held by one evaluation is thus about
+//     BuiltBytes plus the incoming claims plus 64 bytes per claim.
+//
+//   - An exceeded limit is an *EvalError whose Err is a *LimitError naming
+//     it (LimitWork, LimitIssuedBytes, …); errors.Is(err, ErrLimit) holds
+//     for it and for every other limit (JSON and query sizes below).
+//
 //   - JMESPath: queries up to 64 KiB and nested at most 128 deep; JSON
 //     inputs (JmesPath, JsonToClaimValue) up to MaxJSONInput (8 MiB) and
-//     nested at most 128 deep; a work budget
-//     of JMESPathSteps (2,000,000 steps: nodes visited, elements produced,
-//     16-byte units of string built) shared by all JmesPath calls of one
-//     evaluation; results serialised up to MaxValueBytes: EvalError (Runtime).
+//     nested at most 128 deep; results serialised up to ValueBytes.
+//
 //   - The context is checked between rules: cancellation stops evaluation.
+//
+//   - Errors quote at most 64 runes of a literal, symbol or claim value
+//     followed by "…(N bytes)", and any one message, rule text or hint at
+//     most 1024 runes: a 1 MB literal yields an error of a few hundred
+//     bytes, in the response and in the log alike.
 //
 // # Performance
 //

@@ -21,10 +21,10 @@ type ParseError struct {
 
 func (e *ParseError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "policy parse error at line %d, column %d: %s (rule %s)", e.Line, e.Column, e.Message, e.Rule)
+	fmt.Fprintf(&b, "policy parse error at line %d, column %d: %s (rule %s)", e.Line, e.Column, clip(e.Message, maxErrorField), clip(e.Rule, maxErrorField))
 	if e.Hint != "" {
 		b.WriteString("; ")
-		b.WriteString(e.Hint)
+		b.WriteString(clip(e.Hint, maxErrorField))
 	}
 	return b.String()
 }
@@ -38,15 +38,18 @@ func (e *ParseError) Error() string {
 //	Failing rule: '<path>'
 //
 // The column is the 1-based character column (MAA's base is unverified, spec §13-21).
+// Every field is rendered clipped (64 runes of the offending symbol, 1024 of
+// the others, then "…(N bytes)"), so the response to a policy holding a
+// 1 MB literal stays small whoever built the ParseError.
 func (e *ParseError) MAADetail() string {
-	msg := e.Message
+	msg := clip(e.Message, maxErrorField)
 	if e.Hint != "" {
-		msg += " (" + e.Hint + ")"
+		msg += " (" + clip(e.Hint, maxErrorField) + ")"
 	}
-	return "Policy Parser Exception Thrown: Offending symbol: '" + e.Offending + "'\n" +
+	return "Policy Parser Exception Thrown: Offending symbol: '" + short(e.Offending) + "'\n" +
 		"Line: '" + strconv.Itoa(e.Line) + "', Column: '" + strconv.Itoa(e.Column) + "'\n" +
 		"Failure message: '" + msg + "'\n" +
-		"Failing rule: '" + e.Rule + "'"
+		"Failing rule: '" + clip(e.Rule, maxErrorField) + "'"
 }
 
 // MAAMessage renders the complete error.message of MAA's 400
@@ -102,9 +105,9 @@ type EvalError struct {
 
 func (e *EvalError) Error() string {
 	if e.Line > 0 {
-		return fmt.Sprintf("policy evaluation: %s (%s, line %d, column %d)", e.Message, e.Section, e.Line, e.Column)
+		return fmt.Sprintf("policy evaluation: %s (%s, line %d, column %d)", clip(e.Message, maxErrorField), e.Section, e.Line, e.Column)
 	}
-	return "policy evaluation: " + e.Message
+	return "policy evaluation: " + clip(e.Message, maxErrorField)
 }
 
 func (e *EvalError) Unwrap() error { return e.Err }
@@ -113,6 +116,7 @@ func (e *EvalError) Unwrap() error { return e.Err }
 // NoPermit it is MAA's text exactly (no single rule decides). For Deny and
 // Runtime errors it is MAA's text followed — beyond MAA — by the deciding
 // rule's position, e.g. " Deciding rule: authorizationrules line 4, column 1: …".
+// Message and rule text are rendered clipped (see ParseError.MAADetail).
 func (e *EvalError) MAADetail() string {
 	switch e.Kind {
 	case NoPermit:
@@ -120,7 +124,7 @@ func (e *EvalError) MAADetail() string {
 	case Deny:
 		return msgDeny + e.where()
 	default:
-		return "Policy Engine Exception: " + e.Message + "." + e.where()
+		return "Policy Engine Exception: " + clip(e.Message, maxErrorField) + "." + e.where()
 	}
 }
 
@@ -130,7 +134,7 @@ func (e *EvalError) where() string {
 	}
 	s := " Deciding rule: " + e.Section + " line " + strconv.Itoa(e.Line) + ", column " + strconv.Itoa(e.Column)
 	if e.Rule != "" {
-		s += ": " + e.Rule
+		s += ": " + clip(e.Rule, maxErrorField)
 	}
 	return s
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/attestd/attestd/policy/internal/jmespath"
@@ -15,6 +17,11 @@ type EvalOptions struct {
 	// Trace records every rule's outcome in Result.Trace. It costs
 	// allocations; leave it off on the hot path.
 	Trace bool
+	// Limits bounds the evaluation's work and what it may issue; the zero
+	// value means the defaults for a stored policy. Pass DraftLimits() for
+	// policy text supplied by the caller of one request
+	// (draftPolicyForAttestation).
+	Limits Limits
 }
 
 // Decision is the outcome of the authorization section.
@@ -95,8 +102,10 @@ type evalState struct {
 	vals    []any      // value arena of the current rule
 	plists  [][]any    // per property test of the current condition
 	budget  jmespath.Budget
-	work    int // claim tests and creations left (MaxEvalWork)
-	bytes   int
+	lim     Limits          // resolved: no zero fields
+	work    int             // claim tests and creations left (lim.Work)
+	bytes   int             // bytes of strings built so far (lim.BuiltBytes)
+	issued  int             // bytes of issued claims so far (lim.IssuedBytes)
 	json    map[jsonKey]any // parsed JSON of JmesPath inputs, by string identity
 	queries map[string]*jmespath.Query
 	ctx     context.Context
@@ -136,12 +145,14 @@ func (p *Policy) release(st *evalState) {
 	p.pool.Put(st)
 }
 
-func (st *evalState) reset(ctx context.Context, res *Result) {
+func (st *evalState) reset(ctx context.Context, res *Result, lim Limits) {
 	st.ctx = ctx
 	st.res = res
-	st.budget.Steps = JMESPathSteps
-	st.work = MaxEvalWork
+	st.lim = lim.resolved()
+	st.budget.Steps = st.lim.JMESPathSteps
+	st.work = st.lim.Work
 	st.bytes = 0
+	st.issued = 0
 	st.permit, st.deny = nil, nil
 }
 
@@ -149,10 +160,17 @@ func (st *evalState) reset(ctx context.Context, res *Result) {
 // §5.2 step 1), and returns the engine properties with the type defaults of
 // spec §7 applied. Evidence verifiers need them before verification.
 func (p *Policy) Configure(ctx context.Context, attestationType string) (map[string]any, error) {
+	return p.ConfigureWith(ctx, attestationType, EvalOptions{})
+}
+
+// ConfigureWith is Configure under opts.Limits (opts.Trace is ignored): a
+// draft policy's configurationrules run before its evidence is trusted, so
+// they get the draft budget too.
+func (p *Policy) ConfigureWith(ctx context.Context, attestationType string, opts EvalOptions) (map[string]any, error) {
 	st := p.state()
 	defer p.release(st)
 	res := &Result{Properties: typeDefaults(attestationType)}
-	st.reset(ctx, res)
+	st.reset(ctx, res, opts.Limits)
 	if err := st.section(p.sections[secConfiguration]); err != nil {
 		return nil, err
 	}
@@ -175,7 +193,7 @@ func (p *Policy) Evaluate(ctx context.Context, attestationType string, incoming 
 	if iss := p.sections[secIssuance]; iss != nil {
 		res.Issued = make([]Claim, 0, len(iss.rules))
 	}
-	st.reset(ctx, res)
+	st.reset(ctx, res, opts.Limits)
 	if opts.Trace {
 		st.tr = &Trace{AttestationType: attestationType, PolicyVersion: p.version, PolicyHash: p.Hash()}
 		res.Trace = st.tr
@@ -258,12 +276,17 @@ func normalize(v any) (any, error) {
 	return nil, fmt.Errorf("unsupported value type %T (want bool, integer or string)", v)
 }
 
+// compact is a rule's source text on one line, for errors: at most 200
+// runes, so a rule holding a 256 KiB literal does not come back whole.
 func compact(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 200 {
-		s = s[:197] + "..."
+	if n := 4 * maxErrorField; len(s) > n {
+		// Fields of the whole text would copy it; 200 runes need no more.
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n]
 	}
-	return s
+	return clip(strings.Join(strings.Fields(s), " "), 200)
 }
 
 func (st *evalState) section(s *section) *EvalError {
@@ -300,7 +323,7 @@ func (st *evalState) section(s *section) *EvalError {
 
 func (st *evalState) runtimeErr(r *rule, line, col int, err error, format string, args ...any) *EvalError {
 	return &EvalError{Kind: Runtime, Section: r.section.String(), Line: line, Column: col, Rule: compact(r.text),
-		Message: fmt.Sprintf(format, args...), Err: err}
+		Message: clip(fmt.Sprintf(format, args...), maxErrorField), Err: err}
 }
 
 func (st *evalState) rule(r *rule, rt *RuleTrace) *EvalError {
@@ -327,7 +350,8 @@ func (st *evalState) rule(r *rule, rt *RuleTrace) *EvalError {
 		}
 		st.work -= n0 * (1 + len(c.props))
 		if st.work < 0 {
-			return st.runtimeErr(r, c.line, c.col, ErrLimit, "evaluation exceeded its work limit of %d claim tests", MaxEvalWork)
+			return st.runtimeErr(r, c.line, c.col, &LimitError{Limit: LimitWork, Max: st.lim.Work},
+				"evaluation exceeded its work limit (%s) of %d claim tests", LimitWork, st.lim.Work)
 		}
 		start := int32(len(st.idx))
 		n := 0
@@ -512,12 +536,44 @@ func (st *evalState) explainMiss(c *cond, n0 int) string {
 
 func fmtValue(v any) string {
 	if s, ok := v.(string); ok {
-		if len(s) > 80 {
-			s = s[:77] + "..."
-		}
-		return fmt.Sprintf("%q", s)
+		return strconv.Quote(short(s))
 	}
 	return fmt.Sprint(v)
+}
+
+// chargeIssued counts claims about to be issued against the IssuedClaims,
+// IssuedBytes and ValueBytes limits. Issued values are references to
+// strings already held, so issuing one large value under many names costs
+// the evaluator nothing; it is the token built from them that would grow
+// (each issued claim appears at top level and under x-ms-policy).
+func (st *evalState) chargeIssued(r *rule, a *action, created []iclaim) *EvalError {
+	if n := len(st.res.Issued) + len(created); n > st.lim.IssuedClaims {
+		return st.runtimeErr(r, a.line, a.col, &LimitError{Limit: LimitIssuedClaims, Max: st.lim.IssuedClaims},
+			"issuing %d claims exceeds the limit (%s) of %d issued claims", n, LimitIssuedClaims, st.lim.IssuedClaims)
+	}
+	for i := range created {
+		c := &created[i]
+		n := len(c.typ)
+		if len(c.typ) > st.lim.ValueBytes {
+			return st.runtimeErr(r, a.line, a.col, &LimitError{Limit: LimitValueBytes, Max: st.lim.ValueBytes},
+				"an issued claim type of %d bytes exceeds the limit (%s) of %d bytes", len(c.typ), LimitValueBytes, st.lim.ValueBytes)
+		}
+		if s, ok := c.val.(string); ok {
+			if len(s) > st.lim.ValueBytes {
+				return st.runtimeErr(r, a.line, a.col, &LimitError{Limit: LimitValueBytes, Max: st.lim.ValueBytes},
+					"claim %s: an issued value of %d bytes exceeds the limit (%s) of %d bytes", strconv.Quote(short(c.typ)), len(s), LimitValueBytes, st.lim.ValueBytes)
+			}
+			n += len(s)
+		} else {
+			n += 8
+		}
+		st.issued += n
+		if st.issued > st.lim.IssuedBytes {
+			return st.runtimeErr(r, a.line, a.col, &LimitError{Limit: LimitIssuedBytes, Max: st.lim.IssuedBytes},
+				"issued claims exceed the limit (%s) of %d bytes", LimitIssuedBytes, st.lim.IssuedBytes)
+		}
+	}
+	return nil
 }
 
 // act runs the action of a matched rule (spec §5.4).
@@ -564,7 +620,8 @@ func (st *evalState) act(r *rule, n0 int, rt *RuleTrace) *EvalError {
 				return st.runtimeErr(r, a.typ.line, a.typ.col, nil, "claim type must be a String, got %s", valueTypeName(t))
 			}
 			if len(st.claims)+len(vals) > MaxClaims {
-				return st.runtimeErr(r, a.line, a.col, ErrLimit, "the claim set exceeds the limit of %d claims", MaxClaims)
+				return st.runtimeErr(r, a.line, a.col, &LimitError{Limit: LimitClaims, Max: MaxClaims},
+					"the claim set exceeds the limit (%s) of %d claims", LimitClaims, MaxClaims)
 			}
 			for _, v := range vals {
 				st.claims = append(st.claims, iclaim{typ: ts, val: v, iss: IssuerPolicy, ro: roT || roV})
@@ -572,15 +629,19 @@ func (st *evalState) act(r *rule, n0 int, rt *RuleTrace) *EvalError {
 		}
 	}
 	if len(st.claims) > MaxClaims || len(st.claims)-before > MaxValues {
-		return st.runtimeErr(r, a.line, a.col, ErrLimit, "the claim set exceeds the limit of %d claims", MaxClaims)
+		return st.runtimeErr(r, a.line, a.col, &LimitError{Limit: LimitClaims, Max: MaxClaims},
+			"the claim set exceeds the limit (%s) of %d claims", LimitClaims, MaxClaims)
 	}
 	created := st.claims[before:]
 	switch {
 	case a.kind == actIssue && st.sec == secIssuance:
 		for i := range created {
 			if created[i].ro {
-				return st.runtimeErr(r, a.line, a.col, nil, "claim %q has a read-only value and cannot be issued", created[i].typ)
+				return st.runtimeErr(r, a.line, a.col, nil, "claim %s has a read-only value and cannot be issued", strconv.Quote(short(created[i].typ)))
 			}
+		}
+		if err := st.chargeIssued(r, a, created); err != nil {
+			return err
 		}
 		for i := range created {
 			st.res.Issued = append(st.res.Issued, Claim{Type: created[i].typ, Value: created[i].val, Issuer: created[i].iss})
@@ -592,7 +653,7 @@ func (st *evalState) act(r *rule, n0 int, rt *RuleTrace) *EvalError {
 		for i := range created {
 			c := &created[i]
 			if c.ro {
-				return st.runtimeErr(r, a.line, a.col, nil, "property %q has a read-only value and cannot be issued", c.typ)
+				return st.runtimeErr(r, a.line, a.col, nil, "property %s has a read-only value and cannot be issued", strconv.Quote(short(c.typ)))
 			}
 			note, err := setProperty(st.res.Properties, c.typ, c.val, st.sec)
 			if err != nil {
@@ -696,6 +757,9 @@ func (p *Policy) permitRules() string {
 				lines = append(lines, fmt.Sprintf("%d:%d", s.rules[i].line, s.rules[i].col))
 			}
 		}
+	}
+	if n := len(lines); n > 8 {
+		lines = append(lines[:8:8], "… ("+strconv.Itoa(n-8)+" more)")
 	}
 	switch len(lines) {
 	case 0:

@@ -31,7 +31,8 @@ func (st *evalState) call(r *rule, e *expr) ([]any, bool, *EvalError) {
 	}
 	push := func(v any) *EvalError {
 		if len(st.vals)-start >= MaxValues {
-			return st.runtimeErr(r, e.line, e.col, ErrLimit, "%s produced more than %d values", funcNames[e.fn], MaxValues)
+			return st.runtimeErr(r, e.line, e.col, &LimitError{Limit: LimitValues, Max: MaxValues},
+				"%s produced more than %d values (limit %s)", funcNames[e.fn], MaxValues, LimitValues)
 		}
 		st.vals = append(st.vals, v)
 		return nil
@@ -138,10 +139,13 @@ func (st *evalState) call(r *rule, e *expr) ([]any, bool, *EvalError) {
 					return fail(err, "invalid JSON input: %s", err.Error())
 				}
 				out, err := q.Search(data, &st.budget)
+				if err != nil && st.budget.Steps < 0 && errors.Is(err, ErrLimit) {
+					err = &LimitError{Limit: LimitJMESPathSteps, Max: st.lim.JMESPathSteps}
+				}
 				if err != nil {
 					return fail(err, "query %s failed: %s", quoteShort(qs), err.Error())
 				}
-				b, err := jmespath.AppendJSON(nil, out, MaxValueBytes)
+				b, err := jmespath.AppendJSON(nil, out, st.lim.ValueBytes)
 				if err != nil {
 					return fail(err, "query %s: result: %s", quoteShort(qs), err.Error())
 				}
@@ -165,14 +169,17 @@ func (st *evalState) one(v any) []any {
 	return st.vals[n-1 : n : n]
 }
 
-// account charges the bytes of a built string against the limits.
+// account charges the bytes of a string about to be built against the
+// limits, before it is built.
 func (st *evalState) account(n int) error {
-	if n > MaxValueBytes {
-		return fmt.Errorf("a string of %d bytes exceeds the limit of %d: %w", n, MaxValueBytes, jmespath.ErrLimit)
+	if n > st.lim.ValueBytes {
+		return fmt.Errorf("a string of %d bytes exceeds the limit (%s) of %d: %w", n, LimitValueBytes, st.lim.ValueBytes,
+			&LimitError{Limit: LimitValueBytes, Max: st.lim.ValueBytes})
 	}
 	st.bytes += n
-	if st.bytes > MaxEvalBytes {
-		return fmt.Errorf("strings built by this evaluation exceed %d bytes: %w", MaxEvalBytes, jmespath.ErrLimit)
+	if st.bytes > st.lim.BuiltBytes {
+		return fmt.Errorf("strings built by this evaluation exceed the limit (%s) of %d bytes: %w", LimitBuiltBytes, st.lim.BuiltBytes,
+			&LimitError{Limit: LimitBuiltBytes, Max: st.lim.BuiltBytes})
 	}
 	return nil
 }
@@ -267,11 +274,9 @@ func jsonToClaimValues(s string, push func(any) *EvalError) error {
 	return nil
 }
 
+// quoteShort quotes a value for an error message, clipped (see short).
 func quoteShort(s string) string {
-	if len(s) > 60 {
-		s = s[:57] + "..."
-	}
-	return strconv.Quote(s)
+	return strconv.Quote(short(s))
 }
 
 // compile compiles a query built at evaluation time, once per evaluation:

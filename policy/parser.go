@@ -70,14 +70,13 @@ func (p *parser) pop()             { p.path = p.path[:len(p.path)-1] }
 
 // failAt aborts parsing with an error located at t.
 func (p *parser) failAt(t token, expected []string, msg, hint string) {
-	off := t.text
-	if t.kind == tString && len(off) > 60 {
-		off = off[:57] + "..."
-	}
+	// Every symbol (a string literal, but also an identifier or a run of
+	// invalid characters) is quoted clipped: the error goes back to an
+	// anonymous caller and into the log.
 	panic(parseAbort{&ParseError{
 		Line: t.line, Column: t.col, Offset: t.off,
-		Offending: off, Expected: expected, Message: msg,
-		Rule: strings.Join(p.path, " > "), Hint: hint,
+		Offending: short(t.text), Expected: expected, Message: clip(msg, maxErrorField),
+		Rule: strings.Join(p.path, " > "), Hint: clip(hint, maxErrorField),
 	}})
 }
 
@@ -90,7 +89,7 @@ func (p *parser) mismatch(expected []string, hint string) {
 		if t.text == "\u201c" || t.text == "\u201d" || t.text == "\u2018" || t.text == "\u2019" {
 			h = "typographic quotes are not string delimiters; use the ASCII quote '\"'"
 		}
-		p.failAt(t, expected, "token recognition error at: '"+t.text+"'", h)
+		p.failAt(t, expected, "token recognition error at: '"+short(t.text)+"'", h)
 	case tUnterminated:
 		if strings.HasPrefix(t.text, "/*") {
 			p.failAt(t, expected, "unterminated block comment", hint)
@@ -98,7 +97,7 @@ func (p *parser) mismatch(expected []string, hint string) {
 		p.failAt(token{kind: t.kind, text: "\"", off: t.off, line: t.line, col: t.col}, expected,
 			"string literal is not terminated before the end of the policy", hint)
 	case tRegexOp:
-		p.failAt(t, expected, "unsupported operator '"+t.text+"'; conditions compare with ==, !=, <, <=, >, >=", hint)
+		p.failAt(t, expected, "unsupported operator '"+short(t.text)+"'; conditions compare with ==, !=, <, <=, >, >=", hint)
 	}
 	if p.prev.kind == tString && p.prev.smartQ > 0 && hint == "" {
 		l, c := position(p.src, p.prev.smartQ-1)
@@ -106,7 +105,7 @@ func (p *parser) mismatch(expected []string, hint string) {
 			" contains a typographic quote at line " + strconv.Itoa(l) + ", column " + strconv.Itoa(c) +
 			"; typographic quotes do not end a string, use the ASCII quote '\"'"
 	}
-	p.failAt(t, expected, "mismatched input '"+t.text+"' expecting "+expectList(expected), hint)
+	p.failAt(t, expected, "mismatched input '"+short(t.text)+"' expecting "+expectList(expected), hint)
 }
 
 func expectList(e []string) string {
@@ -203,7 +202,7 @@ func (p *parser) versionInfo(pol *Policy) {
 	case "1.2":
 		p.ver = 12
 	default:
-		p.failAt(t, []string{"'1.0'", "'1.1'", "'1.2'"}, "unsupported policy version '"+t.text+"'; expecting {'1.0', '1.1', '1.2'}", "")
+		p.failAt(t, []string{"'1.0'", "'1.1'", "'1.2'"}, "unsupported policy version '"+short(t.text)+"'; expecting {'1.0', '1.1', '1.2'}", "")
 	}
 	p.version = t.text
 	pol.version = t.text
@@ -397,7 +396,7 @@ func (p *parser) action() action {
 	if !found {
 		hint := ""
 		if p.tok.kind == tIdent {
-			hint = "unknown action '" + p.tok.text + "'"
+			hint = "unknown action '" + short(p.tok.text) + "'"
 		}
 		p.mismatch(actionExpected, hint)
 	}
@@ -498,7 +497,7 @@ func (p *parser) lookupTag(t token) int {
 			return i
 		}
 	}
-	p.failAt(t, nil, "tag '"+t.text+"' is not bound by an earlier condition of this rule", "")
+	p.failAt(t, nil, "tag '"+short(t.text)+"' is not bound by an earlier condition of this rule", "")
 	return -1
 }
 
@@ -521,13 +520,13 @@ func (p *parser) expr(depth int) *expr {
 	case tInt:
 		n, err := strconv.ParseInt(t.text, 10, 64)
 		if err != nil {
-			p.failAt(t, nil, "integer literal '"+t.text+"' does not fit in 64 bits", "")
+			p.failAt(t, nil, "integer literal '"+short(t.text)+"' does not fit in 64 bits", "")
 		}
 		e.kind = exLiteral
 		e.lit = []any{n}
 		p.next()
 	case tDecimal:
-		p.failAt(t, exprExpected, "mismatched input '"+t.text+"' expecting "+expectList(exprExpected), "numbers are integers; fractions are not supported")
+		p.failAt(t, exprExpected, "mismatched input '"+short(t.text)+"' expecting "+expectList(exprExpected), "numbers are integers; fractions are not supported")
 	case tIdent:
 		switch {
 		case strings.EqualFold(t.text, "true"):
@@ -587,7 +586,7 @@ func (p *parser) call(e *expr, depth int) {
 		}
 	}
 	if !found {
-		p.failAt(t, nil, "unknown function '"+t.text+"'; expecting {'JmesPath', 'JsonToClaimValue', 'IsSubsetOf', 'AppendString', 'NegateBool', 'ContainsOnlyValue'}", "")
+		p.failAt(t, nil, "unknown function '"+short(t.text)+"'; expecting {'JmesPath', 'JsonToClaimValue', 'IsSubsetOf', 'AppendString', 'NegateBool', 'ContainsOnlyValue'}", "")
 	}
 	if p.ver < 12 {
 		p.failAt(t, nil, "function "+funcNames[e.fn]+" requires policy version 1.2 (this policy is version "+p.version+")", "")

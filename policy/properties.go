@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -43,7 +44,7 @@ func typeDefaults(attestationType string) map[string]any {
 func setProperty(props map[string]any, name string, v any, sec sectionKind) (string, error) {
 	spec, ok := properties[name]
 	if !ok {
-		return "unknown property " + name + " ignored", nil
+		return "unknown property " + strconv.Quote(short(name)) + " ignored", nil
 	}
 	if got := valueTypeName(v); got != spec.kind {
 		return "", fmt.Errorf("property %s must be %s, got %s", name, article(spec.kind), got)

@@ -56,6 +56,9 @@ type Config struct {
 	Collateral *source.Config `json:"collateral"`
 	SGX        SGXConfig      `json:"sgx"`
 	Store      StoreConfig    `json:"store"`
+	// Limits tunes overload behaviour: connection limit, admission control
+	// of attest requests, per-client rate (see LimitsConfig).
+	Limits LimitsConfig `json:"limits"`
 
 	dir string // directory of the config file, for relative paths
 }

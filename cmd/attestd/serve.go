@@ -22,6 +22,7 @@ import (
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/instance"
+	"github.com/attestd/attestd/internal/netlimit"
 	"github.com/attestd/attestd/store"
 	"github.com/attestd/attestd/store/postgres"
 	"github.com/attestd/attestd/store/sqlite"
@@ -41,6 +42,8 @@ type serveOptions struct {
 	StoreDSN   string
 	Shutdown   time.Duration
 	KeyReload  time.Duration
+	MaxConns   int                  // open connections at most
+	Admission  api.AdmissionOptions // attest admission control
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, error) {
@@ -57,6 +60,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, e
 	fs.StringVar(&o.StoreDSN, "store-dsn", "", "PostgreSQL DSN, e.g. postgres://attestd@db:5432/attestd?sslmode=verify-full; keep the password in PGPASSWORD or ~/.pgpass (env ATTESTD_STORE_DSN); for sqlite: the database file")
 	fs.DurationVar(&o.Shutdown, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
 	fs.DurationVar(&o.KeyReload, "key-reload-interval", time.Minute, "how often the signing keys are reread from disk (after \"attestd keys rotate\"; SIGHUP rereads at once)")
+	var lf limitFlags
+	lf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: attestd [serve] [flags]\n\nServes the MAA data-plane API over HTTPS.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -107,6 +112,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, e
 	}
 	if (o.TLSCert == "") != (o.TLSKey == "") {
 		return nil, nil, fmt.Errorf("%w: TLS certificate and key must be given together", errUsage)
+	}
+	if o.MaxConns, o.Admission, err = resolveLimits(&lf, cfg.Limits); err != nil {
+		return nil, nil, err
 	}
 	return o, cfg, nil
 }
@@ -235,7 +243,11 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 			"signing_keys", keyDir, "auth", authDescription(ri))
 	}
 
-	h, err := api.New(api.Options{Mounts: mounts, Logger: log, Health: func(ctx context.Context) error {
+	adm, err := api.NewAdmission(o.Admission)
+	if err != nil {
+		return err
+	}
+	h, err := api.New(api.Options{Mounts: mounts, Logger: log, Admission: adm, Health: func(ctx context.Context) error {
 		_, err := st.Audit(ctx, instances[0].Name, 1)
 		return err
 	}})
@@ -264,8 +276,16 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		fmt.Fprintf(stdout, "  admin token:      attestd token --data %s --role contributor   (development identity in %s)\n", data, filepath.Join(data, "dev-identity"))
 	}
 
+	lln, err := netlimit.Limit(ln, o.MaxConns)
+	if err != nil {
+		return err
+	}
+	eff := adm.Effective()
+	log.Info("limits", "max_connections", o.MaxConns, "max_inflight", eff.MaxInFlight, "max_queue", eff.MaxQueue,
+		"queue_wait", eff.MaxWait, "retry_after", eff.RetryAfter, "attest_body_timeout", eff.BodyReadTimeout,
+		"client_rate", eff.ClientRate, "client_burst", eff.ClientBurst)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	go func() { errc <- srv.ServeTLS(lln, "", "") }()
 	stopReload := reloadKeys(ctx, keysets, instances, o.KeyReload, log)
 	defer stopReload()
 	if ready != nil {
