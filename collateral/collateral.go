@@ -5,6 +5,7 @@
 package collateral
 
 import (
+	"bytes"
 	"context"
 	"sort"
 	"time"
@@ -113,4 +114,17 @@ func BaselineOf(c *Collateral, standard bool) (Baseline, error) {
 		return Baseline{}, err
 	}
 	return Baseline{TCBEvaluationDataNumber: h.TCBEvaluationDataNumber, TCBDate: newestTCBDate(c.TCBInfo), Standard: standard}, nil
+}
+
+// Equal reports whether c and o hold the same bytes in every member, so two
+// sources (or a cache and its source) can be compared without re-encoding.
+func (c *Collateral) Equal(o *Collateral) bool {
+	if c == nil || o == nil {
+		return c == o
+	}
+	return bytes.Equal(c.TCBInfo, o.TCBInfo) && bytes.Equal(c.TCBInfoSignature, o.TCBInfoSignature) &&
+		bytes.Equal(c.QEIdentity, o.QEIdentity) && bytes.Equal(c.QEIdentitySignature, o.QEIdentitySignature) &&
+		bytes.Equal(c.PCKCRL, o.PCKCRL) && bytes.Equal(c.RootCACRL, o.RootCACRL) &&
+		bytes.Equal(c.TCBInfoIssuerChain, o.TCBInfoIssuerChain) && bytes.Equal(c.QEIdentityIssuerChain, o.QEIdentityIssuerChain) &&
+		bytes.Equal(c.PCKCRLIssuerChain, o.PCKCRLIssuerChain)
 }

@@ -18,6 +18,8 @@
 //     told apart by issuer
 //   - certificates in PEM or DER: candidates for issuer chains
 //   - a sgx_ql_qve_collateral_t dump (a whole set)
+//   - a collateral cache record of the intel-dcap family (a whole set, see
+//     collateral.EncodeRecord); records of other families are skipped
 //
 // Anything else (quotes, notes, keys) is skipped; a file that looks like
 // collateral but does not parse fails Load with its path in the error.

@@ -199,8 +199,16 @@ func loadRoots(file string) (*x509.CertPool, error) {
 
 func (c *Client) source() string { return "pcs " + c.base.String() }
 
+// unavailable classes err as transient, carrying PCS's HTTP status (and
+// Retry-After) when there was an answer, so callers can tell a 503 or 429
+// from a transport failure.
 func (c *Client) unavailable(err error) error {
-	return &collateral.UnavailableError{Source: c.source(), Err: err}
+	ue := &collateral.UnavailableError{Source: c.source(), Err: err}
+	var se *StatusError
+	if errors.As(err, &se) {
+		ue.Status, ue.RetryAfter = se.StatusCode, se.RetryAfter
+	}
+	return ue
 }
 
 // StatusError is a non-200 answer.
@@ -210,6 +218,8 @@ type StatusError struct {
 	RequestID    string // PCS's Request-ID header, for Intel support
 	ErrorCode    string // PCS's Error-Code header
 	ErrorMessage string // PCS's Error-Message header, or the start of the body
+	// RetryAfter is the Retry-After header in seconds, when sent (429, 503).
+	RetryAfter time.Duration
 }
 
 func (e *StatusError) Error() string {
@@ -258,6 +268,9 @@ func (c *Client) fetch(ctx context.Context, u string) (*response, error) {
 	if resp.StatusCode != http.StatusOK {
 		e := &StatusError{URL: u, StatusCode: resp.StatusCode, RequestID: resp.Header.Get(headerRequestID),
 			ErrorCode: resp.Header.Get(headerErrorCode), ErrorMessage: resp.Header.Get(headerErrorMessage)}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
 		if e.ErrorMessage == "" {
 			e.ErrorMessage = snippet(body)
 		}
