@@ -158,7 +158,12 @@ func readFile(path string) ([]byte, error) {
 
 // Get returns the collateral for req, or an error wrapping
 // collateral.ErrNotFound that says what the bundle lacks.
-func (b *Bundle) Get(_ context.Context, req collateral.Request) (*collateral.Collateral, error) {
+func (b *Bundle) Get(ctx context.Context, req collateral.Request) (*collateral.Collateral, error) {
+	// Nothing here blocks, but a caller that has given up gets its
+	// context's error, as from every source.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("collateral bundle: %w", err)
+	}
 	n, err := req.Normalize()
 	if err != nil {
 		return nil, err
