@@ -139,6 +139,9 @@ func (fx *DCAPFixture) Family(open func(t testing.TB, u Upstream) Get[collateral
 func Failing[K comparable, D any](u Upstream) Get[K, D] {
 	return func(ctx context.Context, k K) (D, error) {
 		var zero D
+		if err := ctx.Err(); err != nil {
+			return zero, err
+		}
 		switch u {
 		case Down:
 			return zero, &collateral.UnavailableError{Source: "sourcetest down", Status: 503, Err: fmt.Errorf("upstream down for %v", k)}
