@@ -1,7 +1,17 @@
-// Package collateral provides the Intel DCAP collateral needed to verify SGX
-// and TDX quotes (TCB info, QE identity, CRLs and their issuer chains) from
-// pluggable sources: a bundle on disk (offline, air-gapped), Intel PCS v4, a
-// PCCS, with a cache in front.
+// Package collateral holds what every collateral family shares, and the
+// Intel DCAP family itself.
+//
+// Shared by every family (Intel DCAP here, AMD SEV-SNP in package kds): the
+// error classes (errors.go: ErrNotFound, ErrUnavailable/*UnavailableError,
+// ErrMalformed), and the Codec and record format through which the generic
+// cache (package cache) keeps any family's documents in memory and on disk
+// (codec.go). Every source is held to the conformance suite in package
+// sourcetest.
+//
+// The Intel family: the collateral needed to verify SGX and TDX quotes (TCB
+// info, QE identity, CRLs and their issuer chains) as Request → Collateral,
+// from pluggable sources: a bundle on disk (offline, air-gapped), Intel PCS
+// v4, a PCCS, with a cache in front (DCAPCodec).
 package collateral
 
 import (

@@ -42,3 +42,33 @@ func TestConformance(t *testing.T) {
 		return Fallback(primary, secondary).Get
 	}))
 }
+
+func TestKDSConfig(t *testing.T) {
+	for _, tc := range []struct {
+		cfg KDSConfig
+		ok  bool
+	}{
+		{KDSConfig{}, true},
+		{KDSConfig{Type: "kds", URL: "https://mirror", CacheDir: "/x", Timeout: "10s", RetryInterval: "1m"}, true},
+		{KDSConfig{Path: "/etc/amd"}, true},
+		{KDSConfig{Type: "bundle"}, false},
+		{KDSConfig{Type: "bundle", Path: "/p", URL: "https://x"}, false},
+		{KDSConfig{Type: "thim"}, false},
+		{KDSConfig{Timeout: "soon"}, false},
+		{KDSConfig{MaxEntries: -1}, false},
+	} {
+		if err := tc.cfg.Validate(); (err == nil) != tc.ok {
+			t.Errorf("Validate(%+v) = %v", tc.cfg, err)
+		}
+	}
+	o, err := OpenKDS(KDSConfig{CacheDir: t.TempDir()}, func() time.Time { return time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC) }, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenKDS(KDSConfig{Path: t.TempDir()}, time.Now, nil, nil); err == nil {
+		t.Error("an empty bundle directory was accepted")
+	}
+}
