@@ -203,6 +203,10 @@ func (c *Client) source() string { return "pcs " + c.base.String() }
 // Retry-After) when there was an answer, so callers can tell a 503 or 429
 // from a transport failure.
 func (c *Client) unavailable(err error) error {
+	var gone *callerGone
+	if errors.As(err, &gone) {
+		return err // the caller gave up: its context's error, not an outage
+	}
 	ue := &collateral.UnavailableError{Source: c.source(), Err: err}
 	var se *StatusError
 	if errors.As(err, &se) {
@@ -236,6 +240,14 @@ func (e *StatusError) Error() string {
 	return s
 }
 
+// callerGone is a request abandoned because the caller's context ended
+// (not the per-request timeout): unavailable passes it through unclassed, so
+// callers see their own ctx.Err() and not "PCS is down".
+type callerGone struct{ err error }
+
+func (e *callerGone) Error() string { return e.err.Error() }
+func (e *callerGone) Unwrap() error { return e.err }
+
 type response struct {
 	body   []byte
 	header http.Header
@@ -244,6 +256,7 @@ type response struct {
 // fetch GETs u and returns the body of a 200 answer. Other statuses give a
 // *StatusError; transport failures and oversized bodies a plain error.
 func (c *Client) fetch(ctx context.Context, u string) (*response, error) {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -257,6 +270,9 @@ func (c *Client) fetch(ctx context.Context, u string) (*response, error) {
 	}
 	start := time.Now()
 	resp, err := c.http.Do(req)
+	if err != nil && parent.Err() != nil {
+		return nil, &callerGone{fmt.Errorf("GET %s: %w", u, parent.Err())}
+	}
 	if err != nil {
 		c.log.DebugContext(ctx, "pcs request failed", "url", u, "err", err)
 		return nil, fmt.Errorf("GET %s: %w", u, err)

@@ -121,6 +121,9 @@ func Exercise[K comparable, D any](t *testing.T, f Family[K, D]) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("Get with a cancelled context = %v, want context.Canceled", err)
 		}
+		if errors.Is(err, collateral.ErrUnavailable) || errors.Is(err, collateral.ErrNotFound) {
+			t.Errorf("Get with a cancelled context = %v: the caller giving up is neither unavailable nor not found", err)
+		}
 	})
 	t.Run("HangingUpstream", func(t *testing.T) {
 		get := open(t, Hang)
@@ -129,6 +132,9 @@ func Exercise[K comparable, D any](t *testing.T, f Family[K, D]) {
 		err := within(t, f.Timeout, func() error { _, err := get(ctx, f.Served); return err })
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Get while the upstream hangs = %v, want context.DeadlineExceeded", err)
+		}
+		if errors.Is(err, collateral.ErrUnavailable) {
+			t.Errorf("Get while the upstream hangs = %v: the caller's deadline is not the upstream's failure", err)
 		}
 	})
 	t.Run("Unavailable", func(t *testing.T) {
