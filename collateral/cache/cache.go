@@ -14,8 +14,9 @@
 // ends; after that Get fetches synchronously and returns the error if the
 // fetch fails. A Final window (a VCEK: one chip and TCB have one
 // certificate) is never refreshed. Concurrent misses share one fetch (single
-// flight). Failures are remembered for RetryInterval so a dead or
-// rate-limiting source is not hammered. With MaxEntries set the least
+// flight). Failures are remembered for RetryInterval (or the upstream's
+// Retry-After, when longer) so a dead or rate-limiting source is not
+// hammered. With MaxEntries set the least
 // recently used entries are dropped beyond it.
 //
 // With Options.Dir set, every newly fetched document is written there as a

@@ -240,7 +240,7 @@ func (c *Of[K, D]) run(key K, f *flight[D]) {
 		if old != nil {
 			ne.ok, ne.doc, ne.refreshAt, ne.expiry, ne.staleUntil = old.ok, old.doc, old.refreshAt, old.expiry, old.staleUntil
 		}
-		ne.err, ne.errUntil = err, now.Add(c.opts.RetryInterval)
+		ne.err, ne.errUntil = err, now.Add(retryAfter(err, c.opts.RetryInterval))
 		ne.nextAttempt.Store(ne.errUntil.UnixNano())
 	} else {
 		ne.ok, ne.doc = true, doc
@@ -279,6 +279,17 @@ func (c *Of[K, D]) run(key K, f *flight[D]) {
 	delete(c.flights, key)
 	c.fmu.Unlock()
 	close(f.done)
+}
+
+// retryAfter is how long a failure is remembered: RetryInterval, or the
+// upstream's Retry-After when it asks for longer (AMD KDS does when it rate
+// limits: asking again sooner only prolongs the ban).
+func retryAfter(err error, interval time.Duration) time.Duration {
+	var ue *collateral.UnavailableError
+	if errors.As(err, &ue) && ue.RetryAfter > interval {
+		return ue.RetryAfter
+	}
+	return interval
 }
 
 func (c *Of[K, D]) setWindow(e *entry[D], w collateral.Window) {

@@ -247,10 +247,40 @@ func TestCacheKDSRateLimit(t *testing.T) {
 	if n := ck.n.Load(); n != 1 {
 		t.Errorf("KDS asked %d times within RetryInterval, want 1", n)
 	}
+	// KDS asked for 2 minutes, less than RetryInterval: RetryInterval wins.
 	ck.fail.Store(false)
+	clk.Set(t0.Add(9 * time.Minute))
+	if _, err := c.VCEK(ctx, f.served); err == nil || ck.n.Load() != 1 {
+		t.Fatalf("asked again before RetryInterval: %v (requests %d)", err, ck.n.Load())
+	}
 	clk.Set(t0.Add(11 * time.Minute))
 	if _, err := c.VCEK(ctx, f.served); err != nil {
 		t.Fatalf("after RetryInterval: %v", err)
+	}
+}
+
+// TestCacheHonoursRetryAfter: a Retry-After longer than RetryInterval is
+// respected: KDS is not asked again before it.
+func TestCacheHonoursRetryAfter(t *testing.T) {
+	f := newFixture(t)
+	client, ck := f.countingClient(t) // answers Retry-After: 120 when failing
+	ck.fail.Store(true)
+	clk := &clock{t: t0}
+	c, err := kds.NewCache(client, cache.Options{Now: clk.Now, RetryInterval: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	c.VCEK(ctx, f.served)
+	ck.fail.Store(false)
+	clk.Set(t0.Add(time.Minute)) // past RetryInterval, before Retry-After
+	if _, err := c.VCEK(ctx, f.served); err == nil || ck.n.Load() != 1 {
+		t.Fatalf("asked again before Retry-After: %v (requests %d)", err, ck.n.Load())
+	}
+	clk.Set(t0.Add(2*time.Minute + time.Second))
+	if _, err := c.VCEK(ctx, f.served); err != nil || ck.n.Load() != 2 {
+		t.Fatalf("after Retry-After: %v (requests %d)", err, ck.n.Load())
 	}
 }
 
