@@ -13,12 +13,3 @@ func BenchmarkInspect(b *testing.B) {
 		}
 	}
 }
-
-// BenchmarkMAAHashes is the per-attestation cost of the collateral claim.
-func BenchmarkMAAHashes(b *testing.B) {
-	c := d1(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = c.MAAHashes(nil)
-	}
-}

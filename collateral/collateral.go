@@ -1,10 +1,21 @@
-// Package collateral provides the Intel DCAP collateral needed to verify SGX
-// and TDX quotes (TCB info, QE identity, CRLs and their issuer chains) from
-// pluggable sources: a bundle on disk (offline, air-gapped), Intel PCS v4, a
-// PCCS, with a cache in front.
+// Package collateral holds what every collateral family shares, and the
+// Intel DCAP family itself.
+//
+// Shared by every family (Intel DCAP here, AMD SEV-SNP in package kds): the
+// error classes (errors.go: ErrNotFound, ErrUnavailable/*UnavailableError,
+// ErrMalformed), and the Codec and record format through which the generic
+// cache (package cache) keeps any family's documents in memory and on disk
+// (codec.go). Every source is held to the conformance suite in package
+// sourcetest.
+//
+// The Intel family: the collateral needed to verify SGX and TDX quotes (TCB
+// info, QE identity, CRLs and their issuer chains) as Request → Collateral,
+// from pluggable sources: a bundle on disk (offline, air-gapped), Intel PCS
+// v4, a PCCS, with a cache in front (DCAPCodec).
 package collateral
 
 import (
+	"bytes"
 	"context"
 	"sort"
 	"time"
@@ -113,4 +124,17 @@ func BaselineOf(c *Collateral, standard bool) (Baseline, error) {
 		return Baseline{}, err
 	}
 	return Baseline{TCBEvaluationDataNumber: h.TCBEvaluationDataNumber, TCBDate: newestTCBDate(c.TCBInfo), Standard: standard}, nil
+}
+
+// Equal reports whether c and o hold the same bytes in every member, so two
+// sources (or a cache and its source) can be compared without re-encoding.
+func (c *Collateral) Equal(o *Collateral) bool {
+	if c == nil || o == nil {
+		return c == o
+	}
+	return bytes.Equal(c.TCBInfo, o.TCBInfo) && bytes.Equal(c.TCBInfoSignature, o.TCBInfoSignature) &&
+		bytes.Equal(c.QEIdentity, o.QEIdentity) && bytes.Equal(c.QEIdentitySignature, o.QEIdentitySignature) &&
+		bytes.Equal(c.PCKCRL, o.PCKCRL) && bytes.Equal(c.RootCACRL, o.RootCACRL) &&
+		bytes.Equal(c.TCBInfoIssuerChain, o.TCBInfoIssuerChain) && bytes.Equal(c.QEIdentityIssuerChain, o.QEIdentityIssuerChain) &&
+		bytes.Equal(c.PCKCRLIssuerChain, o.PCKCRLIssuerChain)
 }

@@ -2,7 +2,6 @@ package collateral_test
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -116,44 +115,6 @@ func TestInspectRejects(t *testing.T) {
 				t.Errorf("error %v is not ErrMalformed", err)
 			}
 		})
-	}
-}
-
-func TestMAAHashes(t *testing.T) {
-	c := d1(t)
-	sum := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
-	quote := testenv.ReadShared(t, "vectors/dcap-qvl/sample/sgx_quote")
-	h := c.MAAHashes(quote)
-	want := collateral.MAAHashes{
-		QEIDCertsHash:    sum(c.QEIdentityIssuerChain),
-		QEIDCRLHash:      sum(c.RootCACRL),
-		QEIDHash:         sum(c.QEIdentity),
-		QuoteHash:        sum(quote),
-		TCBInfoCertsHash: sum(c.TCBInfoIssuerChain),
-		TCBInfoCRLHash:   sum(c.RootCACRL),
-		TCBInfoHash:      sum(c.TCBInfo),
-	}
-	if h != want {
-		t.Errorf("MAAHashes = %+v, want %+v", h, want)
-	}
-	// The hash of the signed TCB info is over the exact served bytes: a
-	// re-encoding (here: whitespace) changes it.
-	c2 := *c
-	c2.TCBInfo = append([]byte(" "), c.TCBInfo...)
-	if c2.MAAHashes(nil).TCBInfoHash == h.TCBInfoHash {
-		t.Error("hash ignores the exact bytes")
-	}
-	// As in real MAA tokens: both CRL hashes are of the Root CA CRL, both
-	// chain hashes of the same TCB signing chain.
-	if h.QEIDCRLHash != h.TCBInfoCRLHash || h.QEIDCertsHash != h.TCBInfoCertsHash || len(h.QEIDHash) != 64 || strings.ToLower(h.QEIDHash) != h.QEIDHash {
-		t.Errorf("hashes look wrong: %+v", h)
-	}
-	claim := h.Claim()
-	if len(claim) != 7 || claim["quotehash"] != want.QuoteHash || claim["tcbinfohash"] != want.TCBInfoHash {
-		t.Errorf("Claim = %v", claim)
-	}
-	if c.MAAHashes(nil).QuoteHash != "" {
-		t.Error("QuoteHash set without a quote")
 	}
 }
 

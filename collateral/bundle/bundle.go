@@ -18,6 +18,8 @@
 //     told apart by issuer
 //   - certificates in PEM or DER: candidates for issuer chains
 //   - a sgx_ql_qve_collateral_t dump (a whole set)
+//   - a collateral cache record of the intel-dcap family (a whole set, see
+//     collateral.EncodeRecord); records of other families are skipped
 //
 // Anything else (quotes, notes, keys) is skipped; a file that looks like
 // collateral but does not parse fails Load with its path in the error.
@@ -156,7 +158,12 @@ func readFile(path string) ([]byte, error) {
 
 // Get returns the collateral for req, or an error wrapping
 // collateral.ErrNotFound that says what the bundle lacks.
-func (b *Bundle) Get(_ context.Context, req collateral.Request) (*collateral.Collateral, error) {
+func (b *Bundle) Get(ctx context.Context, req collateral.Request) (*collateral.Collateral, error) {
+	// Nothing here blocks, but a caller that has given up gets its
+	// context's error, as from every source.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("collateral bundle: %w", err)
+	}
 	n, err := req.Normalize()
 	if err != nil {
 		return nil, err

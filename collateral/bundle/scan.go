@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 
 	"fmt"
 	"io/fs"
@@ -296,6 +297,18 @@ func (s *slots) addJSON(path string, b []byte) error {
 			return nil // a QVE identity: not part of quote collateral
 		}
 		s.putQE(tee, &docSlot{path: path, body: d.Body, sig: d.Signature, issue: h.IssueDate, num: h.TCBEvaluationDataNumber})
+	case m["attestdCollateralRecord"] != nil:
+		// A record written by the collateral cache: a whole set. Records of
+		// other families (AMD KDS documents cached beside) are not Intel
+		// collateral and are skipped.
+		_, c, _, err := collateral.DecodeRecord(collateral.DCAPCodec, b)
+		if errors.Is(err, collateral.ErrOtherFamily) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		s.mergeSet(c)
 	case m["tcb_info"] != nil:
 		c, err := ParseQVLJSON(b)
 		if err != nil {

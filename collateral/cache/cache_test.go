@@ -296,7 +296,7 @@ func TestPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatalf("offline restart: %v", err)
 	}
-	if got.MAAHashes(nil) != v1.MAAHashes(nil) || string(got.TCBInfoSignature) != string(v1.TCBInfoSignature) {
+	if !got.Equal(v1) {
 		t.Error("persisted collateral differs")
 	}
 	if offline.calls.Load() != 0 {

@@ -199,8 +199,20 @@ func loadRoots(file string) (*x509.CertPool, error) {
 
 func (c *Client) source() string { return "pcs " + c.base.String() }
 
+// unavailable classes err as transient, carrying PCS's HTTP status (and
+// Retry-After) when there was an answer, so callers can tell a 503 or 429
+// from a transport failure.
 func (c *Client) unavailable(err error) error {
-	return &collateral.UnavailableError{Source: c.source(), Err: err}
+	var gone *callerGone
+	if errors.As(err, &gone) {
+		return err // the caller gave up: its context's error, not an outage
+	}
+	ue := &collateral.UnavailableError{Source: c.source(), Err: err}
+	var se *StatusError
+	if errors.As(err, &se) {
+		ue.Status, ue.RetryAfter = se.StatusCode, se.RetryAfter
+	}
+	return ue
 }
 
 // StatusError is a non-200 answer.
@@ -210,6 +222,8 @@ type StatusError struct {
 	RequestID    string // PCS's Request-ID header, for Intel support
 	ErrorCode    string // PCS's Error-Code header
 	ErrorMessage string // PCS's Error-Message header, or the start of the body
+	// RetryAfter is the Retry-After header in seconds, when sent (429, 503).
+	RetryAfter time.Duration
 }
 
 func (e *StatusError) Error() string {
@@ -226,6 +240,14 @@ func (e *StatusError) Error() string {
 	return s
 }
 
+// callerGone is a request abandoned because the caller's context ended
+// (not the per-request timeout): unavailable passes it through unclassed, so
+// callers see their own ctx.Err() and not "PCS is down".
+type callerGone struct{ err error }
+
+func (e *callerGone) Error() string { return e.err.Error() }
+func (e *callerGone) Unwrap() error { return e.err }
+
 type response struct {
 	body   []byte
 	header http.Header
@@ -234,6 +256,7 @@ type response struct {
 // fetch GETs u and returns the body of a 200 answer. Other statuses give a
 // *StatusError; transport failures and oversized bodies a plain error.
 func (c *Client) fetch(ctx context.Context, u string) (*response, error) {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -247,6 +270,9 @@ func (c *Client) fetch(ctx context.Context, u string) (*response, error) {
 	}
 	start := time.Now()
 	resp, err := c.http.Do(req)
+	if err != nil && parent.Err() != nil {
+		return nil, &callerGone{fmt.Errorf("GET %s: %w", u, parent.Err())}
+	}
 	if err != nil {
 		c.log.DebugContext(ctx, "pcs request failed", "url", u, "err", err)
 		return nil, fmt.Errorf("GET %s: %w", u, err)
@@ -258,6 +284,9 @@ func (c *Client) fetch(ctx context.Context, u string) (*response, error) {
 	if resp.StatusCode != http.StatusOK {
 		e := &StatusError{URL: u, StatusCode: resp.StatusCode, RequestID: resp.Header.Get(headerRequestID),
 			ErrorCode: resp.Header.Get(headerErrorCode), ErrorMessage: resp.Header.Get(headerErrorMessage)}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
 		if e.ErrorMessage == "" {
 			e.ErrorMessage = snippet(body)
 		}

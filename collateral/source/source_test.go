@@ -84,7 +84,7 @@ func TestOpenPCCS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.MAAHashes(nil) != d1.MAAHashes(nil) {
+	if !got.Equal(d1) {
 		t.Error("PCCS collateral differs")
 	}
 	for _, r := range h.Requests() {
