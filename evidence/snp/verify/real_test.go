@@ -74,8 +74,12 @@ func TestRealReports(t *testing.T) {
 		{"virtee Milan hex", func(t *testing.T) *abi.Evidence { return vector(t, virtee+"report_milan.hex", virtee+"vcek_milan.der") }, at("2024-01-01T00:00:00Z"), "VCEK", "Milan", ""},
 		{"veraison configfs-tsm Genoa v3", func(t *testing.T) *abi.Evidence { return vector(t, veraison) }, at("2026-01-01T00:00:00Z"), "VCEK", "Genoa", ""},
 		{"trustee VCEK", func(t *testing.T) *abi.Evidence { return vector(t, trustee+"test-report.bin", trustee+"test-vcek.der") }, at("2024-01-01T00:00:00Z"), "VCEK", "Milan", ""},
-		{"trustee VLEK in window", func(t *testing.T) *abi.Evidence { return vector(t, trustee+"test-vlek-report.bin", trustee+"test-vlek.der") }, at("2025-06-01T00:00:00Z"), "VLEK", "Milan", ""},
-		{"trustee VLEK expired", func(t *testing.T) *abi.Evidence { return vector(t, trustee+"test-vlek-report.bin", trustee+"test-vlek.der") }, at("2026-01-01T00:00:00Z"), "", "", CheckEndorsementExpired},
+		{"trustee VLEK in window", func(t *testing.T) *abi.Evidence {
+			return vector(t, trustee+"test-vlek-report.bin", trustee+"test-vlek.der")
+		}, at("2025-06-01T00:00:00Z"), "VLEK", "Milan", ""},
+		{"trustee VLEK expired", func(t *testing.T) *abi.Evidence {
+			return vector(t, trustee+"test-vlek-report.bin", trustee+"test-vlek.der")
+		}, at("2026-01-01T00:00:00Z"), "", "", CheckEndorsementExpired},
 		{"VCEK not yet valid", func(t *testing.T) *abi.Evidence { return vector(t, gosev+"attestation.bin", gosev+"vcek.testcer") }, at("2021-01-01T00:00:00Z"), "", "", CheckEndorsementNotYetValid},
 		{"foreign VCEK", func(t *testing.T) *abi.Evidence { return vector(t, gosev+"attestation.bin", virtee+"vcek_milan.der") }, at("2024-01-01T00:00:00Z"), "", "", CheckSignature},
 		{"no VCEK", func(t *testing.T) *abi.Evidence { return vector(t, gosev+"attestation.bin") }, at("2024-01-01T00:00:00Z"), "", "", CheckEndorsementMissing},
