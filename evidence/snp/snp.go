@@ -21,6 +21,7 @@ import (
 	sevabi "github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/kds"
 
+	amdkds "github.com/attestd/attestd/collateral/kds"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/snp/abi"
 	"github.com/attestd/attestd/evidence/snp/uvm"
@@ -188,12 +189,13 @@ const (
 func Claims(vd *Verified) []evidence.Claim {
 	p := vd.Evidence.Report
 	pol, _ := sevabi.ParseSnpPolicy(p.GetPolicy())
-	tcb := kds.DecomposeTCBVersion(kds.TCBVersion(p.GetReportedTcb()))
+	// The SPLs sit at other bytes on Turin than on Milan and Genoa.
+	tcb := amdkds.DecomposeTCB(amdkds.Product(vd.Result.ProductLine), p.GetReportedTcb())
 	h := hex.EncodeToString
 	c := []evidence.Claim{
 		{Type: "x-ms-attestation-type", Value: "sevsnpvm"},
 		{Type: "x-ms-sevsnpvm-authorkeydigest", Value: h(p.GetAuthorKeyDigest())},
-		{Type: "x-ms-sevsnpvm-bootloader-svn", Value: int64(tcb.BlSpl)},
+		{Type: "x-ms-sevsnpvm-bootloader-svn", Value: int64(tcb.Bootloader)},
 		{Type: "x-ms-sevsnpvm-familyId", Value: h(p.GetFamilyId())},
 		{Type: "x-ms-sevsnpvm-guestsvn", Value: int64(p.GetGuestSvn())},
 		{Type: "x-ms-sevsnpvm-hostdata", Value: h(p.GetHostData())},
@@ -201,13 +203,13 @@ func Claims(vd *Verified) []evidence.Claim {
 		{Type: "x-ms-sevsnpvm-imageId", Value: h(p.GetImageId())},
 		{Type: "x-ms-sevsnpvm-is-debuggable", Value: pol.Debug},
 		{Type: "x-ms-sevsnpvm-launchmeasurement", Value: h(p.GetMeasurement())},
-		{Type: "x-ms-sevsnpvm-microcode-svn", Value: int64(tcb.UcodeSpl)},
+		{Type: "x-ms-sevsnpvm-microcode-svn", Value: int64(tcb.Microcode)},
 		{Type: "x-ms-sevsnpvm-migration-allowed", Value: pol.MigrateMA},
 		{Type: "x-ms-sevsnpvm-reportdata", Value: h(p.GetReportData())},
 		{Type: "x-ms-sevsnpvm-reportid", Value: h(p.GetReportId())},
 		{Type: "x-ms-sevsnpvm-smt-allowed", Value: pol.SMT},
-		{Type: "x-ms-sevsnpvm-snpfw-svn", Value: int64(tcb.SnpSpl)},
-		{Type: "x-ms-sevsnpvm-tee-svn", Value: int64(tcb.TeeSpl)},
+		{Type: "x-ms-sevsnpvm-snpfw-svn", Value: int64(tcb.SNP)},
+		{Type: "x-ms-sevsnpvm-tee-svn", Value: int64(tcb.TEE)},
 		{Type: "x-ms-sevsnpvm-vmpl", Value: int64(p.GetVmpl())},
 		{Type: ClaimSigningKey, Value: vd.Result.Signer},
 		{Type: ClaimProduct, Value: vd.Result.ProductLine},

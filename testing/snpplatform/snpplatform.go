@@ -8,6 +8,7 @@ package snpplatform
 import (
 	"bytes"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
@@ -68,7 +69,7 @@ func New(o Options) (*Platform, error) {
 		AsvkCreationTime: o.Created,
 		VcekCreationTime: o.Created,
 		VlekCreationTime: o.Created,
-		VcekCustom:       sevtest.CertOverride{Extensions: sevtest.CustomExtensions(o.TCB, o.ChipID[:], "", o.ProductName)},
+		VcekCustom:       sevtest.CertOverride{Extensions: vcekExtensions(o.TCB, o.ChipID[:], o.ProductName)},
 		VlekCustom:       sevtest.CertOverride{Extensions: sevtest.CustomExtensions(o.TCB, nil, "attestd-test", kds.ProductLineOfProductName(o.ProductName))},
 	}
 	s, err := b.TestOnlyCertChain()
@@ -76,6 +77,19 @@ func New(o Options) (*Platform, error) {
 		return nil, err
 	}
 	return &Platform{Signer: s, ProductName: o.ProductName, ProductLine: kds.ProductLineOfProductName(o.ProductName), TCB: o.TCB, ChipID: o.ChipID}, nil
+}
+
+// vcekExtensions are the KDS extensions of a VCEK as AMD issues them:
+// go-sev-guest's test builder wraps the hardware ID in a DER OCTET STRING,
+// real VCEKs carry the 64 raw bytes (and strict parsers refuse the former).
+func vcekExtensions(tcb kds.TCBParts, hwid []byte, productName string) []pkix.Extension {
+	exts := sevtest.CustomExtensions(tcb, hwid, "", productName)
+	for i := range exts {
+		if exts[i].Id.Equal(kds.OidHwid) {
+			exts[i].Value = bytes.Clone(hwid)
+		}
+	}
+	return exts
 }
 
 // Report are the fields of a report to sign.

@@ -325,7 +325,9 @@ func (v *Verifier) Verify(ctx context.Context, ev *abi.Evidence, now time.Time) 
 		}
 		// A host may mask CHIP_ID (all zeros); then only the signature
 		// ties the report to the chip.
-		if id := rep.GetChipId(); !allZero(id) && !slicesEqual(id, ch.exts.HWID) {
+		// Turin VCEKs carry an 8-byte hardware ID, the first 8 bytes of
+		// the 64-byte CHIP_ID (the rest zero).
+		if id := rep.GetChipId(); !allZero(id) && !chipMatches(id, ch.exts.HWID) {
 			return nil, fail(CheckChipID, "CHIP_ID %s is not the VCEK's hardware ID %s", hex.EncodeToString(id), hex.EncodeToString(ch.exts.HWID))
 		}
 	}
@@ -351,7 +353,12 @@ func allZero(b []byte) bool {
 	return true
 }
 
-func slicesEqual(a, b []byte) bool { return len(a) == len(b) && string(a) == string(b) }
+func chipMatches(chipID, hwid []byte) bool {
+	if len(hwid) == 0 || len(hwid) > len(chipID) {
+		return false
+	}
+	return string(chipID[:len(hwid)]) == string(hwid) && allZero(chipID[len(hwid):])
+}
 
 // window checks the cached chain's validity at now.
 func window(ch *chainResult, now time.Time) error {
