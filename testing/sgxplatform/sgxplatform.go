@@ -27,8 +27,8 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/collateral"
+	"github.com/attestd/attestd/evidence/dcap/pcs"
 	"github.com/attestd/attestd/evidence/sgx/abi"
-	"github.com/attestd/attestd/evidence/sgx/pcs"
 )
 
 // Options describe the platform and its collateral.

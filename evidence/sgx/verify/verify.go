@@ -49,8 +49,8 @@ import (
 
 	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/dcap/pcs"
 	"github.com/attestd/attestd/evidence/sgx/abi"
-	"github.com/attestd/attestd/evidence/sgx/pcs"
 )
 
 //go:embed intel_sgx_root_ca.pem
