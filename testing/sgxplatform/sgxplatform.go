@@ -300,62 +300,10 @@ func signRaw(k *ecdsa.PrivateKey, msg []byte) ([]byte, error) {
 	return out, nil
 }
 
-type jsonTCBComp struct {
-	SVN int `json:"svn"`
-}
-
-type jsonTCB struct {
-	SGXTCBComponents []jsonTCBComp `json:"sgxtcbcomponents"`
-	PCESVN           int           `json:"pcesvn"`
-}
-
-type jsonTCBLevel struct {
-	TCB         jsonTCB  `json:"tcb"`
-	TCBDate     string   `json:"tcbDate"`
-	TCBStatus   string   `json:"tcbStatus"`
-	AdvisoryIDs []string `json:"advisoryIDs,omitempty"`
-}
-
-type jsonTCBInfo struct {
-	ID                      string         `json:"id"`
-	Version                 int            `json:"version"`
-	IssueDate               string         `json:"issueDate"`
-	NextUpdate              string         `json:"nextUpdate"`
-	FMSPC                   string         `json:"fmspc"`
-	PCEID                   string         `json:"pceId"`
-	TCBType                 int            `json:"tcbType"`
-	TCBEvaluationDataNumber int            `json:"tcbEvaluationDataNumber"`
-	TCBLevels               []jsonTCBLevel `json:"tcbLevels"`
-}
-
-type jsonQELevel struct {
-	TCB struct {
-		ISVSVN int `json:"isvsvn"`
-	} `json:"tcb"`
-	TCBDate     string   `json:"tcbDate"`
-	TCBStatus   string   `json:"tcbStatus"`
-	AdvisoryIDs []string `json:"advisoryIDs,omitempty"`
-}
-
-type jsonQEIdentity struct {
-	ID                      string        `json:"id"`
-	Version                 int           `json:"version"`
-	IssueDate               string        `json:"issueDate"`
-	NextUpdate              string        `json:"nextUpdate"`
-	TCBEvaluationDataNumber int           `json:"tcbEvaluationDataNumber"`
-	MiscSelect              string        `json:"miscselect"`
-	MiscSelectMask          string        `json:"miscselectMask"`
-	Attributes              string        `json:"attributes"`
-	AttributesMask          string        `json:"attributesMask"`
-	MRSigner                string        `json:"mrsigner"`
-	ISVProdID               int           `json:"isvprodid"`
-	TCBLevels               []jsonQELevel `json:"tcbLevels"`
-}
-
-func level(comps [16]int, pcesvn int, date time.Time, status pcs.TCBStatus, adv []string) jsonTCBLevel {
-	l := jsonTCBLevel{TCB: jsonTCB{PCESVN: pcesvn}, TCBDate: date.Format(time.RFC3339), TCBStatus: string(status), AdvisoryIDs: adv}
+func level(comps [16]int, pcesvn int, date time.Time, status pcs.TCBStatus, adv []string) pcs.TCBLevelJSON {
+	l := pcs.TCBLevelJSON{TCB: pcs.TCBJSON{PCESVN: pcesvn}, TCBDate: date.Format(time.RFC3339), TCBStatus: string(status), AdvisoryIDs: adv}
 	for _, c := range comps {
-		l.TCB.SGXTCBComponents = append(l.TCB.SGXTCBComponents, jsonTCBComp{c})
+		l.TCB.SGXComponents = append(l.TCB.SGXComponents, pcs.TCBComponentJSON{SVN: c})
 	}
 	return l
 }
@@ -379,10 +327,10 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	if evalNum == 0 {
 		evalNum = 17
 	}
-	info := jsonTCBInfo{
+	info := pcs.TCBInfoJSON{
 		ID: "SGX", Version: 3, IssueDate: ts(issue), NextUpdate: ts(next),
 		FMSPC: strings.ToUpper(hex.EncodeToString(o.TCBFMSPC[:])), PCEID: "0000", TCBEvaluationDataNumber: evalNum,
-		TCBLevels: []jsonTCBLevel{
+		TCBLevels: []pcs.TCBLevelJSON{
 			level(above, pckPCESVN+1, tcbDate, pcs.UpToDate, nil),
 			level(pckCompSVN, pckPCESVN, tcbDate.Add(-30*24*time.Hour), o.TCBStatus, o.AdvisoryIDs),
 			level(below, 5, tcbDate.Add(-365*24*time.Hour), pcs.OutOfDate, []string{"INTEL-SA-00000"}),
@@ -398,7 +346,7 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	if err != nil {
 		return nil, err
 	}
-	qe := jsonQEIdentity{
+	qe := pcs.EnclaveIdentityJSON{
 		ID: "QE", Version: 2, IssueDate: ts(issue), NextUpdate: ts(next), TCBEvaluationDataNumber: evalNum,
 		MiscSelect: "00000000", MiscSelectMask: "FFFFFFFF",
 		Attributes: "11000000000000000000000000000000", AttributesMask: "FBFFFFFFFFFFFFFF0000000000000000",
@@ -417,19 +365,17 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	if o.QEIdentityAttributes != nil {
 		qe.Attributes = strings.ToUpper(hex.EncodeToString(o.QEIdentityAttributes[:]))
 	}
-	var ql jsonQELevel
-	ql.TCB.ISVSVN = int(QEISVSVN)
+	qeSVN := int(QEISVSVN)
 	if o.QEIdentityMinISVSVN > 0 {
-		ql.TCB.ISVSVN = o.QEIdentityMinISVSVN
+		qeSVN = o.QEIdentityMinISVSVN
 	}
-	ql.TCBDate, ql.TCBStatus = ts(tcbDate), string(o.QEStatus)
+	var qeAdv []string
 	if o.QEStatus == pcs.OutOfDate {
-		ql.AdvisoryIDs = []string{"INTEL-SA-00999"}
+		qeAdv = []string{"INTEL-SA-00999"}
 	}
-	var ql0 jsonQELevel
-	ql0.TCB.ISVSVN = 0
-	ql0.TCBDate, ql0.TCBStatus = ts(tcbDate.Add(-365*24*time.Hour)), string(pcs.OutOfDate)
-	qe.TCBLevels = []jsonQELevel{ql, ql0}
+	ql := pcs.NewIdentityLevel(qeSVN, tcbDate, o.QEStatus, qeAdv)
+	ql0 := pcs.NewIdentityLevel(0, tcbDate.Add(-365*24*time.Hour), pcs.OutOfDate, nil)
+	qe.TCBLevels = []pcs.IdentityLevelJSON{ql, ql0}
 	if o.QEIdentityMinISVSVN > 0 {
 		qe.TCBLevels = qe.TCBLevels[:1]
 	}
