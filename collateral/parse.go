@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/evidence/dcap/pcs"
+	"github.com/attestd/attestd/internal/pemfile"
 )
 
 // This file parses the untrusted encodings collateral travels in. Nothing here
@@ -237,34 +238,12 @@ func caOf(n pkix.Name) (string, error) {
 	return "", fmt.Errorf("%w: issuer %q is not an Intel SGX Root, PCK Processor or PCK Platform CA", ErrMalformed, n.CommonName)
 }
 
-// ParseCertChain parses a PEM issuer chain (leaf first). Only CERTIFICATE
-// blocks are allowed; trailing whitespace and NULs are ignored.
+// ParseCertChain parses a PEM issuer chain (leaf first) with attestd's one
+// strict chain parser, pemfile.ParseChain; errors wrap ErrMalformed.
 func ParseCertChain(b []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	// Some stored chains (mobilecoin's, and so the derived dcap-qvl file)
-	// run one certificate's END line straight into the next BEGIN line;
-	// Intel's own parser splits on the markers and accepts that, so do we.
-	// Only the parse sees the added newline; callers keep the bytes as served.
-	rest := bytes.Trim(b, " \t\r\n\x00")
-	rest = bytes.ReplaceAll(rest, []byte("-----END CERTIFICATE----------BEGIN"), []byte("-----END CERTIFICATE-----\n-----BEGIN"))
-	for len(rest) > 0 {
-		blk, r := pem.Decode(rest)
-		// pem.Decode skips junk before a block; an issuer chain has none.
-		if blk == nil || !bytes.HasPrefix(rest, []byte("-----BEGIN")) {
-			return nil, fmt.Errorf("%w: issuer chain: data that is not PEM after certificate %d", ErrMalformed, len(certs))
-		}
-		if blk.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%w: issuer chain: PEM block %q, want CERTIFICATE", ErrMalformed, blk.Type)
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%w: issuer chain certificate %d: %v", ErrMalformed, len(certs), err)
-		}
-		certs = append(certs, c)
-		rest = bytes.TrimLeft(r, " \t\r\n\x00")
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("%w: issuer chain has no certificate", ErrMalformed)
+	certs, err := pemfile.ParseChain(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: issuer %v", ErrMalformed, err)
 	}
 	return certs, nil
 }
