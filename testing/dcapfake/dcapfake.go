@@ -540,4 +540,3 @@ func Revoke(certs ...*x509.Certificate) func(*x509.RevocationList) {
 		}
 	}
 }
-
