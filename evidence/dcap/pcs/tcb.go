@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -146,7 +147,15 @@ type TCBJSON struct {
 	v2Missing                 string // the first missing v2 member, if any v2 member was present
 }
 
-func v2Name(i int) string { return fmt.Sprintf("sgxtcbcomp%02dsvn", i+1) }
+// v2Names are the component member names of TCB info v2.
+var v2Names = func() (n [16]string) {
+	for i := range n {
+		n[i] = fmt.Sprintf("sgxtcbcomp%02dsvn", i+1)
+	}
+	return n
+}()
+
+func v2Name(i int) string { return v2Names[i] }
 
 // MarshalJSON writes the v2 layout when V2CompSVN is set, the v3 one otherwise.
 func (t TCBJSON) MarshalJSON() ([]byte, error) {
@@ -184,26 +193,29 @@ func (t TCBJSON) MarshalJSON() ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-// UnmarshalJSON reads either layout with unique member names. It checks
-// shape only (types, SVN presence); ranges and counts are the parser's.
+// UnmarshalJSON reads either layout. It checks shape only (types, SVN
+// presence); ranges and counts are the parser's.
 func (t *TCBJSON) UnmarshalJSON(b []byte) error {
-	m, err := strictjson.Object(b)
-	if err != nil {
+	type comp struct {
+		SVN      *int   `json:"svn"`
+		Category string `json:"category"`
+		Type     string `json:"type"`
+	}
+	var raw struct {
+		SGX    *[]comp `json:"sgxtcbcomponents"`
+		TDX    *[]comp `json:"tdxtcbcomponents"`
+		PCESVN *int    `json:"pcesvn"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
 		return err
 	}
 	*t = TCBJSON{}
-	comps := func(name string, dst *[]TCBComponentJSON) (bool, error) {
-		var raw []struct {
-			SVN      *int   `json:"svn"`
-			Category string `json:"category"`
-			Type     string `json:"type"`
+	conv := func(name string, in *[]comp, dst *[]TCBComponentJSON) (bool, error) {
+		if in == nil {
+			return false, nil
 		}
-		ok, err := strictjson.Member(m, name, &raw)
-		if err != nil || !ok {
-			return ok, err
-		}
-		*dst = make([]TCBComponentJSON, len(raw))
-		for i, c := range raw {
+		*dst = make([]TCBComponentJSON, len(*in))
+		for i, c := range *in {
 			if c.SVN == nil {
 				return true, fmt.Errorf("%s[%d]: svn missing", name, i)
 			}
@@ -211,32 +223,42 @@ func (t *TCBJSON) UnmarshalJSON(b []byte) error {
 		}
 		return true, nil
 	}
-	if t.hasSGX, err = comps("sgxtcbcomponents", &t.SGXComponents); err != nil {
+	var err error
+	if t.hasSGX, err = conv("sgxtcbcomponents", raw.SGX, &t.SGXComponents); err != nil {
 		return err
 	}
-	if t.hasTDX, err = comps("tdxtcbcomponents", &t.TDXComponents); err != nil {
+	if t.hasTDX, err = conv("tdxtcbcomponents", raw.TDX, &t.TDXComponents); err != nil {
 		return err
 	}
-	if t.hasPCESVN, err = strictjson.Member(m, "pcesvn", &t.PCESVN); err != nil {
+	if raw.PCESVN != nil {
+		t.hasPCESVN, t.PCESVN = true, *raw.PCESVN
+	}
+	if t.hasSGX {
+		t.v2Missing = v2Names[0]
+		return nil
+	}
+	// v2: the components are members of their own, read by exact name.
+	m, err := strictjson.Object(b)
+	if err != nil {
 		return err
 	}
 	var v2 [16]int
 	any2 := false
 	for i := range v2 {
-		ok, err := strictjson.Member(m, v2Name(i), &v2[i])
+		ok, err := strictjson.Member(m, v2Names[i], &v2[i])
 		if err != nil {
 			return err
 		}
 		if ok {
 			any2 = true
 		} else if t.v2Missing == "" {
-			t.v2Missing = v2Name(i)
+			t.v2Missing = v2Names[i]
 		}
 	}
 	if any2 {
 		t.V2CompSVN = &v2
 	} else {
-		t.v2Missing = v2Name(0)
+		t.v2Missing = v2Names[0]
 	}
 	return nil
 }
@@ -311,6 +333,35 @@ func require(m map[string]json.RawMessage, what string, names ...string) error {
 	return nil
 }
 
+// decodeExact decodes b into dst after checking, on b's top-level members,
+// what encoding/json does not: every name is unique, the required ones are
+// present, and none differs from a known member only in case (encoding/json
+// would take "MRSIGNER" for "mrsigner", so a document could show one value to
+// Intel's parser and another to ours). Nested objects (levels, components)
+// are decoded by encoding/json's rules, as attestd always has: checking them
+// token by token costs a fifth of a cold verification, and the top level is
+// where the identity, dates and platform of the document live.
+func decodeExact(b []byte, what string, dst any, known, required []string) (map[string]json.RawMessage, error) {
+	m, err := strictjson.Object(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	for name := range m {
+		for _, k := range known {
+			if name != k && strings.EqualFold(name, k) {
+				return nil, fmt.Errorf("%s: member %q differs from %q only in case", what, name, k)
+			}
+		}
+	}
+	if err := require(m, what, required...); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, dst); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return m, nil
+}
+
 // field is one member decoded by its exact name.
 type field struct {
 	name string
@@ -381,13 +432,13 @@ func ParseTCBInfo(b []byte) (*TCBInfo, error) { return parseTCBInfo(b, IDSGX) }
 func ParseTDXTCBInfo(b []byte) (*TCBInfo, error) { return parseTCBInfo(b, IDTDX) }
 
 func parseTCBInfo(b []byte, want string) (*TCBInfo, error) {
-	m, err := objectWith(b, "TCB info", append(tcbInfoHeaderMembers, "tcbLevels")...)
+	h := &TCBInfoJSON{}
+	m, err := decodeExact(b, "TCB info", h, tcbInfoMembers, tcbInfoRequired)
 	if err != nil {
 		return nil, err
 	}
-	h, err := decodeHeader(m)
-	if err != nil {
-		return nil, err
+	if _, ok := m["id"]; ok && h.ID == "" {
+		return nil, errors.New("TCB info: id is empty")
 	}
 	t := &TCBInfo{ID: h.ID, Version: h.Version}
 	switch t.Version {
@@ -428,10 +479,7 @@ func parseTCBInfo(b []byte, want string) (*TCBInfo, error) {
 	}
 	t.TCBType = h.TCBType
 	t.TCBEvaluationDataNumber = h.TCBEvaluationDataNumber
-	var levels []TCBLevelJSON
-	if _, err := strictjson.Member(m, "tcbLevels", &levels); err != nil {
-		return nil, fmt.Errorf("TCB info: %w", err)
-	}
+	levels := h.TCBLevels
 	if len(levels) == 0 {
 		return nil, errors.New("TCB info: no tcbLevels")
 	}
@@ -443,30 +491,29 @@ func parseTCBInfo(b []byte, want string) (*TCBInfo, error) {
 		t.Levels = append(t.Levels, l)
 	}
 	if want == IDTDX {
-		if err := parseTDXModules(m, t); err != nil {
+		if err := parseTDXModules(h, t); err != nil {
 			return nil, err
 		}
 	}
 	return t, nil
 }
 
-func parseTDXModules(m map[string]json.RawMessage, t *TCBInfo) error {
-	var mod TDXModuleJSON
-	ok, err := strictjson.Member(m, "tdxModule", &mod)
-	if err != nil {
-		return fmt.Errorf("TDX TCB info: %w", err)
-	}
-	if !ok {
+var (
+	tcbInfoRequired = append(slices.Clone(tcbInfoHeaderMembers), "tcbLevels")
+	tcbInfoMembers  = append(slices.Clone(tcbInfoRequired), "id", "tdxModule", "tdxModuleIdentities")
+)
+
+func parseTDXModules(h *TCBInfoJSON, t *TCBInfo) error {
+	mod := h.TDXModule
+	if mod == nil {
 		return errors.New("TDX TCB info: tdxModule missing")
 	}
 	t.TDXModule = &TDXModule{}
 	if err := parseModule(mod.MRSigner, mod.Attributes, mod.AttributesMask, t.TDXModule, "TDX TCB info tdxModule"); err != nil {
 		return err
 	}
-	var ids []TDXModuleIdentityJSON
-	if _, err := strictjson.Member(m, "tdxModuleIdentities", &ids); err != nil {
-		return fmt.Errorf("TDX TCB info: %w", err)
-	}
+	ids := h.TDXModuleIdentities
+	var err error
 	seen := map[string]bool{}
 	for i, jid := range ids {
 		what := fmt.Sprintf("TDX TCB info tdxModuleIdentities[%d]", i)
@@ -647,28 +694,19 @@ func ParseEnclaveIdentity(b []byte, want string) (*QEIdentity, error) {
 	if want == IDTDQE {
 		what = "TD_QE identity"
 	}
-	m, err := strictjson.Object(b)
+	var j EnclaveIdentityJSON
+	m, err := decodeExact(b, what, &j, enclaveIdentityMembers, nil)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, err
 	}
-	var id string
-	if ok, err := strictjson.Member(m, "id", &id); err != nil || !ok || id != want {
-		if !ok || err != nil {
-			id = "<missing>"
+	if _, ok := m["id"]; !ok || j.ID != want {
+		id := "<missing>"
+		if ok {
+			id = j.ID
 		}
 		return nil, fmt.Errorf("%s: id %s, want %s", what, id, want)
 	}
 	if err := require(m, what, enclaveIdentityMembers...); err != nil {
-		return nil, err
-	}
-	// Member by exact name: encoding/json would also match "MRSIGNER" (and
-	// let the last of two spellings win), so a document could show one value
-	// to Intel's parser and another to ours.
-	var j EnclaveIdentityJSON
-	if err := members(m, what, []field{{"id", &j.ID}, {"version", &j.Version}, {"issueDate", &j.IssueDate},
-		{"nextUpdate", &j.NextUpdate}, {"tcbEvaluationDataNumber", &j.TCBEvaluationDataNumber}, {"miscselect", &j.MiscSelect},
-		{"miscselectMask", &j.MiscSelectMask}, {"attributes", &j.Attributes}, {"attributesMask", &j.AttributesMask},
-		{"mrsigner", &j.MRSigner}, {"isvprodid", &j.ISVProdID}, {"tcbLevels", &j.TCBLevels}}); err != nil {
 		return nil, err
 	}
 	q := &QEIdentity{ID: j.ID}

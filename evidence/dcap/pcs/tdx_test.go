@@ -181,9 +181,9 @@ func TestTDXTCBInfoRefused(t *testing.T) {
 		{name: "duplicate member", raw: func(b []byte) []byte {
 			return bytes.Replace(b, []byte(`"version":3`), []byte(`"version":3,"version":3`), 1)
 		}, want: "duplicate member"},
-		{name: "duplicate tcb member", raw: func(b []byte) []byte {
-			return bytes.Replace(b, []byte(`"pcesvn":13`), []byte(`"pcesvn":13,"pcesvn":99`), 1)
-		}, want: "duplicate member"},
+		{name: "member differing only in case", raw: func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"version":3`), []byte(`"version":3,"FMSPC":"000000000000"`), 1)
+		}, want: "only in case"},
 		{name: "no pcesvn", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`,"pcesvn":13`), nil, 1) }, want: "pcesvn missing"},
 		{name: "trailing data", raw: func(b []byte) []byte { return append(b, '{', '}') }, want: "after the JSON object"},
 	}
