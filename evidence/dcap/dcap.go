@@ -172,7 +172,7 @@ type PCK struct {
 	CA  string // "processor" or "platform"
 }
 
-// CA returns the PCK CA certificate (the leaf's issuer).
+// CACert returns the PCK CA certificate (the leaf's issuer).
 func (p *PCK) CACert() *x509.Certificate { return p.Certs[1] }
 
 // Hashes are SHA-256 digests (lower-case hex) of the exact bytes that were
@@ -486,9 +486,9 @@ func VerifyQuoteSignature(q *Quote) error {
 	return nil
 }
 
-// Collateral is collateral whose chains, CRLs and signed documents verified
-// for one PCK chain (no clock checked yet).
-type Collateral struct {
+// VerifiedCollateral is collateral whose chains, CRLs and signed documents
+// verified for one PCK chain (no clock checked yet).
+type VerifiedCollateral struct {
 	RootCRL, PCKCRL                *CRL
 	PCKCRLChain, TCBChain, QEChain *Chain
 	TCBInfo                        *pcs.TCBInfo
@@ -501,12 +501,12 @@ type Collateral struct {
 // pck's root, the PCK CRL and its issuer chain by pck's CA, the signing
 // chains to the same root and in the TCB signing role, the TCB info and QE
 // identity signatures over their exact bytes, then their parse for tee.
-func (v *Verifier) VerifyCollateral(coll *collateral.Collateral, pck *PCK, tee TEE) (*Collateral, error) {
+func (v *Verifier) VerifyCollateral(coll *collateral.Collateral, pck *PCK, tee TEE) (*VerifiedCollateral, error) {
 	if coll == nil {
 		return nil, evidence.Errorf(CheckCollateralMissing, "no collateral")
 	}
 	cs := v.sums(coll)
-	out := &Collateral{Hashes: cs.hashes}
+	out := &VerifiedCollateral{Hashes: cs.hashes}
 	root, pckCA := pck.Root(), pck.CACert()
 	var err error
 	if out.RootCRL, err = v.verifyCRL(coll.RootCACRL, cs.root, root, "root_crl", rootCRLChecks); err != nil {
@@ -626,7 +626,7 @@ var (
 // the collateral signing chains' leaves. It returns the documents accepted
 // only because of the grace period ("tcb_info", "qe_identity", "root_crl",
 // "pck_crl").
-func (v *Verifier) CheckTime(now time.Time, pck *PCK, c *Collateral) (graceUsed []string, err error) {
+func (v *Verifier) CheckTime(now time.Time, pck *PCK, c *VerifiedCollateral) (graceUsed []string, err error) {
 	for _, w := range []struct {
 		ck         windowChecks
 		issue, nxt time.Time
@@ -687,7 +687,7 @@ func certWindow(now time.Time, c *x509.Certificate, ck windowChecks) error {
 // CheckRevocation checks every certificate below the root against the CRL
 // of its issuer: the PCK CA and the TCB signing certificates against the Root
 // CA CRL, the PCK certificate against the PCK CA CRL.
-func CheckRevocation(pck *PCK, c *Collateral) error {
+func CheckRevocation(pck *PCK, c *VerifiedCollateral) error {
 	pckCA := pck.CACert()
 	if c.RootCRL.Revokes(pckCA) {
 		return evidence.Errorf(CheckPCKCARevoked, "PCK CA %q (serial %s) is revoked by the Root CA CRL", pckCA.Subject.CommonName, pckCA.SerialNumber)

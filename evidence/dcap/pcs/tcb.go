@@ -88,8 +88,9 @@ type TDXModuleIdentity struct {
 	Levels []TDXModuleLevel
 }
 
-// TDXModuleLevel is one TCB level of a TDX module identity.
-type TDXModuleLevel struct {
+// IdentityLevel is one TCB level keyed by an ISVSVN: a level of a quoting
+// enclave identity (QELevel) or of a TDX module identity (TDXModuleLevel).
+type IdentityLevel struct {
 	ISVSVN      int
 	TCBDate     time.Time
 	Status      TCBStatus
@@ -673,8 +674,11 @@ type QEIdentity struct {
 	Levels                  []QELevel
 }
 
-// QELevel is one QE TCB level (also one TDX module identity level).
-type QELevel = TDXModuleLevel
+// QELevel is one QE (or TD_QE) TCB level.
+type QELevel = IdentityLevel
+
+// TDXModuleLevel is one TCB level of a TDX module identity.
+type TDXModuleLevel = IdentityLevel
 
 // ParseQEIdentity parses the exact bytes of an "enclaveIdentity" object. It
 // accepts version 2 with id "QE" (the SGX ECDSA quoting enclave); TD_QE and
