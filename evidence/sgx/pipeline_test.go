@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/dcap/pcs"
 	"github.com/attestd/attestd/evidence/sgx"
-	"github.com/attestd/attestd/evidence/sgx/pcs"
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/store/sqlite"
 	"github.com/attestd/attestd/testing/sgxplatform"
