@@ -404,7 +404,7 @@ func TestAttestDefaultPolicy(t *testing.T) {
 	}
 	// ...and matching data is accepted.
 	req.InitTime = &evidence.Data{Bytes: init}
-	tok, err := e.in.Attest(ctx, req)
+	tok, err := tokenOf(e.in.Attest(ctx, req))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,7 +461,7 @@ func TestAttestPipeline(t *testing.T) {
 	t.Run("binary runtime data and signed policy", func(t *testing.T) {
 		must(e.in.SetPolicy(ctx, "SgxEnclave", s.joseSign(t, policyPayloadFor(issuing)), Actor{}))
 		defer e.in.ResetPolicy(ctx, "SgxEnclave", "", Actor{})
-		c := e.claims(t, must(e.in.Attest(ctx, attestReq(t, []byte{1, 2, 3}, false))))
+		c := e.claims(t, must(tokenOf(e.in.Attest(ctx, attestReq(t, []byte{1, 2, 3}, false)))))
 		if c["x-ms-sgx-ehd"] != "AQID" {
 			t.Errorf("x-ms-sgx-ehd %v", c["x-ms-sgx-ehd"])
 		}
@@ -481,7 +481,7 @@ func TestAttestPipeline(t *testing.T) {
 	t.Run("draft policy gives an unsigned token", func(t *testing.T) {
 		req := attestReq(t, []byte("rt"), false)
 		req.DraftPolicy = strp(issuing)
-		h, c := unsignedClaims(t, must(e.in.Attest(ctx, req)))
+		h, c := unsignedClaims(t, must(tokenOf(e.in.Attest(ctx, req))))
 		if h["alg"] != "none" || h["kid"] == "" || h["jku"] != "https://attestd.test/tenants/t/certs" {
 			t.Errorf("header %v", h)
 		}
@@ -495,7 +495,7 @@ func TestAttestPipeline(t *testing.T) {
 		for i := range 3 {
 			req := attestReq(t, []byte("rt"), false)
 			req.DraftPolicy = strp(fmt.Sprintf("version=1.0; authorizationrules{ => permit(); }; // %d", i))
-			must(e.in.Attest(ctx, req))
+			must(tokenOf(e.in.Attest(ctx, req)))
 		}
 		e.in.mu.Lock()
 		defer e.in.mu.Unlock()
@@ -516,7 +516,7 @@ func TestAttestPipeline(t *testing.T) {
 			=> issue(type="own-claim", value="kept"); };`
 		must(e.in.SetPolicy(ctx, "SgxEnclave", forging, Actor{}))
 		defer e.in.ResetPolicy(ctx, "SgxEnclave", "", Actor{})
-		c := e.claims(t, must(e.in.Attest(ctx, attestReq(t, []byte{1}, false))))
+		c := e.claims(t, must(tokenOf(e.in.Attest(ctx, attestReq(t, []byte{1}, false)))))
 		for _, name := range []string{"x-ms-policy-signer", "nonce", "x-ms-runtime", "x-ms-sgx-config-id"} {
 			if v, ok := c[name]; ok {
 				t.Errorf("policy-issued %s reached the top level: %v", name, v)

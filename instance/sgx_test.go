@@ -53,7 +53,7 @@ func TestAttestRealSGXQuote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := in.Attest(ctx, &AttestRequest{Type: evidence.SgxEnclave, Evidence: quote})
+	tok, err := tokenOf(in.Attest(ctx, &AttestRequest{Type: evidence.SgxEnclave, Evidence: quote}))
 	if err != nil {
 		t.Fatal(err)
 	}

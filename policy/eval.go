@@ -15,6 +15,9 @@ type EvalOptions struct {
 	// Trace records every rule's outcome in Result.Trace. It costs
 	// allocations; leave it off on the hot path.
 	Trace bool
+	// Defaults are configuration-property defaults besides spec §7's
+	// built-in ones (the evidence verifier's; see ConfigureWith).
+	Defaults map[string]any
 }
 
 // Decision is the outcome of the authorization section.
@@ -149,9 +152,13 @@ func (st *evalState) reset(ctx context.Context, res *Result) {
 // §5.2 step 1), and returns the engine properties with the type defaults of
 // spec §7 applied. Evidence verifiers need them before verification.
 func (p *Policy) Configure(ctx context.Context, attestationType string) (map[string]any, error) {
+	return p.configure(ctx, attestationType, nil)
+}
+
+func (p *Policy) configure(ctx context.Context, attestationType string, defaults map[string]any) (map[string]any, error) {
 	st := p.state()
 	defer p.release(st)
-	res := &Result{Properties: typeDefaults(attestationType)}
+	res := &Result{Properties: typeDefaults(attestationType, defaults)}
 	st.reset(ctx, res)
 	if err := st.section(p.sections[secConfiguration]); err != nil {
 		return nil, err
@@ -171,7 +178,7 @@ func (p *Policy) Evaluate(ctx context.Context, attestationType string, incoming 
 	}
 	st := p.state()
 	defer p.release(st)
-	res := &Result{Properties: typeDefaults(attestationType)}
+	res := &Result{Properties: typeDefaults(attestationType, opts.Defaults)}
 	if iss := p.sections[secIssuance]; iss != nil {
 		res.Issued = make([]Claim, 0, len(iss.rules))
 	}
