@@ -115,7 +115,7 @@ func (s *sealer) Open(ctx context.Context, sc string, now time.Time) ([]byte, er
 	hdr, err1 := b64.DecodeString(h64)
 	ct, err2 := b64.DecodeString(c64)
 	var h sealHeader
-	if err1 != nil || err2 != nil || json.Unmarshal(hdr, &h) != nil {
+	if err1 != nil || err2 != nil || json.Unmarshal(hdr, &h) != nil || h.Instance == "" {
 		return nil, forged("is not one this service issued (malformed)")
 	}
 	if h.Instance != s.instance {
@@ -140,7 +140,7 @@ func (s *sealer) Open(ctx context.Context, sc string, now time.Time) ([]byte, er
 	if !now.Before(exp) {
 		return nil, evidence.Errorf(evidence.CheckServiceContextExpired, "the service_context expired at %s", exp.UTC().Format(time.RFC3339))
 	}
-	fresh, err := s.store.UseNonce(ctx, s.instance, st.ID, exp)
+	fresh, err := s.store.UseNonce(ctx, s.instance, st.ID, now, exp)
 	if err != nil {
 		return nil, fmt.Errorf("recording the service context as used: %w", err)
 	}

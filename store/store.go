@@ -114,9 +114,10 @@ type Store interface {
 	// first use. Replicas racing to create it all get the one value stored.
 	InstanceSecret(ctx context.Context, instance, name string, generate func() ([]byte, error)) ([]byte, error)
 	// UseNonce records nonce as used by instance until expires. fresh is
-	// false (and err nil) when it is already recorded and not yet expired:
-	// a replay. Records past their expiry are forgotten.
-	UseNonce(ctx context.Context, instance, nonce string, expires time.Time) (fresh bool, err error)
+	// false (and err nil) when it is already recorded and not expired at
+	// now: a replay. Records expired at now (the caller's clock, the one
+	// that set expires) are forgotten.
+	UseNonce(ctx context.Context, instance, nonce string, now, expires time.Time) (fresh bool, err error)
 
 	Close() error
 }

@@ -521,7 +521,7 @@ func (d *DB) InstanceSecret(ctx context.Context, instance, name string, generate
 
 // UseNonce implements store.Store in one transaction: prune the instance's
 // expired records, then insert; a conflict is a replay.
-func (d *DB) UseNonce(ctx context.Context, instance, nonce string, expires time.Time) (bool, error) {
+func (d *DB) UseNonce(ctx context.Context, instance, nonce string, now, expires time.Time) (bool, error) {
 	if err := checkKey(instance, nonce); err != nil {
 		return false, d.errf("use nonce: %w", err)
 	}
@@ -530,7 +530,7 @@ func (d *DB) UseNonce(ctx context.Context, instance, nonce string, expires time.
 	}
 	fresh := false
 	err := d.withTx(ctx, "use nonce", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM used_nonces WHERE instance = ? AND expires_at <= ?`), instance, d.now().UnixNano()); err != nil {
+		if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM used_nonces WHERE instance = ? AND expires_at <= ?`), instance, now.UnixNano()); err != nil {
 			return d.errf("use nonce: prune: %w", err)
 		}
 		r, err := tx.ExecContext(ctx, d.q(`INSERT INTO used_nonces (instance, nonce, expires_at) VALUES (?, ?, ?)

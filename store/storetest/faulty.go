@@ -131,9 +131,9 @@ func (f *Faulty) InstanceSecret(ctx context.Context, instance, name string, gene
 }
 
 // UseNonce implements store.Store.
-func (f *Faulty) UseNonce(ctx context.Context, instance, nonce string, expires time.Time) (bool, error) {
+func (f *Faulty) UseNonce(ctx context.Context, instance, nonce string, now, expires time.Time) (bool, error) {
 	if err := f.err(MethodUseNonce); err != nil {
 		return false, err
 	}
-	return f.Store.UseNonce(ctx, instance, nonce, expires)
+	return f.Store.UseNonce(ctx, instance, nonce, now, expires)
 }

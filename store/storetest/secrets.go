@@ -76,26 +76,27 @@ func testInstanceSecretRace(t *testing.T, s store.Store) {
 // replay, instances are separate, an expired record is forgotten.
 func testUseNonce(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	later := time.Now().Add(time.Hour)
+	now, later := Base, Base.Add(time.Hour)
 	for _, tc := range []struct {
 		name, instance, nonce string
-		expires               time.Time
+		now, expires          time.Time
 		fresh                 bool
 	}{
-		{"first use", "inst", "n1", later, true},
-		{"replay", "inst", "n1", later, false},
-		{"other nonce", "inst", "n2", later, true},
-		{"other instance", "other", "n1", later, true},
-		{"expired record", "inst", "old", time.Now().Add(-time.Minute), true},
-		{"expired record is forgotten", "inst", "old", later, true},
-		{"then it is used", "inst", "old", later, false},
+		{"first use", "inst", "n1", now, later, true},
+		{"replay", "inst", "n1", now, later, false},
+		{"replay just before expiry", "inst", "n1", later.Add(-time.Nanosecond), later, false},
+		{"other nonce", "inst", "n2", now, later, true},
+		{"other instance", "other", "n1", now, later, true},
+		{"short-lived record", "inst", "old", now, now.Add(time.Minute), true},
+		{"forgotten once expired", "inst", "old", now.Add(time.Minute), later, true},
+		{"then it is used", "inst", "old", now.Add(time.Minute), later, false},
 	} {
-		fresh, err := s.UseNonce(ctx, tc.instance, tc.nonce, tc.expires)
+		fresh, err := s.UseNonce(ctx, tc.instance, tc.nonce, tc.now, tc.expires)
 		if err != nil || fresh != tc.fresh {
 			t.Fatalf("%s: UseNonce(%s, %s) = %v, %v; want %v", tc.name, tc.instance, tc.nonce, fresh, err, tc.fresh)
 		}
 	}
-	if _, err := s.UseNonce(ctx, "inst", "", later); err == nil {
+	if _, err := s.UseNonce(ctx, "inst", "", now, later); err == nil {
 		t.Fatal("empty nonce accepted")
 	}
 }
