@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/attestd/attestd/evidence"
@@ -34,5 +35,23 @@ func TestErrorTable(t *testing.T) {
 				t.Errorf("status = %d, want %d", got, tc.status)
 			}
 		})
+	}
+}
+
+// TestAttestResponseWire: a token is {"token": …}; a multi-round reply is
+// {"data": base64url(…)} as MAA's Tpm protocol answers (maa-api.md §1.3).
+func TestAttestResponseWire(t *testing.T) {
+	for _, tc := range []struct {
+		res  *instance.AttestResponse
+		want string
+	}{
+		{&instance.AttestResponse{Token: "a.b.c"}, `{"token":"a.b.c"}`},
+		{&instance.AttestResponse{Data: []byte(`{"payload":{"challenge":"x"}}`)}, `{"data":"eyJwYXlsb2FkIjp7ImNoYWxsZW5nZSI6IngifX0"}`},
+	} {
+		w := httptest.NewRecorder()
+		writeAttestResponse(w, tc.res)
+		if w.Code != 200 || w.Body.String() != tc.want || w.Header().Get("Content-Type") != "application/json; charset=utf-8" {
+			t.Errorf("%d %s %q, want 200 %s", w.Code, w.Header().Get("Content-Type"), w.Body, tc.want)
+		}
 	}
 }

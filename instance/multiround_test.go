@@ -306,3 +306,34 @@ type failingNonces struct{ store.Store }
 func (f *failingNonces) UseNonce(context.Context, string, string, time.Time, time.Time) (bool, error) {
 	return false, errors.New("database is down")
 }
+
+// FuzzServiceContextOpen: opening attacker-supplied service contexts never
+// panics, and nothing but a context this instance sealed ever opens.
+func FuzzServiceContextOpen(f *testing.F) {
+	ctx := context.Background()
+	dir := f.TempDir()
+	db, err := sqlite.Open(ctx, filepath.Join(dir, "attestd.db"), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { db.Close() })
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	s := &sealer{store: db, instance: "a", lifetime: ServiceContextLifetime}
+	valid, err := s.Seal(ctx, []byte("challenge"), now)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range []string{valid, "", "v1", "v1..", "v1.e30.AAAA", "v1.eyJpIjoiYSJ9.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "v2." + valid[3:], valid + "A"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, sc string) {
+		st, err := s.Open(ctx, sc, now)
+		if err == nil && (sc != valid || string(st) != "challenge") {
+			t.Fatalf("Open(%q) succeeded with state %q", sc, st)
+		}
+		var ee *evidence.Error
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("Open(%q): %v is not a named check", sc, err)
+		}
+	})
+}
