@@ -224,16 +224,13 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 
 	// 5. Claims: the verifier's for the policy and the token, then the
 	// ones every TEE shares.
-	svc := map[string]any{}
+	svc := ServiceClaims(res)
 	var incoming []policy.Claim
 	for _, c := range res.Claims {
 		if !c.TokenOnly {
 			if v, ok := scalar(c.Value); ok {
 				incoming = append(incoming, policy.Claim{Type: c.Type, Value: v, Issuer: policy.IssuerService})
 			}
-		}
-		if !c.PolicyOnly {
-			svc[c.Type] = c.Value
 		}
 	}
 	if req.Runtime != nil && req.Runtime.JSON {
@@ -271,6 +268,19 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 	policy.AddToToken(claims, string(t), pr.Issued)
 	out.claims = claims
 	return out, nil
+}
+
+// ServiceClaims are the token claims a verifier's result contributes: every
+// claim but the PolicyOnly ones, a later claim of a type replacing an
+// earlier one. The pipeline and "attestd verify" share it.
+func ServiceClaims(res *evidence.Result) map[string]any {
+	svc := make(map[string]any, len(res.Claims)+4)
+	for _, c := range res.Claims {
+		if !c.PolicyOnly {
+			svc[c.Type] = c.Value
+		}
+	}
+	return svc
 }
 
 // configurationDefaults are v's defaults for t's configuration properties

@@ -87,7 +87,8 @@ func (o *offlineFlags) verifier() (*sgx.Verifier, time.Time, error) {
 // verifyCmd is "attestd verify": offline verification of an SGX quote or
 // OpenEnclave report against a collateral file or directory, bound to its
 // runtime and init-time data exactly as the server binds them
-// (instance.Bind), printing the token-visible claims as JSON. Exit codes:
+// (instance.Bind), printing the claims it contributes to a token
+// (instance.ServiceClaims) as JSON. Exit codes:
 // 0 verified, 1 rejected ("verification failed: <check>: <reason>" on
 // stderr), 2 usage or I/O error.
 //
@@ -158,29 +159,8 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(tokenClaims(res)); err != nil {
+	if err := enc.Encode(instance.ServiceClaims(res)); err != nil {
 		return usage("%v", err)
 	}
 	return verifyExitOK
-}
-
-// tokenClaims renders the token-visible claims of res as a JSON-ready map:
-// PolicyOnly claims are left out, repeated claim types become arrays.
-func tokenClaims(res *evidence.Result) map[string]any {
-	out := map[string]any{}
-	for _, c := range res.Claims {
-		if c.PolicyOnly {
-			continue
-		}
-		if prev, ok := out[c.Type]; ok {
-			if arr, ok := prev.([]any); ok {
-				out[c.Type] = append(arr, c.Value)
-			} else {
-				out[c.Type] = []any{prev, c.Value}
-			}
-			continue
-		}
-		out[c.Type] = c.Value
-	}
-	return out
 }
