@@ -77,7 +77,7 @@ func checkOf(t testing.TB, err error) string {
 	if !errors.As(err, &e) {
 		t.Fatalf("error %v is not an *evidence.Error", err)
 	}
-	return e.Check
+	return string(e.Check)
 }
 
 func ptr[T any](v T) *T { return &v }
