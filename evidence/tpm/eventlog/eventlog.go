@@ -17,6 +17,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/google/go-attestation/attest"
 )
@@ -102,8 +103,22 @@ func Replay(raw []byte, pcrs []PCR) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	// go-attestation keeps, per PCR, the events of the first bank that
+	// replays, and its event-data checks (SecureBoot) compare SHA-1 and
+	// SHA-256 digests only: offer SHA-256, then SHA-1, then the others.
+	pref := func(h crypto.Hash) int {
+		switch h {
+		case crypto.SHA256:
+			return 0
+		case crypto.SHA1:
+			return 1
+		}
+		return 2
+	}
+	sorted := append([]PCR(nil), pcrs...)
+	sort.SliceStable(sorted, func(i, j int) bool { return pref(sorted[i].Alg) < pref(sorted[j].Alg) })
 	ap := make([]attest.PCR, 0, len(pcrs))
-	for _, p := range pcrs {
+	for _, p := range sorted {
 		ap = append(ap, attest.PCR{Index: p.Index, Digest: bytes.Clone(p.Digest), DigestAlg: p.Alg})
 	}
 	verified, err := replay(el, ap)
