@@ -131,7 +131,9 @@ func TestReplayRefusals(t *testing.T) {
 
 func TestParseSIPA(t *testing.T) {
 	le := func(v uint32) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
-	item := func(typ uint32, data []byte) []byte { return append(append(le(typ), le(uint32(len(data)))...), data...) }
+	item := func(typ uint32, data []byte) []byte {
+		return append(append(le(typ), le(uint32(len(data)))...), data...)
+	}
 	module := item(0x40010003, append(item(0x00070001, []byte{'a', 0, 'b', 0}), item(0x0007000A, []byte{1})...))
 	body := append(append(item(0x00040001, []byte{0}), item(0x00020005, []byte{1, 0, 0, 0})...), module...)
 	ev := append(append(le(0x40010001), le(uint32(len(body)))...), body...)

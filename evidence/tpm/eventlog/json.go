@@ -13,13 +13,13 @@ import (
 // Event types whose data this package decodes (TCG PC Client Platform
 // Firmware Profile §10.4.1).
 const (
-	evEventTag                 = 0x00000006
-	evEFIVariableDriverConfig  = 0x80000001
-	evEFIVariableBoot          = 0x80000002
-	evEFIVariableAuthority     = 0x800000E0
-	maxSIPADepth               = 8
-	sipaTypeMask        uint32 = 0x000F0000
-	sipaContainer       uint32 = 0x00010000
+	evEventTag                       = 0x00000006
+	evEFIVariableDriverConfig        = 0x80000001
+	evEFIVariableBoot                = 0x80000002
+	evEFIVariableAuthority           = 0x800000E0
+	maxSIPADepth                     = 8
+	sipaTypeMask              uint32 = 0x000F0000
+	sipaContainer             uint32 = 0x00010000
 )
 
 // JSON returns the replayed events in the shape MAA policies query

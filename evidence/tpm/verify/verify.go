@@ -464,4 +464,3 @@ func verifyVBS(req *abi.Request, opts Options) (*abi.VBSReport, error) {
 type jsonRaw []byte
 
 func (j jsonRaw) MarshalJSON() ([]byte, error) { return j, nil }
-
