@@ -136,15 +136,24 @@ const (
 	EvSCRTMVersion            = 0x00000008
 	EvEFIVariableDriverConfig = 0x80000001
 	EvEFIAction               = 0x80000007
+	EvEFIVariableAuthority    = 0x800000E0
 )
 
 // efiGlobalVariable is EFI_GLOBAL_VARIABLE 8BE4DF61-93CA-11D2-AA0D-00E098032B8C in EFI_GUID byte order.
 var efiGlobalVariable = []byte{0x61, 0xdf, 0xe4, 0x8b, 0xca, 0x93, 0xd2, 0x11, 0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c}
 
+// efiImageSecurityDatabase is EFI_IMAGE_SECURITY_DATABASE_GUID
+// D719B2CB-3D3A-4596-A3BC-DAD00E67656F (db, dbx) in EFI_GUID byte order.
+var efiImageSecurityDatabase = []byte{0xcb, 0xb2, 0x19, 0xd7, 0x3a, 0x3d, 0x96, 0x45, 0xa3, 0xbc, 0xda, 0xd0, 0x0e, 0x67, 0x65, 0x6f}
+
 // UEFIVariable encodes UEFI_VARIABLE_DATA for an EFI global variable.
 func UEFIVariable(name string, data []byte) []byte {
+	return uefiVariable(efiGlobalVariable, name, data)
+}
+
+func uefiVariable(guid []byte, name string, data []byte) []byte {
 	u := utf16.Encode([]rune(name))
-	b := append([]byte(nil), efiGlobalVariable...)
+	b := append([]byte(nil), guid...)
 	b = binary.LittleEndian.AppendUint64(b, uint64(len(u)))
 	b = binary.LittleEndian.AppendUint64(b, uint64(len(data)))
 	for _, c := range u {
@@ -154,8 +163,11 @@ func UEFIVariable(name string, data []byte) []byte {
 }
 
 // SyntheticBootEvents is a small, well-formed UEFI boot: an S-CRTM version
-// in PCR 0, SecureBoot=secureBoot in PCR 7, and separators in PCRs 0–7.
-func SyntheticBootEvents(secureBoot bool) []Event {
+// in PCR 0, SecureBoot=secureBoot in PCR 7, separators in PCRs 0–7 and,
+// when dbCert (DER) is given, the EV_EFI_VARIABLE_AUTHORITY of the db
+// certificate that verified the boot loader (firmware logs it after the
+// separator; a Secure Boot state without one is incoherent).
+func SyntheticBootEvents(secureBoot bool, dbCert []byte) []Event {
 	sb := byte(0)
 	if secureBoot {
 		sb = 1
@@ -164,8 +176,28 @@ func SyntheticBootEvents(secureBoot bool) []Event {
 		{PCR: 0, Type: EvSCRTMVersion, Data: []byte{'1', 0, '.', 0, '0', 0, 0, 0}},
 		{PCR: 7, Type: EvEFIVariableDriverConfig, Data: UEFIVariable("SecureBoot", []byte{sb})},
 	}
+	if dbCert != nil {
+		// PK, KEK and db as EFI_SIGNATURE_LISTs of one X.509 certificate
+		// (UEFI 2.x §32.4.1): type EFI_CERT_X509_GUID, list size, header
+		// size 0, signature size, then owner GUID + DER.
+		certX509 := []byte{0xa1, 0x59, 0xc0, 0xa5, 0xe4, 0x94, 0xa7, 0x4a, 0x87, 0xb5, 0xab, 0x15, 0x5c, 0x2b, 0xf0, 0x72}
+		list := append([]byte(nil), certX509...)
+		list = binary.LittleEndian.AppendUint32(list, uint32(28+16+len(dbCert)))
+		list = binary.LittleEndian.AppendUint32(list, 0)
+		list = binary.LittleEndian.AppendUint32(list, uint32(16+len(dbCert)))
+		list = append(append(list, make([]byte, 16)...), dbCert...)
+		ev = append(ev,
+			Event{PCR: 7, Type: EvEFIVariableDriverConfig, Data: UEFIVariable("PK", list)},
+			Event{PCR: 7, Type: EvEFIVariableDriverConfig, Data: UEFIVariable("KEK", list)},
+			Event{PCR: 7, Type: EvEFIVariableDriverConfig, Data: uefiVariable(efiImageSecurityDatabase, "db", list)})
+	}
 	for i := 0; i <= 7; i++ {
 		ev = append(ev, Event{PCR: i, Type: EvSeparator, Data: []byte{0, 0, 0, 0}})
+	}
+	if dbCert != nil {
+		// EFI_SIGNATURE_DATA: SignatureOwner GUID, then the certificate.
+		sig := append(make([]byte, 16), dbCert...)
+		ev = append(ev, Event{PCR: 7, Type: EvEFIVariableAuthority, Data: uefiVariable(efiImageSecurityDatabase, "db", sig)})
 	}
 	return ev
 }
