@@ -26,4 +26,3 @@ func TestStartGetRandomStop(t *testing.T) {
 		t.Errorf("state directory %s survived Stop", dir)
 	}
 }
-
