@@ -132,7 +132,7 @@ func TestEndToEnd(t *testing.T) {
 			mutate    func(*testing.T, *tpmclient.Request)
 			challenge []byte
 			opts      *verify.Options
-			wantCheck string
+			wantCheck evidence.Check
 		}{
 			{"flipped quote byte", func(t *testing.T, r *tpmclient.Request) {
 				r.Mutate = func(e *tpmclient.Evidence) { e.Quote.Attest[len(e.Quote.Attest)-1] ^= 1 }
@@ -174,7 +174,7 @@ func TestEndToEnd(t *testing.T) {
 					o = *tc.opts
 				}
 				_, err := verify.VerifyRequest(ctx, build(t, r), c, o)
-				if got := evidence.CheckOf(err); got != tc.wantCheck {
+				if got := evidence.CheckOf(err); got != string(tc.wantCheck) {
 					t.Fatalf("check %q (%v), want %q", got, err, tc.wantCheck)
 				}
 			})

@@ -63,7 +63,7 @@ func hashOf(alg uint16) (crypto.Hash, error) {
 // VerifySignature checks a TPMT_SIGNATURE over msg with key (the AIK):
 // RSASSA-PKCS1-v1_5 and RSA-PSS for RSA keys, ECDSA for EC keys, with the
 // hash the signature names. check is the Check reported on failure.
-func VerifySignature(check string, key crypto.PublicKey, msg, sigBytes []byte) error {
+func VerifySignature(check evidence.Check, key crypto.PublicKey, msg, sigBytes []byte) error {
 	sig, err := abi.ParseSignature(sigBytes)
 	if err != nil {
 		return &evidence.Error{Check: check, Err: err}

@@ -254,7 +254,7 @@ func TestGCEVectorRefusals(t *testing.T) {
 	tests := []struct {
 		name      string
 		run       func() error
-		wantCheck string
+		wantCheck evidence.Check
 	}{
 		{"flipped quote byte", func() error {
 			b := clone(q.Quote)
@@ -314,7 +314,7 @@ func TestGCEVectorRefusals(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.run()
-			if got := evidence.CheckOf(err); got != tc.wantCheck {
+			if got := evidence.CheckOf(err); got != string(tc.wantCheck) {
 				t.Fatalf("check %q (%v), want %q", got, err, tc.wantCheck)
 			}
 		})
@@ -361,7 +361,7 @@ func TestWindowsVector(t *testing.T) {
 		}
 	}
 	att := &abi.Attestation{AIKPub: &abi.JWK{Key: ak}}
-	if _, _, _, err := establishAIK(att, Options{}); evidence.CheckOf(err) != CheckAIKChain {
+	if _, _, _, err := establishAIK(att, Options{}); evidence.CheckOf(err) != string(CheckAIKChain) {
 		t.Fatalf("an AK trusted by nobody: %v", err)
 	}
 	key, _, validated, err := establishAIK(att, Options{TrustedAKs: []crypto.PublicKey{ak}})
