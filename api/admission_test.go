@@ -118,13 +118,26 @@ type blockingVerifier struct {
 	release chan struct{}
 }
 
-func (v blockingVerifier) Verify(ctx context.Context, req *evidence.Request) (*evidence.Result, error) {
+func (v blockingVerifier) Parse(ctx context.Context, req *evidence.Request) (evidence.Parsed, error) {
+	p, err := fakeVerifier{}.Parse(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return blockingParsed{p, v.release}, nil
+}
+
+type blockingParsed struct {
+	evidence.Parsed
+	release chan struct{}
+}
+
+func (p blockingParsed) Verify(ctx context.Context, props map[string]any) (*evidence.Result, error) {
 	select {
-	case <-v.release:
+	case <-p.release:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	return fakeVerifier{}.Verify(ctx, req)
+	return p.Parsed.Verify(ctx, props)
 }
 
 // waitFor polls cond until it holds; the deadline only keeps a broken

@@ -37,17 +37,39 @@ var b64u = base64.RawURLEncoding
 // runs end to end without hardware evidence.
 type fakeVerifier struct{}
 
-func (fakeVerifier) Verify(ctx context.Context, req *evidence.Request) (*evidence.Result, error) {
+func (fakeVerifier) Parse(ctx context.Context, req *evidence.Request) (evidence.Parsed, error) {
 	if len(req.Evidence) != 64 {
 		return nil, evidence.Errorf("fake.length", "evidence is %d bytes, want 64", len(req.Evidence))
 	}
-	return &evidence.Result{ReportData: req.Evidence, Claims: []evidence.Claim{
+	return fakeParsed{req}, nil
+}
+
+type fakeParsed struct{ req *evidence.Request }
+
+func (p fakeParsed) Verify(ctx context.Context, props map[string]any) (*evidence.Result, error) {
+	req := p.req
+	res := &evidence.Result{ReportData: req.Evidence, Claims: []evidence.Claim{
+		{Type: "x-ms-attestation-type", Value: "sgx"},
 		{Type: "x-ms-sgx-is-debuggable", Value: true},
 		{Type: "x-ms-sgx-mrsigner", Value: strings.Repeat("ab", 32)},
 		{Type: "x-ms-sgx-mrenclave", Value: strings.Repeat("cd", 32)},
 		{Type: "x-ms-sgx-product-id", Value: int64(1)},
 		{Type: "x-ms-sgx-svn", Value: int64(2)},
-	}}, nil
+	}}
+	// What the SGX verifier adds (ehd, the baseline applied), so wire
+	// tests see SGX-shaped tokens.
+	if req.Runtime != nil && !req.Runtime.JSON {
+		res.Claims = append(res.Claims, evidence.Claim{Type: "x-ms-sgx-ehd", Value: b64u.EncodeToString(req.Runtime.Bytes)})
+	}
+	if id, _ := props["x-ms-sgx-tcbidentifier"].(string); id == "azuredefault" {
+		res.Claims = append(res.Claims, evidence.Claim{Type: "x-ms-sgx-tcbidentifier", Value: id, TokenOnly: true})
+	}
+	return res, nil
+}
+
+// ConfigurationDefaults: SGX's default baseline.
+func (fakeVerifier) ConfigurationDefaults(evidence.Type) map[string]any {
+	return map[string]any{"x-ms-sgx-tcbidentifier": "azuredefault"}
 }
 
 type signer struct {

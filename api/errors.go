@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/instance"
 )
 
@@ -17,27 +18,45 @@ const (
 	codeUnavailable      = "ServiceUnavailable"
 )
 
-// statusOf maps an MAA error code to its HTTP status. Every code the SDKs
-// see on a failed admin or attest call is 4xx; 5xx means attestd failed.
+// statusByCode is THE table from MAA error codes to HTTP statuses: every
+// code the SDKs see on a failed admin or attest call is 4xx; 5xx means
+// attestd failed. Codes not listed are 500.
+var statusByCode = map[string]int{
+	instance.CodeBadRequest:            http.StatusBadRequest,
+	instance.CodeInvalidParameter:      http.StatusBadRequest,
+	instance.CodePolicyEvaluationError: http.StatusBadRequest,
+	instance.CodePolicyParsingError:    http.StatusBadRequest,
+	instance.CodeInvalidOperation:      http.StatusBadRequest,
+	instance.CodeUnauthorized:          http.StatusUnauthorized, // also wrong role or instance (maa-api.md §5)
+	instance.CodeNotFound:              http.StatusNotFound,
+	codeMethodNotAllowed:               http.StatusMethodNotAllowed,
+	codeTooLarge:                       http.StatusRequestEntityTooLarge,
+	instance.CodeNotSupported:          http.StatusNotImplemented, // no verifier for the type: never a fake token
+	codeUnavailable:                    http.StatusServiceUnavailable,
+	instance.CodeInternal:              http.StatusInternalServerError,
+}
+
+// statusOf maps an MAA error code to its HTTP status (statusByCode).
 func statusOf(code string) int {
-	switch code {
-	case instance.CodeBadRequest, instance.CodeInvalidParameter, instance.CodePolicyEvaluationError,
-		instance.CodePolicyParsingError, instance.CodeInvalidOperation:
-		return http.StatusBadRequest
-	case instance.CodeUnauthorized:
-		return http.StatusUnauthorized
-	case instance.CodeNotFound:
-		return http.StatusNotFound
-	case codeMethodNotAllowed:
-		return http.StatusMethodNotAllowed
-	case codeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case instance.CodeNotSupported:
-		return http.StatusNotImplemented
-	case codeUnavailable:
-		return http.StatusServiceUnavailable
+	if s, ok := statusByCode[code]; ok {
+		return s
 	}
 	return http.StatusInternalServerError
+}
+
+// codeOf is the MAA code of err: an *instance.Error's own; a refused piece
+// of evidence that reached the edge unwrapped (a typed check,
+// *evidence.Error) is InvalidParameter; anything else is InternalError.
+func codeOf(err error) string {
+	var ie *instance.Error
+	if errors.As(err, &ie) {
+		return ie.Code
+	}
+	var ee *evidence.Error
+	if errors.As(err, &ee) {
+		return instance.CodeInvalidParameter
+	}
+	return instance.CodeInternal
 }
 
 type errorBody struct {
@@ -69,7 +88,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // errors are answered with a generic message naming the request id; their
 // cause goes only to the log.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code := instance.CodeOf(err)
+	code := codeOf(err)
 	var ie *instance.Error
 	msg := err.Error()
 	if errors.As(err, &ie) {

@@ -271,12 +271,22 @@ func (h *instanceHandler) attest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	tok, err := in.Attest(r.Context(), req)
+	res, err := in.Attest(r.Context(), req)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	writeToken(w, tok)
+	writeAttestResponse(w, res)
+}
+
+// writeAttestResponse writes {"token": …}, or {"data": base64url(…)} for
+// the reply of a multi-round protocol (Tpm, maa-api.md §1.3).
+func writeAttestResponse(w http.ResponseWriter, res *instance.AttestResponse) {
+	if res.Data != nil {
+		writeJSON(w, http.StatusOK, map[string]string{"data": base64.RawURLEncoding.EncodeToString(res.Data)})
+		return
+	}
+	writeToken(w, res.Token)
 }
 
 // DecodeAttestRequest decodes an attest request body of type t (maa-api.md

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/collateral/bundle"
+	"github.com/attestd/attestd/evidence/dcap/pcs"
 	"github.com/attestd/attestd/evidence/sgx"
-	"github.com/attestd/attestd/evidence/sgx/pcs"
 	"github.com/attestd/attestd/testing/sgxplatform"
 )
 

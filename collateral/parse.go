@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/attestd/attestd/internal/strictjson"
+	"github.com/attestd/attestd/evidence/dcap/pcs"
+	"github.com/attestd/attestd/internal/pemfile"
 )
 
 // This file parses the untrusted encodings collateral travels in. Nothing here
@@ -19,72 +20,36 @@ import (
 // identifiers that sources need to index, cache and refresh collateral, and it
 // rejects bytes that cannot be collateral with an error saying why.
 
-// SignedDocument is a TCB info or enclave (QE) identity as Intel signs it:
-// the exact bytes of the "tcbInfo"/"enclaveIdentity" JSON value and the raw
-// ECDSA P-256 signature r||s over them.
-type SignedDocument struct {
-	Body      []byte
-	Signature []byte
-}
+// SignedDocument is a TCB info or enclave (QE) identity as Intel signs it
+// (the exact signed bytes and the raw r||s signature). pcs owns the format.
+type SignedDocument = pcs.SignedDocument
 
 // ParseTCBInfoResponse cuts the signed "tcbInfo" value and its signature out
-// of a PCS/PCCS TCB info response body ({"tcbInfo":{…},"signature":"hex"}).
-// The body bytes are returned exactly as served, because the signature
-// covers those bytes and any re-encoding would break it.
+// of a PCS/PCCS TCB info response body ({"tcbInfo":{…},"signature":"hex"}),
+// bytes exactly as served (pcs.ParseTCBInfoResponse); errors wrap ErrMalformed.
 func ParseTCBInfoResponse(body []byte) (*SignedDocument, error) {
-	return parseSignedResponse(body, "TCB info response", "tcbInfo")
+	d, err := pcs.ParseTCBInfoResponse(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return d, nil
 }
 
 // ParseQEIdentityResponse does the same for a QE identity response body
-// ({"enclaveIdentity":{…},"signature":"hex"}). PCS API v2 used the member
-// name "qeIdentity"; it is accepted too.
+// ({"enclaveIdentity":{…},"signature":"hex"}; PCS API v2's "qeIdentity" too).
 func ParseQEIdentityResponse(body []byte) (*SignedDocument, error) {
-	return parseSignedResponse(body, "QE identity response", "enclaveIdentity", "qeIdentity")
-}
-
-func parseSignedResponse(body []byte, what string, members ...string) (*SignedDocument, error) {
-	m, err := strictjson.Object(body)
+	d, err := pcs.ParseEnclaveIdentityResponse(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: not JSON, or not one JSON object with unique member names: %v", ErrMalformed, what, err)
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	var doc json.RawMessage
-	for _, name := range members {
-		if v, ok := m[name]; ok {
-			if doc != nil {
-				return nil, fmt.Errorf("%w: %s has both %q and %q", ErrMalformed, what, members[0], name)
-			}
-			doc = v
-		}
-	}
-	if doc == nil {
-		return nil, fmt.Errorf("%w: %s has no %q member", ErrMalformed, what, members[0])
-	}
-	if len(doc) == 0 || doc[0] != '{' {
-		return nil, fmt.Errorf("%w: %s: %q is not a JSON object", ErrMalformed, what, members[0])
-	}
-	rawSig, ok := m["signature"]
-	if !ok {
-		return nil, fmt.Errorf("%w: %s has no \"signature\" member", ErrMalformed, what)
-	}
-	var sigHex string
-	if err := json.Unmarshal(rawSig, &sigHex); err != nil {
-		return nil, fmt.Errorf("%w: %s: signature is not a JSON string", ErrMalformed, what)
-	}
-	sig, err := ParseSignatureHex(sigHex)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	return &SignedDocument{Body: []byte(doc), Signature: sig}, nil
+	return d, nil
 }
 
 // ParseSignatureHex decodes a hex ECDSA P-256 signature r||s (64 bytes).
 func ParseSignatureHex(s string) ([]byte, error) {
-	sig, err := hex.DecodeString(strings.TrimSpace(s))
+	sig, err := pcs.ParseSignatureHex(s)
 	if err != nil {
-		return nil, fmt.Errorf("%w: signature is not hex: %v", ErrMalformed, err)
-	}
-	if len(sig) != 64 {
-		return nil, fmt.Errorf("%w: signature is %d bytes, want 64 (ECDSA P-256 r||s)", ErrMalformed, len(sig))
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return sig, nil
 }
@@ -112,34 +77,24 @@ func (h *TCBInfoHeader) TEE() TEE {
 
 // ParseTCBInfoHeader reads the header fields of the signed "tcbInfo" bytes.
 func ParseTCBInfoHeader(signed []byte) (*TCBInfoHeader, error) {
-	var v struct {
-		ID                      *string `json:"id"`
-		Version                 int     `json:"version"`
-		IssueDate               string  `json:"issueDate"`
-		NextUpdate              string  `json:"nextUpdate"`
-		FMSPC                   string  `json:"fmspc"`
-		PCEID                   string  `json:"pceId"`
-		TCBType                 int     `json:"tcbType"`
-		TCBEvaluationDataNumber int     `json:"tcbEvaluationDataNumber"`
-	}
-	if err := json.Unmarshal(signed, &v); err != nil {
-		return nil, fmt.Errorf("%w: TCB info: %v", ErrMalformed, err)
+	v, err := pcs.DecodeTCBInfoHeader(signed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	h := &TCBInfoHeader{Version: v.Version, FMSPC: strings.ToLower(v.FMSPC), PCEID: v.PCEID,
 		TCBType: v.TCBType, TCBEvaluationDataNumber: v.TCBEvaluationDataNumber}
 	switch {
-	case v.Version == 2 && v.ID == nil:
-	case v.Version == 3 && v.ID != nil && (*v.ID == "SGX" || *v.ID == "TDX"):
-		h.ID = *v.ID
-	case v.ID != nil:
-		return nil, fmt.Errorf("%w: TCB info: unsupported id %q version %d (want SGX/TDX version 3, or version 2 without id)", ErrMalformed, *v.ID, v.Version)
+	case v.Version == 2 && v.ID == "":
+	case v.Version == 3 && (v.ID == pcs.IDSGX || v.ID == pcs.IDTDX):
+		h.ID = v.ID
+	case v.ID != "":
+		return nil, fmt.Errorf("%w: TCB info: unsupported id %q version %d (want SGX/TDX version 3, or version 2 without id)", ErrMalformed, v.ID, v.Version)
 	default:
 		return nil, fmt.Errorf("%w: TCB info: unsupported version %d (want 2 or 3)", ErrMalformed, v.Version)
 	}
 	if err := checkFMSPC(h.FMSPC); err != nil {
 		return nil, fmt.Errorf("%w: TCB info: %v", ErrMalformed, err)
 	}
-	var err error
 	if h.IssueDate, h.NextUpdate, err = parseDates("TCB info", v.IssueDate, v.NextUpdate); err != nil {
 		return nil, err
 	}
@@ -171,15 +126,9 @@ func (h *EnclaveIdentityHeader) TEE() (TEE, bool) {
 // ParseEnclaveIdentityHeader reads the header fields of the signed
 // "enclaveIdentity" bytes.
 func ParseEnclaveIdentityHeader(signed []byte) (*EnclaveIdentityHeader, error) {
-	var v struct {
-		ID                      string `json:"id"`
-		Version                 int    `json:"version"`
-		IssueDate               string `json:"issueDate"`
-		NextUpdate              string `json:"nextUpdate"`
-		TCBEvaluationDataNumber int    `json:"tcbEvaluationDataNumber"`
-	}
-	if err := json.Unmarshal(signed, &v); err != nil {
-		return nil, fmt.Errorf("%w: enclave identity: %v", ErrMalformed, err)
+	v, err := pcs.DecodeEnclaveIdentityHeader(signed)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if v.ID == "" {
 		return nil, fmt.Errorf("%w: enclave identity has no id", ErrMalformed)
@@ -188,7 +137,6 @@ func ParseEnclaveIdentityHeader(signed []byte) (*EnclaveIdentityHeader, error) {
 		return nil, fmt.Errorf("%w: enclave identity %s: unsupported version %d (want 2)", ErrMalformed, v.ID, v.Version)
 	}
 	h := &EnclaveIdentityHeader{ID: v.ID, Version: v.Version, TCBEvaluationDataNumber: v.TCBEvaluationDataNumber}
-	var err error
 	if h.IssueDate, h.NextUpdate, err = parseDates("enclave identity "+v.ID, v.IssueDate, v.NextUpdate); err != nil {
 		return nil, err
 	}
@@ -290,34 +238,12 @@ func caOf(n pkix.Name) (string, error) {
 	return "", fmt.Errorf("%w: issuer %q is not an Intel SGX Root, PCK Processor or PCK Platform CA", ErrMalformed, n.CommonName)
 }
 
-// ParseCertChain parses a PEM issuer chain (leaf first). Only CERTIFICATE
-// blocks are allowed; trailing whitespace and NULs are ignored.
+// ParseCertChain parses a PEM issuer chain (leaf first) with attestd's one
+// strict chain parser, pemfile.ParseChain; errors wrap ErrMalformed.
 func ParseCertChain(b []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
-	// Some stored chains (mobilecoin's, and so the derived dcap-qvl file)
-	// run one certificate's END line straight into the next BEGIN line;
-	// Intel's own parser splits on the markers and accepts that, so do we.
-	// Only the parse sees the added newline; callers keep the bytes as served.
-	rest := bytes.Trim(b, " \t\r\n\x00")
-	rest = bytes.ReplaceAll(rest, []byte("-----END CERTIFICATE----------BEGIN"), []byte("-----END CERTIFICATE-----\n-----BEGIN"))
-	for len(rest) > 0 {
-		blk, r := pem.Decode(rest)
-		// pem.Decode skips junk before a block; an issuer chain has none.
-		if blk == nil || !bytes.HasPrefix(rest, []byte("-----BEGIN")) {
-			return nil, fmt.Errorf("%w: issuer chain: data that is not PEM after certificate %d", ErrMalformed, len(certs))
-		}
-		if blk.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%w: issuer chain: PEM block %q, want CERTIFICATE", ErrMalformed, blk.Type)
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%w: issuer chain certificate %d: %v", ErrMalformed, len(certs), err)
-		}
-		certs = append(certs, c)
-		rest = bytes.TrimLeft(r, " \t\r\n\x00")
-	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("%w: issuer chain has no certificate", ErrMalformed)
+	certs, err := pemfile.ParseChain(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: issuer %v", ErrMalformed, err)
 	}
 	return certs, nil
 }
@@ -325,11 +251,7 @@ func ParseCertChain(b []byte) ([]*x509.Certificate, error) {
 // newestTCBDate returns the latest tcbDate among the TCB levels of a TCB
 // info, or the zero time. Display only: the bytes are not verified here.
 func newestTCBDate(signed []byte) time.Time {
-	var v struct {
-		TCBLevels []struct {
-			TCBDate string `json:"tcbDate"`
-		} `json:"tcbLevels"`
-	}
+	var v pcs.TCBInfoJSON
 	var newest time.Time
 	if json.Unmarshal(signed, &v) != nil {
 		return newest

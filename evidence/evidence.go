@@ -1,19 +1,27 @@
-// Package evidence defines the contract between the attest pipeline and the
-// per-TEE evidence verifiers (evidence/sgx, later evidence/tpm, evidence/snp,
-// evidence/tdx).
+// Package evidence defines the contract between the attest pipeline
+// (package instance) and the per-TEE evidence verifiers (evidence/sgx, later
+// evidence/tpm, evidence/snp, evidence/tdx). DESIGN.md shows it on one screen.
 //
-// Data flow: the API decodes the request into a Request, the instance looks up
-// the Verifier registered for the attestation type, the verifier parses and
-// cryptographically verifies the evidence against configured roots and
-// collateral and returns a Result (report data to bind, claims). The pipeline
-// then binds SHA-256(runtime data) to Result.ReportData, evaluates the policy
-// over Result.Claims and issues the token.
+// Data flow of one attestation: the API decodes the request into a Request;
+// the pipeline picks the policy and the Verifier registered for the type,
+// calls Verifier.Parse (structure only: cheap, no crypto, no collateral) so
+// that garbage is refused before any policy work is spent on it, runs the
+// policy's configuration rules, calls Parsed.Verify with the resulting
+// properties (signatures, roots, collateral), binds SHA-256(runtime data) to
+// Result.ReportData and init-time data to Result.InitTimeBinding, evaluates
+// the policy over Result.Claims and issues the token.
+//
+// A verifier owns every claim of its TEE (x-ms-attestation-type, ehd, TCB
+// baseline, …); the pipeline adds only claims every TEE shares
+// (x-ms-runtime, x-ms-inittime, x-ms-policy-hash, …). Everything a verifier
+// may offer beyond Parse is an optional interface found by type assertion
+// (capabilities.go), so a verifier without a feature never stubs it and a
+// decorator must forward them (or be an option of the verifier instead).
 package evidence
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"time"
 )
 
 // Type is an MAA attestation type as spelled in the URL path.
@@ -41,6 +49,27 @@ func ParseType(s string) (Type, bool) {
 	return "", false
 }
 
+// ClaimAttestationType is the claim every verifier emits first, naming the
+// TEE family (maa-api.md §1.2, §4).
+const ClaimAttestationType = "x-ms-attestation-type"
+
+// AttestationTypeValue is the x-ms-attestation-type MAA gives evidence of
+// type t ("" for an unknown type). Verifiers emit the claim themselves; the
+// table serves dry runs over bare claim sets, which have no verifier.
+func AttestationTypeValue(t Type) string {
+	switch t {
+	case SgxEnclave, OpenEnclave:
+		return "sgx"
+	case Tpm:
+		return "tpm"
+	case SevSnpVm:
+		return "sevsnpvm"
+	case TdxVm:
+		return "tdxvm"
+	}
+	return ""
+}
+
 // Data is runtime or init-time data sent with the evidence.
 type Data struct {
 	Bytes []byte // raw bytes, as decoded from base64url
@@ -53,10 +82,21 @@ type Request struct {
 	Evidence []byte // decoded quote (SgxEnclave), OE report (OpenEnclave), …
 	Runtime  *Data  // nil when absent
 	InitTime *Data  // nil when absent
+	// Now is the instant to verify at. The pipeline reads its clock once per
+	// attestation and uses the same reading for the token's iat/nbf/exp, so
+	// verifier and token never disagree about "now". A verifier configured
+	// to verify as of another instant says so in a claim of its own.
+	Now time.Time
 	// Properties are the policy's configuration properties (issueproperty in
-	// configurationrules), e.g. "x-ms-sgx-tcbidentifier". Verifiers read the
-	// ones that apply to them and ignore the rest.
+	// configurationrules, with the verifier's ConfigurationDefaults applied),
+	// e.g. "x-ms-sgx-tcbidentifier". Parse never sees them (they are computed
+	// after parsing); Parsed.Verify receives them.
 	Properties map[string]any
+	// State is the client state of an earlier round of a multi-round
+	// protocol, opened (authenticated, unexpired, unused) by the pipeline
+	// from the service context the request carries; nil otherwise. See
+	// MultiRound.
+	State []byte
 }
 
 // Claim is one claim produced from verified evidence. Value is one of bool,
@@ -82,35 +122,36 @@ type Result struct {
 	// InitTimeBinding, when non-nil, must start with SHA-256(init-time data)
 	// when init-time data is given (SGX CONFIGID, SEV-SNP HOST_DATA).
 	InitTimeBinding []byte
-	// Claims in the order they should appear to the policy.
+	// Claims in the order they should appear to the policy. They include
+	// every TEE-specific claim (x-ms-attestation-type first).
 	Claims []Claim
 }
 
-// Verifier verifies one kind of evidence.
+// Verifier verifies one kind of evidence. Implementations are safe for
+// concurrent use.
 type Verifier interface {
-	Verify(ctx context.Context, req *Request) (*Result, error)
+	// Parse checks the structure of req.Evidence: lengths, versions, the
+	// fields a later Verify needs. It does no cryptography, reads no
+	// collateral and is cheap, so the pipeline calls it before any policy
+	// work. Refusals are *Error values (typically CheckEvidenceParse or a
+	// TEE-specific check).
+	Parse(ctx context.Context, req *Request) (Parsed, error)
 }
 
-// Error names the verification check that failed. Every rejection of
-// evidence is an *Error so the API and the logs can say which check failed.
-type Error struct {
-	Check string // short stable name, e.g. "quote.signature", "collateral.tcbinfo.expired"
-	Err   error  // what went wrong
+// Parsed is evidence that passed Parse, bound to its Request.
+type Parsed interface {
+	// Verify verifies the parsed evidence against the verifier's roots and
+	// collateral at the request's Now, honouring the policy's configuration
+	// properties, and returns the claims. Refusals are *Error values.
+	Verify(ctx context.Context, properties map[string]any) (*Result, error)
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s: %v", e.Check, e.Err) }
-func (e *Error) Unwrap() error { return e.Err }
-
-// Errorf returns an *Error for check with a formatted reason.
-func Errorf(check, format string, args ...any) error {
-	return &Error{Check: check, Err: fmt.Errorf(format, args...)}
-}
-
-// CheckOf returns the failed check's name of err, or "" if err is not an *Error.
-func CheckOf(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Check
+// Verify parses and verifies req in one step with req.Properties: for
+// callers without a policy (offline tools, tests).
+func Verify(ctx context.Context, v Verifier, req *Request) (*Result, error) {
+	p, err := v.Parse(ctx, req)
+	if err != nil {
+		return nil, err
 	}
-	return ""
+	return p.Verify(ctx, req.Properties)
 }

@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
+	"time"
 
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/policy"
@@ -27,29 +26,34 @@ type AttestRequest struct {
 	Nonce       *string
 }
 
+// AttestResponse is the answer to one attest call: exactly one of Token
+// (the body {"token": Token}) and Data (a protocol reply, the body
+// {"data": base64url(Data)}, as MAA's Tpm protocol answers) is set.
+type AttestResponse struct {
+	Token string
+	Data  []byte
+}
+
 // TpmNoPolicyMessage is real MAA's answer to /attest/Tpm before a Tpm policy
 // was set (maa-api.md §1.3, code CodeBadRequest).
 const TpmNoPolicyMessage = policy.NoTpmPolicyMessage
-
-// attestationTypeClaim is x-ms-attestation-type per type (maa-api.md §1.2, §4).
-func attestationTypeClaim(t evidence.Type) string {
-	switch t {
-	case evidence.SgxEnclave, evidence.OpenEnclave:
-		return "sgx"
-	case evidence.Tpm:
-		return "tpm"
-	case evidence.SevSnpVm:
-		return "sevsnpvm"
-	case evidence.TdxVm:
-		return "tdxvm"
-	}
-	return ""
-}
 
 // compiledPolicy caches a parsed policy by its exact text.
 type compiledPolicy struct {
 	p    *policy.Policy
 	hash string
+	// draft: text supplied by the caller of one request
+	// (draftPolicyForAttestation, a dry run): it runs under
+	// policy.DraftLimits, lower than a stored policy's.
+	draft bool
+}
+
+// limits are the evaluator's limits for this policy.
+func (c *compiledPolicy) limits() policy.Limits {
+	if c.draft {
+		return policy.DraftLimits()
+	}
+	return policy.Limits{}
 }
 
 const maxCompiled = 128
@@ -63,7 +67,7 @@ func parseDraft(text string) (*compiledPolicy, error) {
 	if err != nil {
 		return nil, parseError(err)
 	}
-	return &compiledPolicy{p: p, hash: policy.Hash(text)}, nil
+	return &compiledPolicy{p: p, hash: policy.Hash(text), draft: true}, nil
 }
 
 // compile parses the text of a policy in force, reusing an earlier parse of
@@ -90,71 +94,96 @@ func (in *Instance) compile(text string) (*compiledPolicy, error) {
 	return c, nil
 }
 
-// Attest runs the attest pipeline and returns the token: the policy's
-// configuration step, evidence verification by the registered verifier,
-// binding of runtime/init-time data, policy evaluation and token issuance.
-func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (string, error) {
-	if attestationTypeClaim(req.Type) == "" {
-		return "", errorf(CodeInvalidParameter, "unknown attestation type %q", req.Type)
+// Attest runs the attest pipeline (DESIGN.md): decode (done by the API) →
+// choose policy → parse evidence → configuration rules → verify → bind →
+// evaluate → token. A multi-round verifier's challenge round is answered
+// with its reply (AttestResponse.Data) before any policy work.
+func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (*AttestResponse, error) {
+	if _, ok := evidence.ParseType(string(req.Type)); !ok {
+		return nil, errorf(CodeInvalidParameter, "unknown attestation type %q", req.Type)
 	}
-
-	// 1. The policy: draft text, or the one in force.
-	var text string
-	var ap *activePolicy
-	if req.DraftPolicy != nil {
-		text = *req.DraftPolicy
-	} else {
-		var err error
-		if ap, err = in.active(ctx, req.Type); err != nil {
-			return "", err
-		}
-		if ap.None {
-			return "", errorf(CodeBadRequest, "%s", TpmNoPolicyMessage)
-		}
-		text = ap.Text
+	now := in.now() // one clock reading: verification instant and token times
+	sel, err := in.choosePolicy(ctx, req.Type, req.DraftPolicy)
+	if err != nil {
+		return nil, err
 	}
-	v := in.verif[req.Type]
-	if v == nil {
-		return "", errorf(CodeNotSupported, "attestation type %s is not supported by this attestd: no evidence verifier is registered for it", req.Type)
+	v, err := in.verifier(req.Type)
+	if err != nil {
+		return nil, err
 	}
 	if len(req.Evidence) == 0 {
-		return "", errorf(CodeInvalidParameter, "the request carries no evidence (quote/report) for %s", req.Type)
+		return nil, errMissingEvidence(req.Type)
 	}
-	var cp *compiledPolicy
-	var err error
-	if req.DraftPolicy != nil {
-		cp, err = parseDraft(text)
-	} else {
-		cp, err = in.compile(text)
+	ereq := evidenceRequest(req, now)
+	mr, _ := v.(evidence.MultiRound)
+	if mr != nil {
+		reply, err := in.round(ctx, mr, ereq)
+		if err != nil || reply != nil {
+			return reply, err
+		}
 	}
+	cp, err := in.compileSelected(sel)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-
-	// 2.–7. Configuration, evidence, bindings, claims, policy, token claims.
-	out, err := runPipeline(ctx, v, cp, req, false)
+	out, err := runPipeline(ctx, v, cp, req, ereq, false)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	claims := out.claims
-	if ap != nil && ap.Signer != nil {
-		claims["x-ms-policy-signer"] = certJWK(ap.Signer)
+	if sel.active != nil && sel.active.Signer != nil {
+		claims["x-ms-policy-signer"] = certJWK(sel.active.Signer)
 	}
 	if req.Nonce != nil {
 		claims["nonce"] = *req.Nonce
 	}
 	claims["jti"] = token.NewJTI()
+	claims["iss"] = in.cfg.Issuer
 
-	if req.DraftPolicy != nil {
-		claims["iss"] = in.cfg.Issuer
-		token.NewTimes(in.now(), AttestationTokenLifetime).Set(claims)
-		tok, err := in.keys.Unsigned(in.jku(), claims)
-		if err != nil {
-			return "", &Error{Code: CodeInternal, Message: "building the draft token failed", Err: err}
-		}
-		return tok, nil
+	opts := token.SignOptions{JKU: in.jku(), Lifetime: AttestationTokenLifetime}
+	if mr != nil {
+		// Protocols with the TPM's report format take header and lifetime
+		// from the policy's token properties (maa-api.md §1.3); other types
+		// keep MAA's fixed 8 h tokens with a jku/kid header.
+		opts = tokenOptions(opts, out.result.Properties)
 	}
-	return in.sign(claims, AttestationTokenLifetime)
+	token.NewTimes(now, opts.Lifetime).Set(claims)
+	var tok string
+	if req.DraftPolicy != nil {
+		tok, err = in.keys.Unsigned(opts.JKU, claims)
+		if err != nil {
+			return nil, &Error{Code: CodeInternal, Message: "building the draft token failed", Err: err}
+		}
+	} else if tok, err = in.keys.SignWith(claims, opts); err != nil {
+		return nil, &Error{Code: CodeInternal, Message: "signing the token failed", Err: err}
+	}
+	if mr != nil {
+		data, err := mr.Wrap(tok)
+		if err != nil {
+			return nil, &Error{Code: CodeInternal, Message: "building the protocol reply failed", Err: err}
+		}
+		return &AttestResponse{Data: data}, nil
+	}
+	return &AttestResponse{Token: tok}, nil
+}
+
+// tokenOptions applies the token properties report_validity_in_minutes and
+// omit_x5c (maa-api.md §1.3) to o.
+func tokenOptions(o token.SignOptions, props map[string]any) token.SignOptions {
+	if m, ok := props["report_validity_in_minutes"].(int64); ok && m > 0 {
+		o.Lifetime = time.Duration(m) * time.Minute
+	}
+	if omit, ok := props["omit_x5c"].(bool); ok {
+		o.Header = token.HeaderX5C
+		if omit {
+			o.Header = token.HeaderX5T
+		}
+	}
+	return o
+}
+
+func evidenceRequest(req *AttestRequest, now time.Time) *evidence.Request {
+	return &evidence.Request{Type: req.Type, Evidence: req.Evidence, Runtime: req.Runtime, InitTime: req.InitTime, Now: now}
 }
 
 // pipelineOutcome is what runPipeline produced.
@@ -170,83 +199,70 @@ type pipelineOutcome struct {
 }
 
 // runPipeline is the attest pipeline after the policy was chosen and
-// compiled: configuration rules, evidence verification, bindings, claims,
+// compiled: parse, configuration rules, verification, bindings, claims,
 // policy evaluation and the token's claim set. It never signs anything, so
 // Attest and the policy dry run (Explain) share it. On a policy denial or
 // evaluation failure it returns the outcome so far with the error.
-func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, req *AttestRequest, trace bool) (*pipelineOutcome, error) {
+func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, req *AttestRequest, ereq *evidence.Request, trace bool) (*pipelineOutcome, error) {
 	t := req.Type
+	if len(req.Evidence) == 0 {
+		return nil, errMissingEvidence(t)
+	}
 
-	// 2. Configuration rules → properties the verifier reads. Configure
-	// returns a fresh map with the type defaults (maa-policy.md §7, e.g.
-	// x-ms-sgx-tcbidentifier "azuredefault") already applied.
-	properties, err := cp.p.Configure(ctx, string(t))
+	// 1. Parse: structure only, before the policy spends any work on it.
+	parsed, err := v.Parse(ctx, ereq)
+	if err != nil {
+		return nil, verificationError(ctx, err)
+	}
+
+	// 2. Configuration rules → properties the verifier reads, with the
+	// verifier's defaults for what the rules leave unset (maa-policy.md §7).
+	defaults := configurationDefaults(v, t)
+	properties, err := cp.p.ConfigureWith(ctx, string(t), policy.EvalOptions{Defaults: defaults, Limits: cp.limits()})
 	if err != nil {
 		return nil, evalError(err)
 	}
 
-	// 3. Evidence.
-	res, err := v.Verify(ctx, &evidence.Request{Type: t, Evidence: req.Evidence, Runtime: req.Runtime, InitTime: req.InitTime, Properties: properties})
+	// 3. Verification.
+	res, err := parsed.Verify(ctx, properties)
 	if err != nil {
-		var ee *evidence.Error
-		if errors.As(err, &ee) {
-			return nil, &Error{Code: CodeInvalidParameter, Message: fmt.Sprintf("evidence verification failed at check %s: %v", ee.Check, ee.Err), Err: err}
-		}
-		if ctx.Err() != nil {
-			return nil, &Error{Code: CodeInternal, Message: "request cancelled", Err: err}
-		}
-		return nil, &Error{Code: CodeInvalidParameter, Message: "evidence verification failed: " + err.Error(), Err: err}
+		return nil, verificationError(ctx, err)
 	}
 
 	// 4. Bindings.
-	if err := bind(req, res); err != nil {
-		return nil, err
+	if err := Bind(req.Runtime, req.InitTime, res); err != nil {
+		return nil, evidenceError(err)
 	}
 
-	// 5. Claims: service claims for the policy and the token.
-	svc := map[string]any{}
+	// 5. Claims: the verifier's for the policy and the token, then the
+	// ones every TEE shares.
+	svc := ServiceClaims(res)
 	var incoming []policy.Claim
-	have := map[string]bool{}
 	for _, c := range res.Claims {
-		have[c.Type] = true
 		if !c.TokenOnly {
 			if v, ok := scalar(c.Value); ok {
-				incoming = append(incoming, policy.Claim{Type: c.Type, Value: v, Issuer: "AttestationService"})
+				incoming = append(incoming, policy.Claim{Type: c.Type, Value: v, Issuer: policy.IssuerService})
 			}
 		}
-		if !c.PolicyOnly {
-			svc[c.Type] = c.Value
-		}
-	}
-	addService := func(typ string, v any) {
-		if have[typ] {
-			return
-		}
-		incoming = append(incoming, policy.Claim{Type: typ, Value: v, Issuer: "AttestationService"})
-		svc[typ] = v
-	}
-	addService("x-ms-attestation-type", attestationTypeClaim(t))
-	if (t == evidence.SgxEnclave || t == evidence.OpenEnclave) && req.Runtime != nil && !req.Runtime.JSON {
-		addService("x-ms-sgx-ehd", base64.RawURLEncoding.EncodeToString(req.Runtime.Bytes))
 	}
 	if req.Runtime != nil && req.Runtime.JSON {
 		var v any
 		if err := json.Unmarshal(req.Runtime.Bytes, &v); err != nil {
-			return nil, errorf(CodeInvalidParameter, "runtimeData has dataType JSON but is not valid JSON: %v", err)
+			return nil, plainEvidenceError(evidence.Errorf(evidence.CheckRuntimeJSON, "runtimeData has dataType JSON but is not valid JSON: %v", err))
 		}
 		svc["x-ms-runtime"] = v
 	}
 	if req.InitTime != nil && req.InitTime.JSON {
 		var v any
 		if err := json.Unmarshal(req.InitTime.Bytes, &v); err != nil {
-			return nil, errorf(CodeInvalidParameter, "initTimeData has dataType JSON but is not valid JSON: %v", err)
+			return nil, plainEvidenceError(evidence.Errorf(evidence.CheckInitTimeJSON, "initTimeData has dataType JSON but is not valid JSON: %v", err))
 		}
 		svc["x-ms-inittime"] = v
 	}
 
 	// 6. Policy.
 	out := &pipelineOutcome{incoming: incoming}
-	pr, err := cp.p.Evaluate(ctx, string(t), incoming, policy.EvalOptions{Trace: trace})
+	pr, err := cp.p.Evaluate(ctx, string(t), incoming, policy.EvalOptions{Trace: trace, Defaults: defaults, Limits: cp.limits()})
 	out.result = pr
 	if err != nil {
 		return out, evalError(err)
@@ -261,42 +277,93 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 	}
 	claims["x-ms-ver"] = "1.0"
 	claims["x-ms-policy-hash"] = cp.hash
-	if t == evidence.SgxEnclave || t == evidence.OpenEnclave {
-		// The verifier states the TCB baseline it judged the evidence
-		// against (evidence/sgx). Echoing the policy's property instead
-		// would claim a baseline nobody applied, so a verifier that does
-		// not report one only gets the default.
-		if _, ok := svc["x-ms-sgx-tcbidentifier"]; !ok {
-			id := properties["x-ms-sgx-tcbidentifier"]
-			if s, _ := id.(string); !strings.EqualFold(s, "azuredefault") {
-				return out, errorf(CodeInvalidParameter, "evidence verification failed at check collateral.tcb_baseline: TCB baseline %v was selected but the %s verifier does not support TCB baseline selection", id, t)
-			}
-			claims["x-ms-sgx-tcbidentifier"] = id
-		}
-	}
 	policy.AddToToken(claims, string(t), pr.Issued)
 	out.claims = claims
 	return out, nil
 }
 
-// bind checks that the evidence commits to the runtime and init-time data
-// sent beside it (maa-api.md §1.1).
-func bind(req *AttestRequest, res *evidence.Result) error {
-	if req.Runtime != nil {
-		h := sha256.Sum256(req.Runtime.Bytes)
-		if len(res.ReportData) < len(h) || !bytes.Equal(res.ReportData[:len(h)], h[:]) {
-			return errorf(CodeInvalidParameter, "evidence verification failed at check runtimedata.binding: SHA-256 of runtimeData (%x) does not match the report data of the evidence", h[:])
+// ServiceClaims are the token claims a verifier's result contributes: every
+// claim but the PolicyOnly ones, a later claim of a type replacing an
+// earlier one. The pipeline and "attestd verify" share it.
+func ServiceClaims(res *evidence.Result) map[string]any {
+	svc := make(map[string]any, len(res.Claims)+4)
+	for _, c := range res.Claims {
+		if !c.PolicyOnly {
+			svc[c.Type] = c.Value
 		}
 	}
-	if req.InitTime != nil {
-		h := sha256.Sum256(req.InitTime.Bytes)
+	return svc
+}
+
+// configurationDefaults are v's defaults for t's configuration properties
+// (nil when v has none).
+func configurationDefaults(v evidence.Verifier, t evidence.Type) map[string]any {
+	if d, ok := v.(evidence.ConfigurationDefaulter); ok {
+		return d.ConfigurationDefaults(t)
+	}
+	return nil
+}
+
+// verificationError maps a verifier's refusal to the MAA error /attest
+// answers: InvalidParameter naming the failed check.
+func verificationError(ctx context.Context, err error) error {
+	var ee *evidence.Error
+	if errors.As(err, &ee) {
+		return evidenceError(err)
+	}
+	if ctx.Err() != nil {
+		return &Error{Code: CodeInternal, Message: "request cancelled", Err: err}
+	}
+	return &Error{Code: CodeInvalidParameter, Message: "evidence verification failed: " + err.Error(), Err: err}
+}
+
+// evidenceError wraps an *evidence.Error as the InvalidParameter MAA error
+// "evidence verification failed at check <check>: <reason>"; errors.Is on
+// the check keeps working through it.
+func evidenceError(err error) error {
+	var ee *evidence.Error
+	if !errors.As(err, &ee) {
+		return &Error{Code: CodeInvalidParameter, Message: "evidence verification failed: " + err.Error(), Err: err}
+	}
+	return &Error{Code: CodeInvalidParameter, Message: fmt.Sprintf("evidence verification failed at check %s: %v", ee.Check, ee.Err), Err: err}
+}
+
+// errMissingEvidence answers a request without evidence (check
+// evidence.missing; the message is the one MAA clients have always seen).
+func errMissingEvidence(t evidence.Type) error {
+	return plainEvidenceError(evidence.Errorf(evidence.CheckEvidenceMissing, "the request carries no evidence (quote/report) for %s", t))
+}
+
+// plainEvidenceError is InvalidParameter with the bare reason of err as the
+// message (no "failed at check" prefix), for refusals whose wording
+// predates the check names.
+func plainEvidenceError(err error) error {
+	var ee *evidence.Error
+	errors.As(err, &ee)
+	return &Error{Code: CodeInvalidParameter, Message: ee.Err.Error(), Err: err}
+}
+
+// Bind checks that the evidence commits to the runtime and init-time data
+// sent beside it (maa-api.md §1.1): SHA-256(runtime) == ReportData[:32] and
+// SHA-256(init-time) is a prefix of InitTimeBinding. Failures are
+// *evidence.Error values of CheckRuntimeBinding and CheckInitTimeBinding.
+// The pipeline and "attestd verify" share it.
+func Bind(runtime, initTime *evidence.Data, res *evidence.Result) error {
+	if runtime != nil {
+		h := sha256.Sum256(runtime.Bytes)
+		if len(res.ReportData) < len(h) || !bytes.Equal(res.ReportData[:len(h)], h[:]) {
+			return evidence.Errorf(evidence.CheckRuntimeBinding, "SHA-256 of runtimeData (%x) does not match the report data of the evidence", h[:])
+		}
+	}
+	if initTime != nil {
+		h := sha256.Sum256(initTime.Bytes)
 		if res.InitTimeBinding == nil {
 			// Accepting unbound init-time data would put attacker-chosen
 			// values into x-ms-inittime of a signed token.
-			return errorf(CodeInvalidParameter, "evidence verification failed at check inittimedata.binding: this evidence has no field that binds initTimeData")
+			return evidence.Errorf(evidence.CheckInitTimeBinding, "this evidence has no field that binds initTimeData")
 		}
 		if len(res.InitTimeBinding) < len(h) || !bytes.Equal(res.InitTimeBinding[:len(h)], h[:]) {
-			return errorf(CodeInvalidParameter, "evidence verification failed at check inittimedata.binding: SHA-256 of initTimeData (%x) does not match the evidence's init-time binding", h[:])
+			return evidence.Errorf(evidence.CheckInitTimeBinding, "SHA-256 of initTimeData (%x) does not match the evidence's init-time binding", h[:])
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -11,8 +12,8 @@ import (
 	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/dcap/pcs"
 	"github.com/attestd/attestd/evidence/sgx"
-	"github.com/attestd/attestd/evidence/sgx/pcs"
 	"github.com/attestd/attestd/store/sqlite"
 	"github.com/attestd/attestd/testing/sgxplatform"
 	"github.com/attestd/attestd/token"
@@ -98,16 +99,19 @@ authorizationrules{ c:[type=="x-ms-sgx-tcb-status", value=="UpToDate"] => permit
 			{name: "baseline 17", policy: pol("17"), status: "UpToDate", id: "17"},
 			{name: "baseline 15", policy: pol("15"), status: "OutOfDate", id: "15", advisory: true},
 			{name: "baseline 15 fails an UpToDate-only policy", policy: upToDateOnly, code: CodePolicyEvaluationError},
-			{name: "unknown baseline", policy: pol("11"), code: CodeInvalidParameter, contains: []string{"check collateral.tcb_baseline", "11"}},
-			{name: "not a baseline", policy: pol("latest"), code: CodeInvalidParameter, contains: []string{"check collateral.tcb_baseline", `"latest"`}},
+			{name: "unknown baseline", policy: pol("11"), code: CodeInvalidParameter, contains: []string{"11"}},
+			{name: "not a baseline", policy: pol("latest"), code: CodeInvalidParameter, contains: []string{`"latest"`}},
 		} {
 			t.Run(string(typ)+"/"+c.name, func(t *testing.T) {
 				if _, err := in.SetPolicy(ctx, string(typ), c.policy, Actor{Subject: "test"}); err != nil {
 					t.Fatal(err)
 				}
-				tok, err := in.Attest(ctx, &AttestRequest{Type: typ, Evidence: ev})
+				tok, err := tokenOf(in.Attest(ctx, &AttestRequest{Type: typ, Evidence: ev}))
 				if c.code != "" {
 					wantCode(t, err, c.code)
+					if c.code == CodeInvalidParameter && !errors.Is(err, evidence.CheckTCBBaseline) {
+						t.Errorf("errors.Is(%v, CheckTCBBaseline) is false", err)
+					}
 					for _, s := range c.contains {
 						if !strings.Contains(err.Error(), s) {
 							t.Errorf("error %q lacks %q", err, s)
@@ -134,16 +138,32 @@ authorizationrules{ c:[type=="x-ms-sgx-tcb-status", value=="UpToDate"] => permit
 	}
 }
 
-// TestAttestTCBBaselineUnsupportedVerifier: a verifier that does not report
-// the baseline it applied (the fake) gets only the default; a policy that
-// selects another one fails instead of being echoed into the token.
-func TestAttestTCBBaselineUnsupportedVerifier(t *testing.T) {
+// TestPipelineInventsNoTEEClaims: the verifier owns its TEE's claims. The
+// fake reports only the default baseline it applies; under a policy that
+// selects another one the token has none: echoing the property would claim
+// a baseline nobody applied. The fake's configuration defaults reach it.
+func TestPipelineInventsNoTEEClaims(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, ModeAAD)
-	p := `version=1.1; configurationrules{ => issueproperty(type="x-ms-sgx-tcbidentifier", value="11"); }; authorizationrules{ => permit(); };`
-	_, err := e.in.Attest(ctx, &AttestRequest{Type: evidence.SgxEnclave, Evidence: attestReq(t, nil, false).Evidence, DraftPolicy: &p})
-	wantCode(t, err, CodeInvalidParameter)
-	if !strings.Contains(err.Error(), "collateral.tcb_baseline") || !strings.Contains(err.Error(), "11") {
-		t.Fatalf("error %v", err)
+	for _, id := range []string{"", "11"} {
+		p := `version=1.1; authorizationrules{ => permit(); };`
+		want := "azuredefault"
+		if id != "" {
+			p = `version=1.1; configurationrules{ => issueproperty(type="x-ms-sgx-tcbidentifier", value="` + id + `"); }; authorizationrules{ => permit(); };`
+			want = id
+		}
+		tok, err := tokenOf(e.in.Attest(ctx, &AttestRequest{Type: evidence.SgxEnclave, Evidence: attestReq(t, nil, false).Evidence, DraftPolicy: &p}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, c := unsignedClaims(t, tok)
+		if v, ok := c["x-ms-sgx-tcbidentifier"]; id != "" && ok {
+			t.Errorf("policy %q: the pipeline wrote x-ms-sgx-tcbidentifier %v for the verifier", id, v)
+		} else if id == "" && v != "azuredefault" {
+			t.Errorf("default policy: x-ms-sgx-tcbidentifier %v, want the fake's azuredefault", v)
+		}
+		if got := e.fake.lastRequest().Properties["x-ms-sgx-tcbidentifier"]; got != want {
+			t.Errorf("policy %q: the verifier saw x-ms-sgx-tcbidentifier %v, want %q", id, got, want)
+		}
 	}
 }

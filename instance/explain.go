@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/policy"
@@ -28,6 +29,9 @@ type ExplainRequest struct {
 	// verifier and bound to its runtime/init-time data exactly as in
 	// Attest. Its DraftPolicy is used when Policy is nil.
 	Evidence *AttestRequest
+	// Now is the instant to verify evidence at (ExplainWith; zero: now).
+	// Instance.Explain always uses the instance's clock.
+	Now time.Time
 }
 
 // Policy sources reported in Explanation.PolicySource.
@@ -73,44 +77,37 @@ type Explanation struct {
 // claim set or evidence that fails verification or binding, Bad request for
 // Tpm without a policy, NotSupported for a type without a verifier.
 func (in *Instance) Explain(ctx context.Context, req *ExplainRequest) (*Explanation, error) {
-	if attestationTypeClaim(req.Type) == "" {
+	if evidence.AttestationTypeValue(req.Type) == "" {
 		return nil, errorf(CodeInvalidParameter, "unknown attestation type %q", req.Type)
 	}
 	r := *req
-	source := PolicySourceGiven
+	var sel *selectedPolicy
 	switch {
 	case r.Policy != nil:
-	case r.Evidence != nil && r.Evidence.DraftPolicy != nil:
-		r.Policy, source = r.Evidence.DraftPolicy, PolicySourceDraft
+		sel = &selectedPolicy{text: *r.Policy, draft: true, source: PolicySourceGiven}
 	default:
-		ap, err := in.active(ctx, req.Type)
-		if err != nil {
+		var draft *string
+		if r.Evidence != nil {
+			draft = r.Evidence.DraftPolicy
+		}
+		var err error
+		if sel, err = in.choosePolicy(ctx, req.Type, draft); err != nil {
 			return nil, err
 		}
-		if ap.None {
-			return nil, errorf(CodeBadRequest, "%s", TpmNoPolicyMessage)
-		}
-		r.Policy, source = &ap.Text, PolicySourceCurrent
 	}
-	var cp *compiledPolicy
-	var err error
-	if source == PolicySourceCurrent {
-		cp, err = in.compile(*r.Policy)
-	} else {
-		cp, err = parseDraft(*r.Policy)
-	}
+	cp, err := in.compileSelected(sel)
 	if err != nil {
 		return nil, err
 	}
 	var v evidence.Verifier
 	if r.Evidence != nil {
-		if v = in.verif[req.Type]; v == nil {
-			return nil, errorf(CodeNotSupported, "attestation type %s is not supported by this attestd: no evidence verifier is registered for it", req.Type)
+		if v, err = in.verifier(req.Type); err != nil {
+			return nil, err
 		}
 	}
-	ex, err := explain(ctx, v, cp, &r)
+	ex, err := explain(ctx, v, cp, &r, in.now())
 	if ex != nil {
-		ex.PolicySource = source
+		ex.PolicySource = sel.source
 	}
 	return ex, err
 }
@@ -119,7 +116,7 @@ func (in *Instance) Explain(ctx context.Context, req *ExplainRequest) (*Explanat
 // evidence with v (which may be nil when req carries claims). It is the
 // engine of "attestd policy explain".
 func ExplainWith(ctx context.Context, v evidence.Verifier, req *ExplainRequest) (*Explanation, error) {
-	if attestationTypeClaim(req.Type) == "" {
+	if evidence.AttestationTypeValue(req.Type) == "" {
 		return nil, errorf(CodeInvalidParameter, "unknown attestation type %q", req.Type)
 	}
 	if req.Policy == nil {
@@ -130,16 +127,20 @@ func ExplainWith(ctx context.Context, v evidence.Verifier, req *ExplainRequest) 
 		return nil, err
 	}
 	if req.Evidence != nil && v == nil {
-		return nil, errorf(CodeNotSupported, "no evidence verifier for %s", req.Type)
+		return nil, errNoVerifier(req.Type)
 	}
-	ex, err := explain(ctx, v, cp, req)
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	ex, err := explain(ctx, v, cp, req, now)
 	if ex != nil {
 		ex.PolicySource = PolicySourceGiven
 	}
 	return ex, err
 }
 
-func explain(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, req *ExplainRequest) (*Explanation, error) {
+func explain(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, req *ExplainRequest, now time.Time) (*Explanation, error) {
 	if (req.Claims == nil) == (req.Evidence == nil) {
 		return nil, errorf(CodeInvalidParameter, "give exactly one of a claim set and evidence")
 	}
@@ -153,30 +154,28 @@ func explain(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, req *
 		}
 		// Like the pipeline, supply x-ms-attestation-type unless the set
 		// has it: every real attestation carries it.
-		if !slices.ContainsFunc(claims, func(c policy.Claim) bool { return c.Type == "x-ms-attestation-type" }) {
-			claims = append(claims, policy.Claim{Type: "x-ms-attestation-type", Value: attestationTypeClaim(req.Type), Issuer: policy.IssuerService})
+		if !slices.ContainsFunc(claims, func(c policy.Claim) bool { return c.Type == evidence.ClaimAttestationType }) {
+			claims = append(claims, policy.Claim{Type: evidence.ClaimAttestationType, Value: evidence.AttestationTypeValue(req.Type), Issuer: policy.IssuerService})
 		}
 		ex.Incoming = claims
-		res, evalErr = cp.p.Evaluate(ctx, string(req.Type), claims, policy.EvalOptions{Trace: true})
+		res, evalErr = cp.p.Evaluate(ctx, string(req.Type), claims, policy.EvalOptions{Trace: true, Limits: cp.limits()})
 		if evalErr != nil {
 			evalErr = evalError(evalErr)
 		}
 	} else {
 		ar := *req.Evidence
 		ar.Type = req.Type
-		if len(ar.Evidence) == 0 {
-			return nil, errorf(CodeInvalidParameter, "the request carries no evidence (quote/report) for %s", req.Type)
-		}
-		out, err := runPipeline(ctx, v, cp, &ar, true)
+		out, err := runPipeline(ctx, v, cp, &ar, evidenceRequest(&ar, now), true)
 		var ie *Error
 		switch {
 		case out != nil && out.result != nil:
 			ex.Incoming, res, evalErr = out.incoming, out.result, err
 			ex.TokenClaims = out.claims
 		case errors.As(err, &ie) && ie.Code == CodePolicyEvaluationError:
-			// configurationrules failed before the evidence was looked
-			// at: the same evaluation without claims traces that failure.
-			res, evalErr = cp.p.Evaluate(ctx, string(req.Type), nil, policy.EvalOptions{Trace: true})
+			// configurationrules failed right after the evidence was
+			// parsed: the same evaluation without claims traces that
+			// failure.
+			res, evalErr = cp.p.Evaluate(ctx, string(req.Type), nil, policy.EvalOptions{Trace: true, Limits: cp.limits()})
 			if evalErr == nil {
 				return nil, err // cannot happen: Configure and Evaluate share the section
 			}

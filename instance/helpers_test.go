@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -154,7 +155,13 @@ func (f *fakeVerifier) lastRequest() *evidence.Request {
 	return f.last
 }
 
-func (f *fakeVerifier) Verify(ctx context.Context, req *evidence.Request) (*evidence.Result, error) {
+// fakeParsed is fake evidence that passed Parse.
+type fakeParsed struct {
+	req *evidence.Request
+	e   fakeEvidence
+}
+
+func (f *fakeVerifier) Parse(ctx context.Context, req *evidence.Request) (evidence.Parsed, error) {
 	f.mu.Lock()
 	f.last = req
 	f.mu.Unlock()
@@ -162,6 +169,17 @@ func (f *fakeVerifier) Verify(ctx context.Context, req *evidence.Request) (*evid
 	if err := json.Unmarshal(req.Evidence, &e); err != nil {
 		return nil, &evidence.Error{Check: "fake.parse", Err: err}
 	}
+	return &fakeParsed{req: req, e: e}, nil
+}
+
+// ConfigurationDefaults: the fake stands in for SGX, so it has SGX's default.
+func (f *fakeVerifier) ConfigurationDefaults(t evidence.Type) map[string]any {
+	return map[string]any{"x-ms-sgx-tcbidentifier": "azuredefault"}
+}
+
+func (p *fakeParsed) Verify(ctx context.Context, props map[string]any) (*evidence.Result, error) {
+	e, req := p.e, p.req
+	req.Properties = props
 	if e.FailCheck != "" {
 		return nil, evidence.Errorf(e.FailCheck, "the fake evidence asked to fail")
 	}
@@ -170,6 +188,7 @@ func (f *fakeVerifier) Verify(ctx context.Context, req *evidence.Request) (*evid
 		return nil, &evidence.Error{Check: "fake.reportdata", Err: err}
 	}
 	res := &evidence.Result{ReportData: rd, Claims: []evidence.Claim{
+		{Type: "x-ms-attestation-type", Value: "sgx"},
 		{Type: "x-ms-sgx-is-debuggable", Value: e.Debug},
 		{Type: "x-ms-sgx-product-id", Value: int64(1)},
 		{Type: "x-ms-sgx-svn", Value: 1},
@@ -178,6 +197,13 @@ func (f *fakeVerifier) Verify(ctx context.Context, req *evidence.Request) (*evid
 		{Type: "x-ms-sgx-collateral", Value: map[string]string{"quotehash": "00"}, TokenOnly: true},
 		{Type: "$is-debuggable", Value: e.Debug, PolicyOnly: true},
 	}}
+	if req.Runtime != nil && !req.Runtime.JSON {
+		res.Claims = append(res.Claims, evidence.Claim{Type: "x-ms-sgx-ehd", Value: base64.RawURLEncoding.EncodeToString(req.Runtime.Bytes)})
+	}
+	if props["x-ms-sgx-tcbidentifier"] == "azuredefault" {
+		// The fake applies the default baseline only, and says so.
+		res.Claims = append(res.Claims, evidence.Claim{Type: "x-ms-sgx-tcbidentifier", Value: "azuredefault", TokenOnly: true})
+	}
 	if e.InitTime != "" {
 		if res.InitTimeBinding, err = hex.DecodeString(e.InitTime); err != nil {
 			return nil, &evidence.Error{Check: "fake.inittime", Err: err}
@@ -274,4 +300,15 @@ func wantCode(t testing.TB, err error, code string) {
 	if got := CodeOf(err); got != code {
 		t.Fatalf("want code %s, got %s (%v)", code, got, err)
 	}
+}
+
+// tokenOf is the token of a single-shot attestation's response.
+func tokenOf(r *AttestResponse, err error) (string, error) {
+	if err != nil {
+		return "", err
+	}
+	if r.Token == "" {
+		return "", errors.New("the response carries no token")
+	}
+	return r.Token, nil
 }

@@ -67,6 +67,9 @@ type Config struct {
 type Signer interface {
 	// Sign returns a compact RS256 JWT with header {alg, jku, kid, typ}.
 	Sign(jku string, claims any) (string, error)
+	// SignWith returns a compact RS256 JWT with the header o asks for
+	// (token.HeaderJKU: exactly Sign's).
+	SignWith(claims any, o token.SignOptions) (string, error)
 	// Unsigned returns a compact JWT with header {"alg":"none", jku, kid,
 	// typ} and an empty signature (draft-policy tokens).
 	Unsigned(jku string, claims any) (string, error)
@@ -80,6 +83,8 @@ type Options struct {
 	Keys  Signer
 	// Verifiers maps attestation types to their evidence verifier. A type
 	// without one is answered with CodeNotSupported, never with a token.
+	// Optional capabilities (evidence/capabilities.go) are found on these
+	// values by type assertion: register the verifier itself, not a wrapper.
 	Verifiers map[evidence.Type]evidence.Verifier
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
@@ -224,11 +229,7 @@ func (in *Instance) OpenIDConfiguration() map[string]any {
 		"revocation_endpoint":                   in.cfg.Issuer + "/revoke",
 		"issuer":                                in.cfg.Issuer,
 		"jwks_uri":                              in.jku(),
-		"claims_supported": []string{
-			"cnf", "nonce", "x-ms-ver", "x-ms-attestation-type", "x-ms-policy-hash", "x-ms-policy-signer",
-			"x-ms-sgx-is-debuggable", "x-ms-sgx-mrenclave", "x-ms-sgx-mrsigner", "x-ms-sgx-svn", "x-ms-sgx-ehd",
-			"x-ms-sgx-collateral", "is-debuggable", "sgx-mrsigner", "sgx-mrenclave", "product-id", "svn", "tee",
-		},
+		"claims_supported":                      in.ClaimsSupported(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -399,12 +400,12 @@ func TestAttestDefaultPolicy(t *testing.T) {
 	// Init-time data that does not match the binding is refused...
 	_, err := e.in.Attest(ctx, req)
 	wantCode(t, err, CodeInvalidParameter)
-	if !strings.Contains(err.Error(), "inittimedata.binding") {
+	if !errors.Is(err, evidence.CheckInitTimeBinding) {
 		t.Fatal(err)
 	}
 	// ...and matching data is accepted.
 	req.InitTime = &evidence.Data{Bytes: init}
-	tok, err := e.in.Attest(ctx, req)
+	tok, err := tokenOf(e.in.Attest(ctx, req))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,7 +462,7 @@ func TestAttestPipeline(t *testing.T) {
 	t.Run("binary runtime data and signed policy", func(t *testing.T) {
 		must(e.in.SetPolicy(ctx, "SgxEnclave", s.joseSign(t, policyPayloadFor(issuing)), Actor{}))
 		defer e.in.ResetPolicy(ctx, "SgxEnclave", "", Actor{})
-		c := e.claims(t, must(e.in.Attest(ctx, attestReq(t, []byte{1, 2, 3}, false))))
+		c := e.claims(t, must(tokenOf(e.in.Attest(ctx, attestReq(t, []byte{1, 2, 3}, false)))))
 		if c["x-ms-sgx-ehd"] != "AQID" {
 			t.Errorf("x-ms-sgx-ehd %v", c["x-ms-sgx-ehd"])
 		}
@@ -481,7 +482,7 @@ func TestAttestPipeline(t *testing.T) {
 	t.Run("draft policy gives an unsigned token", func(t *testing.T) {
 		req := attestReq(t, []byte("rt"), false)
 		req.DraftPolicy = strp(issuing)
-		h, c := unsignedClaims(t, must(e.in.Attest(ctx, req)))
+		h, c := unsignedClaims(t, must(tokenOf(e.in.Attest(ctx, req))))
 		if h["alg"] != "none" || h["kid"] == "" || h["jku"] != "https://attestd.test/tenants/t/certs" {
 			t.Errorf("header %v", h)
 		}
@@ -495,7 +496,7 @@ func TestAttestPipeline(t *testing.T) {
 		for i := range 3 {
 			req := attestReq(t, []byte("rt"), false)
 			req.DraftPolicy = strp(fmt.Sprintf("version=1.0; authorizationrules{ => permit(); }; // %d", i))
-			must(e.in.Attest(ctx, req))
+			must(tokenOf(e.in.Attest(ctx, req)))
 		}
 		e.in.mu.Lock()
 		defer e.in.mu.Unlock()
@@ -516,7 +517,7 @@ func TestAttestPipeline(t *testing.T) {
 			=> issue(type="own-claim", value="kept"); };`
 		must(e.in.SetPolicy(ctx, "SgxEnclave", forging, Actor{}))
 		defer e.in.ResetPolicy(ctx, "SgxEnclave", "", Actor{})
-		c := e.claims(t, must(e.in.Attest(ctx, attestReq(t, []byte{1}, false))))
+		c := e.claims(t, must(tokenOf(e.in.Attest(ctx, attestReq(t, []byte{1}, false)))))
 		for _, name := range []string{"x-ms-policy-signer", "nonce", "x-ms-runtime", "x-ms-sgx-config-id"} {
 			if v, ok := c[name]; ok {
 				t.Errorf("policy-issued %s reached the top level: %v", name, v)
@@ -533,41 +534,42 @@ func TestAttestPipeline(t *testing.T) {
 		name  string
 		req   func() *AttestRequest
 		code  string
-		check string
+		check string         // in the message
+		is    evidence.Check // errors.Is target, for evidence refusals
 	}{
 		{"runtime data not bound", func() *AttestRequest {
 			r := attestReq(t, []byte("a"), false)
 			r.Runtime.Bytes = []byte("b")
 			return r
-		}, CodeInvalidParameter, "runtimedata.binding"},
+		}, CodeInvalidParameter, "runtimedata.binding", evidence.CheckRuntimeBinding},
 		{"init-time data without binding field", func() *AttestRequest {
 			r := attestReq(t, []byte("a"), false)
 			r.InitTime = &evidence.Data{Bytes: []byte("i")}
 			return r
-		}, CodeInvalidParameter, "inittimedata.binding"},
+		}, CodeInvalidParameter, "inittimedata.binding", evidence.CheckInitTimeBinding},
 		{"verifier rejects", func() *AttestRequest {
 			return &AttestRequest{Type: evidence.SgxEnclave, Evidence: fakeQuote(t, fakeEvidence{FailCheck: "quote.signature"})}
-		}, CodeInvalidParameter, "quote.signature"},
+		}, CodeInvalidParameter, "quote.signature", "quote.signature"},
 		{"policy denies", func() *AttestRequest {
 			r := attestReq(t, []byte("a"), false)
 			r.DraftPolicy = strp(`version=1.0; authorizationrules{ => deny(); };`)
 			return r
-		}, CodePolicyEvaluationError, "Deny"},
+		}, CodePolicyEvaluationError, "Deny", ""},
 		{"no permit", func() *AttestRequest {
 			r := attestReq(t, []byte("a"), false)
 			r.DraftPolicy = strp(`version=1.0; authorizationrules{ [type=="x-ms-sgx-is-debuggable", value==false] => permit(); };`)
 			return r
-		}, CodePolicyEvaluationError, "No Permit"},
+		}, CodePolicyEvaluationError, "No Permit", ""},
 		{"draft does not parse", func() *AttestRequest {
 			r := attestReq(t, []byte("a"), false)
 			r.DraftPolicy = strp(`version=1.0; authorizationrules{ => permit() };`)
 			return r
-		}, CodePolicyParsingError, ""},
-		{"bad JSON runtime data", func() *AttestRequest { return attestReq(t, []byte("{"), true) }, CodeInvalidParameter, "not valid JSON"},
+		}, CodePolicyParsingError, "", ""},
+		{"bad JSON runtime data", func() *AttestRequest { return attestReq(t, []byte("{"), true) }, CodeInvalidParameter, "not valid JSON", evidence.CheckRuntimeJSON},
 		{"no verifier for the type", func() *AttestRequest {
 			return &AttestRequest{Type: evidence.SevSnpVm, Evidence: []byte("x")}
-		}, CodeNotSupported, "SevSnpVm"},
-		{"empty evidence", func() *AttestRequest { return &AttestRequest{Type: evidence.SgxEnclave} }, CodeInvalidParameter, "no evidence"},
+		}, CodeNotSupported, "SevSnpVm", ""},
+		{"empty evidence", func() *AttestRequest { return &AttestRequest{Type: evidence.SgxEnclave} }, CodeInvalidParameter, "no evidence", evidence.CheckEvidenceMissing},
 	}
 	for _, tc := range errs {
 		t.Run(tc.name, func(t *testing.T) {
@@ -575,6 +577,9 @@ func TestAttestPipeline(t *testing.T) {
 			wantCode(t, err, tc.code)
 			if !strings.Contains(err.Error(), tc.check) {
 				t.Fatalf("error %q does not mention %q", err, tc.check)
+			}
+			if tc.is != "" && !errors.Is(err, tc.is) {
+				t.Fatalf("errors.Is(%v, %s) is false", err, tc.is)
 			}
 		})
 	}

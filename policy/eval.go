@@ -22,6 +22,9 @@ type EvalOptions struct {
 	// policy text supplied by the caller of one request
 	// (draftPolicyForAttestation).
 	Limits Limits
+	// Defaults are configuration-property defaults besides spec §7's
+	// built-in ones (the evidence verifier's; see ConfigureWith).
+	Defaults map[string]any
 }
 
 // Decision is the outcome of the authorization section.
@@ -163,13 +166,14 @@ func (p *Policy) Configure(ctx context.Context, attestationType string) (map[str
 	return p.ConfigureWith(ctx, attestationType, EvalOptions{})
 }
 
-// ConfigureWith is Configure under opts.Limits (opts.Trace is ignored): a
-// draft policy's configurationrules run before its evidence is trusted, so
-// they get the draft budget too.
+// ConfigureWith is Configure with opts.Defaults (the evidence verifier's
+// property defaults; the policy package knows no TEE) and under
+// opts.Limits (opts.Trace is ignored): a draft policy's configurationrules
+// run before its evidence is trusted, so they get the draft budget too.
 func (p *Policy) ConfigureWith(ctx context.Context, attestationType string, opts EvalOptions) (map[string]any, error) {
 	st := p.state()
 	defer p.release(st)
-	res := &Result{Properties: typeDefaults(attestationType)}
+	res := &Result{Properties: typeDefaults(attestationType, opts.Defaults)}
 	st.reset(ctx, res, opts.Limits)
 	if err := st.section(p.sections[secConfiguration]); err != nil {
 		return nil, err
@@ -189,7 +193,7 @@ func (p *Policy) Evaluate(ctx context.Context, attestationType string, incoming 
 	}
 	st := p.state()
 	defer p.release(st)
-	res := &Result{Properties: typeDefaults(attestationType)}
+	res := &Result{Properties: typeDefaults(attestationType, opts.Defaults)}
 	if iss := p.sections[secIssuance]; iss != nil {
 		res.Issued = make([]Claim, 0, len(iss.rules))
 	}

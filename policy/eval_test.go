@@ -145,9 +145,18 @@ issuancerules{=> issueproperty(type="omit_x5c", value=true); => issueproperty(ty
 	if !reflect.DeepEqual(res.Properties, want) {
 		t.Errorf("Properties = %#v, want %#v", res.Properties, want)
 	}
-	sgx, _ := p.Configure(ctx, "SgxEnclave")
+	// The policy package knows no TEE's defaults: the pipeline passes the
+	// verifier's, which the configuration rules override.
+	if sgx, _ := p.Configure(ctx, "SgxEnclave"); sgx["x-ms-sgx-tcbidentifier"] != nil {
+		t.Errorf("Configure(SgxEnclave) invented a tcbidentifier: %v", sgx["x-ms-sgx-tcbidentifier"])
+	}
+	sgx, _ := p.ConfigureWith(ctx, "SgxEnclave", EvalOptions{Defaults: map[string]any{"x-ms-sgx-tcbidentifier": "azuredefault"}})
 	if sgx["x-ms-sgx-tcbidentifier"] != "azuredefault" {
 		t.Errorf("SGX default tcbidentifier = %v", sgx["x-ms-sgx-tcbidentifier"])
+	}
+	over := mustParse(t, `version=1.1;configurationrules{=> issueproperty(type="x-ms-sgx-tcbidentifier", value="11");};authorizationrules{=>permit();};`)
+	if got, _ := over.ConfigureWith(ctx, "SgxEnclave", EvalOptions{Defaults: map[string]any{"x-ms-sgx-tcbidentifier": "azuredefault"}}); got["x-ms-sgx-tcbidentifier"] != "11" {
+		t.Errorf("configuration rule did not override the default: %v", got["x-ms-sgx-tcbidentifier"])
 	}
 	for _, bad := range []string{
 		`=> issueproperty(type="omit_x5c", value="yes");`,

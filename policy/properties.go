@@ -23,11 +23,19 @@ var properties = map[string]propSpec{
 }
 
 // typeDefaults returns a fresh map with the defaults of spec §7 for an
-// attestation type (case-insensitive).
-func typeDefaults(attestationType string) map[string]any {
+// attestation type (case-insensitive), then extra (the evidence verifier's
+// defaults for its own properties, e.g. SGX's x-ms-sgx-tcbidentifier
+// "azuredefault": the policy package knows no TEE's defaults).
+func typeDefaults(attestationType string, extra map[string]any) map[string]any {
+	m := builtinDefaults(attestationType)
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+func builtinDefaults(attestationType string) map[string]any {
 	switch strings.ToLower(attestationType) {
-	case "sgxenclave", "openenclave":
-		return map[string]any{"x-ms-sgx-tcbidentifier": "azuredefault"}
 	case "tpm":
 		return map[string]any{
 			"require_valid_aik_cert":     true,

@@ -109,5 +109,15 @@ type Store interface {
 	// Audit returns up to limit newest audit entries of instance, newest first.
 	Audit(ctx context.Context, instance string, limit int) ([]AuditEntry, error)
 
+	// InstanceSecret returns the secret called name of instance (e.g. the
+	// key sealing multi-round client state), creating it with generate on
+	// first use. Replicas racing to create it all get the one value stored.
+	InstanceSecret(ctx context.Context, instance, name string, generate func() ([]byte, error)) ([]byte, error)
+	// UseNonce records nonce as used by instance until expires. fresh is
+	// false (and err nil) when it is already recorded and not expired at
+	// now: a replay. Records expired at now (the caller's clock, the one
+	// that set expires) are forgotten.
+	UseNonce(ctx context.Context, instance, nonce string, now, expires time.Time) (fresh bool, err error)
+
 	Close() error
 }

@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/attestd/attestd/collateral/source"
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/internal/pemfile"
 )
@@ -49,16 +48,15 @@ type Config struct {
 	TLS       TLSConfig        `json:"tls"`
 	LogLevel  string           `json:"log_level"`
 	Instances []InstanceConfig `json:"instances"`
-	// Collateral is where the SGX/OpenEnclave verifier gets Intel's
-	// collateral (TCB info, QE identity, CRLs): {"type":"bundle","path":…},
-	// {"type":"pcs",…} or {"type":"pccs","url":…}. Absent: Intel PCS, cached
-	// under DATA/collateral (fetched on the first attestation of a platform).
-	Collateral *source.Config `json:"collateral"`
-	SGX        SGXConfig      `json:"sgx"`
-	Store      StoreConfig    `json:"store"`
+	Store     StoreConfig      `json:"store"`
 	// Limits tunes overload behaviour: connection limit, admission control
 	// of attest requests, per-client rate (see LimitsConfig).
 	Limits LimitsConfig `json:"limits"`
+	// Blocks are the members read by the evidence verifier plugins
+	// (plugins.go), raw: "sgx" and "collateral" (evidence/sgx.Config and
+	// collateral/source.Config, see README.md), later "tpm", "snp", "tdx".
+	// Each plugin decodes and validates its own blocks.
+	Blocks map[string]json.RawMessage `json:"-"`
 
 	dir string // directory of the config file, for relative paths
 }
@@ -85,33 +83,6 @@ const (
 type StoreConfig struct {
 	Type string `json:"type"`
 	DSN  string `json:"dsn"`
-}
-
-// SGXConfig tunes the SGX/OpenEnclave evidence verifier.
-type SGXConfig struct {
-	// Disabled leaves SgxEnclave/OpenEnclave without a verifier (attest
-	// calls answer NotSupported).
-	Disabled bool `json:"disabled"`
-	// Grace accepts collateral whose nextUpdate passed at most this long
-	// ago (a Go duration); such tokens carry x-ms-sgx-collateral-grace-used
-	// and each such attestation is logged at WARN.
-	Grace string `json:"grace"`
-	// Roots are PEM files whose certificates REPLACE Intel's SGX Root CA as
-	// the trusted roots of PCK chains and collateral signing chains (for a
-	// private PKI or the generated test platform of testing/sgxplatform).
-	// Empty: Intel's SGX Root CA only. A test root is never trusted unless
-	// named here or in ExtraRoots.
-	Roots []string `json:"roots"`
-	// ExtraRoots are PEM files trusted IN ADDITION to Intel's SGX Root CA
-	// (or to Roots). Each chain must still end at one root: one root's CRL
-	// and signing certificates never vouch for another root's chain.
-	ExtraRoots []string `json:"extra_roots"`
-	// VerifyAt, an RFC 3339 instant, verifies every quote as of that
-	// instant instead of now (certificate, CRL, TCB info and QE identity
-	// windows). Meant for replaying recorded evidence whose collateral has
-	// expired. Tokens carry x-ms-sgx-verified-at; startup and every
-	// attestation log a WARN.
-	VerifyAt string `json:"verify_at"`
 }
 
 // InstanceConfig is one instance.
@@ -161,7 +132,26 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
+	// The plugins' blocks are split off first; everything else must be a
+	// field of Config (unknown members are refused, as always).
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(b, &members); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	c.Blocks = map[string]json.RawMessage{}
+	for _, p := range plugins() {
+		for _, name := range p.Blocks {
+			if raw, ok := members[name]; ok {
+				c.Blocks[name] = raw
+				delete(members, name)
+			}
+		}
+	}
+	rest, err := json.Marshal(members)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(rest))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)

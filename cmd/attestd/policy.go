@@ -114,12 +114,9 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	policyPath := fs.String("policy", "", "policy text file (default: the type's default policy)")
 	claimsPath := fs.String("claims", "", "JSON claim set {\"type\": value | [values]}")
 	evPath := fs.String("evidence", "", "evidence: an attest request body (JSON, as POST /attest takes) or the raw quote/report (binary, base64(url) or hex)")
-	collPath := fs.String("collateral", "", "collateral for --evidence: dcap-qvl JSON, sgx_ql_qve_collateral_t dump or a directory of PCS responses")
-	at := fs.String("at", "", "verify evidence as of this RFC 3339 instant (default: now)")
-	grace := fs.Duration("grace", 0, "accept collateral expired at most this long ago")
-	rootsPath := fs.String("roots", "", "PEM file of trusted root certificates replacing Intel's SGX Root CA (test platforms)")
-	rtPath := fs.String("runtime-data", "", "binary runtime data file bound to the evidence (replaces runtimeData of a JSON request)")
-	diag := fs.Bool("diagnostic-skip-collateral", false, "DIAGNOSTIC ONLY: verify signatures and the PCK chain but no collateral (old evidence)")
+	var of offlineFlags // --collateral, --at, --grace, --roots, --runtime-data, --diagnostic-skip-collateral
+	of.register(fs)
+	rtPath := &of.runtime
 	asJSON := fs.Bool("json", false, "print the explanation as JSON instead of text")
 	server := fs.String("server", "", "ask a running attestd instead (instance URL, e.g. https://127.0.0.1:8443 or …/tenants/t1): its policy in force, verifiers and clock")
 	tokenFlag := fs.String("token", "", "--server: bearer token with the reader role (env ATTESTD_TOKEN)")
@@ -146,7 +143,7 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return usage("give exactly one of --claims and --evidence")
 	}
 	if *server != "" {
-		if *collPath != "" || *at != "" || *grace != 0 || *rootsPath != "" || *diag {
+		if of.set() {
 			return usage("--collateral, --at, --grace, --roots and --diagnostic-skip-collateral are the server's business with --server")
 		}
 		return policyExplainRemote(ctx, remoteExplain{server: *server, token: firstNonEmpty(*tokenFlag, os.Getenv("ATTESTD_TOKEN")), cacert: *cacert,
@@ -172,7 +169,7 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if t != evidence.SgxEnclave && t != evidence.OpenEnclave {
 			return usage("--evidence needs --type SgxEnclave or OpenEnclave (the verifiers in this build)")
 		}
-		if *collPath == "" && !*diag {
+		if of.collateral == "" && !of.diagnostic {
 			return usage("--evidence needs --collateral (or --diagnostic-skip-collateral)")
 		}
 		b, err := readInput(*evPath)
@@ -195,11 +192,7 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 			// bind them (a text file is not decoded as hex or base64).
 			req.Evidence.Runtime = &evidence.Data{Bytes: rt}
 		}
-		o, err := sgx.OptionsFromFlags(*collPath, *rootsPath, *at, *grace, *diag)
-		if err != nil {
-			return usage("%v", err)
-		}
-		if v, err = sgx.NewVerifier(o); err != nil {
+		if v, req.Now, err = of.verifier(); err != nil {
 			return usage("%v", err)
 		}
 	}

@@ -18,9 +18,6 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/api"
-	"github.com/attestd/attestd/collateral/source"
-	"github.com/attestd/attestd/evidence"
-	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/internal/netlimit"
 	"github.com/attestd/attestd/store"
@@ -216,7 +213,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	}()
 
 	var keysets []*token.KeySet
-	verifiers, closeVerifiers, err := registeredVerifiers(cfg, data, log)
+	verifiers, closeVerifiers, err := registeredVerifiers(ctx, cfg, data, log)
 	if err != nil {
 		return err
 	}
@@ -332,56 +329,6 @@ func openStore(ctx context.Context, o *serveOptions, data string, log *slog.Logg
 		}
 		return db, desc, nil
 	}
-}
-
-// registeredVerifiers builds the evidence verifiers this binary contains:
-// SgxEnclave and OpenEnclave (evidence/sgx, with the configured collateral
-// source). Types missing here are answered with NotSupported. close releases
-// the collateral source.
-func registeredVerifiers(cfg *Config, dataDir string, log *slog.Logger) (v map[evidence.Type]evidence.Verifier, close func() error, err error) {
-	v = map[evidence.Type]evidence.Verifier{}
-	close = func() error { return nil }
-	if !cfg.SGX.Disabled {
-		sc := source.Config{Type: source.TypePCS, CacheDir: filepath.Join(dataDir, "collateral")}
-		if cfg.Collateral != nil {
-			sc = *cfg.Collateral
-			sc.Path, sc.SubscriptionKeyFile, sc.CAFile, sc.CacheDir = cfg.path(sc.Path), cfg.path(sc.SubscriptionKeyFile), cfg.path(sc.CAFile), cfg.path(sc.CacheDir)
-		}
-		trust, err := cfg.resolveSGX()
-		if err != nil {
-			return nil, nil, err
-		}
-		// The collateral source picks documents valid at the same instant
-		// the verifier checks them at.
-		src, err := source.Open(sc, trust.now(), log)
-		if err != nil {
-			return nil, nil, fmt.Errorf("collateral source: %w", err)
-		}
-		close = src.Close
-		sv, err := sgx.NewVerifier(sgx.Options{Collateral: src.Source, Roots: trust.roots, Now: trust.now(), Grace: trust.grace, Logger: log})
-		if err != nil {
-			src.Close()
-			return nil, nil, err
-		}
-		mv := trust.wrap(sv, log)
-		v[evidence.SgxEnclave], v[evidence.OpenEnclave] = mv, mv
-		roots := "Intel SGX Root CA"
-		if trust.custom {
-			roots = rootNames(trust.roots)
-		}
-		log.Info("SGX/OpenEnclave verifier", "collateral", sc.Type, "path", sc.Path, "url", sc.URL, "cache", sc.CacheDir, "roots", roots)
-		trust.logStartup(log)
-	}
-	var missing []string
-	for _, t := range evidence.Types {
-		if v[t] == nil {
-			missing = append(missing, string(t))
-		}
-	}
-	if len(missing) > 0 {
-		log.Warn("attestation types without an evidence verifier in this build (attest calls answer 501 NotSupported)", "types", strings.Join(missing, ","))
-	}
-	return v, close, nil
 }
 
 // reloadKeys rereads every instance's signing keys on SIGHUP and every

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/collateral/bundle"
+	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/testing/sgxplatform"
 )
 
@@ -78,11 +82,11 @@ func TestSGXTrustConfig(t *testing.T) {
 	}{
 		{name: "test root not trusted by default", sgx: `{}`, status: 400, check: "check pck_chain:"},
 		{name: "extra root beside Intel's", sgx: `{"extra_roots": ["root.pem"]}`, status: 200,
-			absent: []string{ClaimSGXVerifiedAt, "x-ms-sgx-collateral-grace-used"}, log: []string{"SGX trusted root configured"}},
+			absent: []string{sgx.ClaimVerifiedAt, "x-ms-sgx-collateral-grace-used"}, log: []string{"SGX trusted root configured"}},
 		{name: "replacement root", sgx: `{"roots": ["root.pem"]}`, status: 200,
-			claims: map[string]string{"x-ms-sgx-tcb-status": "UpToDate"}, absent: []string{ClaimSGXVerifiedAt}},
+			claims: map[string]string{"x-ms-sgx-tcb-status": "UpToDate"}, absent: []string{sgx.ClaimVerifiedAt}},
 		{name: "verify_at inside the windows", sgx: `{"roots": ["root.pem"], "verify_at": "` + now.Add(-30*time.Minute).Format(time.RFC3339) + `"}`, status: 200,
-			claims: map[string]string{ClaimSGXVerifiedAt: now.Add(-30 * time.Minute).Format(time.RFC3339)},
+			claims: map[string]string{sgx.ClaimVerifiedAt: now.Add(-30 * time.Minute).Format(time.RFC3339)},
 			log:    []string{"FIXED instant", "verified as of the configured sgx.verify_at"}},
 		{name: "verify_at after the collateral expired", sgx: `{"roots": ["root.pem"], "verify_at": "` + now.Add(40*24*time.Hour).Format(time.RFC3339) + `"}`, status: 400, check: ".expired"},
 		{name: "expired collateral without grace", platform: sgxplatform.Options{ExpiredCollateral: true}, sgx: `{"roots": ["root.pem"]}`, status: 400, check: "tcb_info.expired"},
@@ -140,13 +144,55 @@ func TestSGXConfigErrors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "notca.pem"), []byte("garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, sgx := range []string{`{"grace": "soon"}`, `{"grace": "-1h"}`, `{"verify_at": "yesterday"}`, `{"roots": ["missing.pem"]}`, `{"roots": ["notca.pem"]}`} {
-		c := &Config{SGX: SGXConfig{}, dir: dir}
-		if err := json.Unmarshal([]byte(sgx), &c.SGX); err != nil {
+	c := &Config{dir: dir}
+	for _, block := range []string{`{"grace": "soon"}`, `{"grace": "-1h"}`, `{"verify_at": "yesterday"}`, `{"roots": ["missing.pem"]}`, `{"roots": ["notca.pem"]}`} {
+		var sc sgx.Config
+		if err := json.Unmarshal([]byte(block), &sc); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.resolveSGX(); err == nil {
-			t.Errorf("%s accepted", sgx)
+		if _, err := sc.Resolve(c.path); err == nil {
+			t.Errorf("%s accepted", block)
 		}
+	}
+}
+
+// TestTCBBaselinesWithMarkedVerification is the regression test of a
+// decorator that hid the verifier's optional capabilities: with sgx.grace
+// or sgx.verify_at configured, GET /tcbbaselines/SgxEnclave answered 501.
+// It must list the bundle's baseline like the unconfigured server does.
+func TestTCBBaselinesWithMarkedVerification(t *testing.T) {
+	at := time.Now().UTC().Add(-30 * time.Minute).Format(time.RFC3339)
+	for _, block := range []string{`{"roots": ["root.pem"]}`, `{"roots": ["root.pem"], "grace": "2h"}`, `{"roots": ["root.pem"], "verify_at": "` + at + `"}`} {
+		t.Run(block, func(t *testing.T) {
+			dir := t.TempDir()
+			writePlatform(t, dir, sgxplatform.Options{})
+			cfg := `{"collateral": {"type": "bundle", "path": "collateral.json"}, "sgx": ` + block + `}`
+			if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			data := filepath.Join(dir, "data")
+			s := startServer(t, "--config", filepath.Join(dir, "config.json"), "--data", data)
+			defer s.stop(t)
+			var tok bytes.Buffer
+			if code := run(context.Background(), []string{"token", "--data", data, "--role", "reader"}, &tok, io.Discard); code != 0 {
+				t.Fatalf("token: exit %d", code)
+			}
+			code, b := s.do(t, "GET", "/tcbbaselines/SgxEnclave?api-version=2025-06-01", lastLine(tok.String()), "")
+			if code != 200 {
+				t.Fatalf("status %d, want 200: %s", code, b)
+			}
+			var body struct {
+				TCBBaselines []struct {
+					TCBIdentifier string `json:"tcbIdentifier"`
+					IsSelectedTCB bool   `json:"isSelectedTcb"`
+				} `json:"tcbBaselines"`
+			}
+			if err := json.Unmarshal(b, &body); err != nil {
+				t.Fatal(err)
+			}
+			if len(body.TCBBaselines) == 0 || body.TCBBaselines[0].TCBIdentifier != "azuredefault" || !body.TCBBaselines[0].IsSelectedTCB {
+				t.Fatalf("baselines %s: want azuredefault first and selected", b)
+			}
+		})
 	}
 }

@@ -2,20 +2,162 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+	"time"
 
+	"github.com/attestd/attestd/collateral/bundle"
+	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx"
+	"github.com/attestd/attestd/instance"
+	"github.com/attestd/attestd/internal/pemfile"
 )
 
+// Exit codes of "attestd verify".
+const (
+	verifyExitOK       = 0
+	verifyExitRejected = 1 // the evidence did not verify; stderr names the check
+	verifyExitUsage    = 2 // bad flags or unreadable files
+)
+
+// offlineFlags are the flags of the commands that verify evidence offline
+// ("attestd verify", "attestd policy explain --evidence"), registered once
+// here so both read them alike.
+type offlineFlags struct {
+	collateral, roots, at, runtime string
+	grace                          time.Duration
+	diagnostic                     bool
+}
+
+func (o *offlineFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.collateral, "collateral", "", "collateral: dcap-qvl JSON, sgx_ql_qve_collateral_t dump or a directory of PCS responses")
+	fs.StringVar(&o.at, "at", "", "verify as of this RFC 3339 instant (default: now)")
+	fs.DurationVar(&o.grace, "grace", 0, "accept collateral expired at most this long ago (the output says so)")
+	fs.StringVar(&o.roots, "roots", "", "PEM file of trusted root certificates replacing Intel's SGX Root CA (test platforms)")
+	fs.StringVar(&o.runtime, "runtime-data", "", "runtime data file (binary, bound as is) whose SHA-256 must equal report_data[0:32]")
+	fs.BoolVar(&o.diagnostic, "diagnostic-skip-collateral", false, "DIAGNOSTIC ONLY: check quote signatures and PCK chain signatures, skip clock, CRLs, TCB info and QE identity")
+}
+
+// set reports whether any verifier flag was given (they make no sense with
+// a remote server).
+func (o *offlineFlags) set() bool {
+	return o.collateral != "" || o.at != "" || o.grace != 0 || o.roots != "" || o.diagnostic
+}
+
+// verifier builds the SGX verifier the flags describe and the instant to
+// verify at. Errors name the flag that failed.
+func (o *offlineFlags) verifier() (*sgx.Verifier, time.Time, error) {
+	opts := sgx.Options{Grace: o.grace, DiagnosticSkipCollateral: o.diagnostic}
+	if o.collateral == "" && !o.diagnostic {
+		return nil, time.Time{}, errors.New("--collateral is required (or --diagnostic-skip-collateral)")
+	}
+	if o.collateral != "" {
+		b, err := bundle.Load(o.collateral)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("load collateral: %w", err)
+		}
+		opts.Collateral = b
+	}
+	now := time.Now()
+	if o.at != "" {
+		ts, err := time.Parse(time.RFC3339, o.at)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("--at: %w", err)
+		}
+		now = ts
+		opts.Now = func() time.Time { return ts }
+	}
+	if o.roots != "" {
+		var err error
+		if opts.Roots, err = pemfile.Certificates(o.roots); err != nil {
+			return nil, time.Time{}, fmt.Errorf("--roots: %w", err)
+		}
+	}
+	v, err := sgx.NewVerifier(opts)
+	return v, now, err
+}
+
 // verifyCmd is "attestd verify": offline verification of an SGX quote or
-// OpenEnclave report against a collateral file or directory, printing the
-// claims as JSON. All logic lives in sgx.RunVerify; exit codes: 0 verified,
-// 1 rejected (stderr names the failed check), 2 usage or I/O error.
+// OpenEnclave report against a collateral file or directory, bound to its
+// runtime and init-time data exactly as the server binds them
+// (instance.Bind), printing the claims it contributes to a token
+// (instance.ServiceClaims) as JSON. Exit codes:
+// 0 verified, 1 rejected ("verification failed: <check>: <reason>" on
+// stderr), 2 usage or I/O error.
 //
-// Registered in run() with:
-//
-//	case "verify":
-//		return verifyCmd(ctx, args, stdout, stderr)
+//	attestd verify --type SgxEnclave|OpenEnclave --evidence quote.bin --collateral coll.json|dir
+//	               [--at 2025-07-01T00:00:00Z] [--grace 24h] [--roots root.pem]
+//	               [--runtime-data file] [--init-time-data file] [--diagnostic-skip-collateral]
 func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return sgx.RunVerify(ctx, args, stdout, stderr)
+	fs := flag.NewFlagSet("attestd verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	typ := fs.String("type", "SgxEnclave", "attestation type: SgxEnclave (raw quote) or OpenEnclave (OE report or OE evidence)")
+	evPath := fs.String("evidence", "", "evidence file: raw bytes, base64(url) or hex text")
+	itPath := fs.String("init-time-data", "", "init-time data file (binary) whose SHA-256 must equal CONFIGID[0:32] (KSS enclaves)")
+	var of offlineFlags
+	of.register(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return verifyExitOK
+		}
+		return verifyExitUsage
+	}
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "attestd verify: "+format+"\n", a...)
+		return verifyExitUsage
+	}
+	if fs.NArg() != 0 {
+		return usage("unexpected arguments %q", fs.Args())
+	}
+	t, ok := evidence.ParseType(*typ)
+	if !ok || (t != evidence.SgxEnclave && t != evidence.OpenEnclave) {
+		return usage("--type must be SgxEnclave or OpenEnclave, not %q", *typ)
+	}
+	if *evPath == "" {
+		return usage("--evidence is required")
+	}
+	v, now, err := of.verifier()
+	if err != nil {
+		return usage("%v", err)
+	}
+	ev, err := os.ReadFile(*evPath)
+	if err != nil {
+		return usage("%v", err)
+	}
+	req := &evidence.Request{Type: t, Evidence: sgx.DecodeEvidence(ev), Now: now}
+	for _, d := range []struct {
+		path string
+		dst  **evidence.Data
+	}{{of.runtime, &req.Runtime}, {*itPath, &req.InitTime}} {
+		if d.path == "" {
+			continue
+		}
+		b, err := os.ReadFile(d.path)
+		if err != nil {
+			return usage("%v", err)
+		}
+		*d.dst = &evidence.Data{Bytes: b}
+	}
+	res, err := evidence.Verify(ctx, v, req)
+	if err == nil {
+		err = instance.Bind(req.Runtime, req.InitTime, res)
+	}
+	if err != nil {
+		var ee *evidence.Error
+		if errors.As(err, &ee) {
+			fmt.Fprintf(stderr, "verification failed: %s: %v\n", ee.Check, ee.Err)
+			return verifyExitRejected
+		}
+		return usage("%v", err)
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(instance.ServiceClaims(res)); err != nil {
+		return usage("%v", err)
+	}
+	return verifyExitOK
 }

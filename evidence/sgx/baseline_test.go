@@ -11,7 +11,7 @@ import (
 	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/evidence"
-	"github.com/attestd/attestd/evidence/sgx/pcs"
+	"github.com/attestd/attestd/evidence/dcap/pcs"
 	"github.com/attestd/attestd/testing/sgxplatform"
 )
 

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -13,8 +14,8 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/dcap/pcs"
 	"github.com/attestd/attestd/evidence/sgx"
-	"github.com/attestd/attestd/evidence/sgx/pcs"
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/store/sqlite"
 	"github.com/attestd/attestd/testing/sgxplatform"
@@ -61,7 +62,7 @@ func TestPipeline(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tok, err := in.Attest(ctx, &instance.AttestRequest{Type: evidence.OpenEnclave, Evidence: report, Runtime: &evidence.Data{Bytes: rt}})
+	tok, err := tokenOf(in.Attest(ctx, &instance.AttestRequest{Type: evidence.OpenEnclave, Evidence: report, Runtime: &evidence.Data{Bytes: rt}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestPipeline(t *testing.T) {
 		t.Errorf("advisory policy: %v", err)
 	}
 	allow := `version=1.0;authorizationrules{c:[type=="x-ms-sgx-tcb-status", value=="SWHardeningNeeded"] && d:[type=="$is-debuggable", value==false] => permit();};issuancerules{c:[type=="x-ms-sgx-advisory-ids"] => issue(type="adv", value=c.value);};`
-	draft, err := in.Attest(ctx, &instance.AttestRequest{Type: evidence.OpenEnclave, Evidence: report, DraftPolicy: &allow})
+	draft, err := tokenOf(in.Attest(ctx, &instance.AttestRequest{Type: evidence.OpenEnclave, Evidence: report, DraftPolicy: &allow}))
 	if err != nil {
 		t.Fatalf("status policy: %v", err)
 	}
@@ -231,7 +232,7 @@ func TestPipelineInitTimeKSS(t *testing.T) {
 			o := kss(c.version, c.bound)
 			ev := mint(c.typ, o)
 			init := &evidence.Data{Bytes: c.bound, JSON: c.json}
-			tok, err := in.Attest(ctx, &instance.AttestRequest{Type: c.typ, Evidence: ev, Runtime: &evidence.Data{Bytes: rt}, InitTime: init})
+			tok, err := tokenOf(in.Attest(ctx, &instance.AttestRequest{Type: c.typ, Evidence: ev, Runtime: &evidence.Data{Bytes: rt}, InitTime: init}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -265,7 +266,7 @@ func TestPipelineInitTimeKSS(t *testing.T) {
 			// The policy sees the KSS claims as incoming claims.
 			pol := `version=1.0; authorizationrules{ c:[type=="x-ms-sgx-config-svn", value==4660] && d:[type=="x-ms-sgx-isv-family-id", value=="f0efeeedecebeae9e8e7e6e5e4e3e2e1"] => permit(); };` +
 				` issuancerules{ c:[type=="x-ms-sgx-config-id"] => issue(type="cfg", value=c.value); };`
-			draft, err := in.Attest(ctx, &instance.AttestRequest{Type: c.typ, Evidence: ev, InitTime: init, DraftPolicy: &pol})
+			draft, err := tokenOf(in.Attest(ctx, &instance.AttestRequest{Type: c.typ, Evidence: ev, InitTime: init, DraftPolicy: &pol}))
 			if err != nil {
 				t.Fatalf("policy over KSS claims: %v", err)
 			}
@@ -289,7 +290,7 @@ func TestPipelineInitTimeKSS(t *testing.T) {
 			}
 			// Without init-time data the KSS enclave still attests (the
 			// binding is checked only when data is sent), with its claims.
-			tok, err = in.Attest(ctx, &instance.AttestRequest{Type: c.typ, Evidence: ev})
+			tok, err = tokenOf(in.Attest(ctx, &instance.AttestRequest{Type: c.typ, Evidence: ev}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -307,7 +308,7 @@ func TestPipelineInitTimeKSS(t *testing.T) {
 		o.KSS = false
 		for _, typ := range []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave} {
 			ev := mint(typ, o)
-			tok, err := in.Attest(ctx, &instance.AttestRequest{Type: typ, Evidence: ev})
+			tok, err := tokenOf(in.Attest(ctx, &instance.AttestRequest{Type: typ, Evidence: ev}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -354,4 +355,15 @@ func unsignedPayload(t *testing.T, tok string) map[string]any {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// tokenOf is the token of a single-shot attestation's response.
+func tokenOf(r *instance.AttestResponse, err error) (string, error) {
+	if err != nil {
+		return "", err
+	}
+	if r.Token == "" {
+		return "", errors.New("the response carries no token")
+	}
+	return r.Token, nil
 }

@@ -57,6 +57,11 @@ type Options struct {
 	Roots []*x509.Certificate
 	// Now returns the verification instant; nil means time.Now.
 	Now func() time.Time
+	// VerifyAt, when non-zero, verifies every quote as of this instant
+	// instead of now (replaying recorded evidence whose collateral has
+	// expired). Results carry the claim x-ms-sgx-verified-at and every such
+	// verification is logged at WARN. It overrides Now.
+	VerifyAt time.Time
 	// Grace accepts collateral whose nextUpdate passed at most Grace ago;
 	// results verified that way carry the claim x-ms-sgx-collateral-grace-used.
 	Grace time.Duration
@@ -75,20 +80,31 @@ type Options struct {
 
 // Verifier verifies SgxEnclave and OpenEnclave evidence. Safe for concurrent use.
 type Verifier struct {
-	src  collateral.Source
-	core *verify.Verifier
-	diag bool
-	log  *slog.Logger
+	src      collateral.Source
+	core     *verify.Verifier
+	diag     bool
+	verifyAt string // RFC 3339; "" when verifying at now
+	log      *slog.Logger
 }
 
-var _ evidence.Verifier = (*Verifier)(nil)
+var (
+	_ evidence.Verifier               = (*Verifier)(nil)
+	_ evidence.ConfigurationDefaulter = (*Verifier)(nil)
+	_ evidence.ClaimsAdvertiser       = (*Verifier)(nil)
+	_ evidence.BaselineLister         = (*Verifier)(nil)
+)
 
 // NewVerifier returns a Verifier for opts.
 func NewVerifier(opts Options) (*Verifier, error) {
 	if opts.Collateral == nil && !opts.DiagnosticSkipCollateral {
 		return nil, errors.New("sgx: Options.Collateral is required")
 	}
-	core, err := verify.New(verify.Options{Roots: opts.Roots, Now: opts.Now, Grace: opts.Grace})
+	now, at := opts.Now, ""
+	if !opts.VerifyAt.IsZero() {
+		fixed := opts.VerifyAt.UTC()
+		now, at = func() time.Time { return fixed }, fixed.Format(time.RFC3339)
+	}
+	core, err := verify.New(verify.Options{Roots: opts.Roots, Now: now, Grace: opts.Grace})
 	if err != nil {
 		return nil, err
 	}
@@ -96,8 +112,12 @@ func NewVerifier(opts Options) (*Verifier, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Verifier{src: opts.Collateral, core: core, diag: opts.DiagnosticSkipCollateral, log: log}, nil
+	return &Verifier{src: opts.Collateral, core: core, diag: opts.DiagnosticSkipCollateral, verifyAt: at, log: log}, nil
 }
+
+// ClaimVerifiedAt is the token claim (RFC 3339) that says SGX evidence was
+// verified as of a configured instant (Options.VerifyAt) instead of now.
+const ClaimVerifiedAt = "x-ms-sgx-verified-at"
 
 // Evidence is parsed SgxEnclave/OpenEnclave evidence.
 type Evidence struct {
@@ -131,35 +151,65 @@ func Parse(t evidence.Type, b []byte) (*Evidence, error) {
 			}
 			h := sha256.Sum256(e.CustomClaimsBuffer)
 			if [32]byte(e.Quote.Body.ReportData[:32]) != h {
-				return nil, evidence.Errorf("oe_evidence.custom_claims_binding", "report_data[0:32] %x is not SHA-256 of the %d-byte custom claims buffer (%x)", e.Quote.Body.ReportData[:32], len(e.CustomClaimsBuffer), h)
+				return nil, evidence.Errorf(CheckOECustomClaimsBinding, "report_data[0:32] %x is not SHA-256 of the %d-byte custom claims buffer (%x)", e.Quote.Body.ReportData[:32], len(e.CustomClaimsBuffer), h)
 			}
 			return &Evidence{Quote: e.Quote, QuoteBytes: e.QuoteBytes, OE: e}, nil
 		default:
-			return nil, evidence.Errorf("oe_report.parse", "not an OpenEnclave report (header version 1) or OE evidence (attestation header version 2/3); a raw SGX quote goes to SgxEnclave")
+			return nil, evidence.Errorf(CheckOEReportParse, "not an OpenEnclave report (header version 1) or OE evidence (attestation header version 2/3); a raw SGX quote goes to SgxEnclave")
 		}
 	default:
-		return nil, evidence.Errorf("evidence.type", "the SGX verifier does not handle attestation type %q", t)
+		return nil, evidence.Errorf(evidence.CheckEvidenceType, "the SGX verifier does not handle attestation type %q", t)
 	}
 }
 
 func parseError(prefix string, err error) error {
 	if errors.Is(err, abi.ErrTDX) {
-		return evidence.Errorf(prefix+".unsupported_tee", "%v", err)
+		return evidence.Errorf(evidence.Check(prefix+".unsupported_tee"), "%v", err)
 	}
-	return evidence.Errorf(prefix+".parse", "%v", err)
+	return evidence.Errorf(evidence.Check(prefix+".parse"), "%v", err)
 }
 
-// Verify implements evidence.Verifier. Result.ReportData is the ISV
+// Checks of the SGX verifier's own parsing and baseline selection (the
+// DCAP checks are declared by the verification core).
+const (
+	CheckQuoteParse            evidence.Check = "quote.parse"
+	CheckQuoteUnsupportedTEE   evidence.Check = "quote.unsupported_tee"
+	CheckOEReportParse         evidence.Check = "oe_report.parse"
+	CheckOEEvidenceParse       evidence.Check = "oe_evidence.parse"
+	CheckOECustomClaimsBinding evidence.Check = "oe_evidence.custom_claims_binding"
+	CheckTCBInfoParse          evidence.Check = "tcb_info.parse"
+	CheckQEIdentityParse       evidence.Check = "qe_identity.parse"
+)
+
+// parsed is SGX evidence that passed Parse, bound to its request.
+type parsed struct {
+	v   *Verifier
+	req *evidence.Request
+	ev  *Evidence
+}
+
+// Parse implements evidence.Verifier: it parses the quote or OE report
+// (structure and the OE custom-claims binding, no signature) of req.
+func (v *Verifier) Parse(ctx context.Context, req *evidence.Request) (evidence.Parsed, error) {
+	ev, err := Parse(req.Type, req.Evidence)
+	if err != nil {
+		return nil, err
+	}
+	return &parsed{v: v, req: req, ev: ev}, nil
+}
+
+// Verify implements evidence.Parsed. Result.ReportData is the ISV
 // enclave's 64-byte REPORTDATA; Result.InitTimeBinding is its 64-byte
 // CONFIGID, always set: an enclave without KSS has an all-zero CONFIGID, so
 // init-time data sent for it fails the pipeline's binding check instead of
 // being silently ignored.
-func (v *Verifier) Verify(ctx context.Context, req *evidence.Request) (*evidence.Result, error) {
-	baseline, err := ParseTCBIdentifier(req.Properties[PropertyTCBIdentifier])
-	if err != nil {
-		return nil, err
-	}
-	ev, err := Parse(req.Type, req.Evidence)
+//
+// The verification instant is the verifier's clock (Options.Now or
+// VerifyAt): the DCAP core takes its clock at construction and caches what
+// it verified, so it cannot take Request.Now per call yet.
+func (p *parsed) Verify(ctx context.Context, properties map[string]any) (*evidence.Result, error) {
+	v, req, ev := p.v, p.req, p.ev
+	baseline, err := ParseTCBIdentifier(properties[PropertyTCBIdentifier])
 	if err != nil {
 		return nil, err
 	}
@@ -168,11 +218,43 @@ func (v *Verifier) Verify(ctx context.Context, req *evidence.Request) (*evidence
 		v.log.DebugContext(ctx, "sgx evidence rejected", "type", req.Type, "check", evidence.CheckOf(err), "err", err)
 		return nil, err
 	}
+	claims := Claims(ev, res, req.Runtime)
+	if v.verifyAt != "" {
+		claims = append(claims, evidence.Claim{Type: ClaimVerifiedAt, Value: v.verifyAt})
+		v.log.WarnContext(ctx, "SGX evidence verified as of the configured sgx.verify_at, not now", "type", req.Type, "verify_at", v.verifyAt)
+	}
+	if res.Result != nil && len(res.GraceUsed) > 0 {
+		v.log.WarnContext(ctx, "SGX collateral accepted after its nextUpdate (sgx.grace)", "type", req.Type, "documents", strings.Join(res.GraceUsed, ","))
+	}
 	return &evidence.Result{
 		ReportData:      append([]byte(nil), ev.Quote.Body.ReportData[:]...),
 		InitTimeBinding: append([]byte(nil), ev.Quote.Body.ConfigID[:]...),
-		Claims:          Claims(ev, res, req.Runtime),
+		Claims:          claims,
 	}, nil
+}
+
+// Verify parses and verifies req in one step (evidence.Verify): for callers
+// without a pipeline.
+func (v *Verifier) Verify(ctx context.Context, req *evidence.Request) (*evidence.Result, error) {
+	return evidence.Verify(ctx, v, req)
+}
+
+// ConfigurationDefaults implements evidence.ConfigurationDefaulter: the
+// default TCB baseline of maa-policy.md §7.
+func (v *Verifier) ConfigurationDefaults(t evidence.Type) map[string]any {
+	if t != evidence.SgxEnclave && t != evidence.OpenEnclave {
+		return nil
+	}
+	return map[string]any{PropertyTCBIdentifier: TCBIdentifierDefault}
+}
+
+// ClaimsSupported implements evidence.ClaimsAdvertiser with the SGX claims
+// real MAA lists in its OpenID metadata (and those its default policy issues).
+func (v *Verifier) ClaimsSupported() []string {
+	return []string{
+		ClaimIsDebuggable, ClaimMREnclave, ClaimMRSigner, ClaimSVN, ClaimEHD,
+		ClaimCollateral, "is-debuggable", "sgx-mrsigner", "sgx-mrenclave", "product-id", "svn", "tee",
+	}
 }
 
 // PropertyTCBIdentifier is the configuration property that selects the TCB
@@ -183,7 +265,7 @@ const (
 	// TCBIdentifierDefault selects the collateral source's standard baseline.
 	TCBIdentifierDefault = "azuredefault"
 	// CheckTCBBaseline names failures to select or serve a TCB baseline.
-	CheckTCBBaseline = "collateral.tcb_baseline"
+	CheckTCBBaseline = string(evidence.CheckTCBBaseline)
 	// maxTCBEvaluationDataNumber bounds numeric identifiers (Intel's numbers
 	// are two digits today); it keeps absurd values out of URLs and logs.
 	maxTCBEvaluationDataNumber = 1 << 20
@@ -270,7 +352,7 @@ func (v *Verifier) VerifyBaseline(ctx context.Context, ev *Evidence, baseline Ba
 		if baseline != 0 && errors.Is(err, collateral.ErrNotFound) {
 			return nil, evidence.Errorf(CheckTCBBaseline, "TCB baseline %s: the collateral source has no TCB info and QE identity with tcbEvaluationDataNumber %d for FMSPC %s (%s CA): %v", baseline, baseline, plat.FMSPC, plat.CA, err)
 		}
-		return nil, evidence.Errorf("collateral.unavailable", "collateral for FMSPC %s (%s CA)%s: %v", plat.FMSPC, plat.CA, baselineText(baseline), err)
+		return nil, evidence.Errorf(evidence.CheckCollateralUnavailable, "collateral for FMSPC %s (%s CA)%s: %v", plat.FMSPC, plat.CA, baselineText(baseline), err)
 	}
 	if baseline != 0 {
 		// Never trust the source: the documents must be the baseline asked
@@ -300,14 +382,14 @@ func baselineText(b Baseline) string {
 func checkBaselineHeaders(coll *collateral.Collateral, b Baseline) error {
 	th, err := collateral.ParseTCBInfoHeader(coll.TCBInfo)
 	if err != nil {
-		return evidence.Errorf("tcb_info.parse", "%v", err)
+		return evidence.Errorf(CheckTCBInfoParse, "%v", err)
 	}
 	if th.TCBEvaluationDataNumber != int(b) {
 		return evidence.Errorf(CheckTCBBaseline, "TCB baseline %s: the collateral source served a TCB info with tcbEvaluationDataNumber %d", b, th.TCBEvaluationDataNumber)
 	}
 	qh, err := collateral.ParseEnclaveIdentityHeader(coll.QEIdentity)
 	if err != nil {
-		return evidence.Errorf("qe_identity.parse", "%v", err)
+		return evidence.Errorf(CheckQEIdentityParse, "%v", err)
 	}
 	if qh.TCBEvaluationDataNumber != int(b) {
 		return evidence.Errorf(CheckTCBBaseline, "TCB baseline %s: the collateral source served a QE identity with tcbEvaluationDataNumber %d", b, qh.TCBEvaluationDataNumber)
@@ -475,4 +557,64 @@ func (v *Verifier) TCBBaselines(ctx context.Context) ([]collateral.Baseline, err
 		return nil, ErrBaselinesUnknown
 	}
 	return l.Baselines(ctx, collateral.SGX)
+}
+
+// ListBaselines implements evidence.BaselineLister: "azuredefault" (the
+// collateral source's standard documents, with their number) first, then
+// every number the source can serve, newest first; Selected marks the
+// baseline properties[x-ms-sgx-tcbidentifier] selects. A property that is
+// no valid identifier selects nothing (attestation under it fails at
+// collateral.tcb_baseline).
+func (v *Verifier) ListBaselines(ctx context.Context, t evidence.Type, properties map[string]any) ([]evidence.Baseline, error) {
+	if t != evidence.SgxEnclave && t != evidence.OpenEnclave {
+		return nil, evidence.Errorf(evidence.CheckEvidenceType, "the SGX verifier does not handle attestation type %q", t)
+	}
+	bs, err := v.TCBBaselines(ctx)
+	if err != nil {
+		return nil, err
+	}
+	selected := ""
+	if b, err := ParseTCBIdentifier(properties[PropertyTCBIdentifier]); err == nil {
+		selected = b.String()
+	}
+	out := []evidence.Baseline{}
+	entry := func(id string, b collateral.Baseline) evidence.Baseline {
+		return evidence.Baseline{Identifier: id, EvaluationDataNumber: b.TCBEvaluationDataNumber, ReleaseDate: b.TCBDate, Selected: id == selected}
+	}
+	// The standard documents: the newest standard number if a source
+	// (several FMSPCs, a cache and a fallback bundle) lists more than one.
+	for _, b := range bs {
+		if b.Standard {
+			out = append(out, entry(TCBIdentifierDefault, b))
+			break
+		}
+	}
+	for _, b := range bs {
+		out = append(out, entry(strconv.Itoa(b.TCBEvaluationDataNumber), b))
+	}
+	return out, nil
+}
+
+// DecodeEvidence returns b decoded when it is base64 (std or URL, padded or
+// not) or hex text, and b itself otherwise (raw binary evidence).
+func DecodeEvidence(b []byte) []byte {
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return b
+	}
+	for _, r := range s {
+		if r > 0x7e || (r < 0x20 && r != '\n' && r != '\r') {
+			return b // binary
+		}
+	}
+	s = strings.Join(strings.Fields(s), "")
+	if d, err := hex.DecodeString(strings.TrimPrefix(s, "0x")); err == nil {
+		return d
+	}
+	for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.StdEncoding} {
+		if d, err := enc.DecodeString(s); err == nil {
+			return d
+		}
+	}
+	return b
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,8 +16,8 @@ import (
 	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/dcap/pcs"
 	"github.com/attestd/attestd/evidence/sgx/abi"
-	"github.com/attestd/attestd/evidence/sgx/pcs"
 	"github.com/attestd/attestd/evidence/sgx/verify"
 	"github.com/attestd/attestd/internal/testenv"
 	"github.com/attestd/attestd/testing/sgxplatform"
@@ -350,37 +349,6 @@ func TestAzureSDKSamples(t *testing.T) {
 	}
 	if _, err := NewVerifier(Options{}); err == nil {
 		t.Error("a verifier without collateral must need the explicit diagnostic flag")
-	}
-}
-
-func TestRunVerify(t *testing.T) {
-	quote := testenv.Shared(t, "vectors/dcap-qvl/sample/sgx_quote")
-	coll := testenv.Shared(t, "vectors/dcap-qvl/sample/sgx_quote_collateral.json")
-	cases := []struct {
-		args   []string
-		code   int
-		stdout string
-		stderr string
-	}{
-		{[]string{"--type", "SgxEnclave", "--evidence", quote, "--collateral", coll, "--at", "2025-07-01T00:00:00Z"}, ExitOK, `"x-ms-sgx-tcb-status": "ConfigurationAndSWHardeningNeeded"`, ""},
-		{[]string{"--type", "SgxEnclave", "--evidence", quote, "--collateral", coll, "--at", "2025-08-01T00:00:00Z"}, ExitRejected, "", "verification failed: tcb_info.expired:"},
-		{[]string{"--type", "SgxEnclave", "--evidence", quote, "--collateral", coll, "--at", "2025-08-01T00:00:00Z", "--grace", "720h"}, ExitOK, `"x-ms-sgx-collateral-grace-used": "tcb_info,qe_identity,pck_crl"`, ""},
-		{[]string{"--type", "OpenEnclave", "--evidence", quote, "--collateral", coll}, ExitRejected, "", "verification failed: oe_report.parse"},
-		{[]string{"--type", "Tpm", "--evidence", quote, "--collateral", coll}, ExitUsage, "", "--type must be"},
-		{[]string{"--type", "SgxEnclave", "--evidence", quote, "--collateral", coll, "--at", "2025-07-01T00:00:00Z", "--runtime-data", coll}, ExitRejected, "", "verification failed: runtimedata.binding:"},
-	}
-	for _, c := range cases {
-		var out, errb bytes.Buffer
-		code := RunVerify(context.Background(), c.args, &out, &errb)
-		if code != c.code || !strings.Contains(out.String(), c.stdout) || !strings.Contains(errb.String(), c.stderr) {
-			t.Errorf("%v: code %d stdout %q stderr %q", c.args, code, out.String(), errb.String())
-		}
-		if code == ExitOK {
-			var m map[string]any
-			if err := json.Unmarshal(out.Bytes(), &m); err != nil {
-				t.Errorf("stdout is not JSON: %v", err)
-			}
-		}
 	}
 }
 

@@ -31,10 +31,10 @@ import (
 // Checks named by this package (verify and uvm name theirs).
 const (
 	// CheckParse: the evidence is not SEV-SNP evidence in a known envelope.
-	CheckParse = "snp.parse"
+	CheckParse evidence.Check = "snp.parse"
 	// CheckUVMRequired: a compliance rule or the configuration requires a
 	// UVM endorsement and none verified.
-	CheckUVMRequired = "snp.uvm.required"
+	CheckUVMRequired evidence.Check = "snp.uvm.required"
 )
 
 // ComplianceRule assigns x-ms-compliance-status to reports that meet it.
@@ -151,7 +151,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *abi.Evidence, now time.Time) 
 			if err != nil {
 				var ue *uvm.Error
 				if errors.As(err, &ue) {
-					return nil, &evidence.Error{Check: ue.Check, Err: fmt.Errorf("UVM endorsement %d: %w", i, ue.Err)}
+					return nil, &evidence.Error{Check: evidence.Check(ue.Check), Err: fmt.Errorf("UVM endorsement %d: %w", i, ue.Err)}
 				}
 				return nil, err
 			}

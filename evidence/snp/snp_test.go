@@ -182,7 +182,7 @@ func TestACIWithUVMEndorsement(t *testing.T) {
 	}
 	// RequireUVM refuses a report without one.
 	v, _ = New(Options{RequireUVM: true})
-	if _, err := v.Verify(context.Background(), sidecarEvidence(t), now); err == nil || !strings.Contains(err.Error(), CheckUVMRequired) {
+	if _, err := v.Verify(context.Background(), sidecarEvidence(t), now); err == nil || !strings.Contains(err.Error(), string(CheckUVMRequired)) {
 		t.Fatalf("got %v", err)
 	}
 }

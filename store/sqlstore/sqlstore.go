@@ -483,3 +483,67 @@ func (d *DB) Audit(ctx context.Context, instance string, limit int) ([]store.Aud
 	}
 	return out, nil
 }
+
+// InstanceSecret implements store.Store: read, else insert (first writer
+// wins) and read back what was stored.
+func (d *DB) InstanceSecret(ctx context.Context, instance, name string, generate func() ([]byte, error)) ([]byte, error) {
+	if err := checkKey(instance, name); err != nil {
+		return nil, d.errf("instance secret: %w", err)
+	}
+	read := func() ([]byte, error) {
+		var v []byte
+		err := d.db.QueryRowContext(ctx, d.q(`SELECT value FROM instance_secrets WHERE instance = ? AND name = ?`), instance, name).Scan(&v)
+		return v, err
+	}
+	v, err := read()
+	if err == nil {
+		return v, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, d.errf("instance secret %s/%s: %w", instance, name, err)
+	}
+	nv, err := generate()
+	if err != nil {
+		return nil, d.errf("instance secret %s/%s: generate: %w", instance, name, err)
+	}
+	if len(nv) == 0 {
+		return nil, d.errf("instance secret %s/%s: generated an empty secret", instance, name)
+	}
+	if _, err := d.db.ExecContext(ctx, d.q(`INSERT INTO instance_secrets (instance, name, value, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (instance, name) DO NOTHING`), instance, name, nv, d.now().UnixNano()); err != nil {
+		return nil, d.errf("instance secret %s/%s: insert: %w", instance, name, err)
+	}
+	if v, err = read(); err != nil {
+		return nil, d.errf("instance secret %s/%s: read back: %w", instance, name, err)
+	}
+	return v, nil
+}
+
+// UseNonce implements store.Store in one transaction: prune the instance's
+// expired records, then insert; a conflict is a replay.
+func (d *DB) UseNonce(ctx context.Context, instance, nonce string, now, expires time.Time) (bool, error) {
+	if err := checkKey(instance, nonce); err != nil {
+		return false, d.errf("use nonce: %w", err)
+	}
+	if err := checkText(nonce); err != nil {
+		return false, err
+	}
+	fresh := false
+	err := d.withTx(ctx, "use nonce", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM used_nonces WHERE instance = ? AND expires_at <= ?`), instance, now.UnixNano()); err != nil {
+			return d.errf("use nonce: prune: %w", err)
+		}
+		r, err := tx.ExecContext(ctx, d.q(`INSERT INTO used_nonces (instance, nonce, expires_at) VALUES (?, ?, ?)
+			ON CONFLICT (instance, nonce) DO NOTHING`), instance, nonce, expires.UnixNano())
+		if err != nil {
+			return d.errf("use nonce: insert: %w", err)
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return d.errf("use nonce: %w", err)
+		}
+		fresh = n == 1
+		return nil
+	})
+	return fresh, err
+}

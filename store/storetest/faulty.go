@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/attestd/attestd/store"
 )
@@ -113,4 +114,26 @@ func (f *Faulty) Audit(ctx context.Context, instance string, limit int) ([]store
 		return nil, err
 	}
 	return f.Store.Audit(ctx, instance, limit)
+}
+
+// Method names of the instance-secret and nonce calls.
+const (
+	MethodInstanceSecret = "InstanceSecret"
+	MethodUseNonce       = "UseNonce"
+)
+
+// InstanceSecret implements store.Store.
+func (f *Faulty) InstanceSecret(ctx context.Context, instance, name string, generate func() ([]byte, error)) ([]byte, error) {
+	if err := f.err(MethodInstanceSecret); err != nil {
+		return nil, err
+	}
+	return f.Store.InstanceSecret(ctx, instance, name, generate)
+}
+
+// UseNonce implements store.Store.
+func (f *Faulty) UseNonce(ctx context.Context, instance, nonce string, now, expires time.Time) (bool, error) {
+	if err := f.err(MethodUseNonce); err != nil {
+		return false, err
+	}
+	return f.Store.UseNonce(ctx, instance, nonce, now, expires)
 }

@@ -57,6 +57,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RequireSigner", testRequireSigner},
 		{"RequireSignerRemoveSelf", testRequireSignerRemoveSelf},
 		{"RequireSignerRace", testRequireSignerRace},
+		{"InstanceSecret", testInstanceSecret},
+		{"InstanceSecretRace", testInstanceSecretRace},
+		{"UseNonce", testUseNonce},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,26 +9,20 @@ package sgxplatform
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 	"time"
 
 	"github.com/attestd/attestd/collateral"
+	"github.com/attestd/attestd/evidence/dcap"
+	"github.com/attestd/attestd/evidence/dcap/pcs"
 	"github.com/attestd/attestd/evidence/sgx/abi"
-	"github.com/attestd/attestd/evidence/sgx/pcs"
+	"github.com/attestd/attestd/testing/dcapfake"
 )
 
 // Options describe the platform and its collateral.
@@ -117,45 +111,31 @@ func (o *QuoteOptions) BindInitTime(data []byte) {
 	copy(o.ConfigID[:32], h[:])
 }
 
-// Platform is one fake SGX machine with its CA hierarchy and collateral.
+// Platform is one fake SGX machine with its CA hierarchy and collateral,
+// built on the shared DCAP fixture (testing/dcapfake).
 type Platform struct {
 	opts Options
+	pki  *dcapfake.PKI
 
-	rootKey, pckCAKey, pckKey, signKey, attKey *ecdsa.PrivateKey
-	root, pckCA, pck, signer                   *x509.Certificate
-	ext                                        pcs.PCKExtensions
-	qeReport                                   abi.ReportBody
-	qeAuth                                     []byte
-	coll                                       *collateral.Collateral
+	root, pckCA, pck *x509.Certificate
+	ext              pcs.PCKExtensions
+	qeReport         abi.ReportBody
+	coll             *collateral.Collateral
 }
 
 // Fixed identity of the test quoting enclave (written into the QE identity).
 const (
-	QEISVProdID = uint16(1)
-	QEISVSVN    = uint16(8)
+	QEISVProdID = dcapfake.QEISVProdID
+	QEISVSVN    = dcapfake.QEISVSVN
 )
 
-// qeMRSigner is the test QE's MRSIGNER (the first half of Intel's QE MRSIGNER, so it looks familiar in dumps).
-var qeMRSigner = [32]byte{0x8c, 0x4f, 0x57, 0x75, 0xd7, 0x96, 0x50, 0x3e, 0x96, 0x13, 0x7f, 0x77, 0xc6, 0x8a, 0x82, 0x9a}
+// qeMRSigner is the test QE's MRSIGNER.
+var qeMRSigner = dcapfake.QEMRSigner
 
 // PCK TCB of the test platform: matched exactly by the second TCB level.
-var pckCompSVN = [16]int{11, 11, 2, 2, 255, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+var pckCompSVN = dcapfake.DefaultPCKCompSVN
 
-const pckPCESVN = 13
-
-func genKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }
-
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	if err != nil {
-		panic(err)
-	}
-	return n.Add(n, big.NewInt(1))
-}
-
-func name(cn string) pkix.Name {
-	return pkix.Name{CommonName: cn, Organization: []string{"attestd TEST (not Intel)"}, Locality: []string{"Nowhere"}, Country: []string{"XX"}}
-}
+const pckPCESVN = dcapfake.DefaultPCESVN
 
 // New builds a platform: keys, certificates, a QE and the collateral.
 func New(opts Options) (*Platform, error) {
@@ -181,181 +161,29 @@ func New(opts Options) (*Platform, error) {
 	if opts.QEStatus == "" {
 		opts.QEStatus = pcs.UpToDate
 	}
-	p := &Platform{opts: opts}
-	var err error
-	for _, k := range []**ecdsa.PrivateKey{&p.rootKey, &p.pckCAKey, &p.pckKey, &p.signKey, &p.attKey} {
-		if *k, err = genKey(); err != nil {
-			return nil, err
-		}
-	}
-	nb, na := opts.Now.Add(-24*time.Hour), opts.Now.Add(365*24*time.Hour)
-	rootTmpl := &x509.Certificate{
-		SerialNumber: serial(), Subject: name("attestd TEST SGX Root CA"), NotBefore: nb, NotAfter: na.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true, MaxPathLen: 1,
-	}
-	if p.root, err = mint(rootTmpl, rootTmpl, &p.rootKey.PublicKey, p.rootKey); err != nil {
-		return nil, err
-	}
-	caName := "attestd TEST SGX PCK Processor CA"
-	if opts.PlatformCA {
-		caName = "attestd TEST SGX PCK Platform CA"
-	}
-	if p.pckCA, err = mint(&x509.Certificate{
-		SerialNumber: serial(), Subject: name(caName), NotBefore: nb, NotAfter: na,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true, MaxPathLen: 0, MaxPathLenZero: true,
-	}, p.root, &p.pckCAKey.PublicKey, p.rootKey); err != nil {
-		return nil, err
-	}
-	if p.signer, err = mint(&x509.Certificate{
-		SerialNumber: serial(), Subject: name("attestd TEST SGX TCB Signing"), NotBefore: nb, NotAfter: na,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, BasicConstraintsValid: true,
-	}, p.root, &p.signKey.PublicKey, p.rootKey); err != nil {
-		return nil, err
-	}
-	p.ext = pcs.PCKExtensions{PPID: make([]byte, 16), FMSPC: opts.FMSPC, SGXType: pcs.SGXTypeStandard}
-	if _, err := rand.Read(p.ext.PPID); err != nil {
-		return nil, err
-	}
-	p.ext.TCB.CompSVN = pckCompSVN
-	p.ext.TCB.PCESVN = pckPCESVN
-	for i, s := range pckCompSVN {
-		p.ext.TCB.CPUSVN[i] = byte(s)
-	}
-	if opts.PlatformCA {
-		p.ext.PlatformInstanceID = make([]byte, 16)
-	}
-	extDER, err := pcs.MarshalSGXExtensionValue(&p.ext)
+	pki, err := dcapfake.New(dcapfake.Options{Now: opts.Now, PlatformCA: opts.PlatformCA, FMSPC: opts.FMSPC,
+		PCK: dcapfake.CertOverride{CommonName: opts.PCKCommonName}})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sgxplatform: %w", err)
 	}
-	pckName := "attestd TEST SGX PCK Certificate"
-	if opts.PCKCommonName != "" {
-		pckName = opts.PCKCommonName
-	}
-	if p.pck, err = mint(&x509.Certificate{
-		SerialNumber: serial(), Subject: name(pckName), NotBefore: nb, NotAfter: na,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, BasicConstraintsValid: true,
-		ExtraExtensions: []pkix.Extension{{Id: pcs.OIDSGXExtensions(), Value: extDER}},
-	}, p.pckCA, &p.pckKey.PublicKey, p.pckCAKey); err != nil {
-		return nil, err
-	}
-
+	p := &Platform{opts: opts, pki: pki, root: pki.Root, pckCA: pki.PCKCA, pck: pki.PCK, ext: pki.Ext}
 	// The quoting enclave: its report binds the attestation key and auth data.
-	p.qeAuth = make([]byte, 32)
-	for i := range p.qeAuth {
-		p.qeAuth[i] = byte(i)
-	}
-	p.qeReport = abi.ReportBody{MRSigner: qeMRSigner, ISVProdID: QEISVProdID, ISVSVN: QEISVSVN, MiscSelect: opts.QEMiscSelect}
-	copy(p.qeReport.CPUSVN[:], p.ext.TCB.CPUSVN[:])
-	p.qeReport.Attributes[0] = 0x11 // INIT | PROVISIONKEY
-	p.qeReport.Attributes[8] = 0xe7 // XFRM
-	p.qeReport.MREnclave = sha256.Sum256([]byte("attestd TEST quoting enclave"))
-	binding := sha256.Sum256(append(p.attKeyRaw(), p.qeAuth...))
-	copy(p.qeReport.ReportData[:32], binding[:])
-
+	p.qeReport = pki.QEReport(dcap.SGX)
+	p.qeReport.MiscSelect = opts.QEMiscSelect
 	if p.coll, err = p.buildCollateral(); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-func mint(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, signer *ecdsa.PrivateKey) (*x509.Certificate, error) {
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, signer)
-	if err != nil {
-		return nil, err
-	}
-	return x509.ParseCertificate(der)
-}
+func pemOf(certs ...*x509.Certificate) []byte { return dcapfake.PEM(certs...) }
 
-func pemOf(certs ...*x509.Certificate) []byte {
-	var b []byte
-	for _, c := range certs {
-		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	return b
-}
+func (p *Platform) attKeyRaw() []byte { return p.pki.AttestationKeyRaw() }
 
-func (p *Platform) attKeyRaw() []byte {
-	b, err := p.attKey.PublicKey.Bytes()
-	if err != nil {
-		panic(err)
-	}
-	return b[1:] // drop the 0x04 uncompressed-point prefix
-}
-
-// signRaw returns a raw r||s ECDSA signature over SHA-256(msg).
-func signRaw(k *ecdsa.PrivateKey, msg []byte) ([]byte, error) {
-	h := sha256.Sum256(msg)
-	der, err := ecdsa.SignASN1(rand.Reader, k, h[:])
-	if err != nil {
-		return nil, err
-	}
-	var sig struct{ R, S *big.Int }
-	if _, err := asn1.Unmarshal(der, &sig); err != nil {
-		return nil, err
-	}
-	out := make([]byte, 64)
-	sig.R.FillBytes(out[:32])
-	sig.S.FillBytes(out[32:])
-	return out, nil
-}
-
-type jsonTCBComp struct {
-	SVN int `json:"svn"`
-}
-
-type jsonTCB struct {
-	SGXTCBComponents []jsonTCBComp `json:"sgxtcbcomponents"`
-	PCESVN           int           `json:"pcesvn"`
-}
-
-type jsonTCBLevel struct {
-	TCB         jsonTCB  `json:"tcb"`
-	TCBDate     string   `json:"tcbDate"`
-	TCBStatus   string   `json:"tcbStatus"`
-	AdvisoryIDs []string `json:"advisoryIDs,omitempty"`
-}
-
-type jsonTCBInfo struct {
-	ID                      string         `json:"id"`
-	Version                 int            `json:"version"`
-	IssueDate               string         `json:"issueDate"`
-	NextUpdate              string         `json:"nextUpdate"`
-	FMSPC                   string         `json:"fmspc"`
-	PCEID                   string         `json:"pceId"`
-	TCBType                 int            `json:"tcbType"`
-	TCBEvaluationDataNumber int            `json:"tcbEvaluationDataNumber"`
-	TCBLevels               []jsonTCBLevel `json:"tcbLevels"`
-}
-
-type jsonQELevel struct {
-	TCB struct {
-		ISVSVN int `json:"isvsvn"`
-	} `json:"tcb"`
-	TCBDate     string   `json:"tcbDate"`
-	TCBStatus   string   `json:"tcbStatus"`
-	AdvisoryIDs []string `json:"advisoryIDs,omitempty"`
-}
-
-type jsonQEIdentity struct {
-	ID                      string        `json:"id"`
-	Version                 int           `json:"version"`
-	IssueDate               string        `json:"issueDate"`
-	NextUpdate              string        `json:"nextUpdate"`
-	TCBEvaluationDataNumber int           `json:"tcbEvaluationDataNumber"`
-	MiscSelect              string        `json:"miscselect"`
-	MiscSelectMask          string        `json:"miscselectMask"`
-	Attributes              string        `json:"attributes"`
-	AttributesMask          string        `json:"attributesMask"`
-	MRSigner                string        `json:"mrsigner"`
-	ISVProdID               int           `json:"isvprodid"`
-	TCBLevels               []jsonQELevel `json:"tcbLevels"`
-}
-
-func level(comps [16]int, pcesvn int, date time.Time, status pcs.TCBStatus, adv []string) jsonTCBLevel {
-	l := jsonTCBLevel{TCB: jsonTCB{PCESVN: pcesvn}, TCBDate: date.Format(time.RFC3339), TCBStatus: string(status), AdvisoryIDs: adv}
+func level(comps [16]int, pcesvn int, date time.Time, status pcs.TCBStatus, adv []string) pcs.TCBLevelJSON {
+	l := pcs.TCBLevelJSON{TCB: pcs.TCBJSON{PCESVN: pcesvn}, TCBDate: date.Format(time.RFC3339), TCBStatus: string(status), AdvisoryIDs: adv}
 	for _, c := range comps {
-		l.TCB.SGXTCBComponents = append(l.TCB.SGXTCBComponents, jsonTCBComp{c})
+		l.TCB.SGXComponents = append(l.TCB.SGXComponents, pcs.TCBComponentJSON{SVN: c})
 	}
 	return l
 }
@@ -379,10 +207,10 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	if evalNum == 0 {
 		evalNum = 17
 	}
-	info := jsonTCBInfo{
+	info := pcs.TCBInfoJSON{
 		ID: "SGX", Version: 3, IssueDate: ts(issue), NextUpdate: ts(next),
 		FMSPC: strings.ToUpper(hex.EncodeToString(o.TCBFMSPC[:])), PCEID: "0000", TCBEvaluationDataNumber: evalNum,
-		TCBLevels: []jsonTCBLevel{
+		TCBLevels: []pcs.TCBLevelJSON{
 			level(above, pckPCESVN+1, tcbDate, pcs.UpToDate, nil),
 			level(pckCompSVN, pckPCESVN, tcbDate.Add(-30*24*time.Hour), o.TCBStatus, o.AdvisoryIDs),
 			level(below, 5, tcbDate.Add(-365*24*time.Hour), pcs.OutOfDate, []string{"INTEL-SA-00000"}),
@@ -394,11 +222,7 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	if o.NoMatchingTCBLevel {
 		info.TCBLevels = info.TCBLevels[:1]
 	}
-	tcbJSON, err := json.Marshal(info)
-	if err != nil {
-		return nil, err
-	}
-	qe := jsonQEIdentity{
+	qe := pcs.EnclaveIdentityJSON{
 		ID: "QE", Version: 2, IssueDate: ts(issue), NextUpdate: ts(next), TCBEvaluationDataNumber: evalNum,
 		MiscSelect: "00000000", MiscSelectMask: "FFFFFFFF",
 		Attributes: "11000000000000000000000000000000", AttributesMask: "FBFFFFFFFFFFFFFF0000000000000000",
@@ -417,80 +241,47 @@ func (p *Platform) buildCollateral() (*collateral.Collateral, error) {
 	if o.QEIdentityAttributes != nil {
 		qe.Attributes = strings.ToUpper(hex.EncodeToString(o.QEIdentityAttributes[:]))
 	}
-	var ql jsonQELevel
-	ql.TCB.ISVSVN = int(QEISVSVN)
+	qeSVN := int(QEISVSVN)
 	if o.QEIdentityMinISVSVN > 0 {
-		ql.TCB.ISVSVN = o.QEIdentityMinISVSVN
+		qeSVN = o.QEIdentityMinISVSVN
 	}
-	ql.TCBDate, ql.TCBStatus = ts(tcbDate), string(o.QEStatus)
+	var qeAdv []string
 	if o.QEStatus == pcs.OutOfDate {
-		ql.AdvisoryIDs = []string{"INTEL-SA-00999"}
+		qeAdv = []string{"INTEL-SA-00999"}
 	}
-	var ql0 jsonQELevel
-	ql0.TCB.ISVSVN = 0
-	ql0.TCBDate, ql0.TCBStatus = ts(tcbDate.Add(-365*24*time.Hour)), string(pcs.OutOfDate)
-	qe.TCBLevels = []jsonQELevel{ql, ql0}
+	ql := pcs.NewIdentityLevel(qeSVN, tcbDate, o.QEStatus, qeAdv)
+	ql0 := pcs.NewIdentityLevel(0, tcbDate.Add(-365*24*time.Hour), pcs.OutOfDate, nil)
+	qe.TCBLevels = []pcs.IdentityLevelJSON{ql, ql0}
 	if o.QEIdentityMinISVSVN > 0 {
 		qe.TCBLevels = qe.TCBLevels[:1]
 	}
-	qeJSON, err := json.Marshal(qe)
-	if err != nil {
-		return nil, err
-	}
-	tcbKey, qeKey := p.signKey, p.signKey
+	var d dcapfake.Docs
+	caIssuer := &dcapfake.Issuer{Cert: p.pki.PCKCA, Key: p.pki.PCKCAKey}
 	if o.TCBInfoSignedByPCKCA {
-		tcbKey = p.pckCAKey
+		d.TCBInfoSigner = caIssuer
 	}
 	if o.QEIdentitySignedByPCKCA {
-		qeKey = p.pckCAKey
+		d.QEIdentitySigner = caIssuer
 	}
-	tcbSig, err := signRaw(tcbKey, tcbJSON)
-	if err != nil {
-		return nil, err
-	}
-	qeSig, err := signRaw(qeKey, qeJSON)
-	if err != nil {
-		return nil, err
-	}
-	var rootRevoked []x509.RevocationListEntry
+	var rootRevoked []*x509.Certificate
 	if o.RevokePCKCA {
-		rootRevoked = append(rootRevoked, x509.RevocationListEntry{SerialNumber: p.pckCA.SerialNumber, RevocationTime: issue})
+		rootRevoked = append(rootRevoked, p.pki.PCKCA)
 	}
 	if o.RevokeTCBSigner {
-		rootRevoked = append(rootRevoked, x509.RevocationListEntry{SerialNumber: p.signer.SerialNumber, RevocationTime: issue})
+		rootRevoked = append(rootRevoked, p.pki.Signer)
 	}
-	rootCRL, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number: big.NewInt(1), ThisUpdate: issue, NextUpdate: next, RevokedCertificateEntries: rootRevoked,
-	}, p.root, p.rootKey)
-	if err != nil {
-		return nil, err
-	}
-	var revoked []x509.RevocationListEntry
+	d.RootCRL = dcapfake.Revoke(rootRevoked...)
+	revokePCK := dcapfake.Revoke()
 	if o.RevokePCK {
-		revoked = append(revoked, x509.RevocationListEntry{SerialNumber: p.pck.SerialNumber, RevocationTime: issue})
+		revokePCK = dcapfake.Revoke(p.pki.PCK)
 	}
-	pckIssue, pckNext := issue, next
-	if o.ExpiredPCKCRL {
-		pckIssue, pckNext = o.Now.Add(-31*24*time.Hour), o.Now.Add(-time.Hour)
+	d.PCKCRL = func(l *x509.RevocationList) {
+		revokePCK(l)
+		if o.ExpiredPCKCRL {
+			l.ThisUpdate, l.NextUpdate = o.Now.Add(-31*24*time.Hour), o.Now.Add(-time.Hour)
+		}
 	}
-	pckCRL, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
-		Number: big.NewInt(1), ThisUpdate: pckIssue, NextUpdate: pckNext, RevokedCertificateEntries: revoked,
-	}, p.pckCA, p.pckCAKey)
-	if err != nil {
-		return nil, err
-	}
-	tcbChain, qeChain := pemOf(p.signer, p.root), pemOf(p.signer, p.root)
-	if o.TCBInfoSignedByPCKCA {
-		tcbChain = pemOf(p.pckCA, p.root)
-	}
-	if o.QEIdentitySignedByPCKCA {
-		qeChain = pemOf(p.pckCA, p.root)
-	}
-	return &collateral.Collateral{
-		PCKCRLIssuerChain: pemOf(p.pckCA, p.root), RootCACRL: rootCRL, PCKCRL: pckCRL,
-		TCBInfoIssuerChain: tcbChain, TCBInfo: tcbJSON, TCBInfoSignature: tcbSig,
-		QEIdentityIssuerChain: qeChain, QEIdentity: qeJSON, QEIdentitySignature: qeSig,
-	}, nil
+	return p.pki.SignCollateral(info, qe, d, issue, next)
 }
 
 // CollateralWith builds a fresh collateral set for the same keys and
@@ -588,12 +379,12 @@ func (p *Platform) QuoteStruct(o QuoteOptions) (*abi.Quote, error) {
 		AttestationKey: p.attKeyRaw(),
 		QE: abi.QEReportCertificationData{
 			QEReport:      p.qeReport,
-			QEAuthData:    append([]byte(nil), p.qeAuth...),
+			QEAuthData:    append([]byte(nil), p.pki.QEAuthData...),
 			Certification: abi.CertificationData{Type: abi.CertPCKChain, Data: append(p.PCKChainPEM(), 0)},
 		},
 	}
 	var err error
-	if q.QE.QEReportSignature, err = signRaw(p.pckKey, q.QE.QEReport.Marshal()); err != nil {
+	if q.QE.QEReportSignature, err = dcapfake.SignRaw(p.pki.PCKKey, q.QE.QEReport.Marshal()); err != nil {
 		return nil, err
 	}
 	if err := p.Sign(q); err != nil {
@@ -604,7 +395,7 @@ func (p *Platform) QuoteStruct(o QuoteOptions) (*abi.Quote, error) {
 
 // Sign (re-)signs q's header and report body with the attestation key.
 func (p *Platform) Sign(q *abi.Quote) error {
-	sig, err := signRaw(p.attKey, q.SignedBytes())
+	sig, err := dcapfake.SignRaw(p.pki.AttestationKey, q.SignedBytes())
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/evidence/dcap/pcs"
 	"github.com/attestd/attestd/evidence/sgx/abi"
-	"github.com/attestd/attestd/evidence/sgx/pcs"
 )
 
 func TestPlatformArtifactsParse(t *testing.T) {

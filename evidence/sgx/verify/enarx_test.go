@@ -9,6 +9,7 @@ import (
 
 	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/dcap"
 	"github.com/attestd/attestd/evidence/sgx/abi"
 	"github.com/attestd/attestd/internal/testenv"
 )
@@ -115,13 +116,14 @@ func TestEnarxCSRQuotes(t *testing.T) {
 				t.Fatalf("got %v, want qe_identity.missing (everything before it verified)", err)
 			}
 			// Everything up to the QE identity verified; compute the platform level too.
-			tcb, err := v.tcbInfo(coll, mustChain(t, v, signChain).certs[0], sum(tcbBody))
+			tcb, err := v.Core().TCBInfo(coll, mustChain(t, v, signChain).Leaf(), dcap.SGX)
 			if err != nil {
 				t.Fatal(err)
 			}
 			matched := false
 			for _, l := range tcb.Levels {
-				if tcbAtLeast(&plat.Extensions.TCB, &l) {
+				p := dcap.PlatformTCB{SGX: plat.Extensions.TCB.CompSVN, PCESVN: plat.Extensions.TCB.PCESVN}
+				if p.AtLeast(&l) {
 					matched = true
 					if string(l.Status) != c.status {
 						t.Errorf("platform TCB level %s, want %s", l.Status, c.status)
@@ -137,9 +139,9 @@ func TestEnarxCSRQuotes(t *testing.T) {
 	}
 }
 
-func mustChain(t *testing.T, v *Verifier, pemChain []byte) *chain {
+func mustChain(t *testing.T, v *Verifier, pemChain []byte) *dcap.Chain {
 	t.Helper()
-	c, err := v.signingChain(pemChain, "test")
+	c, err := v.Core().SigningChain(pemChain, "test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,8 +7,8 @@ import (
 
 	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/dcap/pcs"
 	"github.com/attestd/attestd/evidence/sgx/abi"
-	"github.com/attestd/attestd/evidence/sgx/pcs"
 	"github.com/attestd/attestd/testing/sgxplatform"
 )
 

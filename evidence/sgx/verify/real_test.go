@@ -9,8 +9,8 @@ import (
 	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/dcap/pcs"
 	"github.com/attestd/attestd/evidence/sgx/abi"
-	"github.com/attestd/attestd/evidence/sgx/pcs"
 	"github.com/attestd/attestd/internal/testenv"
 )
 
@@ -180,7 +180,7 @@ func TestDefaultRootIsIntel(t *testing.T) {
 	if string(r[0].Raw) != string(der) {
 		t.Fatal("embedded root differs from dcap-qvl's TrustedRootCA.der")
 	}
-	if _, err := os.Stat("intel_sgx_root_ca.pem"); err != nil {
+	if _, err := os.Stat("../../dcap/intel_sgx_root_ca.pem"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-sev-guest/kds"
 
+	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/snp/abi"
 	"github.com/attestd/attestd/testing/snpplatform"
 )
@@ -88,7 +89,7 @@ func TestPlatform(t *testing.T) {
 		v     *Verifier
 		ev    *abi.Evidence
 		at    time.Time
-		check string
+		check evidence.Check
 	}{
 		{"v2 VCEK", v, signed(t, p, snpplatform.Report{}, true), platformNow, ""},
 		{"v3 VCEK", v, signed(t, p, snpplatform.Report{Version: 3}, true), platformNow, ""},

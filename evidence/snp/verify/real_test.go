@@ -46,7 +46,7 @@ func vector(t *testing.T, report string, certs ...string) *abi.Evidence {
 	return ev
 }
 
-func checkOf(err error) string {
+func checkOf(err error) evidence.Check {
 	var e *evidence.Error
 	if errors.As(err, &e) {
 		return e.Check
@@ -65,7 +65,7 @@ func TestRealReports(t *testing.T) {
 		at     time.Time
 		signer string
 		line   string
-		check  string // "" = verifies
+		check  evidence.Check // "" = verifies
 	}{
 		{"aci sidecar (Milan, THIM bundle)", func(t *testing.T) *abi.Evidence {
 			return vector(t, sidecar+"snp_report.bin", sidecar+"uvm_host_amd_certificate.json")

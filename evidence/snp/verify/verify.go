@@ -43,39 +43,39 @@ import (
 const (
 	// CheckEndorsementMissing: the evidence carries no VCEK/VLEK for its
 	// signer and no endorsement source is configured (or it has none).
-	CheckEndorsementMissing = "snp.endorsement.missing"
+	CheckEndorsementMissing evidence.Check = "snp.endorsement.missing"
 	// CheckEndorsementUnavailable: the endorsement source (AMD KDS) could not
 	// be reached or refused for now (e.g. 429); the evidence was not judged.
-	CheckEndorsementUnavailable = "snp.endorsement.unavailable"
+	CheckEndorsementUnavailable evidence.Check = "snp.endorsement.unavailable"
 	// CheckEndorsementFormat: the VCEK/VLEK is not a certificate of the form
 	// AMD KDS issues (version, RSA-PSS signature, P-384 key, extensions).
-	CheckEndorsementFormat = "snp.endorsement.format"
+	CheckEndorsementFormat evidence.Check = "snp.endorsement.format"
 	// CheckEndorsementChain: the VCEK/VLEK does not chain to a trusted root
 	// of its product line.
-	CheckEndorsementChain = "snp.endorsement.chain"
+	CheckEndorsementChain evidence.Check = "snp.endorsement.chain"
 	// CheckEndorsementExpired / CheckEndorsementNotYetValid: a certificate of
 	// the chain is outside its validity window at the verification instant.
-	CheckEndorsementExpired     = "snp.endorsement.expired"
-	CheckEndorsementNotYetValid = "snp.endorsement.not_yet_valid"
+	CheckEndorsementExpired     evidence.Check = "snp.endorsement.expired"
+	CheckEndorsementNotYetValid evidence.Check = "snp.endorsement.not_yet_valid"
 	// CheckEndorsementRevoked: AMD's CRL of the product revokes the ASK/ASVK
 	// or the endorsement key.
-	CheckEndorsementRevoked = "snp.endorsement.revoked"
+	CheckEndorsementRevoked evidence.Check = "snp.endorsement.revoked"
 	// CheckCRL: the configured CRL source failed or served a CRL that is not
 	// signed by the ARK or is out of its window.
-	CheckCRL = "snp.crl"
+	CheckCRL evidence.Check = "snp.crl"
 	// CheckSignature: the report's signature does not verify with the key.
-	CheckSignature = "snp.report.signature"
+	CheckSignature evidence.Check = "snp.report.signature"
 	// CheckSigner: the report names a signing key this verifier does not
 	// accept (not VCEK or VLEK), or the key's certificate is of the other kind.
-	CheckSigner = "snp.report.signer"
+	CheckSigner evidence.Check = "snp.report.signer"
 	// CheckTCB: the VCEK was issued for another TCB than the report's
 	// REPORTED_TCB.
-	CheckTCB = "snp.tcb.endorsement_mismatch"
+	CheckTCB evidence.Check = "snp.tcb.endorsement_mismatch"
 	// CheckChipID: the report's CHIP_ID is not the VCEK's hardware ID.
-	CheckChipID = "snp.chip_id"
+	CheckChipID evidence.Check = "snp.chip_id"
 	// CheckProduct: the product line of the chain is not the one the report's
 	// CPUID fields name, or is unknown.
-	CheckProduct = "snp.product"
+	CheckProduct evidence.Check = "snp.product"
 )
 
 // ProductRoots are the trusted certificates of one AMD product line.
@@ -247,7 +247,7 @@ type Result struct {
 	Root *x509.Certificate
 }
 
-func fail(check, format string, args ...any) error {
+func fail(check evidence.Check, format string, args ...any) error {
 	return evidence.Errorf(check, format, args...)
 }
 

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/testing/sgxplatform"
+)
+
+// TestPluginBlocks: the configuration blocks belong to the plugins. The
+// "sgx" and "collateral" blocks keep working as documented; a block no
+// plugin reads is refused at load, a bad member of a plugin's block when
+// the plugin opens (a usage error); "disabled" leaves the types without a
+// verifier.
+func TestPluginBlocks(t *testing.T) {
+	dir := t.TempDir()
+	writePlatform(t, dir, sgxplatform.Options{})
+	coll := `"collateral": {"type": "bundle", "path": "collateral.json"}`
+	for _, tc := range []struct {
+		name    string
+		config  string
+		loadErr string
+		openErr string
+		types   []evidence.Type
+	}{
+		{"sgx and collateral", `{` + coll + `, "sgx": {"roots": ["root.pem"], "grace": "1h"}}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave}},
+		{"collateral only", `{` + coll + `}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave}},
+		{"disabled", `{"sgx": {"disabled": true}}`, "", "", nil},
+		{"no plugin reads it", `{"tpm": {}}`, `unknown field "tpm"`, "", nil},
+		{"unknown sgx member", `{` + coll + `, "sgx": {"rootz": []}}`, "", `unknown field "rootz"`, nil},
+		{"unknown collateral member", `{"collateral": {"type": "bundle", "pth": "x"}}`, "", `unknown field "pth"`, nil},
+		{"bad grace", `{` + coll + `, "sgx": {"grace": "soon"}}`, "", "sgx.grace", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "config.json")
+			if err := os.WriteFile(path, []byte(tc.config), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := LoadConfig(path)
+			if tc.loadErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.loadErr) {
+					t.Fatalf("LoadConfig: %v, want %q", err, tc.loadErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, closeAll, err := registeredVerifiers(context.Background(), cfg, filepath.Join(dir, "data"), slog.New(slog.DiscardHandler))
+			if tc.openErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.openErr) || !errors.Is(err, errUsage) {
+					t.Fatalf("open: %v, want a usage error naming %q", err, tc.openErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeAll()
+			for _, typ := range evidence.Types {
+				want := false
+				for _, w := range tc.types {
+					want = want || w == typ
+				}
+				if (v[typ] != nil) != want {
+					t.Errorf("%s: verifier registered = %v, want %v", typ, v[typ] != nil, want)
+				}
+			}
+			// The registered value is the verifier itself: its optional
+			// capabilities are visible to the pipeline.
+			if sv := v[evidence.SgxEnclave]; sv != nil {
+				if _, ok := sv.(evidence.BaselineLister); !ok {
+					t.Error("the SGX verifier lost its BaselineLister capability")
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,14 @@
+package dcap
+
+import "github.com/attestd/attestd/collateral"
+
+// MemoSet returns the collateral set whose digests v memoises (tests only).
+func MemoSet(v *Verifier) *collateral.Collateral {
+	if s := v.lastSums.Load(); s != nil {
+		return s.coll
+	}
+	return nil
+}
+
+// MemoHashes returns the digests v computes for c (tests only).
+func MemoHashes(v *Verifier, c *collateral.Collateral) Hashes { return v.sums(c).hashes }

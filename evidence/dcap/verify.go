@@ -1,0 +1,123 @@
+package dcap
+
+import (
+	"time"
+
+	"github.com/attestd/attestd/collateral"
+	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/dcap/pcs"
+)
+
+// Evidence is one quote to verify, with what its TEE adds to the DCAP checks.
+type Evidence struct {
+	Quote *Quote
+	// TEE selects the TCB info and QE identity flavour (SGX when empty).
+	TEE TEE
+	// TDX is the TD report's module and TEE_TCB_SVN (TEE TDX only).
+	TDX *TDXModuleReport
+}
+
+// Result is what verification established.
+type Result struct {
+	// Status is the merged TCB status of platform, TDX module (TDX) and QE
+	// (QVL's convergeTcbStatus).
+	Status         pcs.TCBStatus
+	PlatformStatus pcs.TCBStatus
+	QEStatus       pcs.TCBStatus
+	// TDXModuleStatus is the status of the TDX module's level (TDX modules
+	// of major version > 0 only; empty otherwise).
+	TDXModuleStatus pcs.TCBStatus
+	// AdvisoryIDs of the matched platform TCB level, then the TDX module's,
+	// then the matched QE level's, without duplicates.
+	AdvisoryIDs []string
+	TCBDate     time.Time
+	// TCBEvaluationDataNumber is the TCB info's, QETCBEvaluationDataNumber
+	// the QE identity's: the TCB baseline the quote was judged against.
+	TCBEvaluationDataNumber   int
+	QETCBEvaluationDataNumber int
+	FMSPC                     string // lower-case hex
+	PCEID                     string // lower-case hex
+	PCKCA                     string // "processor" or "platform"
+	VerifiedAt                time.Time
+	// GraceUsed names collateral accepted after its nextUpdate because of
+	// Options.Grace ("tcb_info", "qe_identity", "root_crl", "pck_crl").
+	GraceUsed []string
+	Hashes    Hashes
+}
+
+// Verify runs every stage on ev against coll at instant now, in QVL's
+// order, and returns the first failure.
+func (v *Verifier) Verify(now time.Time, ev *Evidence, coll *collateral.Collateral) (*Result, error) {
+	if coll == nil {
+		return nil, evidence.Errorf(CheckCollateralMissing, "no collateral")
+	}
+	tee := ev.TEE
+	if tee == "" {
+		tee = SGX
+	}
+	if tee == TDX && ev.TDX == nil {
+		return nil, evidence.Errorf(CheckTCBNoLevel, "TDX evidence without its TD report's TEE_TCB_SVN")
+	}
+	res := &Result{VerifiedAt: now}
+
+	// 1. The quote itself: PCK chain signatures, QE report, binding, quote signature.
+	pck, err := v.VerifyQuote(ev.Quote)
+	if err != nil {
+		return nil, err
+	}
+	// 2. Collateral: issuer chains, CRLs, signed documents (all cached).
+	c, err := v.VerifyCollateral(coll, pck, tee)
+	if err != nil {
+		return nil, err
+	}
+	res.Hashes = c.Hashes
+	res.Hashes.Quote = hexsum(sum(ev.Quote.Raw))
+	// 3. Time: collateral windows first (they are what goes stale), then certificates.
+	if res.GraceUsed, err = v.CheckTime(now, pck, c); err != nil {
+		return nil, err
+	}
+	// 4. Revocation.
+	if err := CheckRevocation(pck, c); err != nil {
+		return nil, err
+	}
+	// 5. TCB info applies to this platform.
+	ext := pck.Ext
+	res.FMSPC, res.PCEID, res.PCKCA = ext.FMSPCHex(), ext.PCEIDHex(), pck.CA
+	if err := CheckPlatform(ext, c.TCBInfo); err != nil {
+		return nil, err
+	}
+	// 6. QE identity.
+	ql, err := MatchQEIdentity(c.QEIdentity, &ev.Quote.QEReport)
+	if err != nil {
+		return nil, err
+	}
+	// 7. Platform TCB level (and, for TDX, the module).
+	p := PlatformTCB{SGX: ext.TCB.CompSVN, PCESVN: ext.TCB.PCESVN}
+	if tee == TDX {
+		p.TDX = &ev.TDX.TEETCBSVN
+	}
+	lvl, err := MatchTCBLevel(c.TCBInfo, &p)
+	if err != nil {
+		return nil, err
+	}
+	tl := c.TCBInfo.Levels[lvl]
+	status := tl.Status
+	var modAdv []string
+	if tee == TDX {
+		ml, ok, err := MatchTDXModule(c.TCBInfo, ev.TDX)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			res.TDXModuleStatus, modAdv = ml.Status, ml.AdvisoryIDs
+			status = Converge(status, ml.Status)
+		}
+	}
+	res.PlatformStatus, res.QEStatus = tl.Status, ql.Status
+	res.Status = Converge(status, ql.Status)
+	res.TCBDate = tl.TCBDate
+	res.TCBEvaluationDataNumber = c.TCBInfo.TCBEvaluationDataNumber
+	res.QETCBEvaluationDataNumber = c.QEIdentity.TCBEvaluationDataNumber
+	res.AdvisoryIDs = MergeAdvisories(tl.AdvisoryIDs, modAdv, ql.AdvisoryIDs)
+	return res, nil
+}

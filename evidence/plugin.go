@@ -1,0 +1,45 @@
+package evidence
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+)
+
+// ErrConfig marks a plugin's refusal of its configuration block (the server
+// reports it as a usage error).
+var ErrConfig = errors.New("configuration error")
+
+// Plugin is how a TEE package plugs into the server binary: its attestation
+// types, the configuration blocks it reads and a constructor. cmd/attestd
+// lists the plugins it is built with (one line per TEE) and builds every
+// verifier through them; it knows no TEE's options.
+//
+// A block is a top-level member of the configuration file ("sgx" and
+// "collateral" today; "tpm", "snp", "tdx" slot in beside them). Several
+// plugins may read one block (Intel's "collateral" serves SGX and TDX).
+type Plugin struct {
+	// Name is the plugin's own block and its name in logs ("sgx").
+	Name string
+	// Blocks are the configuration members the plugin reads, Name included.
+	Blocks []string
+	// Types are the attestation types its verifier answers.
+	Types []Type
+	// Open builds the verifier from env. A nil Verifier (and nil error)
+	// means the configuration disabled it. close releases what it holds
+	// (collateral caches, connections); it is never nil when err is nil.
+	Open func(ctx context.Context, env PluginEnv) (v Verifier, close func() error, err error)
+}
+
+// PluginEnv is what a plugin's Open may use.
+type PluginEnv struct {
+	// Block returns the raw JSON of a configuration member (nil when absent).
+	Block func(name string) json.RawMessage
+	// Path resolves a path given in the configuration (relative to the
+	// configuration file).
+	Path func(string) string
+	// DataDir is the server's data directory (caches live below it).
+	DataDir string
+	Logger  *slog.Logger
+}
