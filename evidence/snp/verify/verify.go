@@ -163,8 +163,9 @@ type EndorsementSource interface {
 	VCEK(ctx context.Context, req EndorsementRequest) ([]byte, error)
 }
 
-// ErrUnavailable marks a transient failure of a source.
-var ErrUnavailable = errors.New("source unavailable")
+// ErrUnavailable marks a transient failure of a source (it is
+// evidence.ErrUnavailable, which the pipeline answers with 503).
+var ErrUnavailable = evidence.ErrUnavailable
 
 // CRLSource returns AMD's current CRL of a product line (DER); the verifier
 // checks its signature by the ARK and its window itself.
@@ -302,7 +303,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *abi.Evidence, now time.Time) 
 				return nil, ctx.Err()
 			}
 			if errors.Is(err, ErrUnavailable) {
-				return nil, fail(CheckEndorsementUnavailable, "fetching the VCEK: %v (the evidence was not judged)", err)
+				return nil, fail(CheckEndorsementUnavailable, "fetching the VCEK: %w (the evidence was not judged)", err)
 			}
 			return nil, fail(CheckEndorsementMissing, "fetching the VCEK: %v", err)
 		}
