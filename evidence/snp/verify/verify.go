@@ -183,6 +183,11 @@ type Options struct {
 	// CRLs, when set, is consulted for every report: the ASK/ASVK and the
 	// endorsement key must not be revoked.
 	CRLs CRLSource
+	// Given are endorsement certificates supplied beside the evidence (the
+	// configuration, "attestd verify --collateral"): a VCEK or VLEK here is
+	// used when the evidence carries none of its signer's kind. They are
+	// verified like any other (chain to a trusted root).
+	Given abi.Certs
 }
 
 // Verifier verifies SEV-SNP evidence. Safe for concurrent use.
@@ -190,6 +195,7 @@ type Verifier struct {
 	roots map[string][]ProductRoots
 	end   EndorsementSource
 	crls  CRLSource
+	given abi.Certs
 
 	mu     sync.Mutex
 	chains map[chainKey]*chainResult // bounded, see maxChains
@@ -219,7 +225,7 @@ func New(opts Options) (*Verifier, error) {
 	if roots == nil {
 		roots = DefaultRoots()
 	}
-	v := &Verifier{roots: map[string][]ProductRoots{}, end: opts.Endorsements, crls: opts.CRLs, chains: map[chainKey]*chainResult{}}
+	v := &Verifier{roots: map[string][]ProductRoots{}, end: opts.Endorsements, crls: opts.CRLs, given: opts.Given, chains: map[chainKey]*chainResult{}}
 	for _, r := range roots {
 		if r.ARK == nil || (r.ASK == nil && r.ASVK == nil) {
 			return nil, fmt.Errorf("snp: roots for %q need an ARK and an ASK or ASVK", r.Line)
@@ -268,9 +274,9 @@ func (v *Verifier) Verify(ctx context.Context, ev *abi.Evidence, now time.Time) 
 	var vlek bool
 	switch info.SigningKey {
 	case sevabi.VcekReportSigner:
-		der = ev.Certs.VCEK
+		der = ev.Certs.Merge(v.given).VCEK
 	case sevabi.VlekReportSigner:
-		der, vlek = ev.Certs.VLEK, true
+		der, vlek = ev.Certs.Merge(v.given).VLEK, true
 	default:
 		return nil, fail(CheckSigner, "the report is signed by %v; only VCEK and VLEK signed reports are accepted", info.SigningKey)
 	}
