@@ -15,7 +15,7 @@ const (
 	codeMethodNotAllowed = "MethodNotAllowed"
 	codeTooLarge         = "RequestEntityTooLarge"
 	codeBadRequestBody   = "InvalidParameter"
-	codeUnavailable      = "ServiceUnavailable"
+	codeUnavailable      = instance.CodeServiceUnavailable
 )
 
 // statusByCode is THE table from MAA error codes to HTTP statuses: every

@@ -179,7 +179,8 @@ type attestBody struct {
 	RuntimeData *dataBody `json:"runtimeData"`
 	InitTime    *dataBody `json:"initTimeData"`
 	Draft       *string   `json:"draftPolicyForAttestation"`
-	Nonce       *string   `json:"nonce"`
+	// Nonce is a string, or a JSON number (the ACI sidecar sends a uint64).
+	Nonce json.RawMessage `json:"nonce"`
 }
 
 type dataBody struct {
@@ -197,8 +198,9 @@ func decodeBase64(s string) ([]byte, error) {
 }
 
 func decodeData(field string, d *dataBody) (*evidence.Data, error) {
-	if d == nil || d.Data == nil {
-		// Python 1.0.1 sends {"dataType":"JSON"} without data: absent.
+	if d == nil || d.Data == nil || *d.Data == "" {
+		// Python 1.0.1 sends {"dataType":"JSON"} without data, the ACI
+		// sidecar {"data":"","dataType":""}: absent, not data to bind.
 		return nil, nil
 	}
 	b, err := decodeBase64(*d.Data)
@@ -216,13 +218,40 @@ func decodeData(field string, d *dataBody) (*evidence.Data, error) {
 	return out, nil
 }
 
+// decodeNonce reads the request's nonce: a JSON string (the SDKs) or a
+// non-negative integer (the ACI sidecar's uint64), which the token echoes
+// as the number it was.
+func decodeNonce(raw json.RawMessage, req *instance.AttestRequest) error {
+	raw = json.RawMessage(strings.TrimSpace(string(raw)))
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return apiError(instance.CodeInvalidParameter, "nonce: %v", err)
+		}
+		req.Nonce = &s
+		return nil
+	}
+	s := string(raw)
+	if len(s) > 20 || strings.Trim(s, "0123456789") != "" {
+		return apiError(instance.CodeInvalidParameter, "nonce must be a string or a non-negative integer")
+	}
+	req.Nonce, req.NonceIsNumber = &s, true
+	return nil
+}
+
 // decodeAttest turns an attest request body into an instance.AttestRequest.
 func decodeAttest(t evidence.Type, raw []byte) (*instance.AttestRequest, error) {
 	var b attestBody
 	if err := json.Unmarshal(raw, &b); err != nil {
 		return nil, apiError(instance.CodeInvalidParameter, "request body is not a JSON attest request: %v", err)
 	}
-	req := &instance.AttestRequest{Type: t, DraftPolicy: b.Draft, Nonce: b.Nonce}
+	req := &instance.AttestRequest{Type: t, DraftPolicy: b.Draft}
+	if err := decodeNonce(b.Nonce, req); err != nil {
+		return nil, err
+	}
 	var field string
 	var ev *string
 	switch t {

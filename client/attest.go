@@ -116,6 +116,16 @@ func (c *Client) AttestOpenEnclave(ctx context.Context, report []byte, opts *Att
 	return c.attest(ctx, "OpenEnclave", attestRequest{Report: base64.RawURLEncoding.EncodeToString(report)}, opts)
 }
 
+// AttestSevSnpVm sends SEV-SNP evidence to POST /attest/SevSnpVm (api
+// 2022-08-01 shape, maa-api.md §1.6, §8): report is the JSON text
+// {"SnpReport": b64url(report), "VcekCertChain": b64url(PEM chain),
+// "Endorsements"?} the client base64url-encodes as "report" (attestd also
+// takes a raw report, its hex text or configfs-tsm JSON there). Runtime
+// data binds REPORT_DATA[0:32], init-time data HOST_DATA.
+func (c *Client) AttestSevSnpVm(ctx context.Context, report []byte, opts *AttestOptions) (*AttestationResult, error) {
+	return c.attest(ctx, "SevSnpVm", attestRequest{Report: base64.RawURLEncoding.EncodeToString(report)}, opts)
+}
+
 func (c *Client) attest(ctx context.Context, typ string, req attestRequest, opts *AttestOptions) (*AttestationResult, error) {
 	if opts == nil {
 		opts = &AttestOptions{}

@@ -43,6 +43,14 @@ const (
 	CheckServiceContextInstance Check = "service_context.instance"
 )
 
+// ErrUnavailable marks a refusal that is not a verdict on the evidence: an
+// input the verifier needs (collateral, an endorsement key) could not be
+// had right now (the source is down or rate-limits, as AMD KDS does). A
+// verifier wraps it in the *Error of its check; the pipeline answers 503
+// ServiceUnavailable so the client retries instead of treating good
+// evidence as bad.
+var ErrUnavailable = errors.New("a verification input is unavailable right now")
+
 // Error names the verification check that failed. Every rejection of
 // evidence is an *Error so the API and the logs can say which check failed.
 type Error struct {

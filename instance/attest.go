@@ -24,6 +24,9 @@ type AttestRequest struct {
 	// the resulting token is unsigned (alg "none").
 	DraftPolicy *string
 	Nonce       *string
+	// NonceIsNumber: the nonce was a JSON number (its decimal text in
+	// Nonce); the token echoes it as a number.
+	NonceIsNumber bool
 }
 
 // AttestResponse is the answer to one attest call: exactly one of Token
@@ -134,7 +137,9 @@ func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (*AttestResp
 	if sel.active != nil && sel.active.Signer != nil {
 		claims["x-ms-policy-signer"] = certJWK(sel.active.Signer)
 	}
-	if req.Nonce != nil {
+	if req.Nonce != nil && req.NonceIsNumber {
+		claims["nonce"] = json.Number(*req.Nonce)
+	} else if req.Nonce != nil {
 		claims["nonce"] = *req.Nonce
 	}
 	claims["jti"] = token.NewJTI()
@@ -324,6 +329,9 @@ func evidenceError(err error) error {
 	var ee *evidence.Error
 	if !errors.As(err, &ee) {
 		return &Error{Code: CodeInvalidParameter, Message: "evidence verification failed: " + err.Error(), Err: err}
+	}
+	if errors.Is(err, evidence.ErrUnavailable) {
+		return &Error{Code: CodeServiceUnavailable, Message: fmt.Sprintf("evidence not verified, retry later: check %s: %v", ee.Check, ee.Err), Err: err}
 	}
 	return &Error{Code: CodeInvalidParameter, Message: fmt.Sprintf("evidence verification failed at check %s: %v", ee.Check, ee.Err), Err: err}
 }

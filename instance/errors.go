@@ -23,6 +23,9 @@ const (
 	CodeNotSupported = "NotSupported"
 	CodeNotFound     = "NotFound"
 	CodeInternal     = "InternalError"
+	// CodeServiceUnavailable: a verification input (collateral, an
+	// endorsement key) could not be had right now; retry later (503).
+	CodeServiceUnavailable = "ServiceUnavailable"
 )
 
 // Error is an MAA-coded failure of an instance operation: Code goes to the

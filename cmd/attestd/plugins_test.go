@@ -11,6 +11,7 @@ import (
 
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/testing/sgxplatform"
+	"github.com/attestd/attestd/testing/snpplatform"
 )
 
 // TestPluginBlocks: the configuration blocks belong to the plugins. The
@@ -21,6 +22,13 @@ import (
 func TestPluginBlocks(t *testing.T) {
 	dir := t.TempDir()
 	writePlatform(t, dir, sgxplatform.Options{})
+	sp, err := snpplatform.New(snpplatform.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "snp-roots.pem"), sp.RootsPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	coll := `"collateral": {"type": "bundle", "path": "collateral.json"}`
 	for _, tc := range []struct {
 		name    string
@@ -29,9 +37,13 @@ func TestPluginBlocks(t *testing.T) {
 		openErr string
 		types   []evidence.Type
 	}{
-		{"sgx and collateral", `{` + coll + `, "sgx": {"roots": ["root.pem"], "grace": "1h"}}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave}},
-		{"collateral only", `{` + coll + `}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave}},
-		{"disabled", `{"sgx": {"disabled": true}}`, "", "", nil},
+		{"sgx and collateral", `{` + coll + `, "sgx": {"roots": ["root.pem"], "grace": "1h"}}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.SevSnpVm}},
+		{"collateral only", `{` + coll + `}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.SevSnpVm}},
+		{"disabled", `{"sgx": {"disabled": true}, "snp": {"disabled": true}}`, "", "", nil},
+		{"snp only", `{"sgx": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm}},
+		{"unknown snp member", `{"snp": {"rootz": []}}`, "", `unknown field "rootz"`, nil},
+		{"snp root file without an ARK", `{"snp": {"roots": ["root.pem"]}}`, "", "holds no ARK", nil},
+		{"snp crl without kds", `{"snp": {"check_crl": true, "kds": {"disabled": true}}}`, "", "check_crl", nil},
 		{"no plugin reads it", `{"tpm": {}}`, `unknown field "tpm"`, "", nil},
 		{"unknown sgx member", `{` + coll + `, "sgx": {"rootz": []}}`, "", `unknown field "rootz"`, nil},
 		{"unknown collateral member", `{"collateral": {"type": "bundle", "pth": "x"}}`, "", `unknown field "pth"`, nil},

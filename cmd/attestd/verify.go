@@ -11,8 +11,11 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/collateral/bundle"
+	"github.com/attestd/attestd/collateral/kds"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx"
+	"github.com/attestd/attestd/evidence/snp"
+	snpabi "github.com/attestd/attestd/evidence/snp/abi"
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/internal/pemfile"
 )
@@ -34,10 +37,10 @@ type offlineFlags struct {
 }
 
 func (o *offlineFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.collateral, "collateral", "", "collateral: dcap-qvl JSON, sgx_ql_qve_collateral_t dump or a directory of PCS responses")
+	fs.StringVar(&o.collateral, "collateral", "", "collateral. SGX/OE: dcap-qvl JSON, sgx_ql_qve_collateral_t dump or a directory of PCS responses. SevSnpVm: the VCEK/VLEK (PEM, DER, THIM JSON) or a directory of KDS documents")
 	fs.StringVar(&o.at, "at", "", "verify as of this RFC 3339 instant (default: now)")
 	fs.DurationVar(&o.grace, "grace", 0, "accept collateral expired at most this long ago (the output says so)")
-	fs.StringVar(&o.roots, "roots", "", "PEM file of trusted root certificates replacing Intel's SGX Root CA (test platforms)")
+	fs.StringVar(&o.roots, "roots", "", "PEM file of trusted roots replacing the vendor's (SGX: Intel's SGX Root CA; SevSnpVm: an ARK with its ASK/ASVK)")
 	fs.StringVar(&o.runtime, "runtime-data", "", "runtime data file (binary, bound as is) whose SHA-256 must equal report_data[0:32]")
 	fs.BoolVar(&o.diagnostic, "diagnostic-skip-collateral", false, "DIAGNOSTIC ONLY: check quote signatures and PCK chain signatures, skip clock, CRLs, TCB info and QE identity")
 }
@@ -81,6 +84,63 @@ func (o *offlineFlags) verifier() (*sgx.Verifier, time.Time, error) {
 	return v, now, err
 }
 
+// at is the instant of --at, or now.
+func (o *offlineFlags) instant() (time.Time, error) {
+	if o.at == "" {
+		return time.Now(), nil
+	}
+	ts, err := time.Parse(time.RFC3339, o.at)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--at: %w", err)
+	}
+	return ts, nil
+}
+
+// snpVerifier builds the SEV-SNP verifier the flags describe: --roots
+// (PEM: an ARK with its ASK/ASVK) replaces AMD's roots; --collateral is a
+// certificate file (PEM, DER, THIM JSON or a certificate table, whatever
+// its name) whose VCEK/VLEK is used when the evidence carries none, or a
+// directory of KDS documents (VCEKs, chains, CRLs). Nothing is fetched.
+func (o *offlineFlags) snpVerifier() (evidence.Verifier, time.Time, error) {
+	if o.grace != 0 || o.diagnostic {
+		return nil, time.Time{}, errors.New("--grace and --diagnostic-skip-collateral apply to SGX only")
+	}
+	now, err := o.instant()
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var opts snp.Options
+	if o.roots != "" {
+		cfg := snp.Config{Roots: []string{o.roots}}
+		if opts, err = snp.OptionsFromConfig(cfg, func(p string) string { return p }); err != nil {
+			return nil, time.Time{}, fmt.Errorf("--roots: %w", err)
+		}
+	}
+	if o.collateral != "" {
+		st, err := os.Stat(o.collateral)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("--collateral: %w", err)
+		}
+		if st.IsDir() {
+			b, err := kds.LoadBundle(o.collateral)
+			if err != nil {
+				return nil, time.Time{}, fmt.Errorf("--collateral: %w", err)
+			}
+			opts.Verify.Endorsements = snp.KDS{Source: b}
+		} else {
+			raw, err := os.ReadFile(o.collateral)
+			if err != nil {
+				return nil, time.Time{}, fmt.Errorf("--collateral: %w", err)
+			}
+			if opts.Verify.Given, err = snpabi.Certificates(raw); err != nil {
+				return nil, time.Time{}, fmt.Errorf("--collateral: %w", err)
+			}
+		}
+	}
+	v, err := snp.New(opts)
+	return v, now, err
+}
+
 // verifyCmd is "attestd verify": offline verification of an SGX quote or
 // OpenEnclave report against a collateral file or directory, bound to its
 // runtime and init-time data exactly as the server binds them
@@ -92,10 +152,12 @@ func (o *offlineFlags) verifier() (*sgx.Verifier, time.Time, error) {
 //	attestd verify --type SgxEnclave|OpenEnclave --evidence quote.bin --collateral coll.json|dir
 //	               [--at 2025-07-01T00:00:00Z] [--grace 24h] [--roots root.pem]
 //	               [--runtime-data file] [--init-time-data file] [--diagnostic-skip-collateral]
+//	attestd verify --type SevSnpVm --evidence report(.bin|.hex|.json) [--collateral certs|dir]
+//	               [--at T] [--roots amd-roots.pem] [--runtime-data file] [--init-time-data file]
 func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("attestd verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	typ := fs.String("type", "SgxEnclave", "attestation type: SgxEnclave (raw quote) or OpenEnclave (OE report or OE evidence)")
+	typ := fs.String("type", "SgxEnclave", "attestation type: SgxEnclave (raw quote), OpenEnclave (OE report or OE evidence) or SevSnpVm (raw or hex report, MAA report JSON, configfs-tsm JSON)")
 	evPath := fs.String("evidence", "", "evidence file: raw bytes, base64(url) or hex text")
 	itPath := fs.String("init-time-data", "", "init-time data file (binary) whose SHA-256 must equal CONFIGID[0:32] (KSS enclaves)")
 	var of offlineFlags
@@ -114,21 +176,28 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return usage("unexpected arguments %q", fs.Args())
 	}
 	t, ok := evidence.ParseType(*typ)
-	if !ok || (t != evidence.SgxEnclave && t != evidence.OpenEnclave) {
-		return usage("--type must be SgxEnclave or OpenEnclave, not %q", *typ)
+	if !ok || (t != evidence.SgxEnclave && t != evidence.OpenEnclave && t != evidence.SevSnpVm) {
+		return usage("--type must be SgxEnclave, OpenEnclave or SevSnpVm, not %q", *typ)
 	}
 	if *evPath == "" {
 		return usage("--evidence is required")
-	}
-	v, now, err := of.verifier()
-	if err != nil {
-		return usage("%v", err)
 	}
 	ev, err := os.ReadFile(*evPath)
 	if err != nil {
 		return usage("%v", err)
 	}
-	req := &evidence.Request{Type: t, Evidence: sgx.DecodeEvidence(ev), Now: now}
+	var v evidence.Verifier
+	var now time.Time
+	if t == evidence.SevSnpVm {
+		v, now, err = of.snpVerifier()
+	} else {
+		v, now, err = of.verifier()
+		ev = sgx.DecodeEvidence(ev)
+	}
+	if err != nil {
+		return usage("%v", err)
+	}
+	req := &evidence.Request{Type: t, Evidence: ev, Now: now}
 	for _, d := range []struct {
 		path string
 		dst  **evidence.Data

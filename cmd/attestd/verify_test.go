@@ -15,6 +15,7 @@ import (
 	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/internal/testenv"
 	"github.com/attestd/attestd/testing/sgxplatform"
+	"github.com/attestd/attestd/testing/snpplatform"
 )
 
 // TestVerifyCommand covers "attestd verify" on real evidence: verified,
@@ -116,5 +117,68 @@ func TestVerifyInitTime(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVerifySevSnpVm: "attestd verify --type SevSnpVm" over the real SEV-SNP
+// vectors in every envelope, certificates inside the evidence or given by
+// --collateral (any shape), a test platform with --roots, and refusals that
+// name their check.
+func TestVerifySevSnpVm(t *testing.T) {
+	sc := "vectors/ms-confidential-sidecar-snp/pkg/attest/test_data/"
+	gs := "vectors/go-sev-guest/verify/testdata/"
+	tr := "vectors/trustee-verifier/deps/verifier/test_data/snp/"
+	dir := t.TempDir()
+	p, err := snpplatform.New(snpplatform.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := p.Sign(snpplatform.Report{Version: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	maa := write("maa.json", snpplatform.MAAReport(raw, p.ChainPEM(false), nil))
+	bare := write("bare.bin", raw)
+	roots := write("roots.pem", p.RootsPEM())
+	vcek := write("vcek.pem", p.ChainPEM(false))
+	kdsDir := filepath.Join(dir, "kds")
+	os.Mkdir(kdsDir, 0o755)
+	os.WriteFile(filepath.Join(kdsDir, "some-vcek.der"), p.VCEK(), 0o644)
+
+	cases := []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"--evidence", testenv.Shared(t, sc+"snp_report.bin"), "--collateral", testenv.Shared(t, sc+"uvm_host_amd_certificate.json"), "--at", "2026-01-01T00:00:00Z"}, verifyExitOK, `"x-ms-sevsnpvm-microcode-svn": 115`, ""},
+		{[]string{"--evidence", testenv.Shared(t, "vectors/veraison-sevsnp/scheme/sevsnp/test/evidence/sevsnp-tsm-report.json"), "--at", "2026-01-01T00:00:00Z"}, verifyExitOK, `"x-ms-sevsnpvm-product": "Genoa"`, ""},
+		{[]string{"--evidence", testenv.Shared(t, "vectors/virtee-sev/tests/certs_data/report_milan.hex"), "--collateral", testenv.Shared(t, "vectors/virtee-sev/tests/certs_data/vcek_milan.der"), "--at", "2024-01-01T00:00:00Z"}, verifyExitOK, `"x-ms-attestation-type": "sevsnpvm"`, ""},
+		{[]string{"--evidence", testenv.Shared(t, tr+"test-vlek-report.bin"), "--collateral", testenv.Shared(t, tr+"test-vlek.der"), "--at", "2025-06-01T00:00:00Z"}, verifyExitOK, `"x-ms-sevsnpvm-signing-key": "VLEK"`, ""},
+		{[]string{"--evidence", testenv.Shared(t, tr+"test-vlek-report.bin"), "--collateral", testenv.Shared(t, tr+"test-vlek.der"), "--at", "2026-01-01T00:00:00Z"}, verifyExitRejected, "", "verification failed: snp.endorsement.expired:"},
+		{[]string{"--evidence", testenv.Shared(t, gs+"attestation.bin"), "--at", "2023-01-01T00:00:00Z"}, verifyExitRejected, "", "verification failed: snp.endorsement.missing:"},
+		{[]string{"--evidence", testenv.Shared(t, gs+"attestation.bin"), "--collateral", testenv.Shared(t, "vectors/virtee-sev/tests/certs_data/vcek_milan.der"), "--at", "2024-01-01T00:00:00Z"}, verifyExitRejected, "", "verification failed: snp.report.signature:"},
+		{[]string{"--evidence", maa, "--roots", roots}, verifyExitOK, `"x-ms-sevsnpvm-report-version": 3`, ""},
+		{[]string{"--evidence", maa}, verifyExitRejected, "", "verification failed: snp.endorsement.chain:"},
+		{[]string{"--evidence", bare, "--roots", roots, "--collateral", vcek}, verifyExitOK, `"x-ms-sevsnpvm-vmpl": 0`, ""},
+		{[]string{"--evidence", bare, "--roots", roots, "--collateral", kdsDir}, verifyExitOK, `"x-ms-sevsnpvm-vmpl": 0`, ""},
+		{[]string{"--evidence", bare, "--roots", roots, "--collateral", vcek, "--runtime-data", roots}, verifyExitRejected, "", "verification failed: runtimedata.binding:"},
+		{[]string{"--evidence", roots}, verifyExitRejected, "", "verification failed: snp.parse:"},
+		{[]string{"--evidence", bare, "--grace", "1h"}, verifyExitUsage, "", "SGX only"},
+	}
+	for _, c := range cases {
+		args := append([]string{"--type", "SevSnpVm"}, c.args...)
+		var out, errb bytes.Buffer
+		code := verifyCmd(context.Background(), args, &out, &errb)
+		if code != c.code || !strings.Contains(out.String(), c.stdout) || !strings.Contains(errb.String(), c.stderr) {
+			t.Errorf("%v: code %d stdout %q stderr %q", c.args, code, out.String(), errb.String())
+		}
 	}
 }
