@@ -95,7 +95,7 @@ issuancerules{
   c:[type=="x-ms-sevsnpvm-launchmeasurement"] => issue(type="measurement", value=c.value);
 };`
 
-func platform(t *testing.T) (*snpplatform.Platform, verify.ProductRoots) {
+func platform(t testing.TB) (*snpplatform.Platform, verify.ProductRoots) {
 	t.Helper()
 	p, err := snpplatform.New(snpplatform.Options{})
 	if err != nil {
