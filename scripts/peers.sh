@@ -6,7 +6,7 @@
 # Prints each verifier's TCB status (they must agree) and a table of CPU time
 # per verification with ratios against the peer.
 #
-#   scripts/peers.sh                      # 7 rounds, ~300 ms of CPU per batch
+#   scripts/peers.sh                      # 9 rounds, ~500 ms of CPU per batch
 #   scripts/peers.sh -rounds 11 -v        # flags go to testing/peers
 #
 # Needs Go, Node.js ≥ 18 with npm, and the shared test material

@@ -44,8 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.shared, "shared", defShared, "the shared test material (env ATTESTD_SHARED)")
 	fs.StringVar(&o.nodeModules, "node-modules", "", "node_modules directory holding @phala/dcap-qvl (scripts/peers.sh installs it)")
 	fs.StringVar(&o.node, "node", "node", "Node.js executable")
-	fs.IntVar(&o.rounds, "rounds", 7, "interleaved rounds")
-	fs.DurationVar(&o.batchCPU, "batch-cpu", 300*time.Millisecond, "CPU time of one batch")
+	fs.IntVar(&o.rounds, "rounds", 9, "interleaved rounds")
+	fs.DurationVar(&o.batchCPU, "batch-cpu", 500*time.Millisecond, "CPU time of one batch")
 	fs.BoolVar(&o.verbose, "v", false, "print every batch")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -161,10 +161,15 @@ func Run(ctx context.Context, c *Comparison, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// calibrate finds a batch size that takes about target CPU time, growing
-// from one verification (the first batches also warm caches and JITs).
+// calibrate finds a batch size that takes about target CPU time: it grows
+// from one verification until a batch takes an eighth of target, then runs
+// one batch of the estimated size and sizes again from it, because the first
+// small batches also warm caches and JITs and overstate the cost.
 func calibrate(ctx context.Context, s Subject, target time.Duration) (int, error) {
 	const maxBatch = 1 << 20
+	size := func(per time.Duration) int {
+		return int(min(maxBatch, max(1, math.Ceil(float64(target)/float64(per)))))
+	}
 	n := 1
 	for {
 		per, err := s.Batch(ctx, n)
@@ -175,10 +180,19 @@ func calibrate(ctx context.Context, s Subject, target time.Duration) (int, error
 			if per <= 0 {
 				return 0, fmt.Errorf("%d verifications took no CPU time", n)
 			}
-			return int(min(maxBatch, max(1, math.Ceil(float64(target)/float64(per))))), nil
+			n = size(per)
+			break
 		}
 		n *= 4
 	}
+	per, err := s.Batch(ctx, n)
+	if err != nil {
+		return 0, err
+	}
+	if per <= 0 {
+		return 0, fmt.Errorf("%d verifications took no CPU time", n)
+	}
+	return size(per), nil
 }
 
 func median(v []float64) float64 {
