@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 duration=5s
 procs_list="1 2"
 soak=""
-conc=8
+conc=16
 sample=30s
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -90,12 +90,14 @@ run_loadgen() {
     -quote "$tmp/gen/sgx-quote-v3.bin" -runtime "$tmp/gen/runtime.bin" -pid "$server_pid" "$@"
 }
 
-row() { # row PROCS LOAD JSON
-  jq -r --arg p "$1" --arg load "$2" '
+row() { # row PROCS LOAD JSON SATURATION: one table line; ratios against the saturation of the same run
+  jq -r --arg p "$1" --arg load "$2" --argjson sat "$4" '
     def ms: . / 1e6 | (. * 100 | round) / 100;
-    [$p, $load, (.offered_rps | round), (.served_rps | round), (.latency_ns.P50 | ms), (.latency_ns.P99 | ms),
+    def r2: (. * 100 | round) / 100;
+    [$p, $load, (.offered_rps | round), (.served_rps | round), (.served_rps / $sat | r2), (.latency_ns.P50 | ms), (.latency_ns.P99 | ms),
      .shed, ((.transport_errors) + ([.failed_by_status // {} | .[]] | add // 0)),
-     (.server.cpu_ns / 1e9 | (. * 100 | round) / 100), (.server.peak_rss_bytes / 1048576 | (. * 10 | round) / 10)]
+     (.server.cpu_ns / 1e9 | r2), (if .ok > 0 then .server.cpu_ns / .ok / 1e3 | round else "-" end),
+     (.server.peak_rss_bytes / 1048576 | (. * 10 | round) / 10)]
     | "| " + (map(tostring) | join(" | ")) + " |"' <<<"$3"
 }
 
@@ -114,21 +116,20 @@ if [ -n "$soak" ]; then
 fi
 
 echo
-echo "| GOMAXPROCS | load | offered/s | served/s | p50 ms | p99 ms | shed (429) | errors | server CPU s | peak RSS MiB |"
-echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| GOMAXPROCS | load | offered/s | served/s | served ÷ saturation | p50 ms | p99 ms | shed (429) | errors | server CPU s | server CPU µs per OK | peak RSS MiB |"
+echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for cur_procs in $procs_list; do
   start_server "$cur_procs"
   sat_json=$(run_loadgen -c "$conc" -d "$duration" -json -reset-peak)
-  row "$cur_procs" "closed c=$conc" "$sat_json"
   sat=$(jq '.served_rps' <<<"$sat_json")
+  row "$cur_procs" "closed c=$conc" "$sat_json" "$sat"
   for pct in 50 100 150 200; do
     rate=$(jq -n --argjson s "$sat" --argjson p "$pct" '$s * $p / 100 | round')
-    # Warm-up at the step's own rate is not needed: connections opened by
-    # earlier steps stay alive only within one loadgen process, so every
-    # step warms 16 connections first (loadgen -warmup).
+    # Each step is a new loadgen process: it opens and warms 16 connections
+    # before measuring (loadgen -warmup); more are opened as the load needs.
     out=$(run_loadgen -rate "$rate" -d "$duration" -max-inflight 512 -timeout 5s -json -reset-peak) || true
     if [ -z "$out" ]; then echo "| $cur_procs | ${pct} % | $rate | (loadgen failed) |"; continue; fi
-    row "$cur_procs" "open ${pct} %" "$out"
+    row "$cur_procs" "open ${pct} %" "$out" "$sat"
   done
   stop_server
 done
