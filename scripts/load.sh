@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
     --soak) soak="$2"; shift 2 ;;
     --sample) sample="$2"; shift 2 ;;
     -c) conc="$2"; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n "2,18p" "$0"; exit 0 ;;
     *) echo "load.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
