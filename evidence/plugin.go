@@ -1,6 +1,7 @@
 package evidence
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,4 +43,16 @@ type PluginEnv struct {
 	// DataDir is the server's data directory (caches live below it).
 	DataDir string
 	Logger  *slog.Logger
+}
+
+// DecodeBlock decodes a plugin's configuration block into v, refusing
+// unknown members (a misspelt option must not silently fall back to a
+// default); an absent or null block leaves v as it is.
+func DecodeBlock(raw json.RawMessage, v any) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }

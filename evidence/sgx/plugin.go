@@ -1,12 +1,10 @@
 package sgx
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"github.com/attestd/attestd/internal/pemfile"
 	"log/slog"
@@ -139,16 +137,6 @@ func (t *Trust) logStartup(log *slog.Logger) {
 	}
 }
 
-// decodeStrict decodes a configuration block, refusing unknown members.
-func decodeStrict(raw json.RawMessage, v any) error {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}
-
 // Plugin is the SGX/OpenEnclave verifier for the server binary: blocks
 // "sgx" (Config) and "collateral" (collateral/source.Config; absent: Intel
 // PCS cached under DATA/collateral).
@@ -164,7 +152,7 @@ func Plugin() evidence.Plugin {
 func openPlugin(ctx context.Context, env evidence.PluginEnv) (evidence.Verifier, func() error, error) {
 	noop := func() error { return nil }
 	var c Config
-	if err := decodeStrict(env.Block("sgx"), &c); err != nil {
+	if err := evidence.DecodeBlock(env.Block("sgx"), &c); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", evidence.ErrConfig, err)
 	}
 	if c.Disabled {
@@ -173,7 +161,7 @@ func openPlugin(ctx context.Context, env evidence.PluginEnv) (evidence.Verifier,
 	sc := source.Config{Type: source.TypePCS, CacheDir: filepath.Join(env.DataDir, "collateral")}
 	if raw := env.Block("collateral"); len(raw) > 0 && string(raw) != "null" {
 		sc = source.Config{}
-		if err := decodeStrict(raw, &sc); err != nil {
+		if err := evidence.DecodeBlock(raw, &sc); err != nil {
 			return nil, nil, fmt.Errorf("%w: collateral: %v", evidence.ErrConfig, err)
 		}
 		sc.Path, sc.SubscriptionKeyFile, sc.CAFile, sc.CacheDir = env.Path(sc.Path), env.Path(sc.SubscriptionKeyFile), env.Path(sc.CAFile), env.Path(sc.CacheDir)

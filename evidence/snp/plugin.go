@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"path/filepath"
@@ -76,15 +75,6 @@ type ComplianceConfig struct {
 		SNP        uint8 `json:"snp"`
 		Microcode  uint8 `json:"microcode"`
 	} `json:"min_tcb"`
-}
-
-func decodeStrict(raw json.RawMessage, v any) error {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
 }
 
 // Plugin is the SevSnpVm verifier for the server binary (block "snp").
@@ -169,7 +159,7 @@ func OptionsFromConfig(c Config, path func(string) string) (Options, error) {
 func openPlugin(ctx context.Context, env evidence.PluginEnv) (evidence.Verifier, func() error, error) {
 	noop := func() error { return nil }
 	var c Config
-	if err := decodeStrict(env.Block("snp"), &c); err != nil {
+	if err := evidence.DecodeBlock(env.Block("snp"), &c); err != nil {
 		return nil, nil, fmt.Errorf("%w: snp: %v", evidence.ErrConfig, err)
 	}
 	if c.Disabled {

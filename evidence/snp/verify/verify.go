@@ -448,7 +448,8 @@ func (v *Verifier) verifyChain(der []byte, line string, vlek bool) (*chainResult
 		inter.AddCert(ica)
 		// The signatures are checked at an instant inside every window so
 		// the cached result does not depend on now; window() checks now.
-		nb, na := latest(cert.NotBefore, ica.NotBefore, r.ARK.NotBefore), earliest(cert.NotAfter, ica.NotAfter, r.ARK.NotAfter)
+		nb := slices.MaxFunc([]time.Time{cert.NotBefore, ica.NotBefore, r.ARK.NotBefore}, time.Time.Compare)
+		na := slices.MinFunc([]time.Time{cert.NotAfter, ica.NotAfter, r.ARK.NotAfter}, time.Time.Compare)
 		if nb.After(na) {
 			errs = append(errs, fmt.Errorf("the validity windows of %s, %s and %s do not overlap", kind, ica.Subject.CommonName, r.ARK.Subject.CommonName))
 			continue
@@ -479,26 +480,6 @@ func kdsFormat(c *x509.Certificate, kind string) error {
 		return fail(CheckEndorsementFormat, "%s subject CN %q, want %q", kind, c.Subject.CommonName, "SEV-"+kind)
 	}
 	return nil
-}
-
-func latest(ts ...time.Time) time.Time {
-	m := ts[0]
-	for _, t := range ts[1:] {
-		if t.After(m) {
-			m = t
-		}
-	}
-	return m
-}
-
-func earliest(ts ...time.Time) time.Time {
-	m := ts[0]
-	for _, t := range ts[1:] {
-		if t.Before(m) {
-			m = t
-		}
-	}
-	return m
 }
 
 // revocation checks AMD's CRL of the chain's product: signed by the ARK,
