@@ -234,3 +234,24 @@ func TestPublicKeyFromRuntime(t *testing.T) {
 		})
 	}
 }
+
+// FuzzPublicKeyFromRuntime: the x-ms-runtime key reader never panics and
+// accepts only public P-256 or RSA keys.
+func FuzzPublicKeyFromRuntime(f *testing.F) {
+	f.Add(`{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}`)
+	f.Add(`{"kty":"RSA","n":"AQAB","e":"AQAB"}`)
+	f.Add(`{"kty":"oct","k":"AAAA"}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		var m map[string]any
+		if json.Unmarshal([]byte(s), &m) != nil {
+			return
+		}
+		k, err := keyrelease.PublicKeyFromRuntime(m)
+		if err != nil {
+			return
+		}
+		if _, err := keyrelease.Wrap([]byte("x"), k); err != nil {
+			t.Fatalf("accepted key %T cannot wrap: %v", k, err)
+		}
+	})
+}
