@@ -2,13 +2,11 @@ package client
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strconv"
-	"time"
+
+	"github.com/attestd/attestd/client/verifier"
 )
 
 // AttestOptions are the optional parts of an attest request (maa-api.md §1.1).
@@ -34,46 +32,9 @@ type AttestOptions struct {
 	Nonce string
 }
 
-// AttestationResult is a validated attestation token and its typed claims.
-type AttestationResult struct {
-	// Token is the validated token (Raw holds the JWT to pass on).
-	Token *Token
-	// Unsigned is true for a draft-policy result (alg "none"): nobody
-	// vouches for its claims.
-	Unsigned bool
-
-	Issuer                       string
-	IssuedAt, NotBefore, Expires time.Time
-	// JTI, Nonce, Version: jti, nonce, x-ms-ver.
-	JTI, Nonce, Version string
-	// AttestationType is x-ms-attestation-type ("sgx" for SGX and OE).
-	AttestationType string
-	// PolicyHash is x-ms-policy-hash, decoded: SHA-256 of the base64url
-	// of the policy text that decided.
-	PolicyHash []byte
-	// PolicySigner is the certificate that signed the policy in force
-	// (x-ms-policy-signer), nil for unsigned policies.
-	PolicySigner *x509.Certificate
-	// PolicyClaims are the claims the policy issued (x-ms-policy).
-	PolicyClaims map[string]any
-	// RuntimeClaims / InitTimeClaims are x-ms-runtime / x-ms-inittime (JSON
-	// runtime / init-time data).
-	RuntimeClaims, InitTimeClaims map[string]any
-	// EnclaveHeldData is x-ms-sgx-ehd, decoded (binary runtime data).
-	EnclaveHeldData []byte
-
-	// SGX claims (x-ms-sgx-*); MREnclave, MRSigner, ReportData as lower-case hex.
-	MREnclave, MRSigner string
-	ProductID, SVN      int64
-	IsDebuggable        bool
-	ReportData          string
-	TCBStatus           string   // x-ms-sgx-tcb-status (not emitted by every MAA version)
-	AdvisoryIDs         []string // x-ms-sgx-advisory-ids
-	Collateral          map[string]any
-
-	// Claims are all the token's claims (numbers as json.Number).
-	Claims map[string]any
-}
+// AttestationResult is a validated attestation token and its typed claims
+// (SGX/OE at the top level, SEV-SNP, TDX and TPM in their own fields).
+type AttestationResult = verifier.Result
 
 type attestData struct {
 	Data     string `json:"data"`
@@ -166,103 +127,4 @@ func (c *Client) attest(ctx context.Context, typ string, req attestRequest, opts
 // (parsed with ParseToken, or validated by a Client). A claim of the wrong
 // JSON type is an error: the claim names are MAA's, so a mismatch means
 // the token is not what it claims to be.
-func NewAttestationResult(t *Token) (*AttestationResult, error) {
-	r := &AttestationResult{Token: t, Unsigned: !t.Signed, Claims: t.Claims,
-		Issuer: t.Issuer, IssuedAt: t.IssuedAt, NotBefore: t.NotBefore, Expires: t.Expires}
-	var errs []error
-	str := func(name string, dst *string) {
-		if v, ok := t.Claims[name]; ok {
-			s, ok := v.(string)
-			if !ok {
-				errs = append(errs, fmt.Errorf("claim %s is %T, want string", name, v))
-			}
-			*dst = s
-		}
-	}
-	obj := func(name string) map[string]any {
-		v, ok := t.Claims[name]
-		if !ok {
-			return nil
-		}
-		m, ok := v.(map[string]any)
-		if !ok {
-			errs = append(errs, fmt.Errorf("claim %s is %T, want object", name, v))
-		}
-		return m
-	}
-	num := func(name string, dst *int64) {
-		if v, ok := t.Claims[name]; ok {
-			n, ok := v.(json.Number)
-			var err error
-			if ok {
-				*dst, err = strconv.ParseInt(string(n), 10, 64)
-			}
-			if !ok || err != nil {
-				errs = append(errs, fmt.Errorf("claim %s = %v is not an integer", name, v))
-			}
-		}
-	}
-	bin := func(name string) []byte {
-		var s string
-		str(name, &s)
-		if s == "" {
-			return nil
-		}
-		b, err := b64url(s)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("claim %s is not base64url", name))
-		}
-		return b
-	}
-	str("jti", &r.JTI)
-	str("nonce", &r.Nonce)
-	str("x-ms-ver", &r.Version)
-	str("x-ms-attestation-type", &r.AttestationType)
-	r.PolicyHash = bin("x-ms-policy-hash")
-	r.EnclaveHeldData = bin("x-ms-sgx-ehd")
-	r.PolicyClaims = obj("x-ms-policy")
-	r.RuntimeClaims = obj("x-ms-runtime")
-	r.InitTimeClaims = obj("x-ms-inittime")
-	r.Collateral = obj("x-ms-sgx-collateral")
-	if signer := obj("x-ms-policy-signer"); signer != nil {
-		var jwk struct {
-			X5c []string `json:"x5c"`
-		}
-		b, _ := json.Marshal(signer)
-		if err := json.Unmarshal(b, &jwk); err != nil || len(jwk.X5c) == 0 {
-			errs = append(errs, fmt.Errorf("claim x-ms-policy-signer has no x5c"))
-		} else if certs, err := parseX5c(jwk.X5c); err != nil {
-			errs = append(errs, fmt.Errorf("claim x-ms-policy-signer: %v", err))
-		} else {
-			r.PolicySigner = certs[0]
-		}
-	}
-	str("x-ms-sgx-mrenclave", &r.MREnclave)
-	str("x-ms-sgx-mrsigner", &r.MRSigner)
-	str("x-ms-sgx-report-data", &r.ReportData)
-	str("x-ms-sgx-tcb-status", &r.TCBStatus)
-	num("x-ms-sgx-product-id", &r.ProductID)
-	num("x-ms-sgx-svn", &r.SVN)
-	if v, ok := t.Claims["x-ms-sgx-is-debuggable"]; ok {
-		b, ok := v.(bool)
-		if !ok {
-			errs = append(errs, fmt.Errorf("claim x-ms-sgx-is-debuggable is %T, want bool", v))
-		}
-		r.IsDebuggable = b
-	}
-	if v, ok := t.Claims["x-ms-sgx-advisory-ids"]; ok {
-		arr, ok := v.([]any)
-		for _, a := range arr {
-			s, isStr := a.(string)
-			ok = ok && isStr
-			r.AdvisoryIDs = append(r.AdvisoryIDs, s)
-		}
-		if !ok {
-			errs = append(errs, fmt.Errorf("claim x-ms-sgx-advisory-ids is not an array of strings"))
-		}
-	}
-	if len(errs) > 0 {
-		return nil, &ValidationError{Reason: ReasonMalformed, Err: fmt.Errorf("attestation token claims: %w", errors.Join(errs...))}
-	}
-	return r, nil
-}
+func NewAttestationResult(t *Token) (*AttestationResult, error) { return verifier.NewResult(t) }

@@ -35,8 +35,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/attestd/attestd/client/verifier"
 )
 
 // DefaultAPIVersion is the api-version the 1.0 SDKs send (maa-api.md §0.1).
@@ -95,10 +96,9 @@ type Client struct {
 	val     Validation
 	max     int64
 
-	mu       sync.Mutex
-	keys     *JWKS // cached /certs; nil until first fetched
-	keysGen  uint64
-	fetching chan struct{} // non-nil while a /certs fetch is in flight
+	// keys caches /certs for token validation (refetched hourly and on
+	// an unknown kid, so a rotated key verifies from its first token).
+	keys *verifier.KeyCache
 }
 
 // New returns a client for the instance at endpoint, an https URL that may
@@ -138,6 +138,17 @@ func New(endpoint string, opts *Options) (*Client, error) {
 	}
 	if c.max <= 0 {
 		c.max = 8 << 20
+	}
+	now := c.val.Now
+	if now == nil {
+		now = time.Now
+	}
+	// No cooldown: the Client validates answers to its own calls, not
+	// tokens a stranger sends, so an unknown kid means a rotation.
+	c.keys, err = verifier.NewKeyCache(verifier.KeyCacheOptions{Fetch: c.GetSigningCertificates, Source: c.base + "/certs",
+		Now: now, MaxAge: verifier.DefaultKeysMaxAge})
+	if err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -52,12 +52,17 @@ Usage:
   attest --endpoint URL [flags] metadata
   attest --endpoint URL [flags] sgx --quote FILE [--runtime-data FILE | --runtime-json FILE] [--draft-policy FILE] [--nonce N]
   attest --endpoint URL [flags] oe --report FILE [same options as sgx]
+  attest --issuer URL [flags] token verify TOKEN|- [--type sgx,sevsnpvm,…] [--certs JWKS.json] [--at TIME]
 
 TYPE is SgxEnclave, OpenEnclave, Tpm, SevSnpVm or TdxVm. The endpoint may carry a base path
 (https://host/tenants/t1). Admin commands (policy, policy-certs) need a bearer token.
 "policy get" prints the policy text (its signer, if any, on stderr); the other commands print
 JSON: sgx/oe the validated token's claims, certs the signing keys, set/reset/add/remove the result.
 A draft-policy result is UNSIGNED: it is printed with a warning on stderr.
+"token verify" checks a token as a relying party does (signature by a key of the issuer's /certs,
+fetched from --issuer URL/certs, or --endpoint URL/certs, or read from --certs; RS256 or ES256 only,
+never alg none or a header certificate; iss; exp/nbf with --leeway; --type): it prints VALID or
+INVALID (reason) on the first line, then the claims, and exits 1 naming the failed check.
 
 Flags (anywhere on the line):
 `
@@ -68,6 +73,7 @@ type options struct {
 	signKey, signCert                                      string
 	quote, report, runtimeData, runtimeJSON, draftPolicy   string
 	nonce                                                  string
+	types, certs, at                                       string
 }
 
 // usageError is a mistake on the command line (exit status 2).
@@ -96,6 +102,9 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.runtimeJSON, "runtime-json", "", "sgx/oe: runtime data file, sent as JSON")
 	fs.StringVar(&o.draftPolicy, "draft-policy", "", "sgx/oe: policy text file evaluated instead of the instance's (unsigned result)")
 	fs.StringVar(&o.nonce, "nonce", "", "sgx/oe: nonce echoed in the token")
+	fs.StringVar(&o.types, "type", "", "token verify: accepted x-ms-attestation-type values, comma-separated (sgx, sevsnpvm, tdxvm, tpm, …)")
+	fs.StringVar(&o.certs, "certs", "", "token verify: JWKS file of the issuer's signing keys (offline; default: fetch the issuer's /certs)")
+	fs.StringVar(&o.at, "at", "", "token verify: check exp/nbf as of this RFC 3339 time instead of now")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -166,7 +175,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		for _, n := range names {
 			ok[n] = true
 		}
-		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce"} {
+		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce", "type", "certs", "at"} {
 			if set[n] && !ok[n] {
 				return usagef("--%s does not apply to %q", n, cmd)
 			}
@@ -334,6 +343,15 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		}
 		return printJSON(stdout, md.Raw)
 
+	case "token":
+		if len(pos) < 2 || pos[1] != "verify" {
+			return usagef("token needs verify")
+		}
+		if err := allow("token verify", "type", "certs", "at"); err != nil {
+			return err
+		}
+		return tokenVerify(ctx, o, pos, stdout, stderr)
+
 	case "sgx", "oe":
 		evFlag := map[string]string{"sgx": "quote", "oe": "report"}[pos[0]]
 		if err := errors.Join(allow(pos[0], evFlag, "runtime-data", "runtime-json", "draft-policy", "nonce"), nargs(1)); err != nil {
@@ -409,20 +427,9 @@ func (o *options) client(admin bool) (*client.Client, error) {
 	if admin && tok == "" {
 		return nil, usagef("this command needs a bearer token (--token or --token-file)")
 	}
-	hc := &http.Client{}
-	if o.cacert != "" {
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		b, err := os.ReadFile(o.cacert)
-		if err != nil {
-			return nil, err
-		}
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("--cacert %s: no PEM certificate", o.cacert)
-		}
-		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, Proxy: http.ProxyFromEnvironment}
+	hc, err := o.httpClient()
+	if err != nil {
+		return nil, err
 	}
 	opts := &client.Options{HTTPClient: hc, APIVersion: o.apiVersion,
 		Validation: client.Validation{Issuer: o.issuer, Leeway: o.leeway}}
@@ -430,6 +437,27 @@ func (o *options) client(admin bool) (*client.Client, error) {
 		opts.Credential = func(context.Context) (string, error) { return tok, nil }
 	}
 	return client.New(o.endpoint, opts)
+}
+
+// newHTTPClient trusts the system roots plus the PEM certificates in
+// cacert (if set).
+func newHTTPClient(cacert string) (*http.Client, error) {
+	hc := &http.Client{}
+	if cacert != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		b, err := os.ReadFile(cacert)
+		if err != nil {
+			return nil, err
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--cacert %s: no PEM certificate", cacert)
+		}
+		hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, Proxy: http.ProxyFromEnvironment}
+	}
+	return hc, nil
 }
 
 // signer loads --sign-key/--sign-cert; both or neither (unless required).
