@@ -2,7 +2,10 @@ package snp
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/x509"
 	"errors"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -88,5 +91,53 @@ func TestKDSFetch(t *testing.T) {
 	var ee *evidence.Error
 	if !errors.As(err, &ee) || ee.Check != verify.CheckEndorsementUnavailable {
 		t.Fatalf("got %v, want %s", err, verify.CheckEndorsementUnavailable)
+	}
+}
+
+// TestKDSCRL: with CRL checking, the verifier asks the KDS source for the
+// product's CRL; one revoking the ASK refuses the report.
+func TestKDSCRL(t *testing.T) {
+	p, err := snpplatform.New(snpplatform.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, _ := verify.RootsFromPEM(p.ProductLine, p.RootsPEM())
+	raw, _ := p.Sign(snpplatform.Report{Version: 3})
+	ev, _ := Parse(snpplatform.MAAReport(raw, p.ChainPEM(false), nil))
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	crl := func(serials ...*big.Int) []byte {
+		var entries []x509.RevocationListEntry
+		for _, s := range serials {
+			entries = append(entries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: now.Add(-time.Hour)})
+		}
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(24 * time.Hour),
+			RevokedCertificateEntries: entries, SignatureAlgorithm: x509.SHA384WithRSAPSS}, p.Signer.Ark, p.Signer.Keys.Ark)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	for _, c := range []struct {
+		name  string
+		crl   []byte
+		check evidence.Check
+	}{
+		{"clean", crl(big.NewInt(77)), ""},
+		{"ASK revoked", crl(p.Signer.Ask.SerialNumber), verify.CheckEndorsementRevoked},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := &kdstest.Handler{CRLs: map[amdkds.ChainKey][]byte{{Product: amdkds.Milan, Signer: amdkds.VCEK}: c.crl}}
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			cl, _ := amdkds.NewClient(amdkds.ClientConfig{BaseURL: srv.URL})
+			v, err := New(Options{Verify: verify.Options{Roots: []verify.ProductRoots{roots}, CRLs: KDS{cl}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = v.Verify(context.Background(), ev, now)
+			if got := evidence.Check(evidence.CheckOf(err)); got != c.check {
+				t.Fatalf("got %v, want %q", err, c.check)
+			}
+		})
 	}
 }

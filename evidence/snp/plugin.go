@@ -37,6 +37,10 @@ type Config struct {
 	// (collateral/source.KDSConfig). Absent: AMD KDS, cached under
 	// DATA/kds. {"disabled": true} inside the block: never fetch.
 	KDS *kdsBlock `json:"kds"`
+	// VLEKs are PEM files of VLEK certificates (a cloud provider's; KDS
+	// does not serve them without credentials): a VLEK-signed report sent
+	// without its VLEK is verified with the one here issued for its TCB.
+	VLEKs []string `json:"vleks"`
 	// CheckCRL consults AMD's CRL of the product on every report.
 	CheckCRL bool `json:"check_crl"`
 	// UVM configures ACI utility-VM endorsements.
@@ -142,6 +146,18 @@ func OptionsFromConfig(c Config, path func(string) string) (Options, error) {
 			return o, fmt.Errorf("snp.uvm.roots: %w", err)
 		}
 		o.UVM.Roots = append(o.UVM.Roots, certs...)
+	}
+	for _, f := range c.VLEKs {
+		certs, err := pemfile.Certificates(path(f))
+		if err != nil {
+			return o, fmt.Errorf("snp.vleks: %w", err)
+		}
+		for _, crt := range certs {
+			if crt.Subject.CommonName != "SEV-VLEK" {
+				return o, fmt.Errorf("snp.vleks: %s: %q is not a VLEK certificate", path(f), crt.Subject.CommonName)
+			}
+			o.Verify.VLEKs = append(o.Verify.VLEKs, crt.Raw)
+		}
 	}
 	o.UVM.Feeds = c.UVM.Feeds
 	o.RequireUVM = c.UVM.Required

@@ -240,3 +240,21 @@ func BenchmarkP384Floor(b *testing.B) {
 		}
 	}
 }
+
+// TestConfiguredVLEKs: a VLEK-signed report sent without its VLEK is
+// verified with the configured VLEK issued for its TCB, and refused when
+// none is.
+func TestConfiguredVLEKs(t *testing.T) {
+	p, roots := newPlatform(t, snpplatform.Options{})
+	other, _ := newPlatform(t, snpplatform.Options{TCB: kds.TCBParts{BlSpl: 9, SnpSpl: 9, UcodeSpl: 200}})
+	ev := signed(t, p, snpplatform.Report{Version: 3, VLEK: true}, false)
+	v, _ := New(Options{Roots: roots, VLEKs: [][]byte{other.Signer.Vlek.Raw, p.Signer.Vlek.Raw}})
+	res, err := v.Verify(context.Background(), ev, platformNow)
+	if err != nil || res.Signer != "VLEK" {
+		t.Fatalf("%v %v", res, err)
+	}
+	v, _ = New(Options{Roots: roots, VLEKs: [][]byte{other.Signer.Vlek.Raw}})
+	if _, err := v.Verify(context.Background(), ev, platformNow); checkOf(err) != CheckEndorsementMissing {
+		t.Fatalf("got %v", err)
+	}
+}

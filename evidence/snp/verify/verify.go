@@ -188,6 +188,11 @@ type Options struct {
 	// used when the evidence carries none of its signer's kind. They are
 	// verified like any other (chain to a trusted root).
 	Given abi.Certs
+	// VLEKs are configured VLEK certificates (DER): a CSP's VLEKs are not
+	// served by KDS without credentials, so a report signed by a VLEK and
+	// sent without it is verified with the configured one issued for its
+	// REPORTED_TCB.
+	VLEKs [][]byte
 }
 
 // Verifier verifies SEV-SNP evidence. Safe for concurrent use.
@@ -196,6 +201,7 @@ type Verifier struct {
 	end   EndorsementSource
 	crls  CRLSource
 	given abi.Certs
+	vleks [][]byte
 
 	mu     sync.Mutex
 	chains map[chainKey]*chainResult // bounded, see maxChains
@@ -225,7 +231,7 @@ func New(opts Options) (*Verifier, error) {
 	if roots == nil {
 		roots = DefaultRoots()
 	}
-	v := &Verifier{roots: map[string][]ProductRoots{}, end: opts.Endorsements, crls: opts.CRLs, given: opts.Given, chains: map[chainKey]*chainResult{}}
+	v := &Verifier{roots: map[string][]ProductRoots{}, end: opts.Endorsements, crls: opts.CRLs, given: opts.Given, vleks: opts.VLEKs, chains: map[chainKey]*chainResult{}}
 	for _, r := range roots {
 		if r.ARK == nil || (r.ASK == nil && r.ASVK == nil) {
 			return nil, fmt.Errorf("snp: roots for %q need an ARK and an ASK or ASVK", r.Line)
@@ -295,6 +301,18 @@ func (v *Verifier) Verify(ctx context.Context, ev *abi.Evidence, now time.Time) 
 		}
 	}
 
+	if der == nil && vlek && len(v.vleks) > 0 {
+		for _, c := range v.vleks {
+			ch, err := v.chain(c, line, true)
+			if err == nil && uint64(ch.exts.TCBVersion) == rep.GetReportedTcb() {
+				der = c
+				break
+			}
+		}
+		if der == nil {
+			return nil, fail(CheckEndorsementMissing, "the evidence carries no VLEK and none of the %d configured VLEKs is a valid one issued for REPORTED_TCB %s", len(v.vleks), tcbString(rep.GetReportedTcb()))
+		}
+	}
 	fetched := false
 	if der == nil {
 		if vlek || v.end == nil {
@@ -326,10 +344,12 @@ func (v *Verifier) Verify(ctx context.Context, ev *abi.Evidence, now time.Time) 
 	if err := sevverify.SnpReportSignature(ev.Raw, ch.cert); err != nil {
 		return nil, fail(CheckSignature, "%v", err)
 	}
+	// Both endorsement keys are derived for one TCB: the report must
+	// state that TCB as REPORTED_TCB.
+	if kds.TCBVersion(rep.GetReportedTcb()) != ch.exts.TCBVersion {
+		return nil, fail(CheckTCB, "REPORTED_TCB %s is not the TCB %s the %s was issued for", tcbString(rep.GetReportedTcb()), tcbString(uint64(ch.exts.TCBVersion)), kind)
+	}
 	if !vlek {
-		if kds.TCBVersion(rep.GetReportedTcb()) != ch.exts.TCBVersion {
-			return nil, fail(CheckTCB, "REPORTED_TCB %s is not the TCB %s the VCEK was issued for", tcbString(rep.GetReportedTcb()), tcbString(uint64(ch.exts.TCBVersion)))
-		}
 		// A host may mask CHIP_ID (all zeros); then only the signature
 		// ties the report to the chip.
 		// Turin VCEKs carry an 8-byte hardware ID, the first 8 bytes of
