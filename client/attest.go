@@ -87,6 +87,29 @@ func (c *Client) AttestSevSnpVm(ctx context.Context, report []byte, opts *Attest
 	return c.attest(ctx, "SevSnpVm", attestRequest{Report: base64.RawURLEncoding.EncodeToString(report)}, opts)
 }
 
+// SevSnpReportJSON builds MAA's SevSnpVm report JSON from a raw report, its
+// VCEK/VLEK chain (PEM, as KDS or the host's certificate cache gives it) and
+// optional ACI UVM endorsements (COSE_Sign1 each).
+func SevSnpReportJSON(report, chainPEM []byte, uvm [][]byte) ([]byte, error) {
+	enc := base64.RawURLEncoding.EncodeToString
+	m := map[string]string{"SnpReport": enc(report)}
+	if len(chainPEM) > 0 {
+		m["VcekCertChain"] = enc(chainPEM)
+	}
+	if len(uvm) > 0 {
+		var list []string
+		for _, u := range uvm {
+			list = append(list, enc(u))
+		}
+		e, err := json.Marshal(map[string][]string{"Uvm": list})
+		if err != nil {
+			return nil, err
+		}
+		m["Endorsements"] = enc(e)
+	}
+	return json.Marshal(m)
+}
+
 func (c *Client) attest(ctx context.Context, typ string, req attestRequest, opts *AttestOptions) (*AttestationResult, error) {
 	if opts == nil {
 		opts = &AttestOptions{}

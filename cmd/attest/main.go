@@ -52,12 +52,13 @@ Usage:
   attest --endpoint URL [flags] metadata
   attest --endpoint URL [flags] sgx --quote FILE [--runtime-data FILE | --runtime-json FILE] [--draft-policy FILE] [--nonce N]
   attest --endpoint URL [flags] oe --report FILE [same options as sgx]
+  attest --endpoint URL [flags] snp --report FILE [--vcek-chain CHAIN.pem] [--runtime-json FILE] [--init-time-data FILE] [--nonce N]
   attest --issuer URL [flags] token verify TOKEN|- [--type sgx,sevsnpvm,…] [--certs JWKS.json] [--at TIME]
 
 TYPE is SgxEnclave, OpenEnclave, Tpm, SevSnpVm or TdxVm. The endpoint may carry a base path
 (https://host/tenants/t1). Admin commands (policy, policy-certs) need a bearer token.
 "policy get" prints the policy text (its signer, if any, on stderr); the other commands print
-JSON: sgx/oe the validated token's claims, certs the signing keys, set/reset/add/remove the result.
+JSON: sgx/oe/snp the validated token's claims, certs the signing keys, set/reset/add/remove the result.
 A draft-policy result is UNSIGNED: it is printed with a warning on stderr.
 "token verify" checks a token as a relying party does (signature by a key of the issuer's /certs,
 fetched from --issuer URL/certs, or --endpoint URL/certs, or read from --certs; RS256 or ES256 only,
@@ -73,6 +74,7 @@ type options struct {
 	signKey, signCert                                      string
 	quote, report, runtimeData, runtimeJSON, draftPolicy   string
 	nonce                                                  string
+	initTimeData, initTimeJSON, vcekChain                  string
 	types, certs, at                                       string
 }
 
@@ -97,7 +99,10 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.signKey, "sign-key", "", "PEM private key (RSA or ECDSA; PKCS#8, PKCS#1 or SEC 1) signing a policy or certificate change")
 	fs.StringVar(&o.signCert, "sign-cert", "", "PEM certificate (then its chain) of --sign-key")
 	fs.StringVar(&o.quote, "quote", "", "sgx: file with the raw SGX quote")
-	fs.StringVar(&o.report, "report", "", "oe: file with the raw OpenEnclave report or evidence")
+	fs.StringVar(&o.report, "report", "", "oe: file with the raw OpenEnclave report or evidence; snp: MAA report JSON, a raw or hex SEV-SNP report or configfs-tsm JSON")
+	fs.StringVar(&o.vcekChain, "vcek-chain", "", "snp: PEM file of the VCEK/VLEK chain; with it --report is a raw report and the MAA report JSON is built")
+	fs.StringVar(&o.initTimeData, "init-time-data", "", "snp: init-time data file (e.g. an ACI security policy), sent as Binary; bound to HOST_DATA")
+	fs.StringVar(&o.initTimeJSON, "init-time-json", "", "snp: init-time data file, sent as JSON")
 	fs.StringVar(&o.runtimeData, "runtime-data", "", "sgx/oe: runtime data file, sent as Binary")
 	fs.StringVar(&o.runtimeJSON, "runtime-json", "", "sgx/oe: runtime data file, sent as JSON")
 	fs.StringVar(&o.draftPolicy, "draft-policy", "", "sgx/oe: policy text file evaluated instead of the instance's (unsigned result)")
@@ -175,7 +180,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		for _, n := range names {
 			ok[n] = true
 		}
-		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce", "type", "certs", "at"} {
+		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce", "type", "certs", "at", "vcek-chain", "init-time-data", "init-time-json"} {
 			if set[n] && !ok[n] {
 				return usagef("--%s does not apply to %q", n, cmd)
 			}
@@ -352,12 +357,16 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		}
 		return tokenVerify(ctx, o, pos, stdout, stderr)
 
-	case "sgx", "oe":
-		evFlag := map[string]string{"sgx": "quote", "oe": "report"}[pos[0]]
-		if err := errors.Join(allow(pos[0], evFlag, "runtime-data", "runtime-json", "draft-policy", "nonce"), nargs(1)); err != nil {
+	case "sgx", "oe", "snp":
+		evFlag := map[string]string{"sgx": "quote", "oe": "report", "snp": "report"}[pos[0]]
+		extra := []string{}
+		if pos[0] == "snp" {
+			extra = []string{"vcek-chain", "init-time-data", "init-time-json"}
+		}
+		if err := errors.Join(allow(pos[0], append([]string{evFlag, "runtime-data", "runtime-json", "draft-policy", "nonce"}, extra...)...), nargs(1)); err != nil {
 			return err
 		}
-		evFile := map[string]string{"sgx": o.quote, "oe": o.report}[pos[0]]
+		evFile := map[string]string{"sgx": o.quote, "oe": o.report, "snp": o.report}[pos[0]]
 		if evFile == "" {
 			return usagef("%s needs --%s FILE", pos[0], evFlag)
 		}
@@ -379,6 +388,26 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 				return err
 			}
 		}
+		for _, d := range []struct {
+			file string
+			dst  *[]byte
+		}{{o.initTimeData, &ao.InitTimeData}, {o.initTimeJSON, &ao.InitTimeJSON}} {
+			if d.file != "" {
+				if *d.dst, err = os.ReadFile(d.file); err != nil {
+					return err
+				}
+			}
+		}
+		if o.vcekChain != "" {
+			chain, err := os.ReadFile(o.vcekChain)
+			if err != nil {
+				return err
+			}
+			ev, err = client.SevSnpReportJSON(ev, chain, nil)
+			if err != nil {
+				return err
+			}
+		}
 		if o.draftPolicy != "" {
 			p, err := os.ReadFile(o.draftPolicy)
 			if err != nil {
@@ -391,10 +420,13 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 			return err
 		}
 		var r *client.AttestationResult
-		if pos[0] == "sgx" {
+		switch pos[0] {
+		case "sgx":
 			r, err = c.AttestSgxEnclave(ctx, ev, ao)
-		} else {
+		case "oe":
 			r, err = c.AttestOpenEnclave(ctx, ev, ao)
+		default:
+			r, err = c.AttestSevSnpVm(ctx, ev, ao)
 		}
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/attestd/attestd/internal/attestdtest"
 	"github.com/attestd/attestd/policy"
+	"github.com/attestd/attestd/testing/snpplatform"
 )
 
 // cli runs the command in-process and returns exit code, stdout, stderr.
@@ -72,6 +74,17 @@ func TestCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	reportFile := write(t, dir, "report.bin", report)
+	snpRT := []byte(`{"keys":[]}`)
+	snpRD := sha256.Sum256(snpRT)
+	var rd [64]byte
+	copy(rd[:], snpRD[:])
+	hostPolicy := []byte("aci security policy")
+	snpRaw, err := s.SNP.Sign(snpplatform.Report{Version: 3, ReportData: rd, HostData: sha256.Sum256(hostPolicy)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snpFile, snpChain := write(t, dir, "snp.bin", snpRaw), write(t, dir, "chain.pem", s.SNP.ChainPEM(false))
+	snpRTFile, hostFile := write(t, dir, "snp-rt.json", snpRT), write(t, dir, "host.rego", hostPolicy)
 	draftFile := write(t, dir, "draft.txt", []byte(`version=1.0; authorizationrules{=> permit();}; issuancerules{ => issue(type="from-draft", value=true); };`))
 
 	tests := []struct {
@@ -109,6 +122,10 @@ func TestCLI(t *testing.T) {
 		{name: "sgx", args: append(base, "sgx", "--quote", quoteFile, "--runtime-data", rtFile, "--nonce", "abc"),
 			jsonChecks: map[string]any{"x-ms-sgx-mrenclave": strings.Repeat("a1", 32), "x-ms-sgx-is-debuggable": true, "nonce": "abc", "x-ms-sgx-product-id": 7.0}},
 		{name: "oe", args: append(base, "oe", "--report", reportFile, "--runtime-data", rtFile), jsonChecks: map[string]any{"x-ms-sgx-is-debuggable": false}},
+		{name: "snp", args: append(base, "snp", "--report", snpFile, "--vcek-chain", snpChain, "--runtime-json", snpRTFile, "--init-time-data", hostFile),
+			jsonChecks: map[string]any{"x-ms-attestation-type": "sevsnpvm", "x-ms-sevsnpvm-is-debuggable": false}},
+		{name: "snp without chain", args: append(base, "snp", "--report", snpFile), code: 1, err: "snp.endorsement.missing"},
+		{name: "snp unbound host data", args: append(base, "snp", "--report", snpFile, "--vcek-chain", snpChain, "--init-time-data", snpRTFile), code: 1, err: "inittimedata.binding"},
 		{name: "sgx draft", args: append(base, "sgx", "--quote", quoteFile, "--runtime-data", rtFile, "--draft-policy", draftFile), err: "UNSIGNED", out: `"from-draft": true`},
 		{name: "sgx unbound runtime data", args: append(base, "sgx", "--quote", quoteFile, "--runtime-data", draftFile), code: 1, err: "InvalidParameter"},
 		{name: "sgx without quote", args: append(base, "sgx"), code: 2, err: "--quote"},

@@ -31,9 +31,12 @@ import (
 	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx"
+	"github.com/attestd/attestd/evidence/snp"
+	snpverify "github.com/attestd/attestd/evidence/snp/verify"
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/store/sqlite"
 	"github.com/attestd/attestd/testing/sgxplatform"
+	"github.com/attestd/attestd/testing/snpplatform"
 	"github.com/attestd/attestd/token"
 )
 
@@ -108,6 +111,8 @@ type Server struct {
 	PM *Key
 	// Platform is the test SGX platform the verifier trusts.
 	Platform *sgxplatform.Platform
+	// SNP is the test SEV-SNP platform the SevSnpVm verifier trusts.
+	SNP *snpplatform.Platform
 	// CAFile is the server's TLS certificate as a PEM file.
 	CAFile string
 
@@ -131,6 +136,18 @@ func Start(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	sp, err := snpplatform.New(snpplatform.Options{})
+	if err != nil {
+		return nil, err
+	}
+	spRoots, err := snpverify.RootsFromPEM(sp.ProductLine, sp.RootsPEM())
+	if err != nil {
+		return nil, err
+	}
+	sv, err := snp.New(snp.Options{Verify: snpverify.Options{Roots: []snpverify.ProductRoots{spRoots}}})
+	if err != nil {
+		return nil, err
+	}
 	pm, err := NewKey("pm", false)
 	if err != nil {
 		return nil, err
@@ -139,7 +156,7 @@ func Start(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{PM: pm, Platform: p, db: db}
+	s := &Server{PM: pm, Platform: p, SNP: sp, db: db}
 	ok := false
 	defer func() {
 		if !ok {
@@ -171,7 +188,7 @@ func Start(dir string) (*Server, error) {
 		}
 		in, err := instance.New(ctx, instance.Config{Name: m.name, Mode: m.mode, Issuer: s.URL + m.prefix, PolicyCertificates: m.certs},
 			instance.Options{Store: db, Keys: ks, Logger: quiet,
-				Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v}})
+				Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v, evidence.SevSnpVm: sv}})
 		if err != nil {
 			return nil, err
 		}
