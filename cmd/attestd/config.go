@@ -43,12 +43,15 @@ const (
 //
 // Relative paths are relative to the configuration file's directory.
 type Config struct {
-	Listen    string           `json:"listen"`
-	Data      string           `json:"data"`
-	TLS       TLSConfig        `json:"tls"`
-	LogLevel  string           `json:"log_level"`
-	Instances []InstanceConfig `json:"instances"`
-	Store     StoreConfig      `json:"store"`
+	Listen    string    `json:"listen"`
+	Data      string    `json:"data"`
+	TLS       TLSConfig `json:"tls"`
+	LogLevel  string    `json:"log_level"`
+	LogFormat string    `json:"log_format"` // text (default) or json
+	// MetricsListen serves /metrics over plain HTTP on a separate address.
+	MetricsListen string           `json:"metrics_listen"`
+	Instances     []InstanceConfig `json:"instances"`
+	Store         StoreConfig      `json:"store"`
 	// Limits tunes overload behaviour: connection limit, admission control
 	// of attest requests, per-client rate (see LimitsConfig).
 	Limits LimitsConfig `json:"limits"`
@@ -100,6 +103,9 @@ type InstanceConfig struct {
 	// certificates of an Isolated instance.
 	PolicyCertificates []string    `json:"policy_certificates"`
 	Auth               *AuthConfig `json:"auth"`
+	// RequireAttestToken makes attest calls need a valid bearer token of
+	// the instance's auth (any role), as a private MAA instance can.
+	RequireAttestToken bool `json:"require_attest_token"`
 }
 
 // AuthConfig says whom an instance's admin API trusts. Exactly one source:
@@ -179,6 +185,8 @@ type resolvedInstance struct {
 	URL    string
 	Certs  []*x509.Certificate
 	Auth   AuthConfig
+	// RequireAttestToken: see InstanceConfig.
+	RequireAttestToken bool
 }
 
 // resolve validates the instance list and fills defaults. listenAddr is the
@@ -200,7 +208,7 @@ func (c *Config) resolve(listenAddr string) ([]resolvedInstance, error) {
 			return nil, fmt.Errorf("config: instance name %q used twice", ic.Name)
 		}
 		names[ic.Name] = true
-		r := resolvedInstance{Name: ic.Name}
+		r := resolvedInstance{Name: ic.Name, RequireAttestToken: ic.RequireAttestToken}
 		switch {
 		case ic.Prefix != nil:
 			r.Prefix = strings.TrimRight(*ic.Prefix, "/")
@@ -256,6 +264,9 @@ func (c *Config) resolve(listenAddr string) ([]resolvedInstance, error) {
 		}
 		if n > 1 {
 			return nil, fmt.Errorf("config: instance %s: auth must name exactly one of dev, oidc_issuer, jwks_file", ic.Name)
+		}
+		if n == 0 && r.RequireAttestToken {
+			return nil, fmt.Errorf("config: instance %s: require_attest_token needs an \"auth\" block naming who may attest", ic.Name)
 		}
 		if n == 0 && m != instance.ModeShared {
 			return nil, fmt.Errorf("config: instance %s: auth must name one of dev, oidc_issuer, jwks_file", ic.Name)
