@@ -124,6 +124,22 @@ type AuthConfig struct {
 	// Roles maps attestd roles ("reader", "contributor") to the values of
 	// the token's roles claim that grant them.
 	Roles map[string][]string `json:"roles"`
+	// Assignments maps attestd roles ("reader", "contributor") to the
+	// principals granted them whatever their roles claim, as Azure RBAC
+	// role assignments do (Entra ID access tokens for
+	// https://attest.azure.net carry no roles claim).
+	Assignments map[string]AssignmentConfig `json:"assignments"`
+}
+
+// AssignmentConfig names principals by Entra ID object id (oid claim of a
+// user, service principal or managed identity), group object id (groups
+// claim) or application (client) id (azp of v2 tokens, appid of v1;
+// "azp" and "appid" are the same list).
+type AssignmentConfig struct {
+	ObjectIDs []string `json:"oid"`
+	Groups    []string `json:"groups"`
+	AppIDs    []string `json:"appid"`
+	AZP       []string `json:"azp"`
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
