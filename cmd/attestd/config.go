@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/attestd/attestd/instance"
@@ -158,7 +160,7 @@ func LoadConfig(path string) (*Config, error) {
 	// field of Config (unknown members are refused, as always).
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(b, &members); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, fmt.Errorf("config %s: %w", path, jsonPosition(b, err))
 	}
 	c.Blocks = map[string]json.RawMessage{}
 	for _, p := range plugins() {
@@ -176,7 +178,7 @@ func LoadConfig(path string) (*Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(rest))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, fmt.Errorf("config %s: %w", path, fieldPosition(b, err))
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -184,6 +186,61 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	c.dir = filepath.Dir(abs)
 	return c, nil
+}
+
+// jsonPosition adds the line and column of a JSON syntax error in b
+// (encoding/json reports only a byte offset, or none for a truncated file).
+func jsonPosition(b []byte, err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		if se.Offset >= int64(len(b)) {
+			line, col := lineCol(b, se.Offset)
+			return fmt.Errorf("line %d, column %d: the JSON ends early (missing } or ]?): %w", line, col, err)
+		}
+		// Offset counts the bytes read, the offending one included.
+		line, col := lineCol(b, se.Offset-1)
+		return fmt.Errorf("line %d, column %d: %w", line, col, err)
+	}
+	return err
+}
+
+// fieldPosition places an unknown-field or wrong-type error of the second
+// decoding pass (which reads a re-encoded copy, so its offsets are not the
+// file's) at the first occurrence of the member's name in the file.
+func fieldPosition(b []byte, err error) error {
+	name := ""
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &te):
+		name = te.Field
+		if i := strings.LastIndexByte(name, '.'); i >= 0 {
+			name = name[i+1:]
+		}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name, _ = strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	if name == "" {
+		return err
+	}
+	key, _ := json.Marshal(name)
+	i := bytes.Index(b, append(key, ':'))
+	if i < 0 {
+		i = bytes.Index(b, key)
+	}
+	if i < 0 {
+		return err
+	}
+	line, col := lineCol(b, int64(i))
+	return fmt.Errorf("line %d, column %d: %w", line, col, err)
+}
+
+// lineCol converts a byte offset into a 1-based line and column.
+func lineCol(b []byte, off int64) (line, col int) {
+	off = min(max(off, 0), int64(len(b)))
+	prefix := b[:off]
+	line = bytes.Count(prefix, []byte("\n")) + 1
+	col = int(off) - (bytes.LastIndexByte(prefix, '\n') + 1) + 1
+	return line, col
 }
 
 func (c *Config) path(p string) string {

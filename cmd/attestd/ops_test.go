@@ -322,3 +322,43 @@ type recorder struct {
 func (r *recorder) Header() http.Header         { return r.h }
 func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 func (r *recorder) WriteHeader(s int)           { r.status = s }
+
+// TestTokenNeedsIdentity: "attestd token" on a directory without a
+// development identity fails (a typo would otherwise print a token no
+// server trusts) unless --create is given.
+func TestTokenNeedsIdentity(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	if c := run(context.Background(), []string{"token", "--data", dir}, &out, &errb); c != 1 || out.Len() != 0 || !strings.Contains(errb.String(), "no development identity") {
+		t.Fatalf("token without identity: exit %d, out %q, err %q", c, out.String(), errb.String())
+	}
+	if c := run(context.Background(), []string{"token", "--data", dir, "--create"}, &out, &errb); c != 0 || strings.Count(lastLine(out.String()), ".") != 2 {
+		t.Fatalf("token --create: exit %d, out %q, err %q", c, out.String(), errb.String())
+	}
+	out.Reset()
+	if c := run(context.Background(), []string{"token", "--data", dir}, &out, &errb); c != 0 {
+		t.Fatalf("token after --create: exit %d %s", c, errb.String())
+	}
+}
+
+// TestConfigErrorPosition: broken configuration JSON is reported with its
+// line and column, not only "unexpected EOF".
+func TestConfigErrorPosition(t *testing.T) {
+	for _, tc := range []struct{ name, text, want string }{
+		{"truncated", "{\n  \"listen\": \"127.0.0.1:8443\",\n  \"instances\": [\n", "line 4, column 1: the JSON ends early"},
+		{"bad token", "{\n  \"listen\": 127.0.0.1\n}", "line 2, column 18"},
+		{"unknown field", "{\n  \"listen\": \"x\",\n    \"lisen\": \"y\"\n}", "line 3, column 5: json: unknown field \"lisen\""},
+		{"wrong type", "{\n  \"instances\": [{\"name\": \"a\",\n \"mode\": 5}]\n}", "line 3, column 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "c.json")
+			if err := os.WriteFile(f, []byte(tc.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadConfig(f)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
