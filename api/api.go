@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/auth"
+	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/instance"
 )
 
@@ -36,6 +37,13 @@ type Mount struct {
 	// Auth authorises admin calls. Required unless the instance is Shared
 	// (whose reads are public and whose writes are refused).
 	Auth Authenticator
+	// Audit, when set, serves GET {prefix}/audit (reader role): the
+	// instance's audit trail, newest first, in pages. Nil: 404.
+	Audit AuditReader
+	// RequireAttestToken makes attest calls need a valid bearer token of
+	// this instance (any role), as a private MAA instance can; MAA's
+	// shared instances, and the default, accept anonymous attest calls.
+	RequireAttestToken bool
 }
 
 // Limits on request bodies.
@@ -53,6 +61,9 @@ type Options struct {
 	// Admission bounds the attest routes of every mount (see Admission);
 	// nil: NewAdmission(AdmissionOptions{}), the defaults.
 	Admission *Admission
+	// Observe, when set, is called once per request after it was answered
+	// (metrics); it must be quick and must not retain the event's Err.
+	Observe func(RequestEvent)
 }
 
 // New returns the HTTP handler serving every mount.
@@ -79,6 +90,9 @@ func New(o Options) (http.Handler, error) {
 			return nil, fmt.Errorf("api: two instances share the path prefix %q", p)
 		}
 		seen[p] = true
+		if m.Auth == nil && m.RequireAttestToken {
+			return nil, fmt.Errorf("api: instance %s requires a bearer token for attest calls but has no authenticator", m.Instance.Name())
+		}
 		if m.Auth == nil && m.Instance.Mode() != instance.ModeShared {
 			return nil, fmt.Errorf("api: instance %s (%s) has no authenticator", m.Instance.Name(), m.Instance.Mode())
 		}
@@ -87,21 +101,25 @@ func New(o Options) (http.Handler, error) {
 		// an MAA-shaped 405 instead of ServeMux's text/plain one.
 		// Only attest passes admission control: admin, metadata and health
 		// routes keep answering under an attest flood.
-		mux.Handle(p+"/attest/{type}", adm.Wrap(http.HandlerFunc(ih.attest)))
+		name := m.Instance.Name()
+		handle := func(pattern, op string, h http.Handler) { mux.Handle(p+pattern, markOp(op, name, h)) }
+		handle("/attest/{type}", OpAttest, adm.Wrap(requireAttestToken(m, http.HandlerFunc(ih.attest))))
 		// ServeMux cannot express "/policies/{type}:reset" (dependencies.md
 		// §6): the handler splits the ":reset" suffix off {type}.
-		mux.HandleFunc(p+"/policies/{type}", ih.policies)
-		mux.HandleFunc(p+"/certificates", ih.certificates)
-		mux.HandleFunc(p+"/certificates:add", ih.certificates)
-		mux.HandleFunc(p+"/certificates:remove", ih.certificates)
-		mux.HandleFunc(p+"/certs", ih.certs)
-		mux.HandleFunc(p+"/.well-known/openid-configuration", ih.openid)
+		handle("/policies/{type}", OpPolicy, http.HandlerFunc(ih.policies))
+		handle("/certificates", OpCertificates, http.HandlerFunc(ih.certificates))
+		handle("/certificates:add", OpCertificates, http.HandlerFunc(ih.certificates))
+		handle("/certificates:remove", OpCertificates, http.HandlerFunc(ih.certificates))
+		handle("/certs", OpCerts, http.HandlerFunc(ih.certs))
+		handle("/.well-known/openid-configuration", OpOpenID, http.HandlerFunc(ih.openid))
 		// 2022-09-01-preview / 2025-06-01 (maa-api.md §1.6).
-		mux.HandleFunc(p+"/tcbbaselines/{type}", ih.tcbBaselines)
-		// attestd's own additions (not MAA): {type}:explain, the policy dry run.
-		mux.HandleFunc(p+ExplainPathPrefix+"{type}", ih.explain)
+		handle("/tcbbaselines/{type}", OpTCBBaselines, http.HandlerFunc(ih.tcbBaselines))
+		// attestd's own additions (not MAA): {type}:explain, the policy dry
+		// run, and the audit trail (reader role).
+		handle(ExplainPathPrefix+"{type}", OpExplain, http.HandlerFunc(ih.explain))
+		handle(AuditPath, OpAudit, http.HandlerFunc(ih.audit))
 	}
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/healthz", markOp(OpHealth, "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if o.Health != nil {
 			if err := o.Health(r.Context()); err != nil {
 				writeError(w, r, &instance.Error{Code: instance.CodeInternal, Message: "unhealthy", Err: err})
@@ -109,16 +127,17 @@ func New(o Options) (http.Handler, error) {
 			}
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	})))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, apiError(instance.CodeNotFound, "no MAA operation at %s %s", r.Method, r.URL.Path))
 	})
-	return logRequests(log, recoverPanics(log, mux)), nil
+	return logRequests(log, o.Observe, recoverPanics(log, mux)), nil
 }
 
 // requestLog collects what the access log line reports.
 type requestLog struct {
 	instance string
+	op, typ  string // operation (Op…) and attestation type, set by markOp
 	err      error
 }
 
@@ -155,9 +174,12 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 // of the attest routes, flushing).
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// logRequests assigns a request id and writes one slog line per request.
-// It never logs headers or bodies (bearer tokens, evidence).
-func logRequests(log *slog.Logger, next http.Handler) http.Handler {
+// logRequests assigns a request id (answered in x-ms-request-id and kept in
+// the context, see RequestID and LogHandler), writes one slog line per
+// request naming the failed check of a refusal, and reports the request to
+// observe (nil: nobody). It never logs headers or bodies (bearer tokens,
+// evidence).
+func logRequests(log *slog.Logger, observe func(RequestEvent), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		var id [16]byte
@@ -166,9 +188,14 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 		w.Header().Set("x-ms-request-id", rid)
 		rl := &requestLog{}
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), logKey{}, rl)))
+		ctx := context.WithValue(context.WithValue(r.Context(), logKey{}, rl), requestIDKey{}, rid)
+		next.ServeHTTP(sw, r.WithContext(ctx))
+		if sw.status == 0 {
+			sw.status = http.StatusOK // nothing written: net/http answers 200
+		}
+		d := time.Since(start)
 		attrs := []any{"method", clipText(r.Method, maxLoggedMethod), "path", clipText(r.URL.Path, maxLoggedPath), "status", sw.status, "bytes", sw.bytes,
-			"duration_ms", float64(time.Since(start).Microseconds()) / 1000, "request_id", rid, "remote", r.RemoteAddr}
+			"duration_ms", float64(d.Microseconds()) / 1000, "request_id", rid, "remote", r.RemoteAddr}
 		if c := r.Header.Get("x-ms-client-request-id"); c != "" && len(c) <= 64 {
 			attrs = append(attrs, "client_request_id", c)
 		}
@@ -177,14 +204,20 @@ func logRequests(log *slog.Logger, next http.Handler) http.Handler {
 		}
 		level := slog.LevelInfo
 		if rl.err != nil {
-			attrs = append(attrs, "error", clipText(rl.err.Error(), maxLoggedError))
+			attrs = append(attrs, "error", clipText(rl.err.Error(), maxLoggedError), "code", codeOf(rl.err))
+			if c := evidence.CheckOf(rl.err); c != "" {
+				attrs = append(attrs, "check", c)
+			}
 			if sw.status == http.StatusInternalServerError {
 				level = slog.LevelError
 			} else {
 				level = slog.LevelWarn
 			}
 		}
-		log.Log(r.Context(), level, "request", attrs...)
+		log.Log(ctx, level, "request", attrs...)
+		if observe != nil {
+			observe(rl.event(r, rid, sw.status, d))
+		}
 	})
 }
 

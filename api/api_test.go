@@ -560,7 +560,7 @@ func TestBodyLimits(t *testing.T) {
 }
 
 func TestRecoverPanics(t *testing.T) {
-	h := logRequests(slog.New(slog.DiscardHandler), recoverPanics(slog.New(slog.DiscardHandler), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := logRequests(slog.New(slog.DiscardHandler), nil, recoverPanics(slog.New(slog.DiscardHandler), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var m map[string]int
 		m["boom"]++ // nil map write panics
 	})))

@@ -187,6 +187,13 @@ type Config struct {
 	// ReaderRoles / ContributorRoles replace the default role names when
 	// non-empty. Matching is exact.
 	ReaderRoles, ContributorRoles []string
+	// Assignments grant roles by who the caller is rather than by the
+	// token's roles claim, as Azure RBAC role assignments do: Entra ID puts
+	// no roles claim in access tokens for https://attest.azure.net, so a
+	// DefaultAzureCredential caller is known only by its oid, groups and
+	// azp/appid. A principal gets the highest role of its roles claim and
+	// of every assignment it matches.
+	Assignments []Assignment
 	// Leeway tolerates clock skew on exp, nbf and iat (default 1 min).
 	Leeway time.Duration
 	// HTTPClient fetches discovery documents and JWKS (default: a client
@@ -202,6 +209,33 @@ type Config struct {
 	AllowInsecureHTTP bool
 	Now               func() time.Time
 	Logger            *slog.Logger
+}
+
+// Assignment grants Role to the principals it names: an Entra ID object id
+// (the oid claim of a user, service principal or managed identity), a
+// group object id (in the groups claim) or an application (client) id (azp
+// in v2 tokens, appid in v1). Matching is exact.
+type Assignment struct {
+	Role      Role
+	ObjectIDs []string
+	Groups    []string
+	AppIDs    []string
+}
+
+// matches reports whether p is named by the assignment.
+func (as Assignment) matches(p *Principal) bool {
+	if p.ObjectID != "" && slices.Contains(as.ObjectIDs, p.ObjectID) {
+		return true
+	}
+	if p.ClientID != "" && slices.Contains(as.AppIDs, p.ClientID) {
+		return true
+	}
+	for _, g := range p.Groups {
+		if slices.Contains(as.Groups, g) {
+			return true
+		}
+	}
+	return false
 }
 
 // Authenticator validates bearer tokens. It is safe for concurrent use.
@@ -257,6 +291,19 @@ func New(cfg Config) (*Authenticator, error) {
 	if len(cfg.ContributorRoles) > 0 {
 		a.contributor = slices.Clone(cfg.ContributorRoles)
 	}
+	for i, as := range cfg.Assignments {
+		if as.Role != RoleReader && as.Role != RoleContributor {
+			return nil, fmt.Errorf("auth: assignment %d: role %s: want reader or contributor", i, as.Role)
+		}
+		if len(as.ObjectIDs)+len(as.Groups)+len(as.AppIDs) == 0 {
+			return nil, fmt.Errorf("auth: assignment %d (%s) names no object id, group or application id", i, as.Role)
+		}
+		for _, v := range slices.Concat(as.ObjectIDs, as.Groups, as.AppIDs) {
+			if strings.TrimSpace(v) == "" {
+				return nil, fmt.Errorf("auth: assignment %d (%s) has an empty id", i, as.Role)
+			}
+		}
+	}
 	for _, is := range cfg.Issuers {
 		ks, err := newKeySource(is, &a.cfg, a.logger)
 		if err != nil {
@@ -285,12 +332,13 @@ func (a *Authenticator) Prefetch(ctx context.Context) error {
 // Principal is an authenticated caller.
 type Principal struct {
 	Issuer   string
-	Subject  string // sub
-	ObjectID string // oid (Entra ID object id), if present
-	TenantID string // tid, if present
-	ClientID string // azp / appid, if present
+	Subject  string   // sub
+	ObjectID string   // oid (Entra ID object id), if present
+	TenantID string   // tid, if present
+	ClientID string   // azp / appid, if present
+	Groups   []string // groups claim (group object ids), if present
 	Roles    []string
-	Role     Role   // highest role mapped from Roles
+	Role     Role   // highest role mapped from Roles and Config.Assignments
 	Instance string // attestd_instance claim: token valid only for this instance ("" = any)
 	Expiry   time.Time
 }
@@ -310,7 +358,7 @@ func (p *Principal) Authorize(instance string, need Role) error {
 		return reject(ReasonWrongInstance, "token is scoped to instance %q, not %q", p.Instance, instance)
 	}
 	if p.Role < need {
-		return reject(ReasonMissingRole, "operation needs role %s; token roles %q map to %s", need, p.Roles, p.Role)
+		return reject(ReasonMissingRole, "operation needs role %s; token roles %q and the role assignments of oid %q, azp/appid %q and its groups map to %s", need, p.Roles, p.ObjectID, p.ClientID, p.Role)
 	}
 	return nil
 }
@@ -328,6 +376,7 @@ type tokenClaims struct {
 	AZP       string           `json:"azp"`
 	AppID     string           `json:"appid"`
 	Roles     stringList       `json:"roles"`
+	Groups    stringList       `json:"groups"`
 	Instance  string           `json:"attestd_instance"`
 }
 
@@ -348,7 +397,7 @@ func decodeClaims(b []byte) (tokenClaims, error) {
 	fields := map[string]any{
 		"iss": &c.Issuer, "sub": &c.Subject, "aud": &c.Audience, "exp": &c.Expiry, "nbf": &c.NotBefore,
 		"iat": &c.IssuedAt, "oid": &c.ObjectID, "tid": &c.TenantID, "azp": &c.AZP, "appid": &c.AppID,
-		"roles": &c.Roles, "attestd_instance": &c.Instance,
+		"roles": &c.Roles, "groups": &c.Groups, "attestd_instance": &c.Instance,
 	}
 	for name, dst := range fields {
 		if _, err := strictjson.Member(members, name, dst); err != nil {
@@ -370,7 +419,7 @@ func (s *stringList) UnmarshalJSON(b []byte) error {
 	}
 	var many []string
 	if err := json.Unmarshal(b, &many); err != nil {
-		return errors.New("roles must be a string or an array of strings")
+		return errors.New("must be a string or an array of strings")
 	}
 	*s = many
 	return nil
@@ -479,6 +528,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 		ObjectID: c.ObjectID,
 		TenantID: c.TenantID,
 		ClientID: c.AZP,
+		Groups:   c.Groups,
 		Roles:    c.Roles,
 		Role:     a.mapRoles(c.Roles),
 		Instance: c.Instance,
@@ -486,6 +536,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 	}
 	if p.ClientID == "" {
 		p.ClientID = c.AppID
+	}
+	for _, as := range a.cfg.Assignments {
+		if as.matches(p) {
+			p.Role = max(p.Role, as.Role)
+		}
 	}
 	return p, nil
 }

@@ -249,6 +249,15 @@ func (d *DevIdentity) Mint(now time.Time, role Role, instance string, ttl time.D
 	return tok, nil
 }
 
+// HasDevIdentity reports whether dataDir holds a development identity (one
+// a server has created, or OpenDevIdentity). "attestd token" checks it so
+// that a mistyped data directory is an error instead of a fresh identity
+// whose tokens no server trusts.
+func HasDevIdentity(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(dataDir, devDirName, devKeyFile))
+	return err == nil
+}
+
 // MintDevToken mints a development token with the identity of dataDir
 // (created on first use); role is "reader" or "contributor". It reads the
 // wall clock: it is meant for the "attestd token" command.

@@ -82,6 +82,20 @@ type AuditEntry struct {
 	RequireSigner string
 }
 
+// AuditQuery selects one page of an instance's audit trail (newest first).
+// Entry ids grow with every entry of an instance, so a page cut by Before
+// stays the same while new entries are written.
+type AuditQuery struct {
+	Instance string
+	// Before, when > 0, keeps only entries with ID < Before: pass the last
+	// ID of the previous page to read the next (older) one.
+	Before int64
+	// Since, when not zero, keeps only entries at or after Since.
+	Since time.Time
+	// Limit is the most entries returned; <= 0: no limit.
+	Limit int
+}
+
 // Store is the persistence interface used by the service.
 type Store interface {
 	// GetPolicy returns ErrNotFound when no policy was set (the default applies).
@@ -108,6 +122,8 @@ type Store interface {
 
 	// Audit returns up to limit newest audit entries of instance, newest first.
 	Audit(ctx context.Context, instance string, limit int) ([]AuditEntry, error)
+	// AuditPage returns the audit entries q selects, newest first.
+	AuditPage(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 
 	// InstanceSecret returns the secret called name of instance (e.g. the
 	// key sealing multi-round client state), creating it with generate on

@@ -47,6 +47,13 @@ func newAuthenticator(ctx context.Context, ri resolvedInstance, dataDir string, 
 			cfg.ContributorRoles = values
 		}
 	}
+	for role, as := range a.Assignments {
+		r, err := auth.ParseRole(role)
+		if err != nil {
+			return nil, fmt.Errorf("assignments: %w", err)
+		}
+		cfg.Assignments = append(cfg.Assignments, auth.Assignment{Role: r, ObjectIDs: as.ObjectIDs, Groups: as.Groups, AppIDs: append(as.AppIDs, as.AZP...)})
+	}
 	au, err := auth.New(cfg)
 	if err != nil {
 		return nil, err

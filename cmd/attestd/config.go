@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/attestd/attestd/instance"
@@ -43,12 +45,15 @@ const (
 //
 // Relative paths are relative to the configuration file's directory.
 type Config struct {
-	Listen    string           `json:"listen"`
-	Data      string           `json:"data"`
-	TLS       TLSConfig        `json:"tls"`
-	LogLevel  string           `json:"log_level"`
-	Instances []InstanceConfig `json:"instances"`
-	Store     StoreConfig      `json:"store"`
+	Listen    string    `json:"listen"`
+	Data      string    `json:"data"`
+	TLS       TLSConfig `json:"tls"`
+	LogLevel  string    `json:"log_level"`
+	LogFormat string    `json:"log_format"` // text (default) or json
+	// MetricsListen serves /metrics over plain HTTP on a separate address.
+	MetricsListen string           `json:"metrics_listen"`
+	Instances     []InstanceConfig `json:"instances"`
+	Store         StoreConfig      `json:"store"`
 	// Limits tunes overload behaviour: connection limit, admission control
 	// of attest requests, per-client rate (see LimitsConfig).
 	Limits LimitsConfig `json:"limits"`
@@ -100,6 +105,9 @@ type InstanceConfig struct {
 	// certificates of an Isolated instance.
 	PolicyCertificates []string    `json:"policy_certificates"`
 	Auth               *AuthConfig `json:"auth"`
+	// RequireAttestToken makes attest calls need a valid bearer token of
+	// the instance's auth (any role), as a private MAA instance can.
+	RequireAttestToken bool `json:"require_attest_token"`
 }
 
 // AuthConfig says whom an instance's admin API trusts. Exactly one source:
@@ -118,6 +126,22 @@ type AuthConfig struct {
 	// Roles maps attestd roles ("reader", "contributor") to the values of
 	// the token's roles claim that grant them.
 	Roles map[string][]string `json:"roles"`
+	// Assignments maps attestd roles ("reader", "contributor") to the
+	// principals granted them whatever their roles claim, as Azure RBAC
+	// role assignments do (Entra ID access tokens for
+	// https://attest.azure.net carry no roles claim).
+	Assignments map[string]AssignmentConfig `json:"assignments"`
+}
+
+// AssignmentConfig names principals by Entra ID object id (oid claim of a
+// user, service principal or managed identity), group object id (groups
+// claim) or application (client) id (azp of v2 tokens, appid of v1;
+// "azp" and "appid" are the same list).
+type AssignmentConfig struct {
+	ObjectIDs []string `json:"oid"`
+	Groups    []string `json:"groups"`
+	AppIDs    []string `json:"appid"`
+	AZP       []string `json:"azp"`
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
@@ -136,7 +160,7 @@ func LoadConfig(path string) (*Config, error) {
 	// field of Config (unknown members are refused, as always).
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(b, &members); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, fmt.Errorf("config %s: %w", path, jsonPosition(b, err))
 	}
 	c.Blocks = map[string]json.RawMessage{}
 	for _, p := range plugins() {
@@ -154,7 +178,7 @@ func LoadConfig(path string) (*Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(rest))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(c); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, fmt.Errorf("config %s: %w", path, fieldPosition(b, err))
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -162,6 +186,61 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	c.dir = filepath.Dir(abs)
 	return c, nil
+}
+
+// jsonPosition adds the line and column of a JSON syntax error in b
+// (encoding/json reports only a byte offset, or none for a truncated file).
+func jsonPosition(b []byte, err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		if se.Offset >= int64(len(b)) {
+			line, col := lineCol(b, se.Offset)
+			return fmt.Errorf("line %d, column %d: the JSON ends early (missing } or ]?): %w", line, col, err)
+		}
+		// Offset counts the bytes read, the offending one included.
+		line, col := lineCol(b, se.Offset-1)
+		return fmt.Errorf("line %d, column %d: %w", line, col, err)
+	}
+	return err
+}
+
+// fieldPosition places an unknown-field or wrong-type error of the second
+// decoding pass (which reads a re-encoded copy, so its offsets are not the
+// file's) at the first occurrence of the member's name in the file.
+func fieldPosition(b []byte, err error) error {
+	name := ""
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &te):
+		name = te.Field
+		if i := strings.LastIndexByte(name, '.'); i >= 0 {
+			name = name[i+1:]
+		}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name, _ = strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	if name == "" {
+		return err
+	}
+	key, _ := json.Marshal(name)
+	i := bytes.Index(b, append(key, ':'))
+	if i < 0 {
+		i = bytes.Index(b, key)
+	}
+	if i < 0 {
+		return err
+	}
+	line, col := lineCol(b, int64(i))
+	return fmt.Errorf("line %d, column %d: %w", line, col, err)
+}
+
+// lineCol converts a byte offset into a 1-based line and column.
+func lineCol(b []byte, off int64) (line, col int) {
+	off = min(max(off, 0), int64(len(b)))
+	prefix := b[:off]
+	line = bytes.Count(prefix, []byte("\n")) + 1
+	col = int(off) - (bytes.LastIndexByte(prefix, '\n') + 1) + 1
+	return line, col
 }
 
 func (c *Config) path(p string) string {
@@ -179,6 +258,8 @@ type resolvedInstance struct {
 	URL    string
 	Certs  []*x509.Certificate
 	Auth   AuthConfig
+	// RequireAttestToken: see InstanceConfig.
+	RequireAttestToken bool
 }
 
 // resolve validates the instance list and fills defaults. listenAddr is the
@@ -200,7 +281,7 @@ func (c *Config) resolve(listenAddr string) ([]resolvedInstance, error) {
 			return nil, fmt.Errorf("config: instance name %q used twice", ic.Name)
 		}
 		names[ic.Name] = true
-		r := resolvedInstance{Name: ic.Name}
+		r := resolvedInstance{Name: ic.Name, RequireAttestToken: ic.RequireAttestToken}
 		switch {
 		case ic.Prefix != nil:
 			r.Prefix = strings.TrimRight(*ic.Prefix, "/")
@@ -256,6 +337,9 @@ func (c *Config) resolve(listenAddr string) ([]resolvedInstance, error) {
 		}
 		if n > 1 {
 			return nil, fmt.Errorf("config: instance %s: auth must name exactly one of dev, oidc_issuer, jwks_file", ic.Name)
+		}
+		if n == 0 && r.RequireAttestToken {
+			return nil, fmt.Errorf("config: instance %s: require_attest_token needs an \"auth\" block naming who may attest", ic.Name)
 		}
 		if n == 0 && m != instance.ModeShared {
 			return nil, fmt.Errorf("config: instance %s: auth must name one of dev, oidc_issuer, jwks_file", ic.Name)

@@ -6,6 +6,8 @@
 //	attestd keys list|rotate --data DIR [--instance NAME] [--retire-after DURATION]
 //	attestd verify --type SgxEnclave|OpenEnclave --evidence FILE --collateral FILE|DIR [--at TIME]
 //	attestd policy check FILE | explain --type TYPE [--policy FILE] (--claims FILE | --evidence FILE --collateral PATH)
+//	attestd audit list [--data DIR | --config FILE] [--instance NAME] [--since TIME] [--json]
+//	attestd version | --version
 //
 // This package is the composition root: flags, environment and
 // configuration in, wired server out. No other package reads the
@@ -32,6 +34,8 @@ Usage:
   attestd keys list|rotate    show or rotate an instance's token-signing keys
   attestd verify [flags]      verify an SGX quote / OpenEnclave report offline, print its claims
   attestd policy check|explain  parse a policy; dry-run it over claims or evidence with a trace
+  attestd audit list [flags]  print the audit trail of admin changes
+  attestd version             print the build (also --version)
   attestd help                show this help
 
 Run "attestd COMMAND --help" for each command's flags.
@@ -49,6 +53,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	} else if len(args) > 0 {
+		switch args[0] {
+		case "--version", "-version":
+			cmd, args = "version", args[1:]
+		case "--help", "-help", "-h":
+			// The overview, then the default command's flags.
+			fmt.Fprint(stdout, usage+"\n")
+			cmd = "serve"
+		}
 	}
 	var err error
 	switch cmd {
@@ -62,6 +75,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return verifyCmd(ctx, args, stdout, stderr)
 	case "policy":
 		return policyCmd(ctx, args, stdout, stderr)
+	case "audit":
+		err = auditCmd(ctx, args, stdout, stderr)
+	case "version":
+		err = versionCmd(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

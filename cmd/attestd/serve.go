@@ -19,7 +19,9 @@ import (
 
 	"github.com/attestd/attestd/api"
 	"github.com/attestd/attestd/instance"
+	"github.com/attestd/attestd/internal/buildinfo"
 	"github.com/attestd/attestd/internal/netlimit"
+	"github.com/attestd/attestd/metrics"
 	"github.com/attestd/attestd/store"
 	"github.com/attestd/attestd/store/postgres"
 	"github.com/attestd/attestd/store/sqlite"
@@ -35,12 +37,19 @@ type serveOptions struct {
 	TLSCert    string
 	TLSKey     string
 	LogLevel   string
-	StoreType  string
-	StoreDSN   string
-	Shutdown   time.Duration
-	KeyReload  time.Duration
-	MaxConns   int                  // open connections at most
-	Admission  api.AdmissionOptions // attest admission control
+	LogFormat  string // text or json
+	// MetricsListen, when set, serves /metrics (and /readyz, /version) over
+	// plain HTTP on this address instead of on the HTTPS listener.
+	MetricsListen string
+	// ReadyFile, when set, receives the server's URL once it accepts
+	// connections (see writeReadyFile).
+	ReadyFile string
+	StoreType string
+	StoreDSN  string
+	Shutdown  time.Duration
+	KeyReload time.Duration
+	MaxConns  int                  // open connections at most
+	Admission api.AdmissionOptions // attest admission control
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, error) {
@@ -53,6 +62,9 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, e
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate PEM file (env ATTESTD_TLS_CERT; default: self-signed DATA/tls/cert.pem)")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "TLS private key PEM file (env ATTESTD_TLS_KEY; default: DATA/tls/key.pem)")
 	fs.StringVar(&o.LogLevel, "log-level", "", "log level: debug, info, warn, error (env ATTESTD_LOG_LEVEL; default info)")
+	fs.StringVar(&o.LogFormat, "log-format", "", "log format: text or json, one JSON object per line (env ATTESTD_LOG_FORMAT; default text)")
+	fs.StringVar(&o.MetricsListen, "metrics-listen", "", "serve /metrics, /readyz and /version over plain HTTP on this address (e.g. 127.0.0.1:9090) instead of on the HTTPS listener (env ATTESTD_METRICS_LISTEN)")
+	fs.StringVar(&o.ReadyFile, "ready-file", "", "write the server URL to this file once it accepts connections, remove it on shutdown (for scripts: wait for the file instead of sleeping)")
 	fs.StringVar(&o.StoreType, "store", "", "database: sqlite or postgres (env ATTESTD_STORE; default sqlite at DATA/attestd.db, or postgres when a DSN is given)")
 	fs.StringVar(&o.StoreDSN, "store-dsn", "", "PostgreSQL DSN, e.g. postgres://attestd@db:5432/attestd?sslmode=verify-full; keep the password in PGPASSWORD or ~/.pgpass (env ATTESTD_STORE_DSN); for sqlite: the database file")
 	fs.DurationVar(&o.Shutdown, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
@@ -62,6 +74,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, e
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: attestd [serve] [flags]\n\nServes the MAA data-plane API over HTTPS.\n\nFlags:\n")
 		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\nExample:\n  attestd serve --config examples/local/attestd.json --ready-file /tmp/attestd.ready --log-format json\n")
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
@@ -81,6 +94,8 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, e
 	o.TLSCert = firstNonEmpty(o.TLSCert, os.Getenv("ATTESTD_TLS_CERT"), cfg.path(cfg.TLS.Cert))
 	o.TLSKey = firstNonEmpty(o.TLSKey, os.Getenv("ATTESTD_TLS_KEY"), cfg.path(cfg.TLS.Key))
 	o.LogLevel = firstNonEmpty(o.LogLevel, os.Getenv("ATTESTD_LOG_LEVEL"), cfg.LogLevel, "info")
+	o.LogFormat = firstNonEmpty(o.LogFormat, os.Getenv("ATTESTD_LOG_FORMAT"), cfg.LogFormat, LogText)
+	o.MetricsListen = firstNonEmpty(o.MetricsListen, os.Getenv("ATTESTD_METRICS_LISTEN"), cfg.MetricsListen)
 	o.StoreType = firstNonEmpty(o.StoreType, os.Getenv("ATTESTD_STORE"), cfg.Store.Type)
 	cfgDSN := cfg.Store.DSN
 	if o.StoreType == StoreSQLite {
@@ -140,14 +155,6 @@ func firstNonEmpty(v ...string) string {
 	return ""
 }
 
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("%w: log level %q: %v", errUsage, level, err)
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
-}
-
 // readyInfo is reported once the server accepts connections (tests use it).
 type readyInfo struct {
 	Addr    string // bound address
@@ -163,7 +170,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(stderr, o.LogLevel)
+	log, err := newLogger(stderr, o.LogLevel, o.LogFormat)
 	if err != nil {
 		return err
 	}
@@ -235,7 +242,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		if err != nil {
 			return fmt.Errorf("instance %s: auth: %w", ri.Name, err)
 		}
-		mounts = append(mounts, api.Mount{Prefix: ri.Prefix, Instance: in, Auth: authn})
+		mounts = append(mounts, api.Mount{Prefix: ri.Prefix, Instance: in, Auth: authn, Audit: st, RequireAttestToken: ri.RequireAttestToken})
 		log.Info("instance", "name", ri.Name, "mode", ri.Mode, "url", ri.URL, "prefix", ri.Prefix,
 			"signing_keys", keyDir, "auth", authDescription(ri))
 	}
@@ -244,15 +251,24 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	if err != nil {
 		return err
 	}
-	h, err := api.New(api.Options{Mounts: mounts, Logger: log, Admission: adm, Health: func(ctx context.Context) error {
+	met, err := metrics.New(metrics.Options{Version: buildinfo.Read().Short(), Admission: adm.Stats, Keys: metricsKeys(instances, keysets)})
+	if err != nil {
+		return err
+	}
+	h, err := api.New(api.Options{Mounts: mounts, Logger: log, Admission: adm, Observe: met.Observe, Health: func(ctx context.Context) error {
 		_, err := st.Audit(ctx, instances[0].Name, 1)
 		return err
 	}})
 	if err != nil {
 		return err
 	}
+	names := make([]string, len(instances))
+	for i, ri := range instances {
+		names[i] = ri.Name
+	}
+	rd := &readiness{store: st, instances: names, keys: keysets, now: time.Now}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           opsMux(h, rd, met, o.MetricsListen == ""),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
@@ -281,10 +297,29 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	log.Info("limits", "max_connections", o.MaxConns, "max_inflight", eff.MaxInFlight, "max_queue", eff.MaxQueue,
 		"queue_wait", eff.MaxWait, "retry_after", eff.RetryAfter, "attest_body_timeout", eff.BodyReadTimeout,
 		"client_rate", eff.ClientRate, "client_burst", eff.ClientBurst)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.ServeTLS(lln, "", "") }()
+	var msrv *http.Server
+	if o.MetricsListen != "" {
+		mln, err := net.Listen("tcp", o.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		msrv = &http.Server{Handler: opsMux(http.NotFoundHandler(), rd, met, true), ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go func() { errc <- msrv.Serve(mln) }()
+		log.Info("metrics listening", "url", "http://"+mln.Addr().String()+pathMetrics)
+		fmt.Fprintf(stdout, "  metrics:          http://%s%s\n", mln.Addr(), pathMetrics)
+	}
 	stopReload := reloadKeys(ctx, keysets, instances, o.KeyReload, log)
 	defer stopReload()
+	if o.ReadyFile != "" {
+		remove, err := writeReadyFile(o.ReadyFile, "https://"+defaultHost(addr))
+		if err != nil {
+			return err
+		}
+		defer remove()
+	}
 	if ready != nil {
 		ready(readyInfo{Addr: addr, TLSCert: certPath, Data: data})
 	}
@@ -301,6 +336,14 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
+	}
+	if msrv != nil {
+		if err := msrv.Shutdown(sctx); err != nil {
+			log.Error("metrics listener shutdown incomplete", "error", err)
+		}
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
 	}
 	log.Info("stopped")
 	return nil

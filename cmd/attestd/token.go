@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/attestd/attestd/auth"
@@ -21,9 +22,11 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 	role := fs.String("role", "contributor", "role: reader or contributor")
 	inst := fs.String("instance", "", "scope the token to this instance name (default: valid for every instance trusting the development identity)")
 	ttl := fs.Duration("ttl", 8*time.Hour, "token lifetime")
+	create := fs.Bool("create", false, "create the development identity if DATA holds none (otherwise that is an error: a server on another directory would refuse the token)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: attestd token --data DIR [--role reader|contributor] [--instance NAME] [--ttl DURATION]\n\nPrints a development bearer token (on the last line).\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: attestd token --data DIR [--role reader|contributor] [--instance NAME] [--ttl DURATION] [--create]\n\nPrints a development bearer token (on the last line).\n\nFlags:\n")
 		fs.PrintDefaults()
+		fmt.Fprint(stderr, "\nExample:\n  TOKEN=$(attestd token --data ./data --role contributor | tail -n1)\n")
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -32,6 +35,9 @@ func tokenCmd(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	dir := firstNonEmpty(*data, os.Getenv("ATTESTD_DATA"), DefaultData)
+	if !*create && !auth.HasDevIdentity(dir) {
+		return fmt.Errorf("%s holds no development identity (%s): is --data the server's data directory? A server creates it on first start; --create makes one here", dir, filepath.Join(dir, "dev-identity"))
+	}
 	tok, err := auth.MintDevToken(dir, *role, *inst, *ttl)
 	if err != nil {
 		return err

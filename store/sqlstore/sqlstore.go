@@ -457,11 +457,27 @@ func (d *DB) SeedCertificates(ctx context.Context, instance string, certs []stor
 
 // Audit implements store.Store. limit <= 0 means no limit.
 func (d *DB) Audit(ctx context.Context, instance string, limit int) ([]store.AuditEntry, error) {
-	q := `SELECT id, at, actor, action, target, hash, detail FROM audit WHERE instance = ? ORDER BY id DESC`
+	return d.AuditPage(ctx, store.AuditQuery{Instance: instance, Limit: limit})
+}
+
+// AuditPage implements store.Store. It reads the primary key (instance, id)
+// backwards, so a page costs Limit rows however long the trail is.
+func (d *DB) AuditPage(ctx context.Context, aq store.AuditQuery) ([]store.AuditEntry, error) {
+	instance := aq.Instance
+	q := `SELECT id, at, actor, action, target, hash, detail FROM audit WHERE instance = ?`
 	args := []any{instance}
-	if limit > 0 {
+	if aq.Before > 0 {
+		q += ` AND id < ?`
+		args = append(args, aq.Before)
+	}
+	if !aq.Since.IsZero() {
+		q += ` AND at >= ?`
+		args = append(args, aq.Since.UnixNano())
+	}
+	q += ` ORDER BY id DESC`
+	if aq.Limit > 0 {
 		q += ` LIMIT ?`
-		args = append(args, limit)
+		args = append(args, aq.Limit)
 	}
 	rows, err := d.db.QueryContext(ctx, d.q(q), args...)
 	if err != nil {

@@ -116,6 +116,17 @@ func (f *Faulty) Audit(ctx context.Context, instance string, limit int) ([]store
 	return f.Store.Audit(ctx, instance, limit)
 }
 
+// MethodAuditPage names Faulty's AuditPage.
+const MethodAuditPage = "AuditPage"
+
+// AuditPage implements store.Store.
+func (f *Faulty) AuditPage(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error) {
+	if err := f.err(MethodAuditPage); err != nil {
+		return nil, err
+	}
+	return f.Store.AuditPage(ctx, q)
+}
+
 // Method names of the instance-secret and nonce calls.
 const (
 	MethodInstanceSecret = "InstanceSecret"

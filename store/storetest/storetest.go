@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SeedCertificates", testSeedCertificates},
 		{"AuditOrderAndLimit", testAuditOrderAndLimit},
 		{"AuditRequiresAction", testAuditRequiresAction},
+		{"AuditPage", testAuditPage},
 		{"CanceledContext", testCanceledContext},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ConcurrentRemoveKeepsOne", testConcurrentRemoveKeepsOne},
@@ -481,6 +482,77 @@ func testAuditOrderAndLimit(t *testing.T, s store.Store) {
 	got, err = s.Audit(ctx, "inst", 1)
 	if err != nil || len(got) != 1 || got[0].At.IsZero() {
 		t.Fatalf("entry with zero At stored as %+v, %v", got, err)
+	}
+}
+
+// testAuditPage pages through 7 entries of one instance (another
+// instance's entries interleaved) by the Before cursor, with and without
+// Since, and checks that an entry written between pages does not shift the
+// pages still to be read.
+func testAuditPage(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	put := func(inst string, i int) {
+		t.Helper()
+		p := &store.Policy{Instance: inst, Type: "SgxEnclave", JWS: fmt.Sprint(i), Text: fmt.Sprint(i), UpdatedAt: Base}
+		a := store.AuditEntry{At: Base.Add(time.Duration(i) * time.Minute), Actor: "actor", Action: "policy.set", Target: fmt.Sprint(i), Hash: "hash"}
+		if err := s.PutPolicy(ctx, p, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 7 {
+		put("inst", i)
+		put("other", 100+i)
+	}
+	targets := func(es []store.AuditEntry) []string {
+		out := []string{}
+		for _, e := range es {
+			if e.Instance != "inst" {
+				t.Errorf("entry %d of instance %q in a page of inst", e.ID, e.Instance)
+			}
+			out = append(out, e.Target)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		since time.Time
+		pages [][]string
+	}{
+		{"all", time.Time{}, [][]string{{"6", "5", "4"}, {"3", "2", "1"}, {"0"}, {}}},
+		{"since", Base.Add(2 * time.Minute), [][]string{{"6", "5", "4"}, {"3", "2"}, {}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := store.AuditQuery{Instance: "inst", Since: tc.since, Limit: 3}
+			for i, want := range tc.pages {
+				got, err := s.AuditPage(ctx, q)
+				if err != nil {
+					t.Fatalf("page %d: %v", i, err)
+				}
+				if g := targets(got); !reflect.DeepEqual(g, want) {
+					t.Fatalf("page %d (before %d) = %q, want %q", i, q.Before, g, want)
+				}
+				if len(got) > 0 {
+					q.Before = got[len(got)-1].ID
+				}
+			}
+		})
+	}
+	q := store.AuditQuery{Instance: "inst", Limit: 2}
+	first, err := s.AuditPage(ctx, q)
+	if err != nil || len(first) != 2 {
+		t.Fatalf("first page = %v, %v", first, err)
+	}
+	put("inst", 7) // newer than every page: must not appear in the next ones
+	q.Before = first[1].ID
+	next, err := s.AuditPage(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := targets(next); !reflect.DeepEqual(g, []string{"4", "3"}) {
+		t.Fatalf("page after a concurrent write = %q, want [4 3]", g)
+	}
+	if got, err := s.AuditPage(ctx, store.AuditQuery{Instance: "inst"}); err != nil || len(got) != 8 {
+		t.Fatalf("unlimited page = %d entries, %v; want 8", len(got), err)
 	}
 }
 

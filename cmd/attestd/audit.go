@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/attestd/attestd/store"
+)
+
+// auditCmd runs "attestd audit list": it reads the audit trail from the
+// server's database (SQLite under the data directory, or the configured
+// PostgreSQL) directly, so it works while the server is down too. The
+// server's GET {instance}/audit route serves the same entries to the
+// reader role.
+func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "list" {
+		fmt.Fprint(stderr, "Usage: attestd audit list [flags]\n\nRun \"attestd audit list --help\" for its flags.\n")
+		return fmt.Errorf("%w: want \"audit list\"", errUsage)
+	}
+	fs := newFlagSet("audit list", stderr, "attestd audit list [--data DIR] [--config FILE] [--instance NAME] [--since TIME] [--limit N] [--json]",
+		"Prints the audit trail of admin changes (who, when, what, request hash), newest first.",
+		"attestd audit list --data ./data --since 24h",
+		"attestd audit list --config examples/local/attestd.json --instance t1 --json")
+	data := fs.String("data", "", "data directory of the server (env ATTESTD_DATA; default "+DefaultData+")")
+	cfgPath := fs.String("config", "", "configuration file of the server: its data directory, store and instances (env ATTESTD_CONFIG)")
+	storeType := fs.String("store", "", "database: sqlite or postgres (env ATTESTD_STORE; as for serve)")
+	dsn := fs.String("store-dsn", "", "PostgreSQL DSN, or the SQLite file (env ATTESTD_STORE_DSN; as for serve)")
+	inst := fs.String("instance", "", "only this instance (default: every configured instance)")
+	since := fs.String("since", "", "only entries at or after this RFC 3339 time, or this long ago (e.g. 24h)")
+	limit := fs.Int("limit", 100, "at most this many entries per instance (0: all)")
+	asJSON := fs.Bool("json", false, "print one JSON object per line")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	q := store.AuditQuery{Limit: *limit}
+	if *since != "" {
+		t, err := parseSince(*since, time.Now())
+		if err != nil {
+			return fmt.Errorf("%w: --since: %v", errUsage, err)
+		}
+		q.Since = t
+	}
+	if *cfgPath == "" {
+		*cfgPath = os.Getenv("ATTESTD_CONFIG")
+	}
+	cfg, err := LoadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	o := &serveOptions{
+		Data:      firstNonEmpty(*data, os.Getenv("ATTESTD_DATA"), cfg.path(cfg.Data), DefaultData),
+		StoreType: firstNonEmpty(*storeType, os.Getenv("ATTESTD_STORE"), cfg.Store.Type),
+	}
+	cfgDSN := cfg.Store.DSN
+	if o.StoreType == StoreSQLite {
+		cfgDSN = cfg.path(cfgDSN)
+	}
+	o.StoreDSN = firstNonEmpty(*dsn, os.Getenv("ATTESTD_STORE_DSN"), cfgDSN)
+	if o.StoreType == "" {
+		o.StoreType = StoreSQLite
+		if o.StoreDSN != "" {
+			o.StoreType = StorePostgres
+		}
+	}
+	if o.StoreType == StoreSQLite {
+		db := o.StoreDSN
+		if db == "" {
+			db = filepath.Join(o.Data, "attestd.db")
+		}
+		// Reading must not create an empty database where the server's is
+		// missing (a mistyped --data).
+		if _, err := os.Stat(db); err != nil {
+			return fmt.Errorf("no attestd database at %s (is --data or --config right?): %w", db, err)
+		}
+	}
+	names := []string{DefaultName}
+	if len(cfg.Instances) > 0 {
+		names = names[:0]
+		for _, ic := range cfg.Instances {
+			names = append(names, ic.Name)
+		}
+	}
+	if *inst != "" {
+		names = []string{*inst}
+	}
+	st, _, err := openStore(ctx, o, o.Data, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var all []store.AuditEntry
+	for _, n := range names {
+		q.Instance = n
+		es, err := st.AuditPage(ctx, q)
+		if err != nil {
+			return fmt.Errorf("audit trail of %s: %w", n, err)
+		}
+		all = append(all, es...)
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].At.After(all[j].At) })
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		for _, e := range all {
+			if err := enc.Encode(auditJSON{Instance: e.Instance, ID: e.ID, At: e.At.UTC(), Actor: e.Actor, Action: e.Action, Target: e.Target, Hash: e.Hash, Detail: e.Detail}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AT\tINSTANCE\tID\tACTOR\tACTION\tTARGET\tHASH")
+	for _, e := range all {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), e.Instance, e.ID, e.Actor, e.Action, e.Target, e.Hash)
+	}
+	return tw.Flush()
+}
+
+type auditJSON struct {
+	Instance string    `json:"instance"`
+	ID       int64     `json:"id"`
+	At       time.Time `json:"at"`
+	Actor    string    `json:"actor"`
+	Action   string    `json:"action"`
+	Target   string    `json:"target"`
+	Hash     string    `json:"hash"`
+	Detail   string    `json:"detail,omitempty"`
+}
+
+// parseSince reads an RFC 3339 time or a duration before now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a positive duration", s)
+	}
+	return now.Add(-d), nil
+}
