@@ -199,6 +199,9 @@ func openPlugin(ctx context.Context, env evidence.PluginEnv) (evidence.Verifier,
 			return nil, nil, fmt.Errorf("%w: snp.kds: %v", evidence.ErrConfig, err)
 		}
 		closeFn = src.Close
+		if env.Collateral != nil && src.Stats != nil {
+			env.Collateral(src.Stats)
+		}
 		opts.Verify.Endorsements = KDS{src}
 		if c.CheckCRL {
 			opts.Verify.CRLs = KDS{src}
