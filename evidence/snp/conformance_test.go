@@ -138,4 +138,3 @@ func TestZeroInstantRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
