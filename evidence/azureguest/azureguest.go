@@ -24,9 +24,6 @@ package azureguest
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -363,7 +360,7 @@ func (v *Verifier) Verify(ctx context.Context, ev *Evidence, now time.Time) (*Ve
 
 // Event types and UEFI variable names the boot claims read.
 const (
-	evEFIVariableDriverConfig = 0x800000E0
+	evEFIVariableDriverConfig = 0x80000001
 )
 
 // variableMeasured reports whether PCR 7 holds an authenticated
@@ -489,92 +486,6 @@ func big64(v uint64) []byte {
 	return b
 }
 
-// TransportKeyAAD is the additional data of the token's AES-GCM encryption.
-const TransportKeyAAD = "Transport Key"
-
-// SealedToken is the decoded answer: {"token": b64url(JSON of SealedToken)}.
-type SealedToken struct {
-	Jwt               string `json:"Jwt"`               // AES-GCM ciphertext without the tag, base64
-	EncryptedInnerKey string `json:"EncryptedInnerKey"` // the AES key, RSAES-PKCS1-v1_5 to EncKeyPub, base64
-	EncryptionParams  struct {
-		Iv string `json:"Iv"` // base64
-	} `json:"EncryptionParams"`
-	AuthenticationData string `json:"AuthenticationData"` // the GCM tag, base64
-}
-
-// Seal encrypts token to key as MAA answers AzureGuest: a fresh AES-256
-// key, a 12-byte IV, additional data "Transport Key", the key wrapped with
-// RSAES-PKCS1-v1_5 (what TPM2_RSA_Decrypt with TPM_ALG_RSAES undoes).
-func Seal(token string, key *rsa.PublicKey) (string, error) {
-	aesKey := make([]byte, 32)
-	iv := make([]byte, 12)
-	if _, err := rand.Read(aesKey); err != nil {
-		return "", err
-	}
-	if _, err := rand.Read(iv); err != nil {
-		return "", err
-	}
-	blk, err := aes.NewCipher(aesKey)
-	if err != nil {
-		return "", err
-	}
-	gcm, err := cipher.NewGCM(blk)
-	if err != nil {
-		return "", err
-	}
-	ct := gcm.Seal(nil, iv, []byte(token), []byte(TransportKeyAAD))
-	wrapped, err := rsa.EncryptPKCS1v15(rand.Reader, key, aesKey)
-	if err != nil {
-		return "", err
-	}
-	std := base64.StdEncoding.EncodeToString
-	var st SealedToken
-	st.Jwt = std(ct[:len(ct)-gcm.Overhead()])
-	st.AuthenticationData = std(ct[len(ct)-gcm.Overhead():])
-	st.EncryptedInnerKey = std(wrapped)
-	st.EncryptionParams.Iv = std(iv)
-	b, err := json.Marshal(st)
-	if err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// Open decrypts a sealed token given a function that unwraps the inner key
-// (the vTPM's TPM2_RSA_Decrypt, or a software key in tests).
-func Open(sealed string, unwrap func(wrapped []byte) ([]byte, error)) (string, error) {
-	b, err := envelope.Decode(sealed)
-	if err != nil {
-		return "", fmt.Errorf("sealed token: %v", err)
-	}
-	var st SealedToken
-	if err := json.Unmarshal(b, &st); err != nil {
-		return "", fmt.Errorf("sealed token: %v", err)
-	}
-	dec := func(s string) []byte { x, _ := base64.StdEncoding.DecodeString(s); return x }
-	key, err := unwrap(dec(st.EncryptedInnerKey))
-	if err != nil {
-		return "", fmt.Errorf("unwrapping the token key: %w", err)
-	}
-	blk, err := aes.NewCipher(key)
-	if err != nil {
-		return "", err
-	}
-	gcm, err := cipher.NewGCM(blk)
-	if err != nil {
-		return "", err
-	}
-	iv := dec(st.EncryptionParams.Iv)
-	if len(iv) != gcm.NonceSize() {
-		return "", fmt.Errorf("sealed token: IV of %d bytes", len(iv))
-	}
-	pt, err := gcm.Open(nil, iv, append(dec(st.Jwt), dec(st.AuthenticationData)...), []byte(TransportKeyAAD))
-	if err != nil {
-		return "", fmt.Errorf("sealed token: %v", err)
-	}
-	return string(pt), nil
-}
-
 // Parse implements evidence.Verifier.
 func (v *Verifier) Parse(ctx context.Context, req *evidence.Request) (evidence.Parsed, error) {
 	if req.Type != evidence.AzureGuest {
@@ -609,7 +520,7 @@ func (p *parsed) SealToken(ctx context.Context, token string) (string, error) {
 	if p.key == nil {
 		return "", errors.New("azureguest: SealToken before a successful Verify")
 	}
-	return Seal(token, p.key)
+	return envelope.Seal(token, p.key)
 }
 
 // ClaimsSupported implements evidence.ClaimsAdvertiser.

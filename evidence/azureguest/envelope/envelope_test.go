@@ -2,7 +2,10 @@ package envelope
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -112,4 +115,38 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("round trip differs:\n%+v\n%+v", ai, ai2)
 		}
 	})
+}
+
+func TestSealOpen(t *testing.T) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unwrap := func(w []byte) ([]byte, error) { return rsa.DecryptPKCS1v15(rand.Reader, k, w) }
+	sealed, err := Seal("header.payload.sig", &k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil {
+		t.Fatalf("sealed token is not base64url: %v", err)
+	}
+	var st SealedToken
+	if err := json.Unmarshal(raw, &st); err != nil || st.Jwt == "" || st.EncryptionParams.Iv == "" || st.AuthenticationData == "" || st.EncryptedInnerKey == "" {
+		t.Fatalf("sealed token %s: %v", raw, err)
+	}
+	got, err := Open(sealed, unwrap)
+	if err != nil || got != "header.payload.sig" {
+		t.Fatalf("Open: %q %v", got, err)
+	}
+	// A tampered ciphertext or tag fails authentication.
+	st.AuthenticationData = base64.StdEncoding.EncodeToString(make([]byte, 16))
+	b, _ := json.Marshal(st)
+	if _, err := Open(base64.RawURLEncoding.EncodeToString(b), unwrap); err == nil {
+		t.Fatal("tampered tag accepted")
+	}
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	if _, err := Open(sealed, func(w []byte) ([]byte, error) { return rsa.DecryptPKCS1v15(rand.Reader, other, w) }); err == nil {
+		t.Fatal("another key opened the token")
+	}
 }
