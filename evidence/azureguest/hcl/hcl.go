@@ -261,3 +261,26 @@ func (r *Runtime) Key(kid string) (*rsa.PublicKey, error) {
 	}
 	return found.RSA()
 }
+
+// Marshal encodes r as an HCL report (tests and test platforms build the
+// report a vTPM would hold with it). HWReport is padded to HWReportSize.
+func Marshal(r *Report) ([]byte, error) {
+	if len(r.HWReport) > HWReportSize || len(r.RuntimeData) > MaxRuntime {
+		return nil, errors.New("HCL report: hardware report or runtime data too large")
+	}
+	le := binary.LittleEndian
+	b := make([]byte, RequestDataOffset+requestDataHeader+len(r.RuntimeData))
+	le.PutUint32(b, Magic)
+	le.PutUint32(b[4:], r.Version)
+	le.PutUint32(b[8:], uint32(len(b)))
+	le.PutUint32(b[12:], r.RequestType)
+	copy(b[HeaderSize:], r.HWReport)
+	rd := b[RequestDataOffset:]
+	le.PutUint32(rd, uint32(requestDataHeader+len(r.RuntimeData)))
+	le.PutUint32(rd[4:], 1)
+	le.PutUint32(rd[8:], uint32(r.Type))
+	le.PutUint32(rd[12:], uint32(r.HashType))
+	le.PutUint32(rd[16:], uint32(len(r.RuntimeData)))
+	copy(rd[requestDataHeader:], r.RuntimeData)
+	return b, nil
+}

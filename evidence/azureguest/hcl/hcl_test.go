@@ -149,5 +149,17 @@ func FuzzParseReport(f *testing.F) {
 		if rt, err := ParseRuntime(r.RuntimeData); err == nil {
 			_, _ = rt.Key(KeyAK)
 		}
+		// Round trip: what parsed re-encodes to a report that parses alike.
+		m, err := Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r2, err := ParseReport(m)
+		if err != nil {
+			t.Fatalf("re-encoded report refused: %v", err)
+		}
+		if r2.Type != r.Type || r2.HashType != r.HashType || !bytes.Equal(r2.RuntimeData, r.RuntimeData) || !bytes.Equal(r2.HWReport, r.HWReport) {
+			t.Fatal("round trip differs")
+		}
 	})
 }
