@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -14,7 +13,6 @@ import (
 	"errors"
 	"math/big"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,9 +22,8 @@ import (
 	"github.com/attestd/attestd/client"
 	"github.com/attestd/attestd/client/azureguest"
 	"github.com/attestd/attestd/evidence/azureguest/envelope"
-	"github.com/attestd/attestd/evidence/azureguest/hcl"
 	"github.com/attestd/attestd/internal/attestdtest"
-	"github.com/attestd/attestd/testing/snpplatform"
+	"github.com/attestd/attestd/testing/cvmplatform"
 	"github.com/attestd/attestd/testing/swtpm"
 	"github.com/attestd/attestd/tpmclient"
 )
@@ -46,61 +43,6 @@ func selfSigned(t *testing.T) []byte {
 	return der
 }
 
-// bootEvents is a Secure Boot log with PK, KEK, db and dbx measured.
-func bootEvents(t *testing.T) []tpmclient.Event {
-	ev := tpmclient.SyntheticBootEvents(true, selfSigned(t))
-	i := slices.IndexFunc(ev, func(e tpmclient.Event) bool { return e.Type == tpmclient.EvSeparator })
-	db := ev[i-1] // the db variable, in the image security database GUID
-	dbx := tpmclient.Event{PCR: 7, Type: db.Type, Data: renameVariable(db.Data, "dbx")}
-	return slices.Insert(ev, i, dbx)
-}
-
-// renameVariable gives a UEFI_VARIABLE_DATA another (longer) name, keeping
-// its GUID and data.
-func renameVariable(v []byte, name string) []byte {
-	guid := v[:16]
-	nameLen := int(v[16]) // < 256 here
-	dataLen := int(v[24]) | int(v[25])<<8
-	data := v[32+2*nameLen : 32+2*nameLen+dataLen]
-	u := make([]byte, 0, 2*len(name))
-	for _, c := range name {
-		u = append(u, byte(c), 0)
-	}
-	b := append([]byte(nil), guid...)
-	b = append(b, byte(len(name)), 0, 0, 0, 0, 0, 0, 0)
-	b = append(b, byte(dataLen), byte(dataLen>>8), 0, 0, 0, 0, 0, 0)
-	b = append(b, u...)
-	return append(b, data...)
-}
-
-// testHCLReport is the HCL report of a test-platform SNP CVM whose runtime
-// JSON names ak as HCLAkPub.
-func testHCLReport(t *testing.T, sp *snpplatform.Platform, ak *rsa.PublicKey) []byte {
-	t.Helper()
-	b64 := base64.RawURLEncoding.EncodeToString
-	rt, err := json.Marshal(map[string]any{
-		"keys": []any{map[string]any{"kid": "HCLAkPub", "key_ops": []string{"sign"}, "kty": "RSA",
-			"e": b64(big.NewInt(int64(ak.E)).Bytes()), "n": b64(ak.N.Bytes())}},
-		"vm-configuration": map[string]any{"console-enabled": true, "secure-boot": true, "tpm-enabled": true, "vmUniqueId": "9A42ABD5-8385-42B3-9255-FE7807698194"},
-		"user-data":        strings.Repeat("00", 64),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rd [64]byte
-	sum := sha256.Sum256(rt)
-	copy(rd[:], sum[:])
-	rep, err := sp.Sign(snpplatform.Report{ReportData: rd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := hcl.Marshal(&hcl.Report{Version: 2, Type: hcl.TypeSNP, HashType: hcl.HashSHA256, HWReport: rep, RuntimeData: rt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // TestEndToEndHTTPS: a software TPM and a test-platform SNP report make a
 // full AttestationInfo (synthetic TCG log); attestd over HTTPS answers the
 // sealed token, the TPM's ephemeral key opens it, and the claims are the
@@ -114,7 +56,10 @@ func TestEndToEndHTTPS(t *testing.T) {
 	defer srv.Close()
 	tp := swtpm.Start(t)
 	tr := tp.Transport()
-	events := bootEvents(t)
+	events, err := cvmplatform.BootEvents(selfSigned(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := tpmclient.Measure(ctx, tr, events); err != nil {
 		t.Fatal(err)
 	}
@@ -123,8 +68,12 @@ func TestEndToEndHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ak.Flush(tr)
+	hclReport, err := cvmplatform.HCLReport(srv.SNP, ak.Pub.(*rsa.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := azureguest.Options{
-		HCLReport: testHCLReport(t, srv.SNP, ak.Pub.(*rsa.PublicKey)),
+		HCLReport: hclReport,
 		AK:        ak.Handle, NoAKCert: true,
 		TCGLog:    tpmclient.EncodeLog(events),
 		VCEKChain: srv.SNP.ChainPEM(false),
@@ -154,7 +103,7 @@ func TestEndToEndHTTPS(t *testing.T) {
 		"x-ms-azurevm-dbvalidated": true, "x-ms-azurevm-dbxvalidated": true,
 		"x-ms-azurevm-is-windows": false, "x-ms-azurevm-ostype": "Linux", "x-ms-azurevm-osdistro": "Ubuntu",
 		"x-ms-azurevm-osversion-major": json.Number("22"), "x-ms-azurevm-osversion-minor": json.Number("4"),
-		"x-ms-azurevm-vmid": "9A42ABD5-8385-42B3-9255-FE7807698194", "x-ms-azurevm-attestation-protocol-ver": "2.0",
+		"x-ms-azurevm-vmid": cvmplatform.VMID, "x-ms-azurevm-attestation-protocol-ver": "2.0",
 		"x-ms-azurevm-kerneldebug-enabled": false, "x-ms-azurevm-debuggersdisabled": true,
 	} {
 		if got := cl[k]; got != want {
