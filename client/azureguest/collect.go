@@ -51,6 +51,9 @@ const (
 type Options struct {
 	// HCLReport is the HCL report; nil: read from HCLReportIndex.
 	HCLReport []byte
+	// TrustedLaunch: the VM has no hardware isolation (no HCL report); the
+	// service trusts the AK only through its certificate.
+	TrustedLaunch bool
 	// AK is the handle of the attestation key; zero: AKHandle.
 	AK tpm2.TPMHandle
 	// AKCert is the AK certificate (DER); nil: read from AKCertIndex
@@ -175,23 +178,33 @@ func Collect(ctx context.Context, t transport.TPM, o Options) (*Evidence, error)
 	if err := osInfo(ai, o); err != nil {
 		return nil, err
 	}
+	if o.TrustedLaunch {
+		ai.Isolation = envelope.Isolation{Type: envelope.IsolationNone}
+	} else if err := isolation(ctx, t, o, ai); err != nil {
+		return nil, err
+	}
+	return collectTPM(t, o, ai)
+}
+
+// isolation reads the HCL report and fills IsolationInfo.
+func isolation(ctx context.Context, t transport.TPM, o Options, ai *envelope.AttestationInfo) error {
 	rep := o.HCLReport
 	var err error
 	if rep == nil {
 		if rep, err = ReadNV(t, HCLReportIndex); err != nil {
-			return nil, fmt.Errorf("reading the HCL report: %w", err)
+			return fmt.Errorf("reading the HCL report: %w", err)
 		}
 	}
 	hr, err := hcl.ParseReport(rep)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	switch hr.Type {
 	case hcl.TypeSNP:
 		chain := o.VCEKChain
 		if chain == nil {
 			if chain, err = imdsChain(ctx, o.HTTPClient); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		proof, err := json.Marshal(map[string]string{
@@ -199,12 +212,18 @@ func Collect(ctx context.Context, t transport.TPM, o Options) (*Evidence, error)
 			"VcekCertChain": base64.RawURLEncoding.EncodeToString(chain),
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		ai.Isolation = envelope.Isolation{Type: envelope.IsolationSevSnp, Proof: proof, RuntimeData: hr.RuntimeData}
 	default:
-		return nil, fmt.Errorf("HCL report of %s: only SEV-SNP CVMs are supported (attestd has no TDX quote verifier)", hr.Type)
+		return fmt.Errorf("HCL report of %s: only SEV-SNP CVMs are supported (attestd has no TDX quote verifier)", hr.Type)
 	}
+	return nil
+}
+
+// collectTPM is the vTPM part of Collect.
+func collectTPM(t transport.TPM, o Options, ai *envelope.AttestationInfo) (*Evidence, error) {
+	var err error
 	akh := o.AK
 	if akh == 0 {
 		akh = AKHandle
