@@ -26,7 +26,7 @@ const aztdx = "vectors/trustee-verifier/deps/verifier/test_data/az-tdx-vtpm/"
 var vectorTime = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 
 // bytesList reads a JSON array of byte values.
-func bytesList(t *testing.T, raw json.RawMessage) []byte {
+func bytesList(t testing.TB, raw json.RawMessage) []byte {
 	t.Helper()
 	var v []int
 	if err := json.Unmarshal(raw, &v); err != nil {
@@ -42,7 +42,7 @@ func bytesList(t *testing.T, raw json.RawMessage) []byte {
 // realInfo builds the AttestationInfo an Azure CVM client would send from a
 // trustee az-snp-vtpm evidence file (which has no TCG log and no AK
 // certificate).
-func realInfo(t *testing.T, file string) *Evidence {
+func realInfo(t testing.TB, file string) *Evidence {
 	t.Helper()
 	var doc struct {
 		Quote struct {
@@ -76,7 +76,7 @@ func realInfo(t *testing.T, file string) *Evidence {
 }
 
 // setQuotedPCRs reports the PCRs the quote selects, with values from get.
-func setQuotedPCRs(t *testing.T, ai *envelope.AttestationInfo, get func(int) []byte) {
+func setQuotedPCRs(t testing.TB, ai *envelope.AttestationInfo, get func(int) []byte) {
 	t.Helper()
 	a, err := tpmabi.ParseAttest(ai.TPM.PcrQuote)
 	if err != nil {
@@ -108,7 +108,7 @@ func parseInfo(ai *envelope.AttestationInfo) (*Evidence, error) {
 }
 
 // amdVerifier trusts AMD's roots (embedded) and never fetches.
-func amdVerifier(t *testing.T) *Verifier {
+func amdVerifier(t testing.TB) *Verifier {
 	t.Helper()
 	sv, err := snp.New(snp.Options{Verify: snpverify.Options{}})
 	if err != nil {
