@@ -389,4 +389,3 @@ func (v *Verifier) ListBaselines(ctx context.Context, t evidence.Type, _ map[str
 func (v *Verified) String() string {
 	return fmt.Sprintf("%s (platform %s, module %s, QE %s) advisories=%v fmspc=%s", v.Status, v.PlatformStatus, v.TDXModuleStatus, v.QEStatus, v.AdvisoryIDs, v.FMSPC)
 }
-
