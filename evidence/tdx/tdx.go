@@ -159,7 +159,12 @@ func (v *Verifier) VerifyEvidence(ctx context.Context, ev *Evidence, now time.Ti
 	creq := collateral.Request{TEE: collateral.TDX, FMSPC: pck.Ext.FMSPCHex(), CA: pck.CA}
 	coll, err := v.src.Get(ctx, creq)
 	if err != nil {
-		return nil, evidence.Errorf(evidence.CheckCollateralUnavailable, "TDX collateral for FMSPC %s (%s CA): %v", creq.FMSPC, creq.CA, err)
+		// A source that is down (or rate-limits) is no verdict on the
+		// quote: the pipeline answers 503 so the client retries.
+		if errors.Is(err, collateral.ErrUnavailable) {
+			err = fmt.Errorf("%w: %w", evidence.ErrUnavailable, err)
+		}
+		return nil, &evidence.Error{Check: evidence.CheckCollateralUnavailable, Err: fmt.Errorf("TDX collateral for FMSPC %s (%s CA): %w", creq.FMSPC, creq.CA, err)}
 	}
 	out := &Verified{}
 	if !v.verifyAt.IsZero() {
@@ -244,7 +249,7 @@ const (
 	ClaimPlatformStatus   = "x-ms-tdx-platform-tcb-status"
 	ClaimModuleStatus     = "x-ms-tdx-module-tcb-status"
 	ClaimQEStatus         = "x-ms-tdx-qe-tcb-status"
-	ClaimAdvisoryIDs      = "x-ms-tdx-advisory-ids"
+	ClaimAdvisoryIDs      = "attester_advisory_ids"
 	ClaimTCBDate          = "x-ms-tdx-tcb-date"
 	ClaimTCBEvalNumber    = "x-ms-tdx-tcb-evaluation-data-number"
 	ClaimFMSPC            = "x-ms-tdx-fmspc"
@@ -314,12 +319,17 @@ func Claims(ev *Evidence, v *Verified) []evidence.Claim {
 	add(ClaimTCBDate, v.TCBDate.UTC().Format(time.RFC3339))
 	add(ClaimTCBEvalNumber, int64(v.TCBEvaluationDataNumber))
 	add(ClaimFMSPC, v.FMSPC)
-	// One scalar claim per advisory for the policy
-	// (c:[type=="x-ms-tdx-advisory-ids", value=="INTEL-SA-00837"]), one array for the token.
-	for _, a := range v.AdvisoryIDs {
-		cs = append(cs, evidence.Claim{Type: ClaimAdvisoryIDs, Value: a, PolicyOnly: true})
+	// attester_advisory_ids (the name of the Microsoft/Intel TDX EAT
+	// profile draft, read by client/verifier): one scalar claim per advisory
+	// for the policy (c:[type=="attester_advisory_ids", value=="INTEL-SA-00837"]),
+	// one array for the token, absent when there are none (as in MAA's
+	// UpToDate sample token).
+	if len(v.AdvisoryIDs) > 0 {
+		for _, a := range v.AdvisoryIDs {
+			cs = append(cs, evidence.Claim{Type: ClaimAdvisoryIDs, Value: a, PolicyOnly: true})
+		}
+		cs = append(cs, evidence.Claim{Type: ClaimAdvisoryIDs, Value: append([]string{}, v.AdvisoryIDs...), TokenOnly: true})
 	}
-	cs = append(cs, evidence.Claim{Type: ClaimAdvisoryIDs, Value: append([]string{}, v.AdvisoryIDs...), TokenOnly: true})
 	if len(v.GraceUsed) > 0 {
 		add(ClaimGraceUsed, strings.Join(v.GraceUsed, ","))
 	}
