@@ -233,11 +233,11 @@ func TestAttestTdxVmPCS(t *testing.T) {
 			"collateral": json.RawMessage(`{"type":"pcs","url":"` + stub.URL + `","root_ca_crl_url":"` + stub.URL + pcstest.RootCACRLPath + `","cache_dir":"` + cacheDir + `"}`),
 		}
 		env := evidence.PluginEnv{Block: func(n string) json.RawMessage { return blocks[n] }, Path: func(s string) string {
-				if s == "" || filepath.IsAbs(s) {
-					return s
-				}
-				return filepath.Join(dir, s)
-			},
+			if s == "" || filepath.IsAbs(s) {
+				return s
+			}
+			return filepath.Join(dir, s)
+		},
 			DataDir: dir, Logger: slog.New(slog.DiscardHandler)}
 		v, closeFn, err := tdx.Plugin().Open(context.Background(), env)
 		if err != nil {
