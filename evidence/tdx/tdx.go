@@ -20,6 +20,7 @@ package tdx
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -211,54 +212,79 @@ func (p *parsed) Verify(ctx context.Context, _ map[string]any) (*evidence.Result
 		p.v.log.Info("TDX quote refused", "check", evidence.CheckOf(err), "error", err)
 		return nil, err
 	}
-	p.v.log.Debug("TDX quote verified", "status", vd.Status, "fmspc", vd.FMSPC, "advisories", strings.Join(vd.AdvisoryIDs, ","))
 	b := &p.ev.Quote.Body
+	claims := Claims(p.ev, vd)
+	if p.req.EventLog != nil {
+		// Replayed only now: the RTMRs are the TD's once the quote verified.
+		l, err := ReplayCCEL(p.req.EventLog, b)
+		if err != nil {
+			p.v.log.Info("TDX event log refused", "check", evidence.CheckOf(err), "error", err)
+			return nil, err
+		}
+		js, err := l.JSON()
+		if err != nil {
+			return nil, evidence.Errorf(CheckEventLog, "CCEL event log: %v", err)
+		}
+		sum := sha256.Sum256(p.req.EventLog)
+		claims = append(claims,
+			// The events in the JSON shape the TPM verifier offers as "events"
+			// (JmesPath over {"Events":[…]}); PcrIndex is the CC MR index.
+			evidence.Claim{Type: ClaimEvents, Value: js, PolicyOnly: true},
+			evidence.Claim{Type: ClaimEventLogDigest, Value: hex.EncodeToString(sum[:])},
+			evidence.Claim{Type: ClaimEventLogEvents, Value: int64(len(l.Events))})
+	}
+	p.v.log.Debug("TDX quote verified", "status", vd.Status, "fmspc", vd.FMSPC, "advisories", strings.Join(vd.AdvisoryIDs, ","), "event_log", p.req.EventLog != nil)
 	return &evidence.Result{
 		ReportData:      append([]byte(nil), b.ReportData[:]...),
 		InitTimeBinding: append([]byte(nil), b.MRConfigID[:]...),
-		Claims:          Claims(p.ev, vd),
+		Claims:          claims,
 	}, nil
 }
 
 // Claim types of TDX evidence: MAA's TDX EAT profile, then attestd's own.
 const (
-	ClaimEATProfile       = "eat_profile"
-	ClaimDbgStat          = "dbgstat"
-	ClaimIntUse           = "intuse"
-	ClaimAttesterTCB      = "attester_tcb_status"
-	ClaimMRTD             = "tdx_mrtd"
-	ClaimMRConfigID       = "tdx_mrconfigid"
-	ClaimMROwner          = "tdx_mrowner"
-	ClaimMROwnerConfig    = "tdx_mrownerconfig"
-	ClaimMRSeam           = "tdx_mrseam"
-	ClaimMRSignerSeam     = "tdx_mrsignerseam"
-	ClaimReportData       = "tdx_report_data"
-	ClaimSeamAttributes   = "tdx_seam_attributes"
-	ClaimSeamSVN          = "tdx_seamsvn"
-	ClaimTDAttributes     = "tdx_td_attributes"
-	ClaimTDAttrDebug      = "tdx_td_attributes_debug"
-	ClaimTDAttrKeyLocker  = "tdx_td_attributes_key_locker"
-	ClaimTDAttrPerfmon    = "tdx_td_attributes_perfmon"
-	ClaimTDAttrPKS        = "tdx_td_attributes_protection_keys"
-	ClaimTDAttrSEPTVE     = "tdx_td_attributes_septve_disable"
-	ClaimTEETCBSVN        = "tdx_tee_tcb_svn"
-	ClaimXFAM             = "tdx_xfam"
-	EATProfile            = "https://aka.ms/maa-eat-profile-tdxvm"
-	AttestationTypeTDX    = "tdxvm"
-	claimRTMRPrefix       = "tdx_rtmr"
-	ClaimPlatformStatus   = "x-ms-tdx-platform-tcb-status"
-	ClaimModuleStatus     = "x-ms-tdx-module-tcb-status"
-	ClaimQEStatus         = "x-ms-tdx-qe-tcb-status"
-	ClaimAdvisoryIDs      = "attester_advisory_ids"
-	ClaimTCBDate          = "x-ms-tdx-tcb-date"
-	ClaimTCBEvalNumber    = "x-ms-tdx-tcb-evaluation-data-number"
-	ClaimFMSPC            = "x-ms-tdx-fmspc"
-	ClaimCollateral       = "x-ms-tdx-collateral"
-	ClaimGraceUsed        = "x-ms-tdx-collateral-grace-used"
-	ClaimVerifiedAt       = "x-ms-tdx-verified-at"
-	ClaimQuoteVersion     = "x-ms-tdx-quote-version"
-	ClaimTEETCBSVN2       = "x-ms-tdx-tee-tcb-svn2"
-	ClaimMRServiceTD      = "x-ms-tdx-mrservicetd"
+	ClaimEATProfile      = "eat_profile"
+	ClaimDbgStat         = "dbgstat"
+	ClaimIntUse          = "intuse"
+	ClaimAttesterTCB     = "attester_tcb_status"
+	ClaimMRTD            = "tdx_mrtd"
+	ClaimMRConfigID      = "tdx_mrconfigid"
+	ClaimMROwner         = "tdx_mrowner"
+	ClaimMROwnerConfig   = "tdx_mrownerconfig"
+	ClaimMRSeam          = "tdx_mrseam"
+	ClaimMRSignerSeam    = "tdx_mrsignerseam"
+	ClaimReportData      = "tdx_report_data"
+	ClaimSeamAttributes  = "tdx_seam_attributes"
+	ClaimSeamSVN         = "tdx_seamsvn"
+	ClaimTDAttributes    = "tdx_td_attributes"
+	ClaimTDAttrDebug     = "tdx_td_attributes_debug"
+	ClaimTDAttrKeyLocker = "tdx_td_attributes_key_locker"
+	ClaimTDAttrPerfmon   = "tdx_td_attributes_perfmon"
+	ClaimTDAttrPKS       = "tdx_td_attributes_protection_keys"
+	ClaimTDAttrSEPTVE    = "tdx_td_attributes_septve_disable"
+	ClaimTEETCBSVN       = "tdx_tee_tcb_svn"
+	ClaimXFAM            = "tdx_xfam"
+	EATProfile           = "https://aka.ms/maa-eat-profile-tdxvm"
+	AttestationTypeTDX   = "tdxvm"
+	claimRTMRPrefix      = "tdx_rtmr"
+	ClaimPlatformStatus  = "x-ms-tdx-platform-tcb-status"
+	ClaimModuleStatus    = "x-ms-tdx-module-tcb-status"
+	ClaimQEStatus        = "x-ms-tdx-qe-tcb-status"
+	ClaimAdvisoryIDs     = "attester_advisory_ids"
+	ClaimTCBDate         = "x-ms-tdx-tcb-date"
+	ClaimTCBEvalNumber   = "x-ms-tdx-tcb-evaluation-data-number"
+	ClaimFMSPC           = "x-ms-tdx-fmspc"
+	ClaimCollateral      = "x-ms-tdx-collateral"
+	ClaimGraceUsed       = "x-ms-tdx-collateral-grace-used"
+	ClaimVerifiedAt      = "x-ms-tdx-verified-at"
+	ClaimQuoteVersion    = "x-ms-tdx-quote-version"
+	ClaimTEETCBSVN2      = "x-ms-tdx-tee-tcb-svn2"
+	ClaimMRServiceTD     = "x-ms-tdx-mrservicetd"
+	// Event log claims (a request with a CCEL "eventLog"): the replayed
+	// events for the policy, the log's SHA-256 and event count for the token.
+	ClaimEvents           = "events"
+	ClaimEventLogDigest   = "x-ms-tdx-event-log-sha256"
+	ClaimEventLogEvents   = "x-ms-tdx-event-log-events"
 	claimAttestationTypeX = evidence.ClaimAttestationType
 )
 
@@ -353,6 +379,7 @@ func ClaimsSupported() []string {
 		ClaimTDAttrDebug, ClaimTDAttrKeyLocker, ClaimTDAttrPerfmon, ClaimTDAttrPKS, ClaimTDAttrSEPTVE, ClaimTEETCBSVN, ClaimXFAM,
 		ClaimQuoteVersion, ClaimTEETCBSVN2, ClaimMRServiceTD, ClaimPlatformStatus, ClaimModuleStatus, ClaimQEStatus,
 		ClaimTCBDate, ClaimTCBEvalNumber, ClaimFMSPC, ClaimAdvisoryIDs, ClaimCollateral, ClaimGraceUsed, ClaimVerifiedAt,
+		ClaimEventLogDigest, ClaimEventLogEvents,
 	}
 }
 
