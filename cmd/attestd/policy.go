@@ -118,7 +118,7 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 			"Exit codes: 0 permitted, 1 attest would refuse, 2 usage or I/O error.",
 		"attestd policy explain --type SgxEnclave --policy examples/policies/sgx-product7.txt --claims examples/claims/sgx.json",
 		"attestd policy explain --server https://127.0.0.1:8443 --token \"$TOKEN\" --cacert data/tls/cert.pem --type SgxEnclave --claims claims.json")
-	typ := fs.String("type", "SgxEnclave", "attestation type: SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm (evidence: SgxEnclave or OpenEnclave)")
+	typ := fs.String("type", "SgxEnclave", "attestation type: SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm (evidence: SgxEnclave, OpenEnclave or TdxVm)")
 	policyPath := fs.String("policy", "", "policy text file (default: the type's default policy)")
 	claimsPath := fs.String("claims", "", "JSON claim set {\"type\": value | [values]}")
 	evPath := fs.String("evidence", "", "evidence: an attest request body (JSON, as POST /attest takes) or the raw quote/report (binary, base64(url) or hex)")
@@ -173,8 +173,8 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		req.Claims = b
 	} else {
-		if t != evidence.SgxEnclave && t != evidence.OpenEnclave {
-			return usage("--evidence needs --type SgxEnclave or OpenEnclave (the verifiers in this build)")
+		if t != evidence.SgxEnclave && t != evidence.OpenEnclave && t != evidence.TdxVm {
+			return usage("--evidence needs --type SgxEnclave, OpenEnclave or TdxVm (the verifiers in this build)")
 		}
 		if of.collateral == "" && !of.diagnostic {
 			return usage("--evidence needs --collateral (or --diagnostic-skip-collateral)")
@@ -199,7 +199,7 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 			// bind them (a text file is not decoded as hex or base64).
 			req.Evidence.Runtime = &evidence.Data{Bytes: rt}
 		}
-		if v, req.Now, err = of.verifier(); err != nil {
+		if v, req.Now, err = of.offlineVerifier(t); err != nil {
 			return usage("%v", err)
 		}
 	}
