@@ -37,14 +37,18 @@ func TestPluginBlocks(t *testing.T) {
 		openErr string
 		types   []evidence.Type
 	}{
-		{"sgx and collateral", `{` + coll + `, "sgx": {"roots": ["root.pem"], "grace": "1h"}}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.SevSnpVm}},
-		{"collateral only", `{` + coll + `}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.SevSnpVm}},
-		{"disabled", `{"sgx": {"disabled": true}, "snp": {"disabled": true}}`, "", "", nil},
-		{"snp only", `{"sgx": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm}},
+		{"sgx and collateral", `{` + coll + `, "sgx": {"roots": ["root.pem"], "grace": "1h"}}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.Tpm, evidence.SevSnpVm}},
+		{"collateral only", `{` + coll + `}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.Tpm, evidence.SevSnpVm}},
+		{"disabled", `{"sgx": {"disabled": true}, "snp": {"disabled": true}, "tpm": {"disabled": true}}`, "", "", nil},
+		{"snp only", `{"sgx": {"disabled": true}, "tpm": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm}},
+		{"tpm only, GCE roots", `{"sgx": {"disabled": true}, "snp": {"disabled": true}, "tpm": {"builtin_roots": ["gce"], "roots": ["root.pem"]}}`, "", "", []evidence.Type{evidence.Tpm}},
+		{"unknown tpm root set", `{"tpm": {"builtin_roots": ["azure"]}}`, "", `unknown set "azure"`, nil},
+		{"unknown tpm member", `{"tpm": {"rootz": []}}`, "", `unknown field "rootz"`, nil},
+		{"tpm trusted AK file without a key", `{"tpm": {"trusted_aks": ["collateral.json"]}}`, "", "no PUBLIC KEY", nil},
 		{"unknown snp member", `{"snp": {"rootz": []}}`, "", `unknown field "rootz"`, nil},
 		{"snp root file without an ARK", `{"snp": {"roots": ["root.pem"]}}`, "", "holds no ARK", nil},
 		{"snp crl without kds", `{"snp": {"check_crl": true, "kds": {"disabled": true}}}`, "", "check_crl", nil},
-		{"no plugin reads it", `{"tpm": {}}`, `unknown field "tpm"`, "", nil},
+		{"no plugin reads it", `{"nosuchtee": {}}`, `unknown field "nosuchtee"`, "", nil},
 		{"unknown sgx member", `{` + coll + `, "sgx": {"rootz": []}}`, "", `unknown field "rootz"`, nil},
 		{"unknown collateral member", `{"collateral": {"type": "bundle", "pth": "x"}}`, "", `unknown field "pth"`, nil},
 		{"bad grace", `{` + coll + `, "sgx": {"grace": "soon"}}`, "", "sgx.grace", nil},
