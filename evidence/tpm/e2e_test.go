@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/attestd/attestd/evidence/tpm"
 	"github.com/attestd/attestd/evidence/tpm/abi"
 	"github.com/attestd/attestd/evidence/tpm/verify"
+	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/internal/attestdtest"
 	"github.com/attestd/attestd/testing/swtpm"
 	"github.com/attestd/attestd/tpmclient"
@@ -61,6 +63,8 @@ type fixture struct {
 	dbCert  []byte
 	ctx     context.Context
 	attestr *tpmclient.Attester
+	// skew moves the server's clock (nanoseconds).
+	skew atomic.Int64
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -90,7 +94,8 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	v := tpm.NewVerifier(tpm.Options{Verify: verify.Options{Roots: pool, VBSSigningKeys: []*rsa.PublicKey{&f.vsmKey.PublicKey}}})
-	if f.srv, err = attestdtest.StartWith(t.TempDir(), attestdtest.Options{Verifiers: map[evidence.Type]evidence.Verifier{evidence.Tpm: v}}); err != nil {
+	now := func() time.Time { return time.Now().Add(time.Duration(f.skew.Load())) }
+	if f.srv, err = attestdtest.StartWith(t.TempDir(), attestdtest.Options{Verifiers: map[evidence.Type]evidence.Verifier{evidence.Tpm: v}, Now: now}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.srv.Close)
@@ -204,6 +209,17 @@ func TestProtocolOverHTTPS(t *testing.T) {
 			b[len(b)/2] = 'A'
 		}
 		wantCheck(t, forged(t, string(b)), evidence.CheckServiceContextForged)
+	})
+	t.Run("expired service_context", func(t *testing.T) {
+		ch, sc := f.challenge(t)
+		msg, err := f.attestr.TpmRequest(ctx, ch, sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.skew.Store(int64(instance.ServiceContextLifetime + time.Minute))
+		defer f.skew.Store(0)
+		_, err = f.cl.AttestTpmProtocol(ctx, msg)
+		wantCheck(t, err, evidence.CheckServiceContextExpired)
 	})
 	t.Run("missing service_context", func(t *testing.T) {
 		wantCheck(t, forged(t, ""), verify.CheckRequest)

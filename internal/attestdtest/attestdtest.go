@@ -126,6 +126,9 @@ type Options struct {
 	// ones (e.g. a Tpm verifier trusting a test AK), replacing them for
 	// the same type.
 	Verifiers map[evidence.Type]evidence.Verifier
+	// Now is the instances' clock (nil: time.Now), e.g. to let a TPM
+	// service_context expire.
+	Now func() time.Time
 }
 
 // Start serves a fresh attestd with its state under dir.
@@ -202,7 +205,7 @@ func StartWith(dir string, o Options) (*Server, error) {
 			verifiers[t] = ov
 		}
 		in, err := instance.New(ctx, instance.Config{Name: m.name, Mode: m.mode, Issuer: s.URL + m.prefix, PolicyCertificates: m.certs},
-			instance.Options{Store: db, Keys: ks, Logger: quiet, Verifiers: verifiers})
+			instance.Options{Store: db, Keys: ks, Logger: quiet, Verifiers: verifiers, Now: o.Now})
 		if err != nil {
 			return nil, err
 		}
