@@ -250,13 +250,24 @@ func bodyHash(body string) string {
 	return base64.RawURLEncoding.EncodeToString(s[:])
 }
 
+// NoPolicyJWS is GET /policies/Tpm's x-ms-policy while no Tpm policy is
+// set: an unsigned StoredAttestationPolicy with an empty AttestationPolicy
+// ({"AttestationPolicy":""}). Real MAA answers the empty JWS
+// `eyJhbGciOiJub25lIn0..` (maa-policy.md §11), whose missing payload makes
+// @azure/attestation 1.0.0's getPolicy throw (it deserializes the payload
+// as StoredAttestationPolicy) and the Python SDK's get_policy fail; this
+// one decodes to the same empty policy text in every SDK (the Go client,
+// npm, Python and C++ all read AttestationPolicy "" as ""). The npm client
+// is exercised on it in interop/js/tpm.test.mjs.
+const NoPolicyJWS = "eyJhbGciOiJub25lIn0.eyJBdHRlc3RhdGlvblBvbGljeSI6IiJ9."
+
 // unsignedPolicyJWS is the unsigned StoredAttestationPolicy JWS for text, as
-// real MAA returns it for default and unsigned policies; an empty text gives
-// the empty JWS `eyJhbGciOiJub25lIn0..` (Tpm without a policy).
+// real MAA returns it for default and unsigned policies; an empty text (Tpm
+// without a policy) gives NoPolicyJWS.
 func unsignedPolicyJWS(text string) string {
 	const hdr = "eyJhbGciOiJub25lIn0" // {"alg":"none"}
 	if text == "" {
-		return hdr + ".."
+		return NoPolicyJWS
 	}
 	p, _ := json.Marshal(map[string]string{"AttestationPolicy": base64.RawURLEncoding.EncodeToString([]byte(text))})
 	return hdr + "." + base64.RawURLEncoding.EncodeToString(p) + "."
