@@ -251,15 +251,17 @@ func bodyHash(body string) string {
 }
 
 // NoPolicyJWS is GET /policies/Tpm's x-ms-policy while no Tpm policy is
-// set: an unsigned StoredAttestationPolicy with an empty AttestationPolicy
-// ({"AttestationPolicy":""}). Real MAA answers the empty JWS
-// `eyJhbGciOiJub25lIn0..` (maa-policy.md §11), whose missing payload makes
-// @azure/attestation 1.0.0's getPolicy throw (it deserializes the payload
-// as StoredAttestationPolicy) and the Python SDK's get_policy fail; this
-// one decodes to the same empty policy text in every SDK (the Go client,
-// npm, Python and C++ all read AttestationPolicy "" as ""). The npm client
-// is exercised on it in interop/js/tpm.test.mjs.
-const NoPolicyJWS = "eyJhbGciOiJub25lIn0.eyJBdHRlc3RhdGlvblBvbGljeSI6IiJ9."
+// set: an unsigned StoredAttestationPolicy whose AttestationPolicy is "="
+// ({"AttestationPolicy":"="}), the padding of zero bytes, i.e. the empty
+// policy text. Real MAA answers the empty JWS `eyJhbGciOiJub25lIn0..`
+// (maa-policy.md §11), on which @azure/attestation 1.0.0's getPolicy
+// throws a TypeError (it deserializes the missing payload as
+// StoredAttestationPolicy), and it throws too on AttestationPolicy ""
+// (core-client's Base64Url reader maps "" to undefined). "=" decodes to
+// zero bytes in every SDK: npm (Buffer), Python (msrest pads and decodes),
+// the Go client (padding trimmed). interop/js/tpm.test.mjs and
+// interop/python/tpm_attest.py read it through the official SDKs.
+const NoPolicyJWS = "eyJhbGciOiJub25lIn0.eyJBdHRlc3RhdGlvblBvbGljeSI6Ij0ifQ."
 
 // unsignedPolicyJWS is the unsigned StoredAttestationPolicy JWS for text, as
 // real MAA returns it for default and unsigned policies; an empty text (Tpm

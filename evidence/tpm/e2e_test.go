@@ -126,6 +126,9 @@ func TestProtocolOverHTTPS(t *testing.T) {
 	ctx := f.ctx
 
 	t.Run("no policy", func(t *testing.T) {
+		if text, _, err := f.cl.GetPolicy(ctx, "Tpm"); err != nil || text != "" {
+			t.Fatalf("GetPolicy(Tpm) without a policy = %q, %v; want the empty text", text, err)
+		}
 		_, err := f.cl.AttestTpm(ctx, f.attestr)
 		var ce *client.Error
 		if !errors.As(err, &ce) || ce.StatusCode != http.StatusBadRequest || ce.Code != "Bad request" ||
