@@ -15,6 +15,7 @@ func TestVerifyTdxVm(t *testing.T) {
 	d2 := testenv.Shared(t, "vectors/dcap-qvl/sample/tdx_quote")
 	d2c := testenv.Shared(t, "vectors/dcap-qvl/sample/tdx_quote_collateral.json")
 	near := "vectors/dcap-qvl/tests/near/contracts/gas-test/tests/quote/"
+	ccel := "vectors/go-tdx-guest/testing/testdata/ccel/"
 	cases := []struct {
 		args   []string
 		code   int
@@ -29,6 +30,9 @@ func TestVerifyTdxVm(t *testing.T) {
 		{[]string{"--evidence", testenv.Shared(t, "vectors/go-tdx-guest/testing/testdata/tdx_prod_quote_SPR_E4.dat"), "--collateral", testenv.Shared(t, "vectors/derived-dcapqvl-collateral/go-tdx-guest_50806f000000_2023-06.json"), "--at", "2023-06-25T00:00:00Z"}, verifyExitRejected, "", "verification failed: tcb.no_matching_level:"},
 		{[]string{"--evidence", testenv.Shared(t, "vectors/dcap-qvl/sample/sgx_quote"), "--collateral", d2c}, verifyExitRejected, "", "verification failed: quote.not_tdx:"},
 		{[]string{"--evidence", d2}, verifyExitUsage, "", "--collateral is required"},
+		// GCP's TD with its CCEL: the log replays to the quote's RTMRs.
+		{[]string{"--evidence", testenv.Shared(t, ccel+"cos-113-tdx-quote.dat"), "--event-log", testenv.Shared(t, ccel+"ccel_data.dat"), "--collateral", testenv.Shared(t, "vectors/derived-dcapqvl-collateral/openenclave_00806f050000_eval21_2026-06.json"), "--at", "2026-06-20T00:00:00Z"}, verifyExitOK, `"x-ms-tdx-event-log-events": 43`, ""},
+		{[]string{"--evidence", d2, "--event-log", testenv.Shared(t, ccel+"ccel_data.dat"), "--collateral", d2c, "--at", "2025-07-01T00:00:00Z"}, verifyExitRejected, "", "verification failed: tdx.event_log:"},
 	}
 	for _, c := range cases {
 		args := append([]string{"--type", "TdxVm"}, c.args...)
