@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -42,4 +44,18 @@ func TestVerifyTdxVm(t *testing.T) {
 			t.Errorf("%v: code %d stdout %q stderr %q", c.args, code, out.String(), errb.String())
 		}
 	}
+}
+
+// TestPolicyExplainTdxVm dry-runs policies over a real TD quote (D2) with
+// its real collateral.
+func TestPolicyExplainTdxVm(t *testing.T) {
+	quote := testenv.Shared(t, "vectors/dcap-qvl/sample/tdx_quote")
+	coll := testenv.Shared(t, "vectors/dcap-qvl/sample/tdx_quote_collateral.json")
+	deny := filepath.Join(t.TempDir(), "deny.txt")
+	os.WriteFile(deny, []byte(`version=1.0; authorizationrules{ [type=="attester_tcb_status", value=="UpToDate"] => deny(); => permit(); };`), 0o600)
+	const at = "2025-07-01T00:00:00Z"
+	base := []string{"policy", "explain", "--type", "TdxVm", "--evidence", quote, "--collateral", coll}
+	runCommand(t, append(base, "--at", at), 0, []string{"PERMITTED (policy: default)", `"attester_tcb_status": "UpToDate"`}, nil)
+	runCommand(t, append(base, "--at", at, "--policy", deny), 1, []string{"DENIED"}, nil)
+	runCommand(t, append(base, "--at", "2030-01-01T00:00:00Z"), 1, nil, []string{"evidence verification failed at check tcb_info.expired"})
 }
