@@ -52,6 +52,8 @@ type attestRequest struct {
 	DraftPolicy  string      `json:"draftPolicyForAttestation,omitempty"`
 	Nonce        string      `json:"nonce,omitempty"`
 	EventLog     string      `json:"eventLog,omitempty"`
+	// AttestationInfo is AzureGuest's evidence (base64url of its JSON).
+	AttestationInfo string `json:"AttestationInfo,omitempty"`
 }
 
 func dataOf(bin, js []byte, what string) (*attestData, error) {
@@ -131,9 +133,29 @@ func (c *Client) attest(ctx context.Context, typ string, req attestRequest, opts
 	return c.attestVersion(ctx, typ, "", req, opts)
 }
 
+// AttestAzureGuest sends an Azure confidential VM's guest evidence to POST
+// /attest/AzureGuest (maa-api.md §8): attestationInfo is the
+// AttestationInfo JSON (client/azureguest.Collect builds it from the
+// vTPM). The service answers the token encrypted to the vTPM's ephemeral
+// key; open decrypts it (azureguest.Evidence.Open), and the token is then
+// validated as any other. Runtime and init-time data do not apply
+// (opts.RuntimeData etc. must be unset); opts.Nonce is echoed.
+func (c *Client) AttestAzureGuest(ctx context.Context, attestationInfo []byte, open func(sealed string) (string, error), opts *AttestOptions) (*AttestationResult, error) {
+	if open == nil {
+		return nil, fmt.Errorf("client: AttestAzureGuest needs the function that opens the sealed token")
+	}
+	return c.attestSealed(ctx, "AzureGuest", "", attestRequest{AttestationInfo: base64.RawURLEncoding.EncodeToString(attestationInfo)}, opts, open)
+}
+
 // attestVersion is attest with the api-version a type needs when the
 // client is at DefaultAPIVersion ("" keeps the client's).
 func (c *Client) attestVersion(ctx context.Context, typ, version string, req attestRequest, opts *AttestOptions) (*AttestationResult, error) {
+	return c.attestSealed(ctx, typ, version, req, opts, nil)
+}
+
+// attestSealed is attestVersion for protocols whose answer must be opened
+// (open non-nil) before the token inside is validated.
+func (c *Client) attestSealed(ctx context.Context, typ, version string, req attestRequest, opts *AttestOptions, open func(string) (string, error)) (*AttestationResult, error) {
 	if c.version != DefaultAPIVersion {
 		version = ""
 	}
@@ -162,6 +184,11 @@ func (c *Client) attestVersion(ctx context.Context, typ, version string, req att
 	raw, err := tokenResponse(resp)
 	if err != nil {
 		return nil, err
+	}
+	if open != nil {
+		if raw, err = open(raw); err != nil {
+			return nil, invalid(ReasonMalformed, "opening the sealed token: %v", err)
+		}
 	}
 	t, err := c.validate(ctx, raw, opts.DraftPolicy != "")
 	if err != nil {

@@ -29,6 +29,9 @@ func TestPluginBlocks(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "snp-roots.pem"), sp.RootsPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "snp-leaf.pem"), sp.ChainPEM(false), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	coll := `"collateral": {"type": "bundle", "path": "collateral.json"}`
 	for _, tc := range []struct {
 		name    string
@@ -37,10 +40,16 @@ func TestPluginBlocks(t *testing.T) {
 		openErr string
 		types   []evidence.Type
 	}{
-		{"sgx and collateral", `{` + coll + `, "sgx": {"roots": ["root.pem"], "grace": "1h"}}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.SevSnpVm}},
-		{"collateral only", `{` + coll + `}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.SevSnpVm}},
-		{"disabled", `{"sgx": {"disabled": true}, "snp": {"disabled": true}}`, "", "", nil},
-		{"snp only", `{"sgx": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm}},
+		{"sgx and collateral", `{` + coll + `, "sgx": {"roots": ["root.pem"], "grace": "1h"}}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.SevSnpVm, evidence.TdxVm, evidence.AzureGuest}},
+		{"collateral only", `{` + coll + `}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.SevSnpVm, evidence.TdxVm, evidence.AzureGuest}},
+		{"disabled", `{"sgx": {"disabled": true}, "snp": {"disabled": true}, "tdx": {"disabled": true}}`, "", "", nil},
+		{"snp only", `{"sgx": {"disabled": true}, "tdx": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm, evidence.AzureGuest}},
+		{"azureguest disabled", `{"sgx": {"disabled": true}, "tdx": {"disabled": true}, "azureguest": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm}},
+		{"tdx only", `{` + coll + `, "sgx": {"disabled": true}, "snp": {"disabled": true}, "tdx": {"roots": ["root.pem"], "grace": "1h"}}`, "", "", []evidence.Type{evidence.TdxVm}},
+		{"unknown tdx member", `{"tdx": {"rootz": []}}`, "", `unknown field "rootz"`, nil},
+		{"bad tdx grace", `{` + coll + `, "tdx": {"grace": "soon"}}`, "", "tdx.grace", nil},
+		{"tdx root is not a CA", `{` + coll + `, "tdx": {"roots": ["snp-leaf.pem"]}}`, "", "not a CA certificate", nil},
+		{"unknown azureguest member", `{"azureguest": {"ak_rootz": []}}`, "", `unknown field "ak_rootz"`, nil},
 		{"unknown snp member", `{"snp": {"rootz": []}}`, "", `unknown field "rootz"`, nil},
 		{"snp root file without an ARK", `{"snp": {"roots": ["root.pem"]}}`, "", "holds no ARK", nil},
 		{"snp crl without kds", `{"snp": {"check_crl": true, "kds": {"disabled": true}}}`, "", "check_crl", nil},
