@@ -267,7 +267,18 @@ function input() {
   return { evidence: state.evidence };
 }
 
+// run dry-runs the policy over the input and shows the answer; the
+// result panel counts finished runs in data-runs (for tests and for
+// assistive technology that watches the region).
 async function run() {
+  try {
+    await runOnce();
+  } finally {
+    $("result").dataset.runs = String((Number($("result").dataset.runs) || 0) + 1);
+  }
+}
+
+async function runOnce() {
   const inp = input();
   if (inp.error) {
     showFailure(inp.error);
@@ -315,7 +326,7 @@ function showResult(ex) {
       const cls = rule.matched ? "hl-match" : "hl-nomatch";
       if (!lines.has(rule.line) || rule.matched) lines.set(rule.line, cls);
       if (sec.name === "authorizationrules" && rule.matched && /^(permit|deny)/.test(rule.effect || rule.action || "")) decider = rule;
-      const label = "[" + rule.index + "] line " + rule.line + ":" + rule.column + " " + (rule.matched ? "matched" : "no match");
+      const label = "[" + (rule.index + 1) + "] line " + rule.line + ":" + rule.column + " " + (rule.matched ? "matched" : "no match");
       const btn = el("button", { type: "button", class: "rule " + cls, "aria-pressed": "false", dataset: { line: rule.line, section: sec.name, index: rule.index } },
         el("span", { class: "rule-head", textContent: label }),
         el("code", { class: "rule-text", textContent: rule.text }));
