@@ -37,10 +37,12 @@ func TestPluginBlocks(t *testing.T) {
 		openErr string
 		types   []evidence.Type
 	}{
-		{"sgx and collateral", `{` + coll + `, "sgx": {"roots": ["root.pem"], "grace": "1h"}}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.SevSnpVm}},
-		{"collateral only", `{` + coll + `}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.SevSnpVm}},
+		{"sgx and collateral", `{` + coll + `, "sgx": {"roots": ["root.pem"], "grace": "1h"}}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.SevSnpVm, evidence.AzureGuest}},
+		{"collateral only", `{` + coll + `}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.SevSnpVm, evidence.AzureGuest}},
 		{"disabled", `{"sgx": {"disabled": true}, "snp": {"disabled": true}}`, "", "", nil},
-		{"snp only", `{"sgx": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm}},
+		{"snp only", `{"sgx": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm, evidence.AzureGuest}},
+		{"azureguest disabled", `{"sgx": {"disabled": true}, "azureguest": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm}},
+		{"unknown azureguest member", `{"azureguest": {"ak_rootz": []}}`, "", `unknown field "ak_rootz"`, nil},
 		{"unknown snp member", `{"snp": {"rootz": []}}`, "", `unknown field "rootz"`, nil},
 		{"snp root file without an ARK", `{"snp": {"roots": ["root.pem"]}}`, "", "holds no ARK", nil},
 		{"snp crl without kds", `{"snp": {"check_crl": true, "kds": {"disabled": true}}}`, "", "check_crl", nil},

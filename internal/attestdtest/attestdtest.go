@@ -30,6 +30,7 @@ import (
 	"github.com/attestd/attestd/auth"
 	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/azureguest"
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/evidence/snp"
 	snpverify "github.com/attestd/attestd/evidence/snp/verify"
@@ -188,7 +189,8 @@ func Start(dir string) (*Server, error) {
 		}
 		in, err := instance.New(ctx, instance.Config{Name: m.name, Mode: m.mode, Issuer: s.URL + m.prefix, PolicyCertificates: m.certs},
 			instance.Options{Store: db, Keys: ks, Logger: quiet,
-				Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v, evidence.SevSnpVm: sv}})
+				Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v, evidence.SevSnpVm: sv,
+					evidence.AzureGuest: azureguest.New(azureguest.Options{SNP: sv})}})
 		if err != nil {
 			return nil, err
 		}
