@@ -164,7 +164,15 @@ func TestSamples(t *testing.T) {
 	if err := json.Unmarshal(b, &samples); err != nil {
 		t.Fatal(err)
 	}
-	for _, typ := range []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.SevSnpVm, evidence.TdxVm, evidence.Tpm} {
+	page, _ := h.File("index.html")
+	script, _ := h.File("app.js")
+	for _, typ := range evidence.Types {
+		if !strings.Contains(string(page), "<option>"+string(typ)+"</option>") {
+			t.Errorf("the type selector lacks %s", typ)
+		}
+		if !regexp.MustCompile(`\b` + string(typ) + `: "[A-Za-z]+"`).Match(script) {
+			t.Errorf("app.js: EVIDENCE_FIELD lacks %s", typ)
+		}
 		s, ok := samples[string(typ)]
 		if !ok {
 			t.Errorf("no sample for %s", typ)
@@ -177,7 +185,7 @@ func TestSamples(t *testing.T) {
 			t.Errorf("%s sample claims: %v", typ, err)
 		}
 	}
-	if len(samples) != 5 {
+	if len(samples) != len(evidence.Types) {
 		t.Errorf("%d samples, want one per type", len(samples))
 	}
 }

@@ -24,7 +24,7 @@ const el = (tag, props = {}, ...children) => {
 const base = location.pathname.replace(/\/attestd\/playground\/?$/, "");
 const CASE_FORMAT = "attestd-playground-case/1";
 // The evidence member of an attest request body per type (maa-api.md §1.1).
-const EVIDENCE_FIELD = { SgxEnclave: "quote", TdxVm: "quote", OpenEnclave: "report", SevSnpVm: "report", Tpm: "data" };
+const EVIDENCE_FIELD = { SgxEnclave: "quote", TdxVm: "quote", OpenEnclave: "report", SevSnpVm: "report", Tpm: "data", AzureGuest: "AttestationInfo" };
 
 const state = {
   token: "", // memory only
@@ -238,7 +238,7 @@ async function buildEvidence() {
   let body = null;
   try {
     const j = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(ev.bytes));
-    if (j && typeof j === "object" && !Array.isArray(j) && ["quote", "report", "data"].some((k) => typeof j[k] === "string")) body = j;
+    if (j && typeof j === "object" && !Array.isArray(j) && ["quote", "report", "data", "AttestationInfo", "attestationInfo"].some((k) => typeof j[k] === "string")) body = j;
   } catch {
     // binary evidence
   }
