@@ -18,8 +18,8 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
+	"fmt"
 	"io/fs"
-	"mime"
 	"net/http"
 	"path"
 	"strings"
@@ -49,6 +49,16 @@ type Errors interface {
 	MethodNotAllowed(w http.ResponseWriter, r *http.Request, allowed ...string)
 }
 
+// contentTypes are fixed here rather than taken from the system's MIME
+// table (mime.TypeByExtension reads /etc/mime.types), so that a module
+// script is always served as JavaScript, which nosniff requires.
+var contentTypes = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".json": "application/json",
+}
+
 // file is one embedded file with what its answer needs.
 type file struct {
 	body        []byte
@@ -76,9 +86,9 @@ func New(errs Errors) (*Handler, error) {
 		if err != nil {
 			return err
 		}
-		ct := mime.TypeByExtension(path.Ext(p))
-		if ct == "" {
-			ct = "application/octet-stream"
+		ct, ok := contentTypes[path.Ext(p)]
+		if !ok {
+			return fmt.Errorf("playground: %s: no content type for %q files", p, path.Ext(p))
 		}
 		sum := sha256.Sum256(b)
 		h.files[strings.TrimPrefix(p, "static/")] = file{body: b, contentType: ct, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`}

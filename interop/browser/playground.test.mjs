@@ -122,6 +122,7 @@ test("a policy typed with an error is marked at the server parser's line and col
   assert.match(await page.textContent("#policy-status"), /Parse error at line 5, column 1: /);
   assert.equal(await page.getAttribute("#policy", "aria-invalid"), "true");
   assert.ok(responses.some((r) => r.path === "/attestd/policies/SgxEnclave:explain" && r.status === 400));
+  await page.screenshot({ path: join(ARTIFACTS, "playground-parse-error-1280.png"), fullPage: true });
 
   // Fix it: the caret at the end of line 4, type ';'.
   await page.$eval("#policy", (ta) => {
