@@ -88,6 +88,14 @@ async function run() {
   await page.waitForFunction((k) => Number(document.getElementById("result").dataset.runs) > k, n);
 }
 
+// checked waits until the policy status is about the editor's text as it
+// is now (the as-you-type checks of partial texts are done), then returns
+// the status text.
+async function checked() {
+  await page.waitForSelector('#policy-status[data-checked="current"]');
+  return page.textContent("#policy-status");
+}
+
 async function selectedLines() {
   return page.$$eval("#highlight .line.hl-selected", (els) => els.map((e) => Number(e.dataset.line)));
 }
@@ -111,7 +119,7 @@ test("a policy typed with an error is marked at the server parser's line and col
   await typePolicy(BAD);
   // The server says: offending '}' at line 5, column 1 (the ';' after
   // permit() is missing).
-  await page.waitForSelector("#parse-error-mark");
+  assert.match(await checked(), /^Parse error/);
   const mark = await page.$eval("#parse-error-mark", (m) => {
     const line = m.closest(".line");
     let col = 1;
@@ -130,7 +138,7 @@ test("a policy typed with an error is marked at the server parser's line and col
     ta.setSelectionRange(off, off);
   });
   await page.keyboard.type(";");
-  await page.waitForFunction(() => /The policy parses/.test(document.getElementById("policy-status").textContent));
+  assert.match(await checked(), /^The policy parses/);
   assert.equal(await page.$("#parse-error-mark"), null);
   assert.equal(await page.getAttribute("#policy", "aria-invalid"), null);
   // Highlighting: keywords and strings are coloured.
@@ -159,7 +167,8 @@ test("claims: a debuggable enclave is denied (no rule matched, why not), a produ
 
 test("evidence: a test-platform SGX quote with runtime data, the sample policy, token claims and the highlighted rule", { skip }, async () => {
   await page.locator("#load-sample").click();
-  await page.waitForFunction(() => /The policy parses/.test(document.getElementById("policy-status").textContent));
+  await page.waitForFunction(() => /Refuse debuggable/.test(document.getElementById("policy").value));
+  assert.match(await checked(), /^The policy parses/);
   await page.locator('input[name="mode"][value="evidence"]').check();
   await page.setInputFiles("#evidence-file", join(GEN, "sgx-quote-v3.bin"));
   await page.setInputFiles("#runtime-file", join(GEN, "runtime.bin"));
@@ -255,7 +264,7 @@ test("keyboard only: tab to the controls, Ctrl+Enter runs, Enter on a rule highl
   await page.locator("#claims").focus();
   await page.keyboard.press("Control+A");
   await page.keyboard.type('{"x-ms-sgx-is-debuggable": false, "x-ms-sgx-mrsigner": "aa"}');
-  await page.waitForFunction(() => /The policy parses/.test(document.getElementById("policy-status").textContent));
+  await page.waitForFunction(() => /The policy parses/.test(document.getElementById("policy-status").textContent)); // with the token
   await page.keyboard.press("Control+Enter");
   await page.waitForFunction(() => /^PERMITTED/.test(document.getElementById("result-status").textContent));
   const issuance = page.locator('#trace button.rule[data-section="issuancerules"]').first();

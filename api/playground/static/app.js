@@ -137,7 +137,10 @@ async function checkPolicy() {
   const seq = ++state.checkSeq;
   const text = policyBox.value;
   const r = await call("POST", explainPath(), { policy: text, claims: {} });
-  if (seq !== state.checkSeq) return;
+  // An answer about a text that has changed since is dropped: the change
+  // scheduled a check of its own.
+  if (seq !== state.checkSeq || text !== policyBox.value) return;
+  $("policy-status").dataset.checked = "current";
   if (r.error && r.error.code === "PolicyParsingError") {
     markParseError(r.error);
   } else if (r.error) {
@@ -149,6 +152,7 @@ async function checkPolicy() {
 
 function setPolicy(text) {
   policyBox.value = text;
+  $("policy-status").dataset.checked = "stale";
   state.lines = new Map();
   state.error = null;
   paint();
@@ -285,7 +289,9 @@ async function runOnce() {
     return;
   }
   setStatus("result-status", "Running…");
-  const r = await call("POST", explainPath(), { policy: policyBox.value, ...inp });
+  const text = policyBox.value;
+  const r = await call("POST", explainPath(), { policy: text, ...inp });
+  if (text === policyBox.value) $("policy-status").dataset.checked = "current";
   if (r.error) {
     if (r.error.code === "PolicyParsingError") markParseError(r.error);
     showFailure(r.status + " " + r.error.code + ": " + r.error.message);
@@ -409,6 +415,9 @@ function setMode(m) {
 
 $("explain-url").textContent = base + "/attestd/policies/{type}:explain";
 policyBox.addEventListener("input", () => {
+  // data-checked tells whether the status shown is about the text as it
+  // is now ("current") or about an earlier one ("stale").
+  $("policy-status").dataset.checked = "stale";
   state.lines = new Map();
   paint();
   scheduleCheck();
