@@ -68,15 +68,16 @@ var commands = []command{
 		flags:   []string{"report", "vcek-chain", "runtime-data", "runtime-json", "init-time-data", "init-time-json", "draft-policy", "nonce"},
 		example: "attest --endpoint $EP snp --report report.bin --vcek-chain vcek-chain.pem --runtime-json key.json"},
 	{name: "tdx", synopsis: "tdx --quote FILE [--runtime-json FILE | --runtime-data FILE] [--init-time-data FILE] [--draft-policy FILE] [--nonce N]",
-		about: "Attests an Intel TDX quote, raw or hex (POST /attest/TdxVm); output as for sgx. --init-time-data is\n" +
-			"bound to MRCONFIGID.",
-		flags:   []string{"quote", "runtime-data", "runtime-json", "draft-policy", "nonce", "init-time-data", "init-time-json"},
+		about: "Attests an Intel TDX quote (POST /attest/TdxVm): --quote is a v4 or v5 TD quote, raw or hex;\n" +
+			"SHA-256 of the runtime data must be the first half of its REPORTDATA.",
+		flags:   []string{"quote", "runtime-data", "runtime-json", "init-time-data", "init-time-json", "draft-policy", "nonce"},
 		example: "attest --endpoint $EP tdx --quote td-quote.bin --runtime-json key.json"},
 	{name: "azure-guest", synopsis: "azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem] [--client-payload FILE] [--nonce N]",
-		about: "Attests this Azure confidential VM through its vTPM (POST /attest/AzureGuest): the HCL report, the TCG\n" +
-			"log and a quote by the attestation key, in MAA's two-step TPM protocol; output as for sgx.",
+		about: "Attests an Azure confidential VM from inside it (POST /attest/AzureGuest): collects the HCL report,\n" +
+			"TCG log and a TPM quote from the vTPM (or reads them from files), sends them, and opens the token\n" +
+			"the service encrypts to the vTPM's ephemeral key.",
 		flags:   []string{"tpm", "hcl-report", "tcg-log", "vcek-chain", "client-payload", "ak-handle", "nonce"},
-		example: "attest --endpoint https://sharedeus2.eus2.attest.azure.net azure-guest --client-payload payload.json   # as root, for the vTPM"},
+		example: "attest --endpoint $EP azure-guest --tpm /dev/tpmrm0"},
 	{name: "token verify", synopsis: "token verify TOKEN|- --issuer URL [--type sgx,sevsnpvm,…] [--certs JWKS.json] [--at TIME]",
 		about: "Checks a token as a relying party does: signature by a key of the issuer's /certs (fetched from\n" +
 			"--issuer URL/certs or --endpoint URL/certs, or read from --certs), RS256/ES256 only, iss, exp/nbf with\n" +

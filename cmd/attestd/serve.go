@@ -246,7 +246,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		if err != nil {
 			return fmt.Errorf("instance %s: auth: %w", ri.Name, err)
 		}
-		mounts = append(mounts, api.Mount{Prefix: ri.Prefix, Instance: in, Auth: authn, Audit: st, RequireAttestToken: ri.RequireAttestToken})
+		mounts = append(mounts, api.Mount{Prefix: ri.Prefix, Instance: in, Auth: authn, Audit: st, RequireAttestToken: ri.RequireAttestToken, DisablePlayground: ri.NoPlayground})
 		log.Info("instance", "name", ri.Name, "mode", ri.Mode, "url", ri.URL, "prefix", ri.Prefix,
 			"signing_keys", keyDir, "auth", authDescription(ri))
 	}
