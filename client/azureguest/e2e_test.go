@@ -146,6 +146,24 @@ func TestEndToEndHTTPS(t *testing.T) {
 		t.Fatal("a wrong key opened the sealed token")
 	}
 
+	t.Run("policy sees the boot and isolation claims", func(t *testing.T) {
+		permit := `version=1.0;authorizationrules{c:[type=="x-ms-azurevm-dbvalidated", value==true] && c2:[type=="x-ms-isolation-tee.x-ms-sevsnpvm-is-debuggable", value==false] => permit();};` +
+			`issuancerules{c:[type=="x-ms-isolation-tee.x-ms-sevsnpvm-vmpl"] => issue(type="vmpl", value=c.value);c:[type=="x-ms-azurevm-ostype"] => issue(type="os", value=c.value);};`
+		r, err := c.AttestAzureGuest(ctx, body, ev.Open, &client.AttestOptions{DraftPolicy: permit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Unsigned || r.PolicyClaims["vmpl"] != json.Number("0") || r.PolicyClaims["os"] != "Linux" {
+			t.Fatalf("unsigned %v, policy claims %v", r.Unsigned, r.PolicyClaims)
+		}
+		deny := `version=1.0;authorizationrules{c:[type=="secureboot", value==false] => permit();};issuancerules{};`
+		_, err = c.AttestAzureGuest(ctx, body, ev.Open, &client.AttestOptions{DraftPolicy: deny})
+		var he *client.Error
+		if !errors.As(err, &he) || he.StatusCode != http.StatusBadRequest || he.Code != "PolicyEvaluationError" {
+			t.Fatalf("got %v, want 400 PolicyEvaluationError", err)
+		}
+	})
+
 	t.Run("refusals", func(t *testing.T) {
 		for _, c := range []struct {
 			name   string
