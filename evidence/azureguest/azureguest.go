@@ -29,6 +29,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -183,7 +184,7 @@ func (v *Verifier) VerifyPlatform(ctx context.Context, ev *Evidence, now time.Ti
 		}
 	}
 	if len(ai.TPM.AikCert) > 0 {
-		c, err := x509.ParseCertificate(ai.TPM.AikCert)
+		c, err := x509.ParseCertificate(firstDER(ai.TPM.AikCert))
 		if err != nil {
 			return nil, evidence.Errorf(CheckAKCert, "AikCert: %v", err)
 		}
@@ -226,6 +227,18 @@ func (v *Verifier) VerifyPlatform(ctx context.Context, ev *Evidence, now time.Ti
 	}
 	p.Quote = q
 	return p, nil
+}
+
+// firstDER returns the first DER element of b: the AK certificate is read
+// from an NV index that may be larger than the certificate, and what
+// follows it is padding no signature covers.
+func firstDER(b []byte) []byte {
+	var v asn1.RawValue
+	rest, err := asn1.Unmarshal(b, &v)
+	if err != nil {
+		return b // let the certificate parser name the problem
+	}
+	return b[:len(b)-len(rest)]
 }
 
 // signature returns sig as a TPMT_SIGNATURE: the real client sends only
