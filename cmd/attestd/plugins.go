@@ -12,13 +12,14 @@ import (
 	"github.com/attestd/attestd/evidence/azureguest"
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/evidence/snp"
+	"github.com/attestd/attestd/evidence/tdx"
 )
 
 // plugins are the evidence verifiers this binary is built with. A new TEE
 // is one line here (its package exports an evidence.Plugin); nothing else
 // in cmd/attestd knows about it.
 func plugins() []evidence.Plugin {
-	return []evidence.Plugin{sgx.Plugin(), snp.Plugin(), azureguest.Plugin()}
+	return []evidence.Plugin{sgx.Plugin(), snp.Plugin(), tdx.Plugin(), azureguest.Plugin()}
 }
 
 // registeredVerifiers builds the verifiers of every plugin from its
