@@ -13,13 +13,14 @@ import (
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/evidence/snp"
 	"github.com/attestd/attestd/evidence/tdx"
+	"github.com/attestd/attestd/evidence/tpm"
 )
 
 // plugins are the evidence verifiers this binary is built with. A new TEE
 // is one line here (its package exports an evidence.Plugin); nothing else
 // in cmd/attestd knows about it.
 func plugins() []evidence.Plugin {
-	return []evidence.Plugin{sgx.Plugin(), snp.Plugin(), tdx.Plugin(), azureguest.Plugin()}
+	return []evidence.Plugin{sgx.Plugin(), snp.Plugin(), tdx.Plugin(), tpm.Plugin(), azureguest.Plugin()}
 }
 
 // registeredVerifiers builds the verifiers of every plugin from its
