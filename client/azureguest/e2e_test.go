@@ -1,6 +1,7 @@
 package azureguest_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -11,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/big"
 	"net/http"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"github.com/attestd/attestd/client"
 	"github.com/attestd/attestd/client/azureguest"
 	"github.com/attestd/attestd/evidence/azureguest/envelope"
+	"github.com/attestd/attestd/evidence/azureguest/hcl"
 	"github.com/attestd/attestd/internal/attestdtest"
 	"github.com/attestd/attestd/testing/cvmplatform"
 	"github.com/attestd/attestd/testing/swtpm"
@@ -238,4 +241,49 @@ func envelopeKey(b []byte) (*rsa.PublicKey, error) {
 		return nil, err
 	}
 	return k.(*rsa.PublicKey), nil
+}
+
+// imdsFake answers the IMDS TD quote endpoint.
+type imdsFake struct {
+	t      *testing.T
+	report []byte
+	quote  []byte
+}
+
+func (f imdsFake) RoundTrip(r *http.Request) (*http.Response, error) {
+	var body struct{ Report string }
+	if r.URL.String() != azureguest.IMDSTDQuoteURL || json.NewDecoder(r.Body).Decode(&body) != nil || body.Report != base64.RawURLEncoding.EncodeToString(f.report) {
+		f.t.Errorf("IMDS request %s", r.URL)
+		return &http.Response{StatusCode: http.StatusBadRequest, Body: http.NoBody}, nil
+	}
+	out, _ := json.Marshal(map[string]string{"quote": base64.RawURLEncoding.EncodeToString(f.quote)})
+	return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(bytes.NewReader(out)), Header: http.Header{}}, nil
+}
+
+// TestCollectTDX: on a TDX CVM the TDREPORT of the HCL report is turned
+// into a TD quote by IMDS, which becomes IsolationInfo's Proof.
+func TestCollectTDX(t *testing.T) {
+	ctx := context.Background()
+	tp := swtpm.Start(t)
+	tr := tp.Transport()
+	ak, err := tpmclient.CreateAK(ctx, tr, tpmclient.RSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ak.Flush(tr)
+	td := bytes.Repeat([]byte{0x81}, hcl.TDReportSize)
+	rep, err := hcl.Marshal(&hcl.Report{Version: 2, Type: hcl.TypeTDX, HashType: hcl.HashSHA256, HWReport: td, RuntimeData: []byte(`{"keys":[]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quote := []byte("a TD quote")
+	ev, err := azureguest.Collect(ctx, tr, azureguest.Options{HCLReport: rep, AK: ak.Handle, NoAKCert: true, TCGLog: []byte{1}, OSType: "Linux",
+		HTTPClient: &http.Client{Transport: imdsFake{t, td, quote}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	if iso := ev.Info.Isolation; iso.Type != envelope.IsolationTdx || !bytes.Equal(iso.Proof, quote) || string(iso.RuntimeData) != `{"keys":[]}` {
+		t.Fatalf("isolation %+v", iso)
+	}
 }
