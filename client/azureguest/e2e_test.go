@@ -28,6 +28,7 @@ import (
 	"github.com/attestd/attestd/internal/attestdtest"
 	"github.com/attestd/attestd/testing/cvmplatform"
 	"github.com/attestd/attestd/testing/swtpm"
+	"github.com/attestd/attestd/testing/tdxplatform"
 	"github.com/attestd/attestd/tpmclient"
 )
 
@@ -285,5 +286,77 @@ func TestCollectTDX(t *testing.T) {
 	defer ev.Close()
 	if iso := ev.Info.Isolation; iso.Type != envelope.IsolationTdx || !bytes.Equal(iso.Proof, quote) || string(iso.RuntimeData) != `{"keys":[]}` {
 		t.Fatalf("isolation %+v", iso)
+	}
+}
+
+// TestEndToEndHTTPSTDX: the same for a TDX CVM: a test-platform TD quote
+// binds the runtime JSON; the token's x-ms-isolation-tee holds tdx_* claims.
+func TestEndToEndHTTPSTDX(t *testing.T) {
+	ctx := context.Background()
+	srv, err := attestdtest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	tp := swtpm.Start(t)
+	tr := tp.Transport()
+	events, err := cvmplatform.BootEvents(selfSigned(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tpmclient.Measure(ctx, tr, events); err != nil {
+		t.Fatal(err)
+	}
+	ak, err := tpmclient.CreateAK(ctx, tr, tpmclient.RSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ak.Flush(tr)
+	rt, err := cvmplatform.RuntimeJSON(ak.Pub.(*rsa.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q tdxplatform.Quote
+	q.BindRuntime(rt)
+	quote, err := srv.TDX.Mint(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := hcl.Marshal(&hcl.Report{Version: 2, Type: hcl.TypeTDX, HashType: hcl.HashSHA256, HWReport: make([]byte, hcl.TDReportSize), RuntimeData: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := azureguest.Collect(ctx, tr, azureguest.Options{HCLReport: rep, TDQuote: quote, AK: ak.Handle, NoAKCert: true,
+		TCGLog: tpmclient.EncodeLog(events), OSType: "Linux", OSDistro: "Ubuntu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	body, err := ev.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c2(srv).AttestAzureGuest(ctx, body, ev.Open, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tee, _ := res.Token.Claims["x-ms-isolation-tee"].(map[string]any)
+	if tee["x-ms-attestation-type"] != "tdxvm" || tee["tdx_report_data"] == nil || res.Token.Claims["x-ms-azurevm-vmid"] != cvmplatform.VMID {
+		t.Fatalf("claims %v", res.Token.Claims)
+	}
+	// A TD quote that binds other runtime data is refused.
+	var other tdxplatform.Quote
+	other.BindRuntime([]byte("other"))
+	bad, err := srv.TDX.Mint(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ai := *ev.Info
+	ai.Isolation.Proof = bad
+	b, _ := envelope.Marshal(&ai)
+	_, err = c2(srv).AttestAzureGuest(ctx, b, ev.Open, nil)
+	var he *client.Error
+	if !errors.As(err, &he) || !strings.Contains(he.Message, "azureguest.runtime.binding") {
+		t.Fatalf("got %v", err)
 	}
 }

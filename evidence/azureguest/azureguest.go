@@ -57,8 +57,8 @@ import (
 const (
 	// CheckParse: the AttestationInfo or its hardware evidence is malformed.
 	CheckParse evidence.Check = "azureguest.parse"
-	// CheckIsolation: the isolation type cannot be verified by this build
-	// or configuration (Tdx; SevSnp with the SNP verifier disabled).
+	// CheckIsolation: the isolation type cannot be verified by this
+	// configuration (SevSnp or Tdx with the SNP or TDX verifier disabled).
 	CheckIsolation evidence.Check = "azureguest.isolation"
 	// CheckRuntimeBinding: SHA-256 of the HCL runtime JSON is not the
 	// hardware report's REPORT_DATA[0:32].
