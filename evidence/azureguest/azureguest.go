@@ -15,6 +15,12 @@
 // qualifying data); freshness comes from that sealing: a replayed
 // AttestationInfo earns a token that only the original vTPM can decrypt.
 //
+// The AK's attributes are not part of the evidence (AikPub's TPMT_PUBLIC
+// is the client's word: nothing signs it); that HCLAkPub is a restricted
+// signing key, so the guest cannot have it sign a forged TPMS_ATTEST, is
+// the paravisor's guarantee (its AK template: restricted, sign, fixedTPM,
+// RSASSA-SHA256), vouched for by the hardware report that binds it.
+//
 // TDX-isolated VMs send a TD quote instead (package evidence/tdx), whose
 // REPORTDATA[0:32] binds the same runtime JSON. Trusted Launch VMs (no
 // hardware isolation) have no HCL binding: their AK is trusted only
