@@ -120,6 +120,10 @@ type Claim struct {
 	// PolicyOnly claims are offered to the policy but not written to the
 	// token (e.g. deprecated "$"-prefixed aliases).
 	PolicyOnly bool
+	// Issuer is the claim's issuer as the policy sees it; "" is the
+	// attestation service ("AttestationService"). The TPM protocol's
+	// custom_claims come from the client ("CustomClaim").
+	Issuer string
 }
 
 // Result is what a verifier established about verified evidence.

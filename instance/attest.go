@@ -259,7 +259,11 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 	for _, c := range res.Claims {
 		if !c.TokenOnly {
 			if v, ok := scalar(c.Value); ok {
-				incoming = append(incoming, policy.Claim{Type: c.Type, Value: v, Issuer: policy.IssuerService})
+				iss := policy.IssuerService
+				if c.Issuer != "" {
+					iss = c.Issuer
+				}
+				incoming = append(incoming, policy.Claim{Type: c.Type, Value: v, Issuer: iss})
 			}
 		}
 	}

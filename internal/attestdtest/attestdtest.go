@@ -126,8 +126,22 @@ type Server struct {
 	db  interface{ Close() error }
 }
 
+// Options add to what Start serves.
+type Options struct {
+	// Verifiers are registered in every instance beside the SGX and SNP
+	// ones (e.g. a Tpm verifier trusting a test AK), replacing them for
+	// the same type.
+	Verifiers map[evidence.Type]evidence.Verifier
+	// Now is the instances' clock (nil: time.Now), e.g. to let a TPM
+	// service_context expire.
+	Now func() time.Time
+}
+
 // Start serves a fresh attestd with its state under dir.
-func Start(dir string) (*Server, error) {
+func Start(dir string) (*Server, error) { return StartWith(dir, Options{}) }
+
+// StartWith is Start with o's additions.
+func StartWith(dir string, o Options) (*Server, error) {
 	ctx := context.Background()
 	p, err := sgxplatform.New(sgxplatform.Options{Now: time.Now()})
 	if err != nil {
@@ -208,10 +222,13 @@ func Start(dir string) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		verifiers := map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v, evidence.SevSnpVm: sv, evidence.TdxVm: tv,
+			evidence.AzureGuest: azureguest.New(azureguest.Options{SNP: sv})}
+		for t, ov := range o.Verifiers {
+			verifiers[t] = ov
+		}
 		in, err := instance.New(ctx, instance.Config{Name: m.name, Mode: m.mode, Issuer: s.URL + m.prefix, PolicyCertificates: m.certs},
-			instance.Options{Store: db, Keys: ks, Logger: quiet,
-				Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v, evidence.SevSnpVm: sv, evidence.TdxVm: tv,
-					evidence.AzureGuest: azureguest.New(azureguest.Options{SNP: sv})}})
+			instance.Options{Store: db, Keys: ks, Logger: quiet, Verifiers: verifiers, Now: o.Now})
 		if err != nil {
 			return nil, err
 		}
