@@ -48,6 +48,8 @@ type attestRequest struct {
 	InitTimeData *attestData `json:"initTimeData,omitempty"`
 	DraftPolicy  string      `json:"draftPolicyForAttestation,omitempty"`
 	Nonce        string      `json:"nonce,omitempty"`
+	// AttestationInfo is AzureGuest's evidence (base64url of its JSON).
+	AttestationInfo string `json:"AttestationInfo,omitempty"`
 }
 
 func dataOf(bin, js []byte, what string) (*attestData, error) {
@@ -111,6 +113,26 @@ func SevSnpReportJSON(report, chainPEM []byte, uvm [][]byte) ([]byte, error) {
 }
 
 func (c *Client) attest(ctx context.Context, typ string, req attestRequest, opts *AttestOptions) (*AttestationResult, error) {
+	return c.attestSealed(ctx, typ, req, opts, nil)
+}
+
+// AttestAzureGuest sends an Azure confidential VM's guest evidence to POST
+// /attest/AzureGuest (maa-api.md §8): attestationInfo is the
+// AttestationInfo JSON (client/azureguest.Collect builds it from the
+// vTPM). The service answers the token encrypted to the vTPM's ephemeral
+// key; open decrypts it (azureguest.Evidence.Open), and the token is then
+// validated as any other. Runtime and init-time data do not apply
+// (opts.RuntimeData etc. must be unset); opts.Nonce is echoed.
+func (c *Client) AttestAzureGuest(ctx context.Context, attestationInfo []byte, open func(sealed string) (string, error), opts *AttestOptions) (*AttestationResult, error) {
+	if open == nil {
+		return nil, fmt.Errorf("client: AttestAzureGuest needs the function that opens the sealed token")
+	}
+	return c.attestSealed(ctx, "AzureGuest", attestRequest{AttestationInfo: base64.RawURLEncoding.EncodeToString(attestationInfo)}, opts, open)
+}
+
+// attestSealed is attest for protocols whose answer must be opened (open
+// non-nil) before the token inside is validated.
+func (c *Client) attestSealed(ctx context.Context, typ string, req attestRequest, opts *AttestOptions, open func(string) (string, error)) (*AttestationResult, error) {
 	if opts == nil {
 		opts = &AttestOptions{}
 	}
@@ -133,6 +155,11 @@ func (c *Client) attest(ctx context.Context, typ string, req attestRequest, opts
 	raw, err := tokenResponse(resp)
 	if err != nil {
 		return nil, err
+	}
+	if open != nil {
+		if raw, err = open(raw); err != nil {
+			return nil, invalid(ReasonMalformed, "opening the sealed token: %v", err)
+		}
 	}
 	t, err := c.validate(ctx, raw, opts.DraftPolicy != "")
 	if err != nil {

@@ -34,10 +34,13 @@ const (
 	Tpm         Type = "Tpm"
 	SevSnpVm    Type = "SevSnpVm"
 	TdxVm       Type = "TdxVm"
+	// AzureGuest is the guest attestation of an Azure confidential (or
+	// Trusted Launch) VM: vTPM quote + TCG log + HCL report (maa-api.md §8).
+	AzureGuest Type = "AzureGuest"
 )
 
 // Types lists every attestation type attestd knows, in a stable order.
-var Types = []Type{SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm}
+var Types = []Type{SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm, AzureGuest}
 
 // ParseType returns the Type for an exact (case-sensitive) path segment.
 func ParseType(s string) (Type, bool) {
@@ -66,6 +69,8 @@ func AttestationTypeValue(t Type) string {
 		return "sevsnpvm"
 	case TdxVm:
 		return "tdxvm"
+	case AzureGuest:
+		return "azurevm"
 	}
 	return ""
 }

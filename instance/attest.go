@@ -162,6 +162,14 @@ func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (*AttestResp
 	} else if tok, err = in.keys.SignWith(claims, opts); err != nil {
 		return nil, &Error{Code: CodeInternal, Message: "signing the token failed", Err: err}
 	}
+	if s, ok := out.parsed.(evidence.TokenSealer); ok {
+		// The protocol answers the token encrypted to a key of the
+		// attester's (AzureGuest); a draft token is sealed too, as the
+		// client can read nothing else.
+		if tok, err = s.SealToken(ctx, tok); err != nil {
+			return nil, &Error{Code: CodeInternal, Message: "encrypting the token to the attester's key failed", Err: err}
+		}
+	}
 	if mr != nil {
 		data, err := mr.Wrap(tok)
 		if err != nil {
@@ -201,6 +209,9 @@ type pipelineOutcome struct {
 	// claims are the token's claims without iss/iat/nbf/exp/jti, nonce and
 	// x-ms-policy-signer; nil when the policy denied.
 	claims map[string]any
+	// parsed is the parsed evidence (for its optional capabilities, e.g.
+	// evidence.TokenSealer).
+	parsed evidence.Parsed
 }
 
 // runPipeline is the attest pipeline after the policy was chosen and
@@ -270,7 +281,7 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 	}
 
 	// 6. Policy.
-	out := &pipelineOutcome{incoming: incoming}
+	out := &pipelineOutcome{incoming: incoming, parsed: parsed}
 	pr, err := cp.p.Evaluate(ctx, string(t), incoming, policy.EvalOptions{Trace: trace, Defaults: defaults, Limits: cp.limits()})
 	out.result = pr
 	if err != nil {

@@ -282,7 +282,7 @@ func unsignedPolicyJWS(text string) string {
 func ParseType(typ string) (evidence.Type, error) {
 	t, ok := evidence.ParseType(typ)
 	if !ok {
-		return "", errorf(CodeInvalidParameter, "unknown attestation type %q (want one of SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm)", typ)
+		return "", errorf(CodeInvalidParameter, "unknown attestation type %q (want one of SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm, AzureGuest)", typ)
 	}
 	return t, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/azureguest"
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/evidence/snp"
 	"github.com/attestd/attestd/evidence/tpm"
@@ -18,7 +19,7 @@ import (
 // is one line here (its package exports an evidence.Plugin); nothing else
 // in cmd/attestd knows about it.
 func plugins() []evidence.Plugin {
-	return []evidence.Plugin{sgx.Plugin(), snp.Plugin(), tpm.Plugin()}
+	return []evidence.Plugin{sgx.Plugin(), snp.Plugin(), tpm.Plugin(), azureguest.Plugin()}
 }
 
 // registeredVerifiers builds the verifiers of every plugin from its

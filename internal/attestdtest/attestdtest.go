@@ -30,6 +30,7 @@ import (
 	"github.com/attestd/attestd/auth"
 	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/azureguest"
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/evidence/snp"
 	snpverify "github.com/attestd/attestd/evidence/snp/verify"
@@ -200,7 +201,8 @@ func StartWith(dir string, o Options) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		verifiers := map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v, evidence.SevSnpVm: sv}
+		verifiers := map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v, evidence.SevSnpVm: sv,
+			evidence.AzureGuest: azureguest.New(azureguest.Options{SNP: sv})}
 		for t, ov := range o.Verifiers {
 			verifiers[t] = ov
 		}
