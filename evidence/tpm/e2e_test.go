@@ -63,6 +63,8 @@ type fixture struct {
 	dbCert  []byte
 	ctx     context.Context
 	attestr *tpmclient.Attester
+	root    *x509.Certificate
+	rootKey crypto.Signer
 	// skew moves the server's clock (nanoseconds).
 	skew atomic.Int64
 }
@@ -83,10 +85,10 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.ak.Flush(tr) })
-	root, rootKey := testCA(t)
-	f.akCert = issue(t, root, rootKey, f.ak.Pub)
+	f.root, f.rootKey = testCA(t)
+	f.akCert = issue(t, f.root, f.rootKey, f.ak.Pub)
 	pool := x509.NewCertPool()
-	pool.AddCert(root)
+	pool.AddCert(f.root)
 	if f.reqKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +170,24 @@ func TestProtocolOverHTTPS(t *testing.T) {
 		}
 		if len(res.Token.Header.X5c) != 1 {
 			t.Errorf("header x5c = %v, want the signing certificate (omit_x5c false)", res.Token.Header.X5c)
+		}
+	})
+
+	t.Run("ECC AK", func(t *testing.T) {
+		tr := f.tr.Transport()
+		ak, err := tpmclient.CreateAK(ctx, tr, tpmclient.ECC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ak.Flush(tr)
+		a := *f.attestr
+		a.AK, a.AIKCert = ak, issue(t, f.root, f.rootKey, ak.Pub)
+		res, err := f.cl.AttestTpm(ctx, &a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Token.Claims["aikValidated"] != true {
+			t.Errorf("claims %v", res.Token.Claims)
 		}
 	})
 
