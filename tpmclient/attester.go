@@ -35,6 +35,8 @@ type Attester struct {
 	VSMReport func(reportHash [64]byte) ([]byte, error)
 	// PCRMask selects the quoted PCRs; 0 means AllPCRs.
 	PCRMask uint32
+	// Alg signs the request JWS: "PS256" (default) or "RS256".
+	Alg string
 	// Mutate, for tests, changes the evidence before it is signed.
 	Mutate func(*Evidence)
 }
@@ -48,7 +50,7 @@ func (a *Attester) TpmRequest(ctx context.Context, challenge []byte, serviceCont
 	jws, err := BuildRequest(ctx, a.TPM, Request{
 		Challenge: challenge, ServiceContext: serviceContext, RPID: a.RPID, RPData: a.RPData,
 		AK: a.AK, AIKCert: a.AIKCert, Log: a.Log, RequestKey: a.RequestKey, CertifiedKey: a.CertifiedKey,
-		CustomClaims: a.CustomClaims, VSMReport: a.VSMReport, PCRMask: a.PCRMask, Mutate: a.Mutate,
+		CustomClaims: a.CustomClaims, VSMReport: a.VSMReport, PCRMask: a.PCRMask, Alg: a.Alg, Mutate: a.Mutate,
 	})
 	if err != nil {
 		return nil, err

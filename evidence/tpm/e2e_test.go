@@ -191,6 +191,14 @@ func TestProtocolOverHTTPS(t *testing.T) {
 		}
 	})
 
+	t.Run("RS256 request", func(t *testing.T) {
+		a := *f.attestr
+		a.Alg = "RS256"
+		if _, err := f.cl.AttestTpm(ctx, &a); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("omit_x5c", func(t *testing.T) {
 		f.setPolicy(t, strings.Replace(tpmPolicy, `value=60); };`, `value=60); => issueproperty(type="omit_x5c", value=true); };`, 1))
 		defer f.setPolicy(t, tpmPolicy)
