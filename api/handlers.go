@@ -186,6 +186,9 @@ type attestBody struct {
 	Draft           *string   `json:"draftPolicyForAttestation"`
 	// Nonce is a string, or a JSON number (the ACI sidecar sends a uint64).
 	Nonce json.RawMessage `json:"nonce"`
+	// EventLog (TdxVm, attestd beyond MAA): base64url of the TD's CCEL
+	// event log, replayed against the quote's RTMRs.
+	EventLog *string `json:"eventLog"`
 }
 
 type dataBody struct {
@@ -284,6 +287,14 @@ func decodeAttest(t evidence.Type, raw []byte) (*instance.AttestRequest, error) 
 	}
 	if req.InitTime, err = decodeData("initTimeData", b.InitTime); err != nil {
 		return nil, err
+	}
+	if b.EventLog != nil && *b.EventLog != "" {
+		if t != evidence.TdxVm {
+			return nil, apiError(instance.CodeInvalidParameter, "eventLog is accepted with TdxVm evidence only")
+		}
+		if req.EventLog, err = decodeBase64(*b.EventLog); err != nil {
+			return nil, apiError(instance.CodeInvalidParameter, "eventLog is not base64url: %v", err)
+		}
 	}
 	return req, nil
 }

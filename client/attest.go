@@ -89,6 +89,19 @@ func (c *Client) AttestSevSnpVm(ctx context.Context, report []byte, opts *Attest
 	return c.attest(ctx, "SevSnpVm", attestRequest{Report: base64.RawURLEncoding.EncodeToString(report)}, opts)
 }
 
+// TdxAPIVersion is the api-version AttestTdxVm sends when the client uses
+// DefaultAPIVersion (2020-10-01 has no TdxVm): the one the Azure CVM tools
+// send (maa-api.md §8). A client configured with another APIVersion sends
+// that one.
+const TdxAPIVersion = "2023-04-01-preview"
+
+// AttestTdxVm sends an Intel TDX quote (v4 or v5, as the TD's quote
+// generation returns it) to POST /attest/TdxVm as "quote". Runtime data
+// binds to REPORTDATA[0:32]; init-time data (attestd) to MRCONFIGID[0:32].
+func (c *Client) AttestTdxVm(ctx context.Context, quote []byte, opts *AttestOptions) (*AttestationResult, error) {
+	return c.attestVersion(ctx, "TdxVm", TdxAPIVersion, attestRequest{Quote: base64.RawURLEncoding.EncodeToString(quote)}, opts)
+}
+
 // SevSnpReportJSON builds MAA's SevSnpVm report JSON from a raw report, its
 // VCEK/VLEK chain (PEM, as KDS or the host's certificate cache gives it) and
 // optional ACI UVM endorsements (COSE_Sign1 each).
@@ -113,7 +126,7 @@ func SevSnpReportJSON(report, chainPEM []byte, uvm [][]byte) ([]byte, error) {
 }
 
 func (c *Client) attest(ctx context.Context, typ string, req attestRequest, opts *AttestOptions) (*AttestationResult, error) {
-	return c.attestSealed(ctx, typ, req, opts, nil)
+	return c.attestVersion(ctx, typ, "", req, opts)
 }
 
 // AttestAzureGuest sends an Azure confidential VM's guest evidence to POST
@@ -127,12 +140,21 @@ func (c *Client) AttestAzureGuest(ctx context.Context, attestationInfo []byte, o
 	if open == nil {
 		return nil, fmt.Errorf("client: AttestAzureGuest needs the function that opens the sealed token")
 	}
-	return c.attestSealed(ctx, "AzureGuest", attestRequest{AttestationInfo: base64.RawURLEncoding.EncodeToString(attestationInfo)}, opts, open)
+	return c.attestSealed(ctx, "AzureGuest", "", attestRequest{AttestationInfo: base64.RawURLEncoding.EncodeToString(attestationInfo)}, opts, open)
 }
 
-// attestSealed is attest for protocols whose answer must be opened (open
-// non-nil) before the token inside is validated.
-func (c *Client) attestSealed(ctx context.Context, typ string, req attestRequest, opts *AttestOptions, open func(string) (string, error)) (*AttestationResult, error) {
+// attestVersion is attest with the api-version a type needs when the
+// client is at DefaultAPIVersion ("" keeps the client's).
+func (c *Client) attestVersion(ctx context.Context, typ, version string, req attestRequest, opts *AttestOptions) (*AttestationResult, error) {
+	return c.attestSealed(ctx, typ, version, req, opts, nil)
+}
+
+// attestSealed is attestVersion for protocols whose answer must be opened
+// (open non-nil) before the token inside is validated.
+func (c *Client) attestSealed(ctx context.Context, typ, version string, req attestRequest, opts *AttestOptions, open func(string) (string, error)) (*AttestationResult, error) {
+	if c.version != DefaultAPIVersion {
+		version = ""
+	}
 	if opts == nil {
 		opts = &AttestOptions{}
 	}
@@ -148,7 +170,7 @@ func (c *Client) attestSealed(ctx context.Context, typ string, req attestRequest
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.do(ctx, request{method: "POST", path: "/attest/" + typ, contentType: "application/json", body: body})
+	resp, err := c.do(ctx, request{method: "POST", path: "/attest/" + typ, contentType: "application/json", body: body, version: version})
 	if err != nil {
 		return nil, err
 	}

@@ -87,6 +87,10 @@ type Request struct {
 	Evidence []byte // decoded quote (SgxEnclave), OE report (OpenEnclave), …
 	Runtime  *Data  // nil when absent
 	InitTime *Data  // nil when absent
+	// EventLog is an event log sent with the evidence (TdxVm: the CCEL,
+	// attestd's "eventLog" member, beyond MAA); nil when absent. The
+	// verifier replays it against the evidence's registers.
+	EventLog []byte
 	// Now is the instant to verify at. The pipeline reads its clock once per
 	// attestation and uses the same reading for the token's iat/nbf/exp, so
 	// verifier and token never disagree about "now". A verifier configured

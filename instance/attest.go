@@ -20,6 +20,8 @@ type AttestRequest struct {
 	Evidence []byte         // quote (SgxEnclave), report (OpenEnclave, SevSnpVm), …
 	Runtime  *evidence.Data // nil when absent
 	InitTime *evidence.Data // nil when absent
+	// EventLog is the request's event log (TdxVm "eventLog"), nil when absent.
+	EventLog []byte
 	// DraftPolicy, when non-nil, is policy text used for this call only;
 	// the resulting token is unsigned (alg "none").
 	DraftPolicy *string
@@ -196,7 +198,7 @@ func tokenOptions(o token.SignOptions, props map[string]any) token.SignOptions {
 }
 
 func evidenceRequest(req *AttestRequest, now time.Time) *evidence.Request {
-	return &evidence.Request{Type: req.Type, Evidence: req.Evidence, Runtime: req.Runtime, InitTime: req.InitTime, Now: now}
+	return &evidence.Request{Type: req.Type, Evidence: req.Evidence, Runtime: req.Runtime, InitTime: req.InitTime, EventLog: req.EventLog, Now: now}
 }
 
 // pipelineOutcome is what runPipeline produced.

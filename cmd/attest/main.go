@@ -56,6 +56,7 @@ Usage:
   attest --endpoint URL [flags] sgx --quote FILE [--runtime-data FILE | --runtime-json FILE] [--draft-policy FILE] [--nonce N]
   attest --endpoint URL [flags] oe --report FILE [same options as sgx]
   attest --endpoint URL [flags] snp --report FILE [--vcek-chain CHAIN.pem] [--runtime-json FILE] [--init-time-data FILE] [--nonce N]
+  attest --endpoint URL [flags] tdx --quote FILE [--runtime-json FILE | --runtime-data FILE] [--init-time-data FILE] [--draft-policy FILE] [--nonce N]
   attest --endpoint URL [flags] azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem] [--client-payload FILE] [--nonce N]
   attest --endpoint URL [flags] tpm [--tpm /dev/tpmrm0|HOST:PORT] [--tcg-log FILE|none] [--aik-cert CERT] [--request-key KEY.pem] [--rp-id ID] [--rp-data FILE] [--ak-out AK.pem]
   attest --issuer URL [flags] token verify TOKEN|- [--type sgx,sevsnpvm,…] [--certs JWKS.json] [--at TIME]
@@ -63,7 +64,7 @@ Usage:
 TYPE is SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm or AzureGuest. The endpoint may carry a base path
 (https://host/tenants/t1). Admin commands (policy, policy-certs) need a bearer token.
 "policy get" prints the policy text (its signer, if any, on stderr); the other commands print
-JSON: sgx/oe/snp/tpm the validated token's (tpm: report's) claims, certs the signing keys, set/reset/add/remove the result.
+JSON: sgx/oe/snp/tdx/tpm the validated token's (tpm: report's) claims, certs the signing keys, set/reset/add/remove the result.
 A draft-policy result is UNSIGNED: it is printed with a warning on stderr.
 "token verify" checks a token as a relying party does (signature by a key of the issuer's /certs,
 fetched from --issuer URL/certs, or --endpoint URL/certs, or read from --certs; RS256 or ES256 only,
@@ -108,7 +109,7 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.apiVersion, "api-version", client.DefaultAPIVersion, "api-version query parameter")
 	fs.StringVar(&o.signKey, "sign-key", "", "PEM private key (RSA or ECDSA; PKCS#8, PKCS#1 or SEC 1) signing a policy or certificate change")
 	fs.StringVar(&o.signCert, "sign-cert", "", "PEM certificate (then its chain) of --sign-key")
-	fs.StringVar(&o.quote, "quote", "", "sgx: file with the raw SGX quote")
+	fs.StringVar(&o.quote, "quote", "", "sgx: file with the raw SGX quote; tdx: the TD quote (v4/v5), raw or hex")
 	fs.StringVar(&o.report, "report", "", "oe: file with the raw OpenEnclave report or evidence; snp: MAA report JSON, a raw or hex SEV-SNP report or configfs-tsm JSON")
 	fs.StringVar(&o.vcekChain, "vcek-chain", "", "snp, azure-guest (default: ask Azure IMDS): PEM file of the VCEK/VLEK chain; with it --report is a raw report and the MAA report JSON is built")
 	fs.StringVar(&o.initTimeData, "init-time-data", "", "snp: init-time data file (e.g. an ACI security policy), sent as Binary; bound to HOST_DATA")
@@ -393,16 +394,19 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		}
 		return tpmAttest(ctx, o, stdout)
 
-	case "sgx", "oe", "snp":
-		evFlag := map[string]string{"sgx": "quote", "oe": "report", "snp": "report"}[pos[0]]
+	case "sgx", "oe", "snp", "tdx":
+		evFlag := map[string]string{"sgx": "quote", "oe": "report", "snp": "report", "tdx": "quote"}[pos[0]]
 		extra := []string{}
-		if pos[0] == "snp" {
+		switch pos[0] {
+		case "snp":
 			extra = []string{"vcek-chain", "init-time-data", "init-time-json"}
+		case "tdx":
+			extra = []string{"init-time-data", "init-time-json"}
 		}
 		if err := errors.Join(allow(pos[0], append([]string{evFlag, "runtime-data", "runtime-json", "draft-policy", "nonce"}, extra...)...), nargs(1)); err != nil {
 			return err
 		}
-		evFile := map[string]string{"sgx": o.quote, "oe": o.report, "snp": o.report}[pos[0]]
+		evFile := map[string]string{"sgx": o.quote, "oe": o.report, "snp": o.report, "tdx": o.quote}[pos[0]]
 		if evFile == "" {
 			return usagef("%s needs --%s FILE", pos[0], evFlag)
 		}
@@ -412,6 +416,12 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		ev, err := os.ReadFile(evFile)
 		if err != nil {
 			return err
+		}
+		if pos[0] == "tdx" {
+			// Quote generation tools write raw bytes or hex text.
+			if d, err := hex.DecodeString(strings.TrimSpace(string(ev))); err == nil && len(d) > 0 {
+				ev = d
+			}
 		}
 		ao := &client.AttestOptions{Nonce: o.nonce}
 		if o.runtimeData != "" {
@@ -461,6 +471,8 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 			r, err = c.AttestSgxEnclave(ctx, ev, ao)
 		case "oe":
 			r, err = c.AttestOpenEnclave(ctx, ev, ao)
+		case "tdx":
+			r, err = c.AttestTdxVm(ctx, ev, ao)
 		default:
 			r, err = c.AttestSevSnpVm(ctx, ev, ao)
 		}

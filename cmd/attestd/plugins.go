@@ -12,6 +12,7 @@ import (
 	"github.com/attestd/attestd/evidence/azureguest"
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/evidence/snp"
+	"github.com/attestd/attestd/evidence/tdx"
 	"github.com/attestd/attestd/evidence/tpm"
 )
 
@@ -19,7 +20,7 @@ import (
 // is one line here (its package exports an evidence.Plugin); nothing else
 // in cmd/attestd knows about it.
 func plugins() []evidence.Plugin {
-	return []evidence.Plugin{sgx.Plugin(), snp.Plugin(), tpm.Plugin(), azureguest.Plugin()}
+	return []evidence.Plugin{sgx.Plugin(), snp.Plugin(), tdx.Plugin(), tpm.Plugin(), azureguest.Plugin()}
 }
 
 // registeredVerifiers builds the verifiers of every plugin from its

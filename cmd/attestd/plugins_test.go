@@ -37,13 +37,13 @@ func TestPluginBlocks(t *testing.T) {
 		openErr string
 		types   []evidence.Type
 	}{
-		{"sgx and collateral", `{` + coll + `, "sgx": {"roots": ["root.pem"], "grace": "1h"}}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.Tpm, evidence.SevSnpVm, evidence.AzureGuest}},
-		{"collateral only", `{` + coll + `}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.Tpm, evidence.SevSnpVm, evidence.AzureGuest}},
-		{"disabled", `{"sgx": {"disabled": true}, "snp": {"disabled": true}, "tpm": {"disabled": true}}`, "", "", nil},
-		{"snp only", `{"sgx": {"disabled": true}, "tpm": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm, evidence.AzureGuest}},
-		{"azureguest disabled", `{"sgx": {"disabled": true}, "tpm": {"disabled": true}, "azureguest": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm}},
+		{"sgx and collateral", `{` + coll + `, "sgx": {"roots": ["root.pem"], "grace": "1h"}}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.Tpm, evidence.SevSnpVm, evidence.TdxVm, evidence.AzureGuest}},
+		{"collateral only", `{` + coll + `}`, "", "", []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave, evidence.Tpm, evidence.SevSnpVm, evidence.TdxVm, evidence.AzureGuest}},
+		{"disabled", `{"sgx": {"disabled": true}, "tdx": {"disabled": true}, "snp": {"disabled": true}, "tpm": {"disabled": true}}`, "", "", nil},
+		{"snp only", `{"sgx": {"disabled": true}, "tdx": {"disabled": true}, "tpm": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm, evidence.AzureGuest}},
+		{"azureguest disabled", `{"sgx": {"disabled": true}, "tdx": {"disabled": true}, "tpm": {"disabled": true}, "azureguest": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm}},
 		{"unknown azureguest member", `{"azureguest": {"ak_rootz": []}}`, "", `unknown field "ak_rootz"`, nil},
-		{"tpm only, GCE roots", `{"sgx": {"disabled": true}, "snp": {"disabled": true}, "tpm": {"builtin_roots": ["gce"], "roots": ["root.pem"]}}`, "", "", []evidence.Type{evidence.Tpm}},
+		{"tpm only, GCE roots", `{"sgx": {"disabled": true}, "tdx": {"disabled": true}, "snp": {"disabled": true}, "tpm": {"builtin_roots": ["gce"], "roots": ["root.pem"]}}`, "", "", []evidence.Type{evidence.Tpm}},
 		{"unknown tpm root set", `{"tpm": {"builtin_roots": ["azure"]}}`, "", `unknown set "azure"`, nil},
 		{"unknown tpm member", `{"tpm": {"rootz": []}}`, "", `unknown field "rootz"`, nil},
 		{"tpm trusted AK file without a key", `{"tpm": {"trusted_aks": ["collateral.json"]}}`, "", "no PUBLIC KEY", nil},

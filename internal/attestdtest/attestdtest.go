@@ -34,10 +34,13 @@ import (
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/evidence/snp"
 	snpverify "github.com/attestd/attestd/evidence/snp/verify"
+	"github.com/attestd/attestd/evidence/tdx"
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/store/sqlite"
+	"github.com/attestd/attestd/testing/dcapfake"
 	"github.com/attestd/attestd/testing/sgxplatform"
 	"github.com/attestd/attestd/testing/snpplatform"
+	"github.com/attestd/attestd/testing/tdxplatform"
 	"github.com/attestd/attestd/token"
 )
 
@@ -114,6 +117,8 @@ type Server struct {
 	Platform *sgxplatform.Platform
 	// SNP is the test SEV-SNP platform the SevSnpVm verifier trusts.
 	SNP *snpplatform.Platform
+	// TDX is the test TDX platform the TdxVm verifier trusts.
+	TDX *tdxplatform.Platform
 	// CAFile is the server's TLS certificate as a PEM file.
 	CAFile string
 
@@ -163,6 +168,22 @@ func StartWith(dir string, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	tp, err := tdxplatform.New(tdxplatform.Options{PKI: dcapfake.Options{Now: time.Now()}})
+	if err != nil {
+		return nil, err
+	}
+	tcoll, err := tp.Collateral(dcapfake.Docs{})
+	if err != nil {
+		return nil, err
+	}
+	tsrc, err := bundle.FromCollateral(tcoll)
+	if err != nil {
+		return nil, err
+	}
+	tv, err := tdx.New(tdx.Options{Collateral: tsrc, Roots: tp.Roots(), Logger: quiet})
+	if err != nil {
+		return nil, err
+	}
 	pm, err := NewKey("pm", false)
 	if err != nil {
 		return nil, err
@@ -171,7 +192,7 @@ func StartWith(dir string, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{PM: pm, Platform: p, SNP: sp, db: db}
+	s := &Server{PM: pm, Platform: p, SNP: sp, TDX: tp, db: db}
 	ok := false
 	defer func() {
 		if !ok {
@@ -201,7 +222,7 @@ func StartWith(dir string, o Options) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		verifiers := map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v, evidence.SevSnpVm: sv,
+		verifiers := map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v, evidence.SevSnpVm: sv, evidence.TdxVm: tv,
 			evidence.AzureGuest: azureguest.New(azureguest.Options{SNP: sv})}
 		for t, ov := range o.Verifiers {
 			verifiers[t] = ov
