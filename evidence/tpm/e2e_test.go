@@ -46,6 +46,7 @@ issuancerules {
 	c:[type=="urn:attestd:tpm:custom:tenant", issuer=="CustomClaim"] => issue(type="tenant", value=c.value);
 	c:[type=="vbsReportPresent"] => issue(type="vbsReportPresent", value=c.value);
 	c:[type=="enclaveSvn"] => issue(type="enclaveSvn", value=c.value);
+	c:[type=="x-ms-tpm-other-keys"] => issue(type="certifiedKeys", value=JsonToClaimValue(JmesPath(c.value, "[? info.tpm_certify.name_alg == ` + "`11`" + `] | length(@)")));
 };`
 
 // fixture is a software TPM with a measured synthetic boot log, an AK whose
@@ -189,6 +190,35 @@ func TestProtocolOverHTTPS(t *testing.T) {
 		if res.Token.Claims["aikValidated"] != true {
 			t.Errorf("claims %v", res.Token.Claims)
 		}
+	})
+
+	t.Run("other_keys by TPM2_Certify", func(t *testing.T) {
+		tr := f.tr.Transport()
+		k, err := tpmclient.CreatePrimary(ctx, tr, tpmclient.SigningKeyTemplate())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer k.Flush(tr)
+		a := *f.attestr
+		a.CertifiedKey = k
+		res, err := f.cl.AttestTpm(ctx, &a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Token.Claims["certifiedKeys"]; got != json.Number("1") {
+			t.Errorf("certifiedKeys = %v, want 1", got)
+		}
+		// A certification of another key under this key's public area.
+		other, err := tpmclient.CreatePrimary(ctx, tr, tpmclient.AKTemplate(tpmclient.RSA))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Flush(tr)
+		swapped := *other
+		swapped.PublicBytes, swapped.Pub = k.PublicBytes, k.Pub
+		a.CertifiedKey = &swapped
+		_, err = f.cl.AttestTpm(ctx, &a)
+		wantCheck(t, err, verify.CheckCertify)
 	})
 
 	t.Run("RS256 request", func(t *testing.T) {
