@@ -324,3 +324,17 @@ func FuzzProtocol(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkVerifySeed is the verifier's work for one request round of the
+// stored swtpm request (JWS, quote, PCR digest, log replay, claims).
+func BenchmarkVerifySeed(b *testing.B) {
+	msg, challenge, ak := seedRequest(b)
+	v := tpm.NewVerifier(tpm.Options{Verify: verify.Options{TrustedAKs: []crypto.PublicKey{ak}}})
+	props := v.ConfigurationDefaults(evidence.Tpm)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := verifyMsg(v, msg, challenge, props); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
