@@ -58,7 +58,7 @@ Usage:
   attest --endpoint URL [flags] snp --report FILE [--vcek-chain CHAIN.pem] [--runtime-json FILE] [--init-time-data FILE] [--nonce N]
   attest --endpoint URL [flags] tdx --quote FILE [--runtime-json FILE | --runtime-data FILE] [--init-time-data FILE] [--draft-policy FILE] [--nonce N]
   attest --endpoint URL [flags] azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem] [--client-payload FILE] [--nonce N]
-  attest --endpoint URL [flags] tpm [--tpm /dev/tpmrm0|HOST:PORT] [--tcg-log FILE|none] [--aik-cert CERT] [--request-key KEY.pem] [--rp-id ID] [--rp-data FILE] [--ak-out AK.pem]
+  attest --endpoint URL [flags] tpm [--tpm /dev/tpmrm0|HOST:PORT] [--tcg-log FILE|none] [--ak owner|gce|gce-ecc] [--aik-cert CERT] [--request-key KEY.pem] [--rp-id ID] [--rp-data FILE] [--ak-out AK.pem]
   attest --issuer URL [flags] token verify TOKEN|- [--type sgx,sevsnpvm,…] [--certs JWKS.json] [--at TIME]
 
 TYPE is SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm or AzureGuest. The endpoint may carry a base path
@@ -85,7 +85,7 @@ type options struct {
 	initTimeData, initTimeJSON, vcekChain                  string
 	types, certs, at                                       string
 	tpm, hclReport, tcgLog, clientPayload, akHandle        string
-	aikCert, requestKey, rpID, rpData, akOut               string
+	aikCert, requestKey, rpID, rpData, akOut, akSource     string
 	output                                                 string
 	retries                                                int
 	// openTPM opens --tpm (nil: the device or a simulator's TCP port);
@@ -127,6 +127,7 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.tcgLog, "tcg-log", "", "azure-guest, tpm: TCG event log file (default: "+guest.TCGLogPath+"; tpm: \"none\" sends none)")
 	fs.StringVar(&o.clientPayload, "client-payload", "", "azure-guest: JSON object file echoed in x-ms-runtime.client-payload")
 	fs.StringVar(&o.akHandle, "ak-handle", "0x81000003", "azure-guest: persistent handle of the vTPM's attestation key")
+	fs.StringVar(&o.akSource, "ak", "owner", "tpm: the attestation key: owner (created in the owner hierarchy), gce or gce-ecc (GCE's pre-provisioned AK and its certificate from NV)")
 	fs.StringVar(&o.aikCert, "aik-cert", "", "tpm: the AK's certificate (PEM or DER), sent as aik_cert")
 	fs.StringVar(&o.requestKey, "request-key", "", "tpm: PEM RSA private key bound by the quote and named by the report's cnf (default: a fresh key)")
 	fs.StringVar(&o.rpID, "rp-id", "", "tpm: relying party identifier (rp_id)")
@@ -224,7 +225,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		for _, n := range names {
 			ok[n] = true
 		}
-		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce", "type", "certs", "at", "vcek-chain", "init-time-data", "init-time-json", "tpm", "hcl-report", "tcg-log", "client-payload", "ak-handle", "aik-cert", "request-key", "rp-id", "rp-data", "ak-out"} {
+		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce", "type", "certs", "at", "vcek-chain", "init-time-data", "init-time-json", "tpm", "hcl-report", "tcg-log", "client-payload", "ak-handle", "ak", "aik-cert", "request-key", "rp-id", "rp-data", "ak-out"} {
 			if set[n] && !ok[n] {
 				return usagef("--%s does not apply to %q", n, cmd)
 			}
@@ -415,7 +416,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		return azureGuest(ctx, o, stdout)
 
 	case "tpm":
-		if err := errors.Join(allow("tpm", "tpm", "tcg-log", "aik-cert", "request-key", "rp-id", "rp-data", "ak-out"), nargs(1)); err != nil {
+		if err := errors.Join(allow("tpm", "tpm", "tcg-log", "ak", "aik-cert", "request-key", "rp-id", "rp-data", "ak-out"), nargs(1)); err != nil {
 			return err
 		}
 		return tpmAttest(ctx, o, stdout)

@@ -10,13 +10,17 @@ import (
 	"io"
 	"os"
 
+	"github.com/google/go-tpm/tpm2"
+
+	guest "github.com/attestd/attestd/client/azureguest"
 	"github.com/attestd/attestd/tpmclient"
 )
 
 // tpmAttest runs MAA's TPM protocol (POST /attest/Tpm) from a TPM 2.0: an
 // attestation key is created in the owner hierarchy (a primary key: the
 // same key on every run of one TPM, so it can be enrolled with --ak-out and
-// the server's tpm.trusted_aks), the firmware's TCG log is sent and the
+// the server's tpm.trusted_aks) or, with --ak gce, GCE's pre-provisioned AK
+// is loaded with its certificate; the firmware's TCG log is sent and the
 // PCRs are quoted with the service's challenge bound to the request key.
 // It prints the validated report's claims.
 func tpmAttest(ctx context.Context, o *options, stdout io.Writer) error {
@@ -66,8 +70,37 @@ func tpmAttest(ctx context.Context, o *options, stdout io.Writer) error {
 	}
 	defer t.Close()
 	a.TPM = t
-	if a.AK, err = tpmclient.CreateAK(ctx, t, tpmclient.RSA); err != nil {
-		return err
+	switch o.akSource {
+	case "", "owner":
+		if a.AK, err = tpmclient.CreateAK(ctx, t, tpmclient.RSA); err != nil {
+			return err
+		}
+	case "gce", "gce-ecc":
+		// GCE's pre-provisioned AK: a primary key of the endorsement
+		// hierarchy from the template in NV, certified by Google's EK/AK CA.
+		tmplIdx, certIdx := tpmclient.GCEAKTemplateNVIndexRSA, tpmclient.GCEAKCertNVIndexRSA
+		if o.akSource == "gce-ecc" {
+			tmplIdx, certIdx = tpmclient.GCEAKTemplateNVIndexECC, tpmclient.GCEAKCertNVIndexECC
+		}
+		b, err := guest.ReadNV(t, tmplIdx)
+		if err != nil {
+			return fmt.Errorf("GCE AK template: %w", err)
+		}
+		tmpl, err := tpmclient.ParseTemplate(b)
+		if err != nil {
+			return err
+		}
+		if a.AK, err = tpmclient.CreatePrimaryIn(ctx, t, tpm2.TPMRHEndorsement, tmpl); err != nil {
+			return err
+		}
+		if a.AIKCert == nil {
+			if a.AIKCert, err = guest.ReadNV(t, certIdx); err != nil {
+				a.AK.Flush(t) //nolint:errcheck // already failing
+				return fmt.Errorf("GCE AK certificate: %w", err)
+			}
+		}
+	default:
+		return usagef("--ak %q: owner, gce or gce-ecc", o.akSource)
 	}
 	defer a.AK.Flush(t) //nolint:errcheck // a transient key; the TPM drops it on reset anyway
 	if o.akOut != "" {

@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/attestd/attestd/client"
@@ -53,7 +55,38 @@ func TestTpmCLI(t *testing.T) {
 	if err := ak.Flush(tr); err != nil {
 		t.Fatal(err)
 	}
-	v := tpm.NewVerifier(tpm.Options{Verify: verify.Options{TrustedAKs: []crypto.PublicKey{akPub}}})
+	// A GCE-style vTPM: the AK template and its certificate (by a TEST CA
+	// standing for Google's EK/AK CA) in GCE's NV indices.
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "TEST EK/AK CA"}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	akTmpl := tpmclient.AKTemplate(tpmclient.RSA)
+	gceAK, err := tpmclient.CreatePrimaryIn(ctx, tr, tpm2.TPMRHEndorsement, akTmpl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gceAK.Flush(tr); err != nil {
+		t.Fatal(err)
+	}
+	akCert, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "test GCE AK"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}, ca, gceAK.Pub, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tpmclient.WriteNV(tr, tpmclient.GCEAKTemplateNVIndexRSA, tpm2.Marshal(akTmpl)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tpmclient.WriteNV(tr, tpmclient.GCEAKCertNVIndexRSA, akCert); err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	v := tpm.NewVerifier(tpm.Options{Verify: verify.Options{TrustedAKs: []crypto.PublicKey{akPub}, Roots: roots}})
 	s, err := attestdtest.StartWith(dir, attestdtest.Options{Verifiers: map[evidence.Type]evidence.Verifier{evidence.Tpm: v}})
 	if err != nil {
 		t.Fatal(err)
@@ -100,11 +133,21 @@ issuancerules { c:[type=="secureBootEnabled"] => issue(type="secureBootEnabled",
 	if err != nil || !got.(interface{ Equal(crypto.PublicKey) bool }).Equal(akPub) {
 		t.Fatalf("--ak-out wrote %v (%v), not the AK", got, err)
 	}
+	// --ak gce: the AK from the template in NV, validated by its certificate.
+	code, out, stderr = runCLI(append(base, "--tcg-log", files["log"], "--ak", "gce")...)
+	if code != 0 {
+		t.Fatalf("--ak gce: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, `"secureBootEnabled": true`) {
+		t.Fatalf("--ak gce claims %s", out)
+	}
 	for _, c := range []struct {
 		args []string
 		code int
 		want string
 	}{
+		{[]string{"--tcg-log", files["log"], "--ak", "gce-ecc"}, 2, "GCE AK template"}, // no ECC template provisioned
+		{[]string{"--tcg-log", files["log"], "--ak", "azure"}, 2, `--ak "azure"`},
 		{[]string{"--tcg-log", files["badlog"]}, 1, "check tpm.eventlog.replay"},
 		{[]string{"--tcg-log", "none"}, 1, "PolicyEvaluationError"}, // no log: secure boot unproven
 		{[]string{"--tcg-log", files["log"], "--aik-cert", files["notcert"]}, 2, "notcert.pem"},
