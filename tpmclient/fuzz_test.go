@@ -1,7 +1,10 @@
 package tpmclient_test
 
 import (
+	"bytes"
 	"testing"
+
+	"github.com/google/go-tpm/tpm2"
 
 	"github.com/attestd/attestd/tpmclient"
 )
@@ -18,4 +21,30 @@ func FuzzParseChallenge(f *testing.F) {
 			t.Fatalf("accepted %q", b)
 		}
 	})
+}
+
+// FuzzParseTemplate: an NV template (TPMT_PUBLIC or TPM2B_PUBLIC) never
+// panics the client.
+func FuzzParseTemplate(f *testing.F) {
+	raw := tpm2.Marshal(tpmclient.AKTemplate(tpmclient.RSA))
+	f.Add(raw)
+	f.Add(append([]byte{byte(len(raw) >> 8), byte(len(raw))}, raw...))
+	f.Add(tpm2.Marshal(tpmclient.AKTemplate(tpmclient.ECC)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		tpmclient.ParseTemplate(b) //nolint:errcheck // only panics matter
+	})
+}
+
+func TestParseTemplate(t *testing.T) {
+	want := tpmclient.AKTemplate(tpmclient.RSA)
+	raw := tpm2.Marshal(want)
+	for _, b := range [][]byte{raw, append([]byte{byte(len(raw) >> 8), byte(len(raw))}, raw...)} {
+		got, err := tpmclient.ParseTemplate(b)
+		if err != nil || !bytes.Equal(tpm2.Marshal(got), raw) {
+			t.Fatalf("ParseTemplate: %v", err)
+		}
+	}
+	if _, err := tpmclient.ParseTemplate([]byte{0, 1, 2}); err == nil {
+		t.Fatal("garbage accepted")
+	}
 }
