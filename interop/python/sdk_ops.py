@@ -11,9 +11,10 @@ the instance's /certs, expiry, not-before and the issuer):
     signed by the management certificate, the management certificate list,
     adding and removing a certificate (signed by an existing one), a change
     signed by an unknown key refused;
-  - SgxEnclave and OpenEnclave attestation (ATTESTD_SGX_URL, with the test
-    platform sgxgen wrote to ATTESTD_SGXGEN_DIR): binary and JSON runtime
-    data, a draft policy (unsigned token), a refusal naming its check;
+  - SgxEnclave and OpenEnclave attestation (ATTESTD_SGX_URL, an AAD
+    instance, and the Isolated one, with the test platform sgxgen wrote to
+    ATTESTD_SGXGEN_DIR): binary and JSON runtime data, a draft policy
+    (unsigned token), refusals naming their check;
   - the SDK's validation is really on: a client expecting another issuer
     refuses attestd's genuine tokens.
 
@@ -245,6 +246,13 @@ def attest():
     refused(lambda: client.attest_sgx_enclave(gen("sgx-quote-v3.bin"),
                                               draft_policy="version=1.0; authorizationrules{=> deny();}; issuancerules{};"),
             400, "PolicyEvaluationError", "attest_sgx_enclave denied by the policy: 400 PolicyEvaluationError")
+
+    # The Isolated instance attests with its own issuer and signing keys.
+    iso = validating(AttestationClient, ISO)
+    r, tok = iso.attest_sgx_enclave(gen("sgx-quote-v3.bin"), runtime_data=runtime_bin)
+    check(tok.issuer == ISO and r.mr_enclave == manifest["mrenclave"], "Isolated attest_sgx_enclave: validated, issuer " + ISO)
+    r, tok = iso.attest_open_enclave(gen("oe-report.bin"), runtime_data=runtime_bin)
+    check(tok.issuer == ISO and r.enclave_held_data == runtime_bin, "Isolated attest_open_enclave: validated")
 
     # The SDK's validation is on: the genuine token fails for another issuer.
     wrong = validating(AttestationClient, SGX, issuer="https://elsewhere.attest.azure.net")
