@@ -64,8 +64,9 @@ func encodeHeader(alg, jku, kid string) ([]byte, error) {
 	return marshalJSON(header{Alg: alg, Jku: jku, Kid: kid, Typ: "JWT"})
 }
 
-// Sign returns a compact JWT over claims signed RS256 by the active key,
-// with header exactly {"alg":"RS256","jku":jku,"kid":<active kid>,"typ":"JWT"}.
+// Sign returns a compact JWT over claims signed by the active key with the
+// set's algorithm (RS256 unless OpenKeySetAlgorithm chose ES256), with
+// header exactly {"alg":"RS256","jku":jku,"kid":<active kid>,"typ":"JWT"}.
 // jku is the /certs URL of the instance (its configured URL + "/certs").
 // claims is marshalled with encoding/json (maps in sorted key order, no
 // HTML escaping); a json.RawMessage is used as is.
@@ -73,7 +74,7 @@ func (ks *KeySet) Sign(jku string, claims any) (string, error) {
 	k := ks.state.Load().keys[0]
 	h := k.rs256.Load()
 	if h == nil || h.jku != jku {
-		raw, err := encodeHeader("RS256", jku, k.kid)
+		raw, err := encodeHeader(string(ks.Algorithm()), jku, k.kid)
 		if err != nil {
 			return "", fmt.Errorf("token: encode header: %w", err)
 		}
@@ -129,7 +130,7 @@ func (ks *KeySet) Unsigned(jku string, claims any) (string, error) {
 // by the header kid) and returns its payload. It is for tests and the
 // "attestd verify" tool; expiry is the caller's business.
 func (ks *KeySet) Verify(tok string) ([]byte, error) {
-	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(ks.Algorithm())})
 	if err != nil {
 		return nil, fmt.Errorf("token: parse: %w", err)
 	}
