@@ -6,8 +6,9 @@
 //     ./testing/sgxplatform/cmd/sgxgen`): a TEST root, its collateral bundle,
 //     quotes and OpenEnclave reports,
 //  2. starts `attestd serve` (ATTESTD_BIN, else `go build`) with a config of
-//     three instances (default AAD at /, Isolated at /tenants/iso, AAD at
-//     /tenants/sgx for the SGX tests) trusting that root and serving that
+//     four instances (default AAD at /, Isolated at /tenants/iso, AAD at
+//     /tenants/sgx for the SGX tests, AAD at /tenants/es signing attestation
+//     tokens ES256) trusting that root and serving that
 //     bundle, on a free loopback port and a fresh data directory,
 //  3. mints bearer tokens with `attestd token`,
 //  4. runs `node --test` with NODE_EXTRA_CA_CERTS = DATA/tls/cert.pem (Node
@@ -47,6 +48,7 @@ writeFileSync(
       { name: "default", mode: "AAD", auth: { dev: true } },
       { name: "iso", prefix: "/tenants/iso", mode: "Isolated", policy_certificates: ["pm1.pem"], auth: { dev: true } },
       { name: "sgx", mode: "AAD", auth: { dev: true } },
+      { name: "es", mode: "AAD", token_algorithm: "ES256", auth: { dev: true } },
     ],
     collateral: { type: "bundle", path: "sgxgen/collateral.json" },
     sgx: { roots: ["sgxgen/root.pem"] },
@@ -94,6 +96,7 @@ try {
     ATTESTD_SGX_URL: base + "/tenants/sgx",
     ATTESTD_TOKEN_SGX: token("--role", "contributor", "--instance", "sgx"),
     ATTESTD_SGXGEN_DIR: genDir,
+    ATTESTD_ES256_URL: base + "/tenants/es",
   };
   const t = spawn(process.execPath, ["--test", "--test-reporter=spec", join(here, "interop.test.mjs"), join(here, "sgx.test.mjs")], { env, stdio: "inherit" });
   status = await new Promise((resolve) => t.on("exit", (code) => resolve(code ?? 1)));
