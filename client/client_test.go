@@ -386,7 +386,10 @@ func TestAttestSGXES256(t *testing.T) {
 	}
 	// A tampered ES256 signature is refused.
 	parts := strings.Split(r.Token.Raw, ".")
-	sig := []byte(parts[2])
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		t.Fatal(err)
+	}
 	sig[3] ^= 1
 	// A relying party's client/verifier accepts the token and refuses it
 	// with its signature altered.
@@ -398,7 +401,7 @@ func TestAttestSGXES256(t *testing.T) {
 		t.Fatalf("client/verifier refused the ES256 token: %v", err)
 	}
 	var ve *verifier.ValidationError
-	if _, err := rp.Verify(ctx, parts[0]+"."+parts[1]+"."+string(sig)); !errors.As(err, &ve) || ve.Reason != verifier.ReasonSignature {
+	if _, err := rp.Verify(ctx, parts[0]+"."+parts[1]+"."+base64.RawURLEncoding.EncodeToString(sig)); !errors.As(err, &ve) || ve.Reason != verifier.ReasonSignature {
 		t.Fatalf("tampered ES256 token: %v", err)
 	}
 	// The RS256 instances are unchanged.

@@ -88,13 +88,41 @@ type joseES256 struct{ k *ecdsa.PrivateKey }
 func (s joseES256) Public() crypto.PublicKey { return &s.k.PublicKey }
 
 func (s joseES256) Sign(r io.Reader, digest []byte, _ crypto.SignerOpts) ([]byte, error) {
-	x, y, err := ecdsa.Sign(r, s.k, digest)
+	der, err := s.k.Sign(r, digest, nil) // ASN.1 SEQUENCE { r INTEGER, s INTEGER }
 	if err != nil {
 		return nil, err
 	}
+	return rawP256Signature(der)
+}
+
+// rawP256Signature turns crypto/ecdsa's DER signature into JWS's 64-byte
+// R||S without big.Int round trips. The input is our own signer's output;
+// anything unexpected is an error, never a panic.
+func rawP256Signature(der []byte) ([]byte, error) {
+	bad := errors.New("token: unexpected ECDSA signature encoding")
+	if len(der) < 8 || der[0] != 0x30 || int(der[1]) != len(der)-2 {
+		return nil, bad
+	}
 	out := make([]byte, 64)
-	x.FillBytes(out[:32])
-	y.FillBytes(out[32:])
+	rest := der[2:]
+	for i := range 2 {
+		if len(rest) < 2 || rest[0] != 0x02 || int(rest[1]) > len(rest)-2 {
+			return nil, bad
+		}
+		n := int(rest[1])
+		v := rest[2 : 2+n]
+		for len(v) > 0 && v[0] == 0 { // DER's sign byte
+			v = v[1:]
+		}
+		if len(v) > 32 {
+			return nil, bad
+		}
+		copy(out[i*32+32-len(v):(i+1)*32], v)
+		rest = rest[2+n:]
+	}
+	if len(rest) != 0 {
+		return nil, bad
+	}
 	return out, nil
 }
 

@@ -3,9 +3,11 @@ package token
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -201,5 +203,31 @@ func TestPair(t *testing.T) {
 	}
 	if got := (Pair{Management: rs, Attestation: rs}).Algorithms(); len(got) != 1 {
 		t.Fatalf("algorithms %v", got)
+	}
+}
+
+// TestRawP256Signature: the DER → R||S conversion agrees with crypto/ecdsa
+// on many signatures (short R and S included) and refuses malformed input.
+func TestRawP256Signature(t *testing.T) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := make([]byte, 32)
+	for i := range 300 {
+		digest[0], digest[1] = byte(i), byte(i>>8)
+		sig, err := joseES256{k}.Sign(rand.Reader, digest, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sig) != 64 || !ecdsa.Verify(&k.PublicKey, digest, new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+			t.Fatalf("signature %d does not verify", i)
+		}
+	}
+	for _, der := range [][]byte{nil, {0x30}, {0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01}, {0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01},
+		{0x30, 0x06, 0x02, 0x05, 0x01, 0x02, 0x01, 0x01}, append([]byte{0x30, 0x26, 0x02, 0x22}, make([]byte, 36)...)} {
+		if _, err := rawP256Signature(der); err == nil {
+			t.Fatalf("%x accepted", der)
+		}
 	}
 }

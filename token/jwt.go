@@ -42,6 +42,8 @@ func marshalJSON(v any) ([]byte, error) {
 		return validJSONObject([]byte(r))
 	case []byte:
 		return validJSONObject(r)
+	case map[string]any:
+		return appendClaims(make([]byte, 0, 2048), r)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
