@@ -93,7 +93,11 @@ func signWith(signer crypto.Signer, kid string, header []byte, claims any) (stri
 		return "", fmt.Errorf("token: encode claims: %w", err)
 	}
 	hl, pl := len(header), b64.EncodedLen(len(p))
-	out := make([]byte, hl+1+pl+1, hl+1+pl+1+b64.EncodedLen(512))
+	sigLen := 512 // RSA up to 4096 bits
+	if _, ok := signer.(joseES256); ok {
+		sigLen = 64
+	}
+	out := make([]byte, hl+1+pl+1, hl+1+pl+1+b64.EncodedLen(sigLen))
 	copy(out, header)
 	out[hl] = '.'
 	b64.Encode(out[hl+1:], p)
