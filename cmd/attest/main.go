@@ -29,7 +29,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-tpm/tpm2/transport"
+
 	"github.com/attestd/attestd/client"
+	guest "github.com/attestd/attestd/client/azureguest"
 	"github.com/attestd/attestd/internal/pemfile"
 )
 
@@ -53,17 +56,21 @@ Usage:
   attest --endpoint URL [flags] sgx --quote FILE [--runtime-data FILE | --runtime-json FILE] [--draft-policy FILE] [--nonce N]
   attest --endpoint URL [flags] oe --report FILE [same options as sgx]
   attest --endpoint URL [flags] snp --report FILE [--vcek-chain CHAIN.pem] [--runtime-json FILE] [--init-time-data FILE] [--nonce N]
+  attest --endpoint URL [flags] tdx --quote FILE [--runtime-json FILE | --runtime-data FILE] [--init-time-data FILE] [--draft-policy FILE] [--nonce N]
+  attest --endpoint URL [flags] azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem] [--client-payload FILE] [--nonce N]
   attest --issuer URL [flags] token verify TOKEN|- [--type sgx,sevsnpvm,…] [--certs JWKS.json] [--at TIME]
 
-TYPE is SgxEnclave, OpenEnclave, Tpm, SevSnpVm or TdxVm. The endpoint may carry a base path
+TYPE is SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm or AzureGuest. The endpoint may carry a base path
 (https://host/tenants/t1). Admin commands (policy, policy-certs) need a bearer token.
 "policy get" prints the policy text (its signer, if any, on stderr); the other commands print
-JSON: sgx/oe/snp the validated token's claims, certs the signing keys, set/reset/add/remove the result.
+JSON: sgx/oe/snp/tdx the validated token's claims, certs the signing keys, set/reset/add/remove the result.
 A draft-policy result is UNSIGNED: it is printed with a warning on stderr.
 "token verify" checks a token as a relying party does (signature by a key of the issuer's /certs,
 fetched from --issuer URL/certs, or --endpoint URL/certs, or read from --certs; RS256 or ES256 only,
 never alg none or a header certificate; iss; exp/nbf with --leeway; --type): it prints VALID or
 INVALID (reason) on the first line, then the claims, and exits 1 naming the failed check.
+With --output json every command prints one JSON document on stdout, errors included.
+Run 'attest COMMAND --help' (or 'attest help COMMAND') for one command's flags and an example.
 
 Flags (anywhere on the line):
 `
@@ -76,6 +83,12 @@ type options struct {
 	nonce                                                  string
 	initTimeData, initTimeJSON, vcekChain                  string
 	types, certs, at                                       string
+	tpm, hclReport, tcgLog, clientPayload, akHandle        string
+	output                                                 string
+	retries                                                int
+	// openTPM opens --tpm (nil: the device or a simulator's TCP port);
+	// tests hand in a software TPM.
+	openTPM func(string) (transport.TPMCloser, error)
 }
 
 // usageError is a mistake on the command line (exit status 2).
@@ -98,32 +111,38 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.apiVersion, "api-version", client.DefaultAPIVersion, "api-version query parameter")
 	fs.StringVar(&o.signKey, "sign-key", "", "PEM private key (RSA or ECDSA; PKCS#8, PKCS#1 or SEC 1) signing a policy or certificate change")
 	fs.StringVar(&o.signCert, "sign-cert", "", "PEM certificate (then its chain) of --sign-key")
-	fs.StringVar(&o.quote, "quote", "", "sgx: file with the raw SGX quote")
+	fs.StringVar(&o.quote, "quote", "", "sgx: file with the raw SGX quote; tdx: the TD quote (v4/v5), raw or hex")
 	fs.StringVar(&o.report, "report", "", "oe: file with the raw OpenEnclave report or evidence; snp: MAA report JSON, a raw or hex SEV-SNP report or configfs-tsm JSON")
-	fs.StringVar(&o.vcekChain, "vcek-chain", "", "snp: PEM file of the VCEK/VLEK chain; with it --report is a raw report and the MAA report JSON is built")
+	fs.StringVar(&o.vcekChain, "vcek-chain", "", "snp, azure-guest (default: ask Azure IMDS): PEM file of the VCEK/VLEK chain; with it --report is a raw report and the MAA report JSON is built")
 	fs.StringVar(&o.initTimeData, "init-time-data", "", "snp: init-time data file (e.g. an ACI security policy), sent as Binary; bound to HOST_DATA")
 	fs.StringVar(&o.initTimeJSON, "init-time-json", "", "snp: init-time data file, sent as JSON")
 	fs.StringVar(&o.runtimeData, "runtime-data", "", "sgx/oe: runtime data file, sent as Binary")
 	fs.StringVar(&o.runtimeJSON, "runtime-json", "", "sgx/oe: runtime data file, sent as JSON")
 	fs.StringVar(&o.draftPolicy, "draft-policy", "", "sgx/oe: policy text file evaluated instead of the instance's (unsigned result)")
 	fs.StringVar(&o.nonce, "nonce", "", "sgx/oe: nonce echoed in the token")
+	fs.StringVar(&o.tpm, "tpm", "/dev/tpmrm0", "azure-guest: the vTPM device, or HOST:PORT of a TPM simulator speaking raw TPM commands (swtpm)")
+	fs.StringVar(&o.hclReport, "hcl-report", "", "azure-guest: HCL report file (default: read from the vTPM's NV index 0x01400001)")
+	fs.StringVar(&o.tcgLog, "tcg-log", "", "azure-guest: TCG event log file (default: "+guest.TCGLogPath+")")
+	fs.StringVar(&o.clientPayload, "client-payload", "", "azure-guest: JSON object file echoed in x-ms-runtime.client-payload")
+	fs.StringVar(&o.akHandle, "ak-handle", "0x81000003", "azure-guest: persistent handle of the vTPM's attestation key")
 	fs.StringVar(&o.types, "type", "", "token verify: accepted x-ms-attestation-type values, comma-separated (sgx, sevsnpvm, tdxvm, tpm, …)")
 	fs.StringVar(&o.certs, "certs", "", "token verify: JWKS file of the issuer's signing keys (offline; default: fetch the issuer's /certs)")
 	fs.StringVar(&o.at, "at", "", "token verify: check exp/nbf as of this RFC 3339 time instead of now")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
+	fs.StringVar(&o.output, "output", "text", "output format: text, or json (one JSON document on stdout, errors too)")
+	fs.IntVar(&o.retries, "retries", 3, "times a call refused with 429 or 503 is repeated (honouring Retry-After); 0 turns retries off")
+	// Help is printed by run, for the command named before --help.
+	fs.Usage = func() {}
 	return fs
 }
 
 // parseInterleaved parses flags that may stand before, between or after
-// the positional words (flag.Parse stops at the first positional one).
+// the positional words (flag.Parse stops at the first positional one). On
+// an error it returns the words read so far (the command --help is for).
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			return pos, err
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -138,24 +157,42 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var o options
-	fs := newFlags(&o, stderr)
+	return runWith(ctx, &options{}, args, stdout, stderr)
+}
+
+// runWith is run with o preset (tests set o.openTPM).
+func runWith(ctx context.Context, o *options, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags(o, stderr)
 	pos, err := parseInterleaved(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
+		printHelp(stderr, fs, pos)
 		return 0
 	}
+	if err == nil && len(pos) > 0 && pos[0] == "help" {
+		printHelp(stderr, fs, pos[1:])
+		return 0
+	}
+	if err == nil && o.output != "text" && o.output != "json" {
+		err = usagef("--output %q: want text or json", o.output)
+	}
 	if err == nil {
-		err = dispatch(ctx, &o, fs, pos, stdout, stderr)
+		err = dispatch(ctx, o, fs, pos, stdout, stderr)
 	}
 	if err == nil {
 		return 0
+	}
+	if o.output == "json" {
+		printJSONError(stdout, err)
 	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "attest: %v\nRun 'attest --help' for usage.\n", err)
+		fmt.Fprintf(stderr, "attest: %v\nRun 'attest %s--help' for usage.\n", err, helpPrefix(pos))
 		return 2
 	}
-	if !errors.Is(err, flag.ErrHelp) && !strings.HasPrefix(err.Error(), "flag provided but not defined") {
+	if strings.HasPrefix(err.Error(), "flag provided but not defined") {
+		// The flag package printed the error; say where help is.
+		fmt.Fprintf(stderr, "Run 'attest %s--help' for usage.\n", helpPrefix(pos))
+	} else {
 		fmt.Fprintf(stderr, "attest: %v\n", err)
 	}
 	var ce *client.Error
@@ -180,7 +217,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		for _, n := range names {
 			ok[n] = true
 		}
-		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce", "type", "certs", "at", "vcek-chain", "init-time-data", "init-time-json"} {
+		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce", "type", "certs", "at", "vcek-chain", "init-time-data", "init-time-json", "tpm", "hcl-report", "tcg-log", "client-payload", "ak-handle"} {
 			if set[n] && !ok[n] {
 				return usagef("--%s does not apply to %q", n, cmd)
 			}
@@ -213,6 +250,13 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 			text, signer, err := c.GetPolicy(ctx, client.AttestationType(pos[2]))
 			if err != nil {
 				return err
+			}
+			if o.output == "json" {
+				out := map[string]any{"type": pos[2], "policy": text}
+				if signer != nil {
+					out["signer"] = certInfo(signer)
+				}
+				return printJSON(stdout, out)
 			}
 			if signer != nil {
 				fmt.Fprintf(stderr, "signed by %s (thumbprint %s)\n", signer.Subject, thumbprint(signer))
@@ -357,16 +401,25 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		}
 		return tokenVerify(ctx, o, pos, stdout, stderr)
 
-	case "sgx", "oe", "snp":
-		evFlag := map[string]string{"sgx": "quote", "oe": "report", "snp": "report"}[pos[0]]
+	case "azure-guest":
+		if err := errors.Join(allow("azure-guest", "tpm", "hcl-report", "tcg-log", "vcek-chain", "client-payload", "ak-handle", "nonce"), nargs(1)); err != nil {
+			return err
+		}
+		return azureGuest(ctx, o, stdout)
+
+	case "sgx", "oe", "snp", "tdx":
+		evFlag := map[string]string{"sgx": "quote", "oe": "report", "snp": "report", "tdx": "quote"}[pos[0]]
 		extra := []string{}
-		if pos[0] == "snp" {
+		switch pos[0] {
+		case "snp":
 			extra = []string{"vcek-chain", "init-time-data", "init-time-json"}
+		case "tdx":
+			extra = []string{"init-time-data", "init-time-json"}
 		}
 		if err := errors.Join(allow(pos[0], append([]string{evFlag, "runtime-data", "runtime-json", "draft-policy", "nonce"}, extra...)...), nargs(1)); err != nil {
 			return err
 		}
-		evFile := map[string]string{"sgx": o.quote, "oe": o.report, "snp": o.report}[pos[0]]
+		evFile := map[string]string{"sgx": o.quote, "oe": o.report, "snp": o.report, "tdx": o.quote}[pos[0]]
 		if evFile == "" {
 			return usagef("%s needs --%s FILE", pos[0], evFlag)
 		}
@@ -376,6 +429,12 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		ev, err := os.ReadFile(evFile)
 		if err != nil {
 			return err
+		}
+		if pos[0] == "tdx" {
+			// Quote generation tools write raw bytes or hex text.
+			if d, err := hex.DecodeString(strings.TrimSpace(string(ev))); err == nil && len(d) > 0 {
+				ev = d
+			}
 		}
 		ao := &client.AttestOptions{Nonce: o.nonce}
 		if o.runtimeData != "" {
@@ -425,6 +484,8 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 			r, err = c.AttestSgxEnclave(ctx, ev, ao)
 		case "oe":
 			r, err = c.AttestOpenEnclave(ctx, ev, ao)
+		case "tdx":
+			r, err = c.AttestTdxVm(ctx, ev, ao)
 		default:
 			r, err = c.AttestSevSnpVm(ctx, ev, ao)
 		}
@@ -433,6 +494,9 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		}
 		if r.Unsigned {
 			fmt.Fprintln(stderr, "WARNING: draft-policy result: the token is UNSIGNED (alg none); its claims prove nothing")
+		}
+		if o.output == "json" {
+			return printJSON(stdout, map[string]any{"token": r.Token.Raw, "unsigned": r.Unsigned, "claims": r.Claims})
 		}
 		return printJSON(stdout, r.Claims)
 	}
@@ -463,8 +527,12 @@ func (o *options) client(admin bool) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	retries := o.retries
+	if retries <= 0 {
+		retries = -1 // client.Retry: negative is off, 0 the default
+	}
 	opts := &client.Options{HTTPClient: hc, APIVersion: o.apiVersion,
-		Validation: client.Validation{Issuer: o.issuer, Leeway: o.leeway}}
+		Validation: client.Validation{Issuer: o.issuer, Leeway: o.leeway}, Retry: client.Retry{MaxRetries: retries}}
 	if tok != "" {
 		opts.Credential = func(context.Context) (string, error) { return tok, nil }
 	}

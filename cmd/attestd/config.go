@@ -115,6 +115,9 @@ type InstanceConfig struct {
 	// not). Management tokens stay RS256. The ES256 keys live in
 	// keys/NAME/es256 and are published in /certs beside the RSA keys.
 	TokenAlgorithm string `json:"token_algorithm"`
+	// Playground serves the policy playground at
+	// {prefix}/attestd/playground (default true; false turns it off).
+	Playground *bool `json:"playground"`
 }
 
 // AuthConfig says whom an instance's admin API trusts. Exactly one source:
@@ -269,6 +272,8 @@ type resolvedInstance struct {
 	RequireAttestToken bool
 	// TokenAlgorithm: see InstanceConfig.
 	TokenAlgorithm token.Algorithm
+	// NoPlayground: InstanceConfig.Playground set to false.
+	NoPlayground bool
 }
 
 // resolve validates the instance list and fills defaults. listenAddr is the
@@ -290,7 +295,7 @@ func (c *Config) resolve(listenAddr string) ([]resolvedInstance, error) {
 			return nil, fmt.Errorf("config: instance name %q used twice", ic.Name)
 		}
 		names[ic.Name] = true
-		r := resolvedInstance{Name: ic.Name, RequireAttestToken: ic.RequireAttestToken}
+		r := resolvedInstance{Name: ic.Name, RequireAttestToken: ic.RequireAttestToken, NoPlayground: ic.Playground != nil && !*ic.Playground}
 		alg, err := token.ParseAlgorithm(ic.TokenAlgorithm)
 		if err != nil {
 			return nil, fmt.Errorf("config: instance %s: token_algorithm: %w", ic.Name, err)

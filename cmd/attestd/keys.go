@@ -19,31 +19,26 @@ import (
 // rereads it on SIGHUP and every --key-reload-interval.
 func keysCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "rotate") {
-		fmt.Fprintf(stderr, "Usage: attestd keys list|rotate [flags]\n")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			return flag.ErrHelp
-		}
-		return fmt.Errorf("%w: want \"keys list\" or \"keys rotate\"", errUsage)
+		return groupHelp(stderr, "keys", args, keysVerbs)
 	}
 	verb := args[0]
-	flags := flag.NewFlagSet("keys "+verb, flag.ContinueOnError)
-	flags.SetOutput(stderr)
+	var flags *flag.FlagSet
+	retire := new(time.Duration)
+	if verb == "list" {
+		flags = newFlagSet("keys list", stderr, "attestd keys list --data DIR [--instance NAME]",
+			"Lists an instance's token-signing keys: kid, signing or verifying, created, retirement time.",
+			"attestd keys list --data ./data --instance default")
+	} else {
+		flags = newFlagSet("keys rotate", stderr, "attestd keys rotate --data DIR [--instance NAME] [--retire-after DURATION]",
+			"Makes a new signing key; the old one keeps verifying (stays in /certs) until --retire-after.\n"+
+				"A running server picks the change up on SIGHUP or within --key-reload-interval.",
+			"attestd keys rotate --data ./data --instance default --retire-after 24h && kill -HUP $(pidof attestd)")
+		flags.DurationVar(retire, "retire-after", 24*time.Hour, "keep the old keys in /certs this long (at least the 8 h token lifetime plus client cache time)")
+	}
 	data := flags.String("data", "", "data directory of the server (env ATTESTD_DATA; default "+DefaultData+")")
 	inst := flags.String("instance", DefaultName, "instance name")
-	retire := flags.Duration("retire-after", 24*time.Hour, "rotate: keep the old keys in /certs this long (at least the 8 h token lifetime plus client cache time)")
-	flags.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: attestd keys %s --data DIR [--instance NAME]", verb)
-		if verb == "rotate" {
-			fmt.Fprint(stderr, " [--retire-after DURATION]")
-		}
-		fmt.Fprint(stderr, "\n\nFlags:\n")
-		flags.PrintDefaults()
-	}
-	if err := flags.Parse(args[1:]); err != nil {
+	if err := parseFlags(flags, args[1:]); err != nil {
 		return err
-	}
-	if flags.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, flags.Arg(0))
 	}
 	dir := filepath.Join(firstNonEmpty(*data, os.Getenv("ATTESTD_DATA"), DefaultData), "keys", *inst)
 	if _, err := os.Stat(filepath.Join(dir, "keyset.json")); errors.Is(err, fs.ErrNotExist) {

@@ -173,6 +173,19 @@ func OptionsFromConfig(c Config, path func(string) string) (Options, error) {
 }
 
 func openPlugin(ctx context.Context, env evidence.PluginEnv) (evidence.Verifier, func() error, error) {
+	v, closeFn, err := Open(ctx, env)
+	if v == nil {
+		// A nil *Verifier must not become a non-nil evidence.Verifier.
+		return nil, closeFn, err
+	}
+	return v, closeFn, err
+}
+
+// Open builds the SEV-SNP verifier of the "snp" block of env (nil when the
+// block disables it). Other plugins whose evidence embeds an SNP report
+// (AzureGuest) open theirs with it, so one block configures AMD trust for
+// every type.
+func Open(ctx context.Context, env evidence.PluginEnv) (*Verifier, func() error, error) {
 	noop := func() error { return nil }
 	var c Config
 	if err := evidence.DecodeBlock(env.Block("snp"), &c); err != nil {
@@ -199,6 +212,9 @@ func openPlugin(ctx context.Context, env evidence.PluginEnv) (evidence.Verifier,
 			return nil, nil, fmt.Errorf("%w: snp.kds: %v", evidence.ErrConfig, err)
 		}
 		closeFn = src.Close
+		if env.Collateral != nil && src.Stats != nil {
+			env.Collateral(src.Stats)
+		}
 		opts.Verify.Endorsements = KDS{src}
 		if c.CheckCRL {
 			opts.Verify.CRLs = KDS{src}

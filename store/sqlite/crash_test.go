@@ -192,10 +192,11 @@ func runCrashChild(t *testing.T, path string, start int, delay time.Duration) []
 	var acked []int
 	sc := bufio.NewScanner(out)
 	var killed atomic.Bool
+	// killed is set before the signal is sent: once it lands, the pipe
+	// closes and Wait may return before a store after Signal would run.
 	kill := func() {
-		if err := cmd.Process.Signal(syscall.SIGKILL); err == nil {
-			killed.Store(true)
-		}
+		killed.Store(true)
+		cmd.Process.Signal(syscall.SIGKILL)
 	}
 	deadline := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
 	defer deadline.Stop()
