@@ -56,7 +56,7 @@ Usage:
   attest --endpoint URL [flags] sgx --quote FILE [--runtime-data FILE | --runtime-json FILE] [--draft-policy FILE] [--nonce N]
   attest --endpoint URL [flags] oe --report FILE [same options as sgx]
   attest --endpoint URL [flags] snp --report FILE [--vcek-chain CHAIN.pem] [--runtime-json FILE] [--init-time-data FILE] [--nonce N]
-  attest --endpoint URL [flags] tdx --quote FILE [--runtime-json FILE | --runtime-data FILE] [--init-time-data FILE] [--draft-policy FILE] [--nonce N]
+  attest --endpoint URL [flags] tdx --quote FILE [--runtime-json FILE | --runtime-data FILE] [--init-time-data FILE] [--event-log CCEL] [--draft-policy FILE] [--nonce N]
   attest --endpoint URL [flags] azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem] [--client-payload FILE] [--nonce N]
   attest --issuer URL [flags] token verify TOKEN|- [--type sgx,sevsnpvm,…] [--certs JWKS.json] [--at TIME]
 
@@ -82,6 +82,7 @@ type options struct {
 	quote, report, runtimeData, runtimeJSON, draftPolicy   string
 	nonce                                                  string
 	initTimeData, initTimeJSON, vcekChain                  string
+	eventLog                                               string
 	types, certs, at                                       string
 	tpm, hclReport, tcgLog, clientPayload, akHandle        string
 	output                                                 string
@@ -116,6 +117,7 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.vcekChain, "vcek-chain", "", "snp, azure-guest (default: ask Azure IMDS): PEM file of the VCEK/VLEK chain; with it --report is a raw report and the MAA report JSON is built")
 	fs.StringVar(&o.initTimeData, "init-time-data", "", "snp: init-time data file (e.g. an ACI security policy), sent as Binary; bound to HOST_DATA")
 	fs.StringVar(&o.initTimeJSON, "init-time-json", "", "snp: init-time data file, sent as JSON")
+	fs.StringVar(&o.eventLog, "event-log", "", "tdx: the TD's CCEL event log file (e.g. /sys/firmware/acpi/tables/data/CCEL), replayed against the RTMRs")
 	fs.StringVar(&o.runtimeData, "runtime-data", "", "sgx/oe: runtime data file, sent as Binary")
 	fs.StringVar(&o.runtimeJSON, "runtime-json", "", "sgx/oe: runtime data file, sent as JSON")
 	fs.StringVar(&o.draftPolicy, "draft-policy", "", "sgx/oe: policy text file evaluated instead of the instance's (unsigned result)")
@@ -414,7 +416,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		case "snp":
 			extra = []string{"vcek-chain", "init-time-data", "init-time-json"}
 		case "tdx":
-			extra = []string{"init-time-data", "init-time-json"}
+			extra = []string{"init-time-data", "init-time-json", "event-log"}
 		}
 		if err := errors.Join(allow(pos[0], append([]string{evFlag, "runtime-data", "runtime-json", "draft-policy", "nonce"}, extra...)...), nargs(1)); err != nil {
 			return err
@@ -450,7 +452,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		for _, d := range []struct {
 			file string
 			dst  *[]byte
-		}{{o.initTimeData, &ao.InitTimeData}, {o.initTimeJSON, &ao.InitTimeJSON}} {
+		}{{o.initTimeData, &ao.InitTimeData}, {o.initTimeJSON, &ao.InitTimeJSON}, {o.eventLog, &ao.EventLog}} {
 			if d.file != "" {
 				if *d.dst, err = os.ReadFile(d.file); err != nil {
 					return err
