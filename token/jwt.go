@@ -68,7 +68,7 @@ func encodeHeader(alg, jku, kid string) ([]byte, error) {
 
 // Sign returns a compact JWT over claims signed by the active key with the
 // set's algorithm (RS256 unless OpenKeySetAlgorithm chose ES256), with
-// header exactly {"alg":"RS256","jku":jku,"kid":<active kid>,"typ":"JWT"}.
+// header exactly {"alg":<"RS256"|"ES256">,"jku":jku,"kid":<active kid>,"typ":"JWT"}.
 // jku is the /certs URL of the instance (its configured URL + "/certs").
 // claims is marshalled with encoding/json (maps in sorted key order, no
 // HTML escaping); a json.RawMessage is used as is.
