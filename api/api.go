@@ -276,7 +276,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	// (body not sent yet) never reserves more than typical evidence needs.
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
-		buf.Grow(int(min(r.ContentLength, 64<<10)) + 1) // +1: ReadFrom needs room to see EOF
+		// + MinRead: ReadFrom wants MinRead free bytes before each read,
+		// the last one (that sees EOF) included; with less it doubles
+		// the buffer.
+		buf.Grow(int(min(r.ContentLength, 64<<10)) + bytes.MinRead)
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	b := buf.Bytes()

@@ -62,6 +62,9 @@ func TestResolveConfig(t *testing.T) {
 		{"AAD without auth", `{"instances":[{"name":"a"}]}`, "127.0.0.1:1", nil, "needs an \"auth\" block"},
 		{"two auth sources", `{"instances":[{"name":"a","auth":{"dev":true,"oidc_issuer":"https://x"}}]}`, "127.0.0.1:1", nil, "exactly one"},
 		{"bad name", `{"instances":[{"name":"a/b","auth":{"dev":true}}]}`, "127.0.0.1:1", nil, "must match"},
+		{"ES256 attestation tokens", `{"instances":[{"name":"default","token_algorithm":"ES256","auth":{"dev":true}}]}`, "127.0.0.1:1",
+			[]resolvedInstance{{Name: "default", Mode: "AAD", URL: "https://127.0.0.1:1", TokenAlgorithm: "ES256"}}, ""},
+		{"unknown token algorithm", `{"instances":[{"name":"a","token_algorithm":"HS256","auth":{"dev":true}}]}`, "127.0.0.1:1", nil, "token_algorithm"},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,7 +92,7 @@ func TestResolveConfig(t *testing.T) {
 			}
 			for i, w := range tc.want {
 				g := got[i]
-				if g.Name != w.Name || g.Prefix != w.Prefix || g.Mode != w.Mode || g.URL != w.URL {
+				if g.Name != w.Name || g.Prefix != w.Prefix || g.Mode != w.Mode || g.URL != w.URL || (w.TokenAlgorithm != "" && g.TokenAlgorithm != w.TokenAlgorithm) {
 					t.Errorf("instance %d = %+v, want %+v", i, g, w)
 				}
 			}
