@@ -56,6 +56,45 @@ func TestGetTCBBaselines(t *testing.T) {
 	wantError(t, err, 400, "InvalidParameter")
 }
 
+// TestGetTCBBaselinesSelected: a policy selecting baseline 17 with
+// x-ms-sgx-tcbidentifier moves the mark from azuredefault to 17, for
+// SgxEnclave only; resetting the policy moves it back.
+func TestGetTCBBaselinesSelected(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	c := e.client(t, "", e.Contributor, client.Validation{Issuer: e.URL})
+	selected := func(typ client.AttestationType) []string {
+		t.Helper()
+		bs, err := c.GetTCBBaselines(ctx, typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, b := range bs {
+			if b.Selected {
+				ids = append(ids, b.Identifier)
+			}
+		}
+		return ids
+	}
+	pol := `version=1.1; configurationrules{ => issueproperty(type="x-ms-sgx-tcbidentifier", value="17"); }; authorizationrules{ => permit(); };`
+	if _, err := c.SetPolicy(ctx, client.SgxEnclave, pol, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := selected(client.SgxEnclave); len(got) != 1 || got[0] != "17" {
+		t.Errorf("SgxEnclave under a policy selecting 17: selected %q", got)
+	}
+	if got := selected(client.OpenEnclave); len(got) != 1 || got[0] != "azuredefault" {
+		t.Errorf("OpenEnclave (policy unchanged): selected %q", got)
+	}
+	if _, err := c.ResetPolicy(ctx, client.SgxEnclave, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := selected(client.SgxEnclave); len(got) != 1 || got[0] != "azuredefault" {
+		t.Errorf("SgxEnclave after reset: selected %q", got)
+	}
+}
+
 // TestGetTCBBaselinesAPIVersion: the route exists only from api-version
 // 2022-09-01-preview, so a client at the default 2020-10-01 sends
 // 2025-06-01, and a client configured with another version sends that.
