@@ -129,11 +129,8 @@ func ExampleClient_AttestTdxVm() {
 // then each evaluation data number the service can serve. It needs the
 // reader role.
 func ExampleClient_GetTCBBaselines() {
-	envOnce.Do(startShared)
-	if envErr != nil {
-		log.Fatal(envErr)
-	}
-	c, _ := exampleClient(shared.Reader)
+	_, e := exampleClient("")
+	c, _ := exampleClient(e.Reader)
 	for _, t := range []client.AttestationType{client.SgxEnclave, client.TdxVm} {
 		bs, err := c.GetTCBBaselines(context.Background(), t)
 		if err != nil {
