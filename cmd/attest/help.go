@@ -72,11 +72,11 @@ var commands = []command{
 			"SHA-256 of the runtime data must be the first half of its REPORTDATA.",
 		flags:   []string{"quote", "runtime-data", "runtime-json", "init-time-data", "init-time-json", "draft-policy", "nonce"},
 		example: "attest --endpoint $EP tdx --quote td-quote.bin --runtime-json key.json"},
-	{name: "azure-guest", synopsis: "azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem] [--client-payload FILE] [--nonce N]",
+	{name: "azure-guest", synopsis: "azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem | --td-quote FILE] [--client-payload FILE] [--nonce N]",
 		about: "Attests an Azure confidential VM from inside it (POST /attest/AzureGuest): collects the HCL report,\n" +
 			"TCG log and a TPM quote from the vTPM (or reads them from files), sends them, and opens the token\n" +
 			"the service encrypts to the vTPM's ephemeral key.",
-		flags:   []string{"tpm", "hcl-report", "tcg-log", "vcek-chain", "client-payload", "ak-handle", "nonce"},
+		flags:   []string{"tpm", "hcl-report", "tcg-log", "vcek-chain", "td-quote", "client-payload", "ak-handle", "nonce"},
 		example: "attest --endpoint $EP azure-guest --tpm /dev/tpmrm0"},
 	{name: "token verify", synopsis: "token verify TOKEN|- --issuer URL [--type sgx,sevsnpvm,…] [--certs JWKS.json] [--at TIME]",
 		about: "Checks a token as a relying party does: signature by a key of the issuer's /certs (fetched from\n" +

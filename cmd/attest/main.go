@@ -57,7 +57,7 @@ Usage:
   attest --endpoint URL [flags] oe --report FILE [same options as sgx]
   attest --endpoint URL [flags] snp --report FILE [--vcek-chain CHAIN.pem] [--runtime-json FILE] [--init-time-data FILE] [--nonce N]
   attest --endpoint URL [flags] tdx --quote FILE [--runtime-json FILE | --runtime-data FILE] [--init-time-data FILE] [--event-log CCEL] [--draft-policy FILE] [--nonce N]
-  attest --endpoint URL [flags] azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem] [--client-payload FILE] [--nonce N]
+  attest --endpoint URL [flags] azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem | --td-quote FILE] [--client-payload FILE] [--nonce N]
   attest --issuer URL [flags] token verify TOKEN|- [--type sgx,sevsnpvm,…] [--certs JWKS.json] [--at TIME]
 
 TYPE is SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm or AzureGuest. The endpoint may carry a base path
@@ -85,6 +85,7 @@ type options struct {
 	eventLog                                               string
 	types, certs, at                                       string
 	tpm, hclReport, tcgLog, clientPayload, akHandle        string
+	tdQuote                                                string
 	output                                                 string
 	retries                                                int
 	// openTPM opens --tpm (nil: the device or a simulator's TCP port);
@@ -125,6 +126,7 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.tpm, "tpm", "/dev/tpmrm0", "azure-guest: the vTPM device, or HOST:PORT of a TPM simulator speaking raw TPM commands (swtpm)")
 	fs.StringVar(&o.hclReport, "hcl-report", "", "azure-guest: HCL report file (default: read from the vTPM's NV index 0x01400001)")
 	fs.StringVar(&o.tcgLog, "tcg-log", "", "azure-guest: TCG event log file (default: "+guest.TCGLogPath+")")
+	fs.StringVar(&o.tdQuote, "td-quote", "", "azure-guest: TD quote file of a TDX CVM (default: ask Azure IMDS)")
 	fs.StringVar(&o.clientPayload, "client-payload", "", "azure-guest: JSON object file echoed in x-ms-runtime.client-payload")
 	fs.StringVar(&o.akHandle, "ak-handle", "0x81000003", "azure-guest: persistent handle of the vTPM's attestation key")
 	fs.StringVar(&o.types, "type", "", "token verify: accepted x-ms-attestation-type values, comma-separated (sgx, sevsnpvm, tdxvm, tpm, …)")
@@ -219,7 +221,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		for _, n := range names {
 			ok[n] = true
 		}
-		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce", "type", "certs", "at", "vcek-chain", "init-time-data", "init-time-json", "tpm", "hcl-report", "tcg-log", "client-payload", "ak-handle"} {
+		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce", "type", "certs", "at", "vcek-chain", "init-time-data", "init-time-json", "tpm", "hcl-report", "tcg-log", "client-payload", "ak-handle", "td-quote"} {
 			if set[n] && !ok[n] {
 				return usagef("--%s does not apply to %q", n, cmd)
 			}
@@ -404,7 +406,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		return tokenVerify(ctx, o, pos, stdout, stderr)
 
 	case "azure-guest":
-		if err := errors.Join(allow("azure-guest", "tpm", "hcl-report", "tcg-log", "vcek-chain", "client-payload", "ak-handle", "nonce"), nargs(1)); err != nil {
+		if err := errors.Join(allow("azure-guest", "tpm", "hcl-report", "tcg-log", "vcek-chain", "td-quote", "client-payload", "ak-handle", "nonce"), nargs(1)); err != nil {
 			return err
 		}
 		return azureGuest(ctx, o, stdout)

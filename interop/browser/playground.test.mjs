@@ -202,6 +202,33 @@ test("evidence the verifier refuses is the attest error, naming the check", { sk
   await page.setInputFiles("#runtime-file", join(GEN, "runtime.bin"));
 });
 
+test("evidence as a whole attest request body (JSON) is sent as is; an OpenEnclave report too", { skip }, async () => {
+  const runtime = readFileSync(join(GEN, "runtime.bin"));
+  const body = join(ARTIFACTS, "attest-request.json");
+  writeFileSync(body, JSON.stringify({ quote: readFileSync(join(GEN, "sgx-quote-v4.bin")).toString("base64url"),
+    runtimeData: { data: readFileSync(join(GEN, "runtime.json")).toString("base64url"), dataType: "JSON" } }));
+  await page.setInputFiles("#runtime-file", []);
+  await page.setInputFiles("#evidence-file", body);
+  await page.waitForFunction(() => /attest-request\.json .* with quote, runtimeData/.test(document.getElementById("evidence-status").textContent));
+  await run();
+  assert.match(await page.textContent("#decision"), /^PERMITTED/, await page.textContent("#result-status"));
+  const tok = JSON.parse(await page.textContent("#token-claims"));
+  assert.deepEqual(tok["x-ms-runtime"], JSON.parse(readFileSync(join(GEN, "runtime.json"), "utf8")));
+
+  await page.selectOption("#type", "OpenEnclave");
+  await page.setInputFiles("#evidence-file", join(GEN, "oe-report.bin"));
+  await page.setInputFiles("#runtime-file", join(GEN, "runtime.bin"));
+  await page.waitForFunction(() => /oe-report\.bin .* with report, runtimeData/.test(document.getElementById("evidence-status").textContent));
+  await run();
+  assert.match(await page.textContent("#decision"), /^PERMITTED/, await page.textContent("#result-status"));
+  assert.equal(JSON.parse(await page.textContent("#token-claims"))["x-ms-sgx-ehd"], runtime.toString("base64url"));
+  assert.equal(JSON.parse(await page.textContent("#token-claims"))["x-ms-attestation-type"], "sgx");
+
+  await page.selectOption("#type", "SgxEnclave");
+  await page.setInputFiles("#evidence-file", join(GEN, "sgx-quote-v3.bin"));
+  await page.waitForFunction(() => /sgx-quote-v3\.bin .* with quote, runtimeData/.test(document.getElementById("evidence-status").textContent));
+});
+
 test("a case downloads without the token and loads back to the same result", { skip }, async () => {
   const dl = page.waitForEvent("download");
   await page.locator("#download").click();
@@ -319,7 +346,10 @@ test("laptop and phone widths: no horizontal scrolling; screenshots saved", { sk
     }));
     assert.ok(overflow <= 0, `${w}px: the page is ${overflow}px wider than the window: ${wide}`);
   }
-  // At phone width the panels stack in one column.
+  // At phone width a run still works and the panels stack in one column.
+  await run();
+  assert.match(await page.textContent("#result-status"), /^PERMITTED/);
+  assert.ok(await page.locator("#trace button.rule").first().isVisible());
   const lefts = await page.$$eval("main section", (s) => s.map((e) => e.getBoundingClientRect().left));
   assert.equal(new Set(lefts).size, 1, String(lefts));
 });
@@ -334,8 +364,8 @@ test("the page never called a write route: only its files, GET /policies and POS
   assert.ok(requests.length > 10, String(requests.length));
   const allowed = [
     (r) => r.method === "GET" && /^\/(tenants\/off\/)?attestd\/playground(\/[a-z]+\.(js|css|json))?$/.test(r.path),
-    (r) => r.method === "GET" && /^\/policies\/SgxEnclave\?api-version=2022-08-01$/.test(r.path),
-    (r) => r.method === "POST" && /^\/attestd\/policies\/SgxEnclave:explain$/.test(r.path),
+    (r) => r.method === "GET" && /^\/policies\/(SgxEnclave|OpenEnclave)\?api-version=2022-08-01$/.test(r.path),
+    (r) => r.method === "POST" && /^\/attestd\/policies\/(SgxEnclave|OpenEnclave):explain$/.test(r.path),
   ];
   const other = requests.filter((r) => !allowed.some((ok) => ok(r)));
   assert.deepEqual(other, []);

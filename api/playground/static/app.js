@@ -426,6 +426,8 @@ policyBox.addEventListener("scroll", syncScroll);
 for (const ev of ["keyup", "click", "select", "input"]) policyBox.addEventListener(ev, showCursor);
 $("token").addEventListener("input", (e) => {
   state.token = e.target.value.trim();
+  // A refusal of the previous token is no longer the answer.
+  if (/^40[13] /.test($("result-status").textContent)) setStatus("result-status", "The token changed: run again.");
   scheduleCheck();
 });
 $("type").addEventListener("change", () => {
