@@ -258,7 +258,7 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.Error("handler panic", "panic", fmt.Sprint(v), "path", r.URL.Path, "stack", string(debug.Stack()))
+				log.ErrorContext(r.Context(), "handler panic", "panic", fmt.Sprint(v), "path", r.URL.Path, "stack", string(debug.Stack()))
 				writeError(w, r, &instance.Error{Code: instance.CodeInternal, Message: "panic", Err: fmt.Errorf("panic: %v", v)})
 			}
 		}()
@@ -276,7 +276,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	// (body not sent yet) never reserves more than typical evidence needs.
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
-		buf.Grow(int(min(r.ContentLength, 64<<10)) + 1) // +1: ReadFrom needs room to see EOF
+		// + MinRead: ReadFrom wants MinRead free bytes before each read,
+		// the last one (that sees EOF) included; with less it doubles
+		// the buffer.
+		buf.Grow(int(min(r.ContentLength, 64<<10)) + bytes.MinRead)
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
 	b := buf.Bytes()

@@ -253,8 +253,11 @@ func decodeNonce(raw json.RawMessage, req *instance.AttestRequest) error {
 // decodeAttest turns an attest request body into an instance.AttestRequest.
 func decodeAttest(t evidence.Type, raw []byte) (*instance.AttestRequest, error) {
 	var b attestBody
-	if err := json.Unmarshal(raw, &b); err != nil {
-		return nil, apiError(instance.CodeInvalidParameter, "request body is not a JSON attest request: %v", err)
+	if !fastAttestBody(raw, &b) {
+		b = attestBody{}
+		if err := json.Unmarshal(raw, &b); err != nil {
+			return nil, apiError(instance.CodeInvalidParameter, "request body is not a JSON attest request: %v", err)
+		}
 	}
 	req := &instance.AttestRequest{Type: t, DraftPolicy: b.Draft}
 	if err := decodeNonce(b.Nonce, req); err != nil {

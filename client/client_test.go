@@ -3,14 +3,19 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/attestd/attestd/client"
+	"github.com/attestd/attestd/client/verifier"
+	"github.com/attestd/attestd/internal/attestdtest"
 	"github.com/attestd/attestd/policy"
 	"github.com/attestd/attestd/testing/sgxplatform"
 )
@@ -338,4 +343,70 @@ func TestSigningCertificatesAndMetadata(t *testing.T) {
 	bad := e.client(t, "/tenants/iso", e.Reader, client.Validation{Issuer: e.URL})
 	_, err = bad.GetPolicyCertificates(ctx)
 	wantReason(t, err, client.ReasonIssuer)
+}
+
+// TestAttestSGXES256: an instance with token_algorithm ES256 issues
+// attestation tokens signed ES256 with a P-256 key published in /certs
+// (as an x5c JWK beside its RSA management key) and named in the OpenID
+// metadata; the SDK validates them like RS256 ones, and refuses one whose
+// signature was altered.
+func TestAttestSGXES256(t *testing.T) {
+	e := sharedEnv(t)
+	ctx := context.Background()
+	iss := e.URL + attestdtest.ES256Prefix
+	c := e.client(t, attestdtest.ES256Prefix, "", client.Validation{Issuer: iss})
+	runtime := []byte("runtime data for an ES256 token")
+	r, err := c.AttestSgxEnclave(ctx, e.quote(t, false, runtime, true), &client.AttestOptions{RuntimeData: runtime})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Unsigned || !r.Token.Verified || r.Token.Header.Alg != "ES256" || r.Issuer != iss || r.MREnclave != strings.Repeat("a1", 32) {
+		t.Fatalf("token: alg %q verified %v issuer %q", r.Token.Header.Alg, r.Token.Verified, r.Issuer)
+	}
+	if _, ok := r.Token.Signer.PublicKey.(*ecdsa.PublicKey); !ok {
+		t.Fatalf("signer key %T, want ECDSA", r.Token.Signer.PublicKey)
+	}
+	jwks, err := c.GetSigningCertificates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, k := range jwks.Keys {
+		kinds[fmt.Sprintf("%T", k.Certificates[0].PublicKey)] = true
+	}
+	if !kinds["*rsa.PublicKey"] || !kinds["*ecdsa.PublicKey"] {
+		t.Fatalf("/certs keys %v, want the RSA management and the EC attestation key", kinds)
+	}
+	md, err := c.GetOpenIDMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(md.IDTokenSigningAlgValuesSupported); got != "[RS256 ES256]" {
+		t.Fatalf("id_token_signing_alg_values_supported %s", got)
+	}
+	// A tampered ES256 signature is refused.
+	parts := strings.Split(r.Token.Raw, ".")
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig[3] ^= 1
+	// A relying party's client/verifier accepts the token and refuses it
+	// with its signature altered.
+	rp, err := verifier.New(verifier.Options{Issuer: iss, HTTPClient: e.HTTPClient(), Now: time.Now, AttestationTypes: []string{verifier.TypeSGX}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rp.Verify(ctx, r.Token.Raw); err != nil {
+		t.Fatalf("client/verifier refused the ES256 token: %v", err)
+	}
+	var ve *verifier.ValidationError
+	if _, err := rp.Verify(ctx, parts[0]+"."+parts[1]+"."+base64.RawURLEncoding.EncodeToString(sig)); !errors.As(err, &ve) || ve.Reason != verifier.ReasonSignature {
+		t.Fatalf("tampered ES256 token: %v", err)
+	}
+	// The RS256 instances are unchanged.
+	md, err = e.client(t, "", "", client.Validation{}).GetOpenIDMetadata(ctx)
+	if err != nil || fmt.Sprint(md.IDTokenSigningAlgValuesSupported) != "[RS256]" {
+		t.Fatalf("default instance metadata %v %v", md, err)
+	}
 }

@@ -65,10 +65,12 @@ type Config struct {
 
 // Signer issues the instance's tokens. *token.KeySet implements it.
 type Signer interface {
-	// Sign returns a compact RS256 JWT with header {alg, jku, kid, typ}.
+	// Sign returns a compact JWT with header {alg, jku, kid, typ}: RS256
+	// for management tokens (MAA's SDKs verify those RS256 only).
 	Sign(jku string, claims any) (string, error)
-	// SignWith returns a compact RS256 JWT with the header o asks for
-	// (token.HeaderJKU: exactly Sign's).
+	// SignWith returns a compact JWT of an attestation token with the
+	// header o asks for (token.HeaderJKU: exactly Sign's); RS256 unless
+	// the instance signs attestation tokens ES256 (token.Pair).
 	SignWith(claims any, o token.SignOptions) (string, error)
 	// Unsigned returns a compact JWT with header {"alg":"none", jku, kid,
 	// typ} and an empty signature (draft-policy tokens).
@@ -225,12 +227,21 @@ func (in *Instance) JWKS() []byte { return in.keys.JWKS() }
 func (in *Instance) OpenIDConfiguration() map[string]any {
 	return map[string]any{
 		"response_types_supported":              []string{"token", "none"},
-		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"id_token_signing_alg_values_supported": in.signingAlgorithms(),
 		"revocation_endpoint":                   in.cfg.Issuer + "/revoke",
 		"issuer":                                in.cfg.Issuer,
 		"jwks_uri":                              in.jku(),
 		"claims_supported":                      in.ClaimsSupported(),
 	}
+}
+
+// signingAlgorithms are the JWS algorithms of the instance's tokens: what
+// the signer says (token.KeySet, token.Pair), else MAA's RS256.
+func (in *Instance) signingAlgorithms() []string {
+	if a, ok := in.keys.(interface{ Algorithms() []string }); ok {
+		return a.Algorithms()
+	}
+	return []string{"RS256"}
 }
 
 // sign issues a signed token with iss/iat/nbf/exp added to claims.

@@ -42,6 +42,8 @@ func marshalJSON(v any) ([]byte, error) {
 		return validJSONObject([]byte(r))
 	case []byte:
 		return validJSONObject(r)
+	case map[string]any:
+		return appendClaims(make([]byte, 0, 2048), r)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -64,8 +66,9 @@ func encodeHeader(alg, jku, kid string) ([]byte, error) {
 	return marshalJSON(header{Alg: alg, Jku: jku, Kid: kid, Typ: "JWT"})
 }
 
-// Sign returns a compact JWT over claims signed RS256 by the active key,
-// with header exactly {"alg":"RS256","jku":jku,"kid":<active kid>,"typ":"JWT"}.
+// Sign returns a compact JWT over claims signed by the active key with the
+// set's algorithm (RS256 unless OpenKeySetAlgorithm chose ES256), with
+// header exactly {"alg":<"RS256"|"ES256">,"jku":jku,"kid":<active kid>,"typ":"JWT"}.
 // jku is the /certs URL of the instance (its configured URL + "/certs").
 // claims is marshalled with encoding/json (maps in sorted key order, no
 // HTML escaping); a json.RawMessage is used as is.
@@ -73,7 +76,7 @@ func (ks *KeySet) Sign(jku string, claims any) (string, error) {
 	k := ks.state.Load().keys[0]
 	h := k.rs256.Load()
 	if h == nil || h.jku != jku {
-		raw, err := encodeHeader("RS256", jku, k.kid)
+		raw, err := encodeHeader(string(ks.Algorithm()), jku, k.kid)
 		if err != nil {
 			return "", fmt.Errorf("token: encode header: %w", err)
 		}
@@ -90,7 +93,11 @@ func signWith(signer crypto.Signer, kid string, header []byte, claims any) (stri
 		return "", fmt.Errorf("token: encode claims: %w", err)
 	}
 	hl, pl := len(header), b64.EncodedLen(len(p))
-	out := make([]byte, hl+1+pl+1, hl+1+pl+1+b64.EncodedLen(512))
+	sigLen := 512 // RSA up to 4096 bits
+	if _, ok := signer.(joseES256); ok {
+		sigLen = 64
+	}
+	out := make([]byte, hl+1+pl+1, hl+1+pl+1+b64.EncodedLen(sigLen))
 	copy(out, header)
 	out[hl] = '.'
 	b64.Encode(out[hl+1:], p)
@@ -129,7 +136,7 @@ func (ks *KeySet) Unsigned(jku string, claims any) (string, error) {
 // by the header kid) and returns its payload. It is for tests and the
 // "attestd verify" tool; expiry is the caller's business.
 func (ks *KeySet) Verify(tok string) ([]byte, error) {
-	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(ks.Algorithm())})
 	if err != nil {
 		return nil, fmt.Errorf("token: parse: %w", err)
 	}

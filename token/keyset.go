@@ -62,6 +62,7 @@ type KeySet struct {
 	dir     string
 	subject string
 	now     func() time.Time
+	alg     Algorithm // "" is RS256 (OpenKeySet); see OpenKeySetAlgorithm
 
 	mu    sync.Mutex // serialises Rotate and disk writes
 	state atomic.Pointer[keyState]
@@ -287,6 +288,9 @@ func (ks *KeySet) loadKey(e manifestEntry) (*signingKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: key file %s: parse private key: %w", path, err)
 	}
+	if ks.alg == ES256 {
+		return ks.loadECKey(e, path, priv, certDER)
+	}
 	rk, ok := priv.(*rsa.PrivateKey)
 	if !ok {
 		return nil, fmt.Errorf("token: key file %s: private key is %T, want RSA (MAA tokens are RS256)", path, priv)
@@ -348,6 +352,10 @@ func newSigningKey(rk *rsa.PrivateKey, cert *x509.Certificate, file string, crea
 
 // newKey creates, and writes to disk, a fresh RSA key and certificate.
 func (ks *KeySet) newKey(t time.Time) (*signingKey, error) {
+	if ks.alg == ES256 {
+		return ks.newECKey(t)
+	}
+
 	rk, err := rsa.GenerateKey(rand.Reader, KeyBits)
 	if err != nil {
 		return nil, fmt.Errorf("token: generate RSA key: %w", err)

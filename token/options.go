@@ -51,6 +51,7 @@ func (ks *KeySet) SignWith(claims any, o SignOptions) (string, error) {
 	}
 	k := ks.state.Load().keys[0]
 	h := headerX{Alg: "RS256", Jku: o.JKU, Kid: k.kid, Typ: "JWT"}
+	h.Alg = string(ks.Algorithm())
 	switch o.Header {
 	case HeaderX5C:
 		h.X5C = []string{base64.StdEncoding.EncodeToString(k.cert.Raw)}

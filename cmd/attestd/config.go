@@ -15,6 +15,7 @@ import (
 
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/internal/pemfile"
+	"github.com/attestd/attestd/token"
 )
 
 // Defaults of the serve command.
@@ -108,6 +109,12 @@ type InstanceConfig struct {
 	// RequireAttestToken makes attest calls need a valid bearer token of
 	// the instance's auth (any role), as a private MAA instance can.
 	RequireAttestToken bool `json:"require_attest_token"`
+	// TokenAlgorithm signs the instance's attestation tokens: "RS256"
+	// (default, what MAA and every MAA SDK use) or "ES256" (P-256, beyond
+	// MAA, for relying parties that accept it; Python's 1.0.1 SDK does
+	// not). Management tokens stay RS256. The ES256 keys live in
+	// keys/NAME/es256 and are published in /certs beside the RSA keys.
+	TokenAlgorithm string `json:"token_algorithm"`
 	// Playground serves the policy playground at
 	// {prefix}/attestd/playground (default true; false turns it off).
 	Playground *bool `json:"playground"`
@@ -263,6 +270,8 @@ type resolvedInstance struct {
 	Auth   AuthConfig
 	// RequireAttestToken: see InstanceConfig.
 	RequireAttestToken bool
+	// TokenAlgorithm: see InstanceConfig.
+	TokenAlgorithm token.Algorithm
 	// NoPlayground: InstanceConfig.Playground set to false.
 	NoPlayground bool
 }
@@ -287,6 +296,11 @@ func (c *Config) resolve(listenAddr string) ([]resolvedInstance, error) {
 		}
 		names[ic.Name] = true
 		r := resolvedInstance{Name: ic.Name, RequireAttestToken: ic.RequireAttestToken, NoPlayground: ic.Playground != nil && !*ic.Playground}
+		alg, err := token.ParseAlgorithm(ic.TokenAlgorithm)
+		if err != nil {
+			return nil, fmt.Errorf("config: instance %s: token_algorithm: %w", ic.Name, err)
+		}
+		r.TokenAlgorithm = alg
 		switch {
 		case ic.Prefix != nil:
 			r.Prefix = strings.TrimRight(*ic.Prefix, "/")

@@ -62,6 +62,9 @@ func TestResolveConfig(t *testing.T) {
 		{"AAD without auth", `{"instances":[{"name":"a"}]}`, "127.0.0.1:1", nil, "needs an \"auth\" block"},
 		{"two auth sources", `{"instances":[{"name":"a","auth":{"dev":true,"oidc_issuer":"https://x"}}]}`, "127.0.0.1:1", nil, "exactly one"},
 		{"bad name", `{"instances":[{"name":"a/b","auth":{"dev":true}}]}`, "127.0.0.1:1", nil, "must match"},
+		{"ES256 attestation tokens", `{"instances":[{"name":"default","token_algorithm":"ES256","auth":{"dev":true}}]}`, "127.0.0.1:1",
+			[]resolvedInstance{{Name: "default", Mode: "AAD", URL: "https://127.0.0.1:1", TokenAlgorithm: "ES256"}}, ""},
+		{"unknown token algorithm", `{"instances":[{"name":"a","token_algorithm":"HS256","auth":{"dev":true}}]}`, "127.0.0.1:1", nil, "token_algorithm"},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -89,7 +92,7 @@ func TestResolveConfig(t *testing.T) {
 			}
 			for i, w := range tc.want {
 				g := got[i]
-				if g.Name != w.Name || g.Prefix != w.Prefix || g.Mode != w.Mode || g.URL != w.URL {
+				if g.Name != w.Name || g.Prefix != w.Prefix || g.Mode != w.Mode || g.URL != w.URL || (w.TokenAlgorithm != "" && g.TokenAlgorithm != w.TokenAlgorithm) {
 					t.Errorf("instance %d = %+v, want %+v", i, g, w)
 				}
 			}
@@ -168,11 +171,22 @@ func (s *syncBuffer) String() string {
 
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
+	return startServing(t, nil, append([]string{"--log-level", "warn"}, args...)...)
+}
+
+// startServing runs serveCmd on a free port until the test stops it, with
+// the log on logs (nil: with stdout in s.out), and waits until it accepts
+// connections.
+func startServing(t *testing.T, logs *syncBuffer, args ...string) *server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
+	if logs == nil {
+		logs = s.out
+	}
 	ready := make(chan readyInfo, 1)
 	go func() {
-		s.done <- serveCmd(ctx, append([]string{"--listen", "127.0.0.1:0", "--log-level", "warn"}, args...), s.out, s.out, func(r readyInfo) { ready <- r })
+		s.done <- serveCmd(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), s.out, logs, func(r readyInfo) { ready <- r })
 	}()
 	select {
 	case r := <-ready:
@@ -185,7 +199,7 @@ func startServer(t *testing.T, args ...string) *server {
 		s.base = "https://" + r.Addr
 		s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	case err := <-s.done:
-		t.Fatalf("server did not start: %v\n%s", err, s.out)
+		t.Fatalf("server did not start: %v\n%s", err, logs)
 	case <-time.After(30 * time.Second):
 		t.Fatal("server start timed out")
 	}

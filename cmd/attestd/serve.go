@@ -237,8 +237,12 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 			return fmt.Errorf("instance %s: signing keys in %s: %w", ri.Name, keyDir, err)
 		}
 		keysets = append(keysets, ks)
+		signer, err := instanceSigner(ri, ks, keyDir)
+		if err != nil {
+			return err
+		}
 		in, err := instance.New(ctx, instance.Config{Name: ri.Name, Mode: ri.Mode, Issuer: ri.URL, PolicyCertificates: ri.Certs},
-			instance.Options{Store: st, Keys: ks, Verifiers: verifiers, Now: time.Now, Logger: log})
+			instance.Options{Store: st, Keys: signer, Verifiers: verifiers, Now: time.Now, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -421,4 +425,19 @@ func reloadKeys(ctx context.Context, keysets []*token.KeySet, instances []resolv
 		cancel()
 		<-done
 	}
+}
+
+// instanceSigner is the instance's token signer: its RSA key set, or, with
+// token_algorithm ES256, a pair whose attestation tokens are signed by the
+// P-256 keys in keyDir/es256 (management tokens stay RS256 for MAA's SDKs).
+func instanceSigner(ri resolvedInstance, ks *token.KeySet, keyDir string) (instance.Signer, error) {
+	if ri.TokenAlgorithm != token.ES256 {
+		return ks, nil
+	}
+	dir := filepath.Join(keyDir, "es256")
+	es, err := token.OpenKeySetAlgorithm(dir, ri.URL, time.Now, token.ES256)
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: ES256 signing keys in %s: %w", ri.Name, dir, err)
+	}
+	return token.Pair{Management: ks, Attestation: es}, nil
 }

@@ -47,6 +47,10 @@ import (
 // IsolatedPrefix is the path of the Isolated instance.
 const IsolatedPrefix = "/tenants/iso"
 
+// ES256Prefix is the path of an AAD instance whose attestation tokens are
+// signed ES256 (token_algorithm "ES256"; management tokens stay RS256).
+const ES256Prefix = "/tenants/es"
+
 // Key is a policy-management key and its self-signed certificate.
 type Key struct {
 	Key  crypto.Signer
@@ -214,13 +218,23 @@ func StartWith(dir string, o Options) (*Server, error) {
 		name, prefix string
 		mode         instance.Mode
 		certs        []*x509.Certificate
+		alg          token.Algorithm
 	}{
-		{"default", "", instance.ModeAAD, nil},
-		{"iso", IsolatedPrefix, instance.ModeIsolated, []*x509.Certificate{pm.Cert}},
+		{"default", "", instance.ModeAAD, nil, token.RS256},
+		{"iso", IsolatedPrefix, instance.ModeIsolated, []*x509.Certificate{pm.Cert}, token.RS256},
+		{"es", ES256Prefix, instance.ModeAAD, nil, token.ES256},
 	} {
-		ks, err := token.OpenKeySet(filepath.Join(dir, "keys", m.name), s.URL+m.prefix, time.Now)
+		rs, err := token.OpenKeySet(filepath.Join(dir, "keys", m.name), s.URL+m.prefix, time.Now)
 		if err != nil {
 			return nil, err
+		}
+		var ks instance.Signer = rs
+		if m.alg == token.ES256 {
+			es, err := token.OpenKeySetAlgorithm(filepath.Join(dir, "keys", m.name, "es256"), s.URL+m.prefix, time.Now, token.ES256)
+			if err != nil {
+				return nil, err
+			}
+			ks = token.Pair{Management: rs, Attestation: es}
 		}
 		verifiers := map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v, evidence.SevSnpVm: sv, evidence.TdxVm: tv,
 			evidence.AzureGuest: azureguest.New(azureguest.Options{SNP: sv, TDX: tv})}

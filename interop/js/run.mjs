@@ -6,8 +6,9 @@
 //     ./testing/sgxplatform/cmd/sgxgen`): a TEST root, its collateral bundle,
 //     quotes and OpenEnclave reports,
 //  2. starts `attestd serve` (ATTESTD_BIN, else `go build`) with a config of
-//     three instances (default AAD at /, Isolated at /tenants/iso, AAD at
-//     /tenants/sgx for the SGX tests) trusting that root and serving that
+//     instances (default AAD at /, Isolated at /tenants/iso, AAD at
+//     /tenants/sgx for the SGX tests, AAD at /tenants/es signing attestation
+//     tokens ES256) trusting that root and serving that
 //     bundle, on a free loopback port and a fresh data directory,
 //  3. mints bearer tokens with `attestd token`,
 //  4. runs `node --test` with NODE_EXTRA_CA_CERTS = DATA/tls/cert.pem (Node
@@ -72,6 +73,7 @@ writeFileSync(
       { name: "iso", prefix: "/tenants/iso", mode: "Isolated", policy_certificates: ["pm1.pem"], auth: { dev: true } },
       { name: "sgx", mode: "AAD", auth: { dev: true } },
       { name: "tpm", mode: "AAD", auth: { dev: true } },
+      { name: "es", mode: "AAD", token_algorithm: "ES256", auth: { dev: true } },
     ],
     tpm: { trusted_aks: ["ak.pem"] },
     collateral: { type: "bundle", path: "sgxgen/collateral.json" },
@@ -123,6 +125,7 @@ try {
     ATTESTD_TPM_URL: base + "/tenants/tpm",
     ATTESTD_TOKEN_TPM: token("--role", "contributor", "--instance", "tpm"),
     ATTESTD_TPMHELPER_URL: helperURL,
+    ATTESTD_ES256_URL: base + "/tenants/es",
   };
   const t = spawn(process.execPath, ["--test", "--test-reporter=spec", join(here, "interop.test.mjs"), join(here, "sgx.test.mjs"), join(here, "tpm.test.mjs")], { env, stdio: "inherit" });
   status = await new Promise((resolve) => t.on("exit", (code) => resolve(code ?? 1)));
@@ -144,7 +147,7 @@ try {
 }
 process.exit(status);
 
-// python runs interop/python/tpm_attest.py (the official Python SDK,
+// python runs interop/python/tpm_attest.py and sdk_ops.py (the official Python SDK,
 // Debian's python3-azure, on /usr/bin/python3) against the same server.
 // Without the SDK it is skipped, except under CI=true where .ci/run
 // installs it.
@@ -159,9 +162,12 @@ function python(env) {
     console.log("# SKIP python interop: /usr/bin/python3 lacks azure.security.attestation (apt-get install python3-azure)");
     return 0;
   }
-  const r = spawnSync(py, [join(here, "..", "python", "tpm_attest.py")], {
-    env: { ...env, REQUESTS_CA_BUNDLE: env.NODE_EXTRA_CA_CERTS, SSL_CERT_FILE: env.NODE_EXTRA_CA_CERTS },
-    stdio: "inherit",
-  });
-  return r.status ?? 1;
+  for (const script of ["tpm_attest.py", "sdk_ops.py"]) {
+    const r = spawnSync(py, [join(here, "..", "python", script)], {
+      env: { ...env, REQUESTS_CA_BUNDLE: env.NODE_EXTRA_CA_CERTS, SSL_CERT_FILE: env.NODE_EXTRA_CA_CERTS },
+      stdio: "inherit",
+    });
+    if (r.status !== 0) return r.status ?? 1;
+  }
+  return 0;
 }

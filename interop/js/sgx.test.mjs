@@ -6,7 +6,7 @@
 // race with interop.test.mjs.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "@azure/attestation";
@@ -251,4 +251,29 @@ test("the token's x-ms-policy-hash is the hash of the default policy in force", 
   // x-ms-policy-hash = b64url(SHA-256(b64url(text))) (maa-policy.md).
   const want = createHash("sha256").update(b64u(text)).digest();
   assert.deepEqual(Buffer.from(r.body.policyHash), want);
+});
+
+// token_algorithm ES256 (attestd beyond MAA): @azure/attestation 1.0.0
+// verifies a token's signature with jsrsasign against the x5c of the
+// /certs key its kid names, whatever the key type, so ES256 tokens validate
+// (signature, times, issuer) like RS256 ones; a tampered one is refused.
+test("ES256 attestation tokens validate with the official client", async () => {
+  const URL_ES = env("ATTESTD_ES256_URL");
+  const opts = { ...validation, expectedIssuer: URL_ES };
+  const es = new AttestationClient(URL_ES, { validationOptions: opts });
+  const r = await es.attestSgxEnclave(gen("sgx-quote-v3.bin"), { runTimeData: runtimeBin });
+  assert.equal(r.token.algorithm, "ES256");
+  assert.equal(r.body.issuer, URL_ES);
+  assert.equal(r.body.mrEnclave, manifest.mrenclave);
+  const signers = await es.getAttestationSigners();
+  const kinds = signers.map((s) => new X509Certificate(s.certificates[0]).publicKey.asymmetricKeyType).sort();
+  assert.deepEqual(kinds, ["ec", "rsa"], "the RSA management key and the EC attestation key");
+  assert.deepEqual(r.token.getTokenProblems(signers, opts), []);
+  // The same token with one signature byte changed fails validation.
+  const [h, p, s] = r.token.serialize().split(".");
+  const sig = Buffer.from(s, "base64url");
+  sig[5] ^= 1;
+  const tampered = new r.token.constructor([h, p, sig.toString("base64url")].join("."));
+  const problems = tampered.getTokenProblems(signers, opts);
+  assert.ok(problems.some((m) => /not properly signed/.test(m)), `problems: ${problems}`);
 });

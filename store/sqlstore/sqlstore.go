@@ -57,6 +57,7 @@ type DB struct {
 	db      *sql.DB
 	dialect Dialect
 	now     func() time.Time
+	stmts   stmts // see stmt.go
 }
 
 var _ store.Store = (*DB)(nil)
@@ -229,8 +230,12 @@ func checkKey(instance string, more ...string) error {
 
 // GetPolicy implements store.Store.
 func (d *DB) GetPolicy(ctx context.Context, instance, typ string) (*store.Policy, error) {
-	row := d.db.QueryRowContext(ctx, d.q(`SELECT jws, body, signer, updated_at FROM policies
-		WHERE instance = ? AND att_type = ?`), instance, typ)
+	st, err := d.prepared(ctx, d.q(`SELECT jws, body, signer, updated_at FROM policies
+		WHERE instance = ? AND att_type = ?`))
+	if err != nil {
+		return nil, d.errf("get policy %s/%s: %w", instance, typ, err)
+	}
+	row := st.QueryRowContext(ctx, instance, typ)
 	p := &store.Policy{Instance: instance, Type: typ}
 	var signer []byte
 	var updated int64
