@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/attestd/attestd/store"
 	"github.com/attestd/attestd/store/migrations"
@@ -356,5 +357,75 @@ func TestParseErrorsHidePassword(t *testing.T) {
 		if !strings.Contains(err.Error(), "postgres:") {
 			t.Errorf("Open: error %q does not say which store failed", err)
 		}
+	}
+}
+
+// TestTwoHandlesSigningKeysRace: replicas on one database racing to create
+// the first key and to rotate end with one key per round.
+func TestTwoHandlesSigningKeysRace(t *testing.T) {
+	dsn := newDSN(t)
+	a, b := openT(t, dsn), openT(t, dsn)
+	defer a.Close()
+	defer b.Close()
+	storetest.RaceSigningKeys(t, []store.KeyStore{a, b}, 6)
+}
+
+// TestWatchSigningKeys: a change committed through one handle is announced
+// to another handle's watcher with the instance's name; a rolled-back
+// change (a lost IfNewest race) is not.
+func TestWatchSigningKeys(t *testing.T) {
+	dsn := newDSN(t)
+	a, b := openT(t, dsn), openT(t, dsn)
+	defer a.Close()
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan string, 16)
+	done := make(chan error, 1)
+	go func() { done <- b.WatchSigningKeys(ctx, func(inst string) { got <- inst }) }()
+	k := store.SigningKey{KID: "k1", Certificate: []byte("c"), Private: []byte("p"), ActivateAt: storetest.Base}
+	// The watcher may not be listening yet: change the key's retire time
+	// again until one notification arrives.
+	if err := a.ChangeSigningKeys(ctx, "inst", store.KeyChange{Add: []store.SigningKey{k}}, store.AuditEntry{Action: "keys.create"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if err := a.ChangeSigningKeys(ctx, "inst", store.KeyChange{Unconditional: true, Retire: map[string]time.Time{"k1": storetest.Base.Add(time.Duration(i+1) * time.Hour)}}, store.AuditEntry{Action: "keys.retire"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case inst := <-got:
+			if inst != "inst" {
+				t.Fatalf("notified %q", inst)
+			}
+		case <-time.After(200 * time.Millisecond):
+			if i > 100 {
+				t.Fatal("no notification")
+			}
+			continue
+		}
+		break
+	}
+	for len(got) > 0 {
+		<-got
+	}
+	if err := a.ChangeSigningKeys(ctx, "inst", store.KeyChange{IfNewest: "stale", Add: []store.SigningKey{{KID: "k2", Certificate: []byte("c"), Private: []byte("p"), ActivateAt: storetest.Base}}}, store.AuditEntry{Action: "keys.rotate"}); !errors.Is(err, store.ErrKeyConflict) {
+		t.Fatalf("stale change: %v", err)
+	}
+	if err := a.ChangeSigningKeys(ctx, "other", store.KeyChange{Add: []store.SigningKey{{KID: "o1", Certificate: []byte("c"), Private: []byte("p"), ActivateAt: storetest.Base}}}, store.AuditEntry{Action: "keys.create"}); err != nil {
+		t.Fatal(err)
+	}
+	// Notifications arrive in commit order: the next one is "other"'s, so
+	// the rolled-back change sent none.
+	select {
+	case inst := <-got:
+		if inst != "other" {
+			t.Fatalf("next notification %q, want other", inst)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("no notification for other")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("watch: %v", err)
 	}
 }
