@@ -142,4 +142,3 @@ func (d *DB) ChangeSigningKeys(ctx context.Context, instance string, c store.Key
 		return nil
 	})
 }
-
