@@ -600,11 +600,13 @@ func (ks *KeySet) Signer() (*x509.Certificate, crypto.Signer) {
 func (ks *KeySet) JWKS() []byte {
 	st := ks.state.Load()
 	t := ks.now()
+	act := st.active(t)
 	var b bytes.Buffer
 	b.WriteString(`{"keys":[`)
-	n := 0
+	b.Write(act.jwk)
+	n := 1
 	for _, k := range st.keys {
-		if !k.retireAt.IsZero() && !t.Before(k.retireAt) {
+		if k == act || (!k.retireAt.IsZero() && !t.Before(k.retireAt)) {
 			continue
 		}
 		if n > 0 {

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"time"
@@ -152,6 +154,10 @@ type StoreOptions struct {
 	Rotation Rotation
 	Now      func() time.Time
 	Logger   *slog.Logger
+	// ImportDir, when set and the instance has no key in the store yet,
+	// is a key directory (the single-node layout) whose keys are imported
+	// instead of creating a first key; a missing directory is no error.
+	ImportDir string
 }
 
 // storeSource is the database behind a KeySet made by OpenStoreKeySet.
@@ -190,6 +196,21 @@ func OpenStoreKeySet(ctx context.Context, o StoreOptions) (*KeySet, error) {
 	}
 	ks := &KeySet{subject: o.Subject, now: o.Now, src: &storeSource{st: o.Store, instance: o.Instance, subject: o.Subject, keys: o.Keys,
 		rot: o.Rotation.withDefaults(), log: o.Logger, opened: map[string]*signingKey{}}}
+	if o.ImportDir != "" {
+		if _, err := os.Stat(filepath.Join(o.ImportDir, manifestName)); err == nil {
+			rows, err := o.Store.SigningKeys(ctx, o.Instance)
+			if err != nil {
+				return nil, fmt.Errorf("token: signing keys of %s: %w", o.Instance, err)
+			}
+			if len(rows) == 0 {
+				kids, err := ks.ImportKeyDir(ctx, o.ImportDir)
+				if err != nil {
+					return nil, fmt.Errorf("token: import %s: %w", o.ImportDir, err)
+				}
+				o.Logger.InfoContext(ctx, "signing keys imported into the database", "instance", o.Instance, "from", o.ImportDir, "kids", kids)
+			}
+		}
+	}
 	if err := ks.src.reload(ctx, ks); err != nil {
 		return nil, err
 	}
@@ -292,13 +313,13 @@ func (s *storeSource) housekeeping(ctx context.Context, rows []store.SigningKey,
 	var a store.AuditEntry
 	switch {
 	case !anyLive:
-		k, err := s.newKey(ctx, t, t)
+		k, err := s.newKey(ctx, t, after(rows, t))
 		if err != nil {
 			return nil, a, err
 		}
 		c.Add = []store.SigningKey{k}
 		a = store.AuditEntry{Action: "keys.create", Actor: "attestd", Target: k.KID, Detail: "first signing key (" + s.keys.Describe() + ")"}
-	case s.rot.Every > 0 && !rows[len(rows)-1].ActivateAt.Add(s.rot.Every).After(t.Add(s.rot.Prepublish)):
+	case s.rot.Every > 0 && !newestLive(rows, t).ActivateAt.Add(s.rot.Every).After(t.Add(s.rot.Prepublish)):
 		c2, a2, err := s.rotation(ctx, rows, t, RotateOptions{Prepublish: s.rot.Prepublish, Actor: "attestd (schedule)"})
 		if err != nil {
 			return nil, a, err
@@ -317,6 +338,29 @@ func (s *storeSource) housekeeping(ctx context.Context, rows []store.SigningKey,
 		a = store.AuditEntry{Action: "keys.purge", Actor: "attestd", Target: fmt.Sprint(c.Purge), Detail: "retired more than " + RetainRetired.String() + " ago"}
 	}
 	return &c, a, nil
+}
+
+// newestLive is the live row with the latest activation (rows ascending,
+// at least one live).
+func newestLive(rows []store.SigningKey, t time.Time) store.SigningKey {
+	for i := len(rows) - 1; i >= 0; i-- {
+		if live(rows[i], t) {
+			return rows[i]
+		}
+	}
+	return rows[len(rows)-1]
+}
+
+// after returns t, or just after the newest row's activation if that is
+// not earlier: a new key must be the newest, whatever the clocks say (two
+// activations at one instant would leave the order to the kids).
+func after(rows []store.SigningKey, t time.Time) time.Time {
+	if len(rows) > 0 {
+		if n := rows[len(rows)-1].ActivateAt; !n.Before(t) {
+			return n.Add(time.Nanosecond)
+		}
+	}
+	return t
 }
 
 // newKey creates a key (through s.keys) and its certificate, signing from
@@ -353,6 +397,11 @@ func (s *storeSource) rotation(ctx context.Context, rows []store.SigningKey, t t
 		retireAfter = s.rot.RetireAfter
 	}
 	activate := t.Add(o.Prepublish)
+	for _, r := range rows { // ascending: bump past every tie
+		if r.ActivateAt.Equal(activate) {
+			activate = activate.Add(time.Nanosecond)
+		}
+	}
 	k, err := s.newKey(ctx, t, activate)
 	if err != nil {
 		return nil, store.AuditEntry{}, err
@@ -360,7 +409,16 @@ func (s *storeSource) rotation(ctx context.Context, rows []store.SigningKey, t t
 	c := &store.KeyChange{Add: []store.SigningKey{k}, Retire: map[string]time.Time{}}
 	retire := activate.Add(retireAfter)
 	for _, r := range rows {
-		if live(r, t) && (r.RetireAt.IsZero() || retire.Before(r.RetireAt)) {
+		switch {
+		case !live(r, t):
+		case r.ActivateAt.After(activate):
+			// A pending key the new one supersedes (rotate --now during
+			// a staged rotation) never signs: it leaves /certs when the
+			// new key starts signing.
+			if r.RetireAt.IsZero() || activate.Before(r.RetireAt) {
+				c.Retire[r.KID] = activate
+			}
+		case r.RetireAt.IsZero() || retire.Before(r.RetireAt):
 			c.Retire[r.KID] = retire
 		}
 	}

@@ -223,6 +223,7 @@ func TestStoreKeysRotateNowAndRetire(t *testing.T) {
 	if err := a.Retire(ctx, first, time.Time{}, "test"); err == nil || !strings.Contains(err.Error(), "rotate first") {
 		t.Fatalf("retired the only signing key: %v", err)
 	}
+	c.Add(time.Second)
 	if err := a.RotateContext(ctx, RotateOptions{Prepublish: 0}); err != nil {
 		t.Fatal(err)
 	}

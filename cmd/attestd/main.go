@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "token":
 		err = tokenCmd(args, stdout, stderr)
 	case "keys":
-		err = keysCmd(args, stdout, stderr)
+		err = keysCmd(ctx, args, stdout, stderr)
 	case "verify":
 		return verifyCmd(ctx, args, stdout, stderr)
 	case "policy":
