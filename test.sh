@@ -18,8 +18,10 @@ go build -o "$bin_dir/attestd" ./cmd/attestd
 # Test SGX material (a TEST root, its collateral, quotes, OE reports) for the
 # SgxEnclave/OpenEnclave interop tests; never part of the attestd binary.
 go build -o "$bin_dir/sgxgen" ./testing/sgxplatform/cmd/sgxgen
+# The software-TPM side of the Tpm interop tests (npm and Python SDKs).
+go build -o "$bin_dir/tpmhelper" ./testing/swtpm/cmd/tpmhelper
 if [ ! -d interop/js/node_modules/@azure/attestation ]; then
   (cd interop/js && npm ci --no-audit --no-fund)
 fi
-ATTESTD_BIN="$bin_dir/attestd" ATTESTD_SGXGEN_BIN="$bin_dir/sgxgen" node interop/js/run.mjs
+ATTESTD_BIN="$bin_dir/attestd" ATTESTD_SGXGEN_BIN="$bin_dir/sgxgen" ATTESTD_TPMHELPER_BIN="$bin_dir/tpmhelper" node interop/js/run.mjs
 echo "== all tests passed"

@@ -173,14 +173,22 @@ func (h *instanceHandler) openid(w http.ResponseWriter, r *http.Request) {
 // attestBody is the union of the attest request bodies of maa-api.md §1.1,
 // §1.3 and §1.6. Unknown members are ignored.
 type attestBody struct {
-	Quote       *string   `json:"quote"`
-	Report      *string   `json:"report"`
-	Data        *string   `json:"data"` // Tpm
-	RuntimeData *dataBody `json:"runtimeData"`
-	InitTime    *dataBody `json:"initTimeData"`
-	Draft       *string   `json:"draftPolicyForAttestation"`
+	Quote  *string `json:"quote"`
+	Report *string `json:"report"`
+	Data   *string `json:"data"` // Tpm
+	// AttestationInfo is AzureGuest's evidence (maa-api.md §8): capital A
+	// from the real client, "attestationInfo" in the 2025-06-01 TypeSpec;
+	// encoding/json matches member names case-insensitively, so one field
+	// takes both.
+	AttestationInfo *string   `json:"AttestationInfo"`
+	RuntimeData     *dataBody `json:"runtimeData"`
+	InitTime        *dataBody `json:"initTimeData"`
+	Draft           *string   `json:"draftPolicyForAttestation"`
 	// Nonce is a string, or a JSON number (the ACI sidecar sends a uint64).
 	Nonce json.RawMessage `json:"nonce"`
+	// EventLog (TdxVm, attestd beyond MAA): base64url of the TD's CCEL
+	// event log, replayed against the quote's RTMRs.
+	EventLog *string `json:"eventLog"`
 }
 
 type dataBody struct {
@@ -261,6 +269,8 @@ func decodeAttest(t evidence.Type, raw []byte) (*instance.AttestRequest, error) 
 		field, ev = "report", b.Report
 	case evidence.Tpm:
 		field, ev = "data", b.Data
+	case evidence.AzureGuest:
+		field, ev = "AttestationInfo", b.AttestationInfo
 	}
 	if ev == nil || *ev == "" {
 		return nil, apiError(instance.CodeInvalidParameter, "the %s attest request has no %q", t, field)
@@ -277,6 +287,14 @@ func decodeAttest(t evidence.Type, raw []byte) (*instance.AttestRequest, error) 
 	}
 	if req.InitTime, err = decodeData("initTimeData", b.InitTime); err != nil {
 		return nil, err
+	}
+	if b.EventLog != nil && *b.EventLog != "" {
+		if t != evidence.TdxVm {
+			return nil, apiError(instance.CodeInvalidParameter, "eventLog is accepted with TdxVm evidence only")
+		}
+		if req.EventLog, err = decodeBase64(*b.EventLog); err != nil {
+			return nil, apiError(instance.CodeInvalidParameter, "eventLog is not base64url: %v", err)
+		}
 	}
 	return req, nil
 }

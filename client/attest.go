@@ -48,6 +48,8 @@ type attestRequest struct {
 	InitTimeData *attestData `json:"initTimeData,omitempty"`
 	DraftPolicy  string      `json:"draftPolicyForAttestation,omitempty"`
 	Nonce        string      `json:"nonce,omitempty"`
+	// AttestationInfo is AzureGuest's evidence (base64url of its JSON).
+	AttestationInfo string `json:"AttestationInfo,omitempty"`
 }
 
 func dataOf(bin, js []byte, what string) (*attestData, error) {
@@ -87,6 +89,19 @@ func (c *Client) AttestSevSnpVm(ctx context.Context, report []byte, opts *Attest
 	return c.attest(ctx, "SevSnpVm", attestRequest{Report: base64.RawURLEncoding.EncodeToString(report)}, opts)
 }
 
+// TdxAPIVersion is the api-version AttestTdxVm sends when the client uses
+// DefaultAPIVersion (2020-10-01 has no TdxVm): the one the Azure CVM tools
+// send (maa-api.md §8). A client configured with another APIVersion sends
+// that one.
+const TdxAPIVersion = "2023-04-01-preview"
+
+// AttestTdxVm sends an Intel TDX quote (v4 or v5, as the TD's quote
+// generation returns it) to POST /attest/TdxVm as "quote". Runtime data
+// binds to REPORTDATA[0:32]; init-time data (attestd) to MRCONFIGID[0:32].
+func (c *Client) AttestTdxVm(ctx context.Context, quote []byte, opts *AttestOptions) (*AttestationResult, error) {
+	return c.attestVersion(ctx, "TdxVm", TdxAPIVersion, attestRequest{Quote: base64.RawURLEncoding.EncodeToString(quote)}, opts)
+}
+
 // SevSnpReportJSON builds MAA's SevSnpVm report JSON from a raw report, its
 // VCEK/VLEK chain (PEM, as KDS or the host's certificate cache gives it) and
 // optional ACI UVM endorsements (COSE_Sign1 each).
@@ -111,6 +126,35 @@ func SevSnpReportJSON(report, chainPEM []byte, uvm [][]byte) ([]byte, error) {
 }
 
 func (c *Client) attest(ctx context.Context, typ string, req attestRequest, opts *AttestOptions) (*AttestationResult, error) {
+	return c.attestVersion(ctx, typ, "", req, opts)
+}
+
+// AttestAzureGuest sends an Azure confidential VM's guest evidence to POST
+// /attest/AzureGuest (maa-api.md §8): attestationInfo is the
+// AttestationInfo JSON (client/azureguest.Collect builds it from the
+// vTPM). The service answers the token encrypted to the vTPM's ephemeral
+// key; open decrypts it (azureguest.Evidence.Open), and the token is then
+// validated as any other. Runtime and init-time data do not apply
+// (opts.RuntimeData etc. must be unset); opts.Nonce is echoed.
+func (c *Client) AttestAzureGuest(ctx context.Context, attestationInfo []byte, open func(sealed string) (string, error), opts *AttestOptions) (*AttestationResult, error) {
+	if open == nil {
+		return nil, fmt.Errorf("client: AttestAzureGuest needs the function that opens the sealed token")
+	}
+	return c.attestSealed(ctx, "AzureGuest", "", attestRequest{AttestationInfo: base64.RawURLEncoding.EncodeToString(attestationInfo)}, opts, open)
+}
+
+// attestVersion is attest with the api-version a type needs when the
+// client is at DefaultAPIVersion ("" keeps the client's).
+func (c *Client) attestVersion(ctx context.Context, typ, version string, req attestRequest, opts *AttestOptions) (*AttestationResult, error) {
+	return c.attestSealed(ctx, typ, version, req, opts, nil)
+}
+
+// attestSealed is attestVersion for protocols whose answer must be opened
+// (open non-nil) before the token inside is validated.
+func (c *Client) attestSealed(ctx context.Context, typ, version string, req attestRequest, opts *AttestOptions, open func(string) (string, error)) (*AttestationResult, error) {
+	if c.version != DefaultAPIVersion {
+		version = ""
+	}
 	if opts == nil {
 		opts = &AttestOptions{}
 	}
@@ -126,13 +170,18 @@ func (c *Client) attest(ctx context.Context, typ string, req attestRequest, opts
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.do(ctx, request{method: "POST", path: "/attest/" + typ, contentType: "application/json", body: body})
+	resp, err := c.do(ctx, request{method: "POST", path: "/attest/" + typ, contentType: "application/json", body: body, version: version})
 	if err != nil {
 		return nil, err
 	}
 	raw, err := tokenResponse(resp)
 	if err != nil {
 		return nil, err
+	}
+	if open != nil {
+		if raw, err = open(raw); err != nil {
+			return nil, invalid(ReasonMalformed, "opening the sealed token: %v", err)
+		}
 	}
 	t, err := c.validate(ctx, raw, opts.DraftPolicy != "")
 	if err != nil {

@@ -211,6 +211,7 @@ type request struct {
 	method      string
 	path        string // after the base, starting with "/"
 	noVersion   bool   // /certs and openid-configuration carry no api-version
+	version     string // api-version of this call instead of the client's ("": the client's)
 	contentType string
 	body        []byte
 	accept      string
@@ -220,7 +221,11 @@ type request struct {
 func (c *Client) do(ctx context.Context, req request) ([]byte, error) {
 	u := c.base + req.path
 	if !req.noVersion {
-		u += "?api-version=" + url.QueryEscape(c.version)
+		v := c.version
+		if req.version != "" {
+			v = req.version
+		}
+		u += "?api-version=" + url.QueryEscape(v)
 	}
 	var body io.Reader
 	if req.body != nil {

@@ -75,3 +75,14 @@ type Round struct {
 	// Resume is the sealed service context a continuing request carries.
 	Resume string
 }
+
+// TokenSealer is implemented by a Parsed whose protocol returns the token
+// encrypted to a key the evidence proved the attester holds (AzureGuest:
+// the JWT AES-GCM encrypted, the AES key wrapped to the vTPM key the AK
+// certified, maa-api.md §8). The pipeline calls SealToken with the signed
+// token and answers {"token": sealed} instead of the bare token. It is a
+// capability of the parsed evidence, not of the verifier, because the key
+// is the request's own.
+type TokenSealer interface {
+	SealToken(ctx context.Context, token string) (string, error)
+}

@@ -31,6 +31,13 @@ const (
 	// CheckRuntimeJSON / CheckInitTimeJSON: data of dataType JSON is not JSON.
 	CheckRuntimeJSON  Check = "runtimedata.json"
 	CheckInitTimeJSON Check = "inittimedata.json"
+	// CheckVerificationTime: the instant to verify at is unusable (a zero
+	// Request.Now from a caller without a clock). Verifiers refuse it rather
+	// than guess "now": validity windows judged at a guessed instant are
+	// how cached revocation data lives forever. Collateral that is not
+	// valid at a usable instant fails its own window check instead
+	// (e.g. tcb_info.expired, snp.endorsement.expired).
+	CheckVerificationTime Check = "evidence.now"
 	// CheckTCBBaseline: a TCB baseline was selected that cannot be honoured.
 	CheckTCBBaseline Check = "collateral.tcb_baseline"
 	// CheckCollateralUnavailable: collateral for the platform could not be had.

@@ -34,10 +34,13 @@ const (
 	Tpm         Type = "Tpm"
 	SevSnpVm    Type = "SevSnpVm"
 	TdxVm       Type = "TdxVm"
+	// AzureGuest is the guest attestation of an Azure confidential (or
+	// Trusted Launch) VM: vTPM quote + TCG log + HCL report (maa-api.md §8).
+	AzureGuest Type = "AzureGuest"
 )
 
 // Types lists every attestation type attestd knows, in a stable order.
-var Types = []Type{SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm}
+var Types = []Type{SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm, AzureGuest}
 
 // ParseType returns the Type for an exact (case-sensitive) path segment.
 func ParseType(s string) (Type, bool) {
@@ -66,6 +69,8 @@ func AttestationTypeValue(t Type) string {
 		return "sevsnpvm"
 	case TdxVm:
 		return "tdxvm"
+	case AzureGuest:
+		return "azurevm"
 	}
 	return ""
 }
@@ -82,6 +87,10 @@ type Request struct {
 	Evidence []byte // decoded quote (SgxEnclave), OE report (OpenEnclave), …
 	Runtime  *Data  // nil when absent
 	InitTime *Data  // nil when absent
+	// EventLog is an event log sent with the evidence (TdxVm: the CCEL,
+	// attestd's "eventLog" member, beyond MAA); nil when absent. The
+	// verifier replays it against the evidence's registers.
+	EventLog []byte
 	// Now is the instant to verify at. The pipeline reads its clock once per
 	// attestation and uses the same reading for the token's iat/nbf/exp, so
 	// verifier and token never disagree about "now". A verifier configured
@@ -111,6 +120,10 @@ type Claim struct {
 	// PolicyOnly claims are offered to the policy but not written to the
 	// token (e.g. deprecated "$"-prefixed aliases).
 	PolicyOnly bool
+	// Issuer is the claim's issuer as the policy sees it; "" is the
+	// attestation service ("AttestationService"). The TPM protocol's
+	// custom_claims come from the client ("CustomClaim").
+	Issuer string
 }
 
 // Result is what a verifier established about verified evidence.

@@ -20,6 +20,8 @@ type AttestRequest struct {
 	Evidence []byte         // quote (SgxEnclave), report (OpenEnclave, SevSnpVm), …
 	Runtime  *evidence.Data // nil when absent
 	InitTime *evidence.Data // nil when absent
+	// EventLog is the request's event log (TdxVm "eventLog"), nil when absent.
+	EventLog []byte
 	// DraftPolicy, when non-nil, is policy text used for this call only;
 	// the resulting token is unsigned (alg "none").
 	DraftPolicy *string
@@ -162,6 +164,14 @@ func (in *Instance) Attest(ctx context.Context, req *AttestRequest) (*AttestResp
 	} else if tok, err = in.keys.SignWith(claims, opts); err != nil {
 		return nil, &Error{Code: CodeInternal, Message: "signing the token failed", Err: err}
 	}
+	if s, ok := out.parsed.(evidence.TokenSealer); ok {
+		// The protocol answers the token encrypted to a key of the
+		// attester's (AzureGuest); a draft token is sealed too, as the
+		// client can read nothing else.
+		if tok, err = s.SealToken(ctx, tok); err != nil {
+			return nil, &Error{Code: CodeInternal, Message: "encrypting the token to the attester's key failed", Err: err}
+		}
+	}
 	if mr != nil {
 		data, err := mr.Wrap(tok)
 		if err != nil {
@@ -188,7 +198,7 @@ func tokenOptions(o token.SignOptions, props map[string]any) token.SignOptions {
 }
 
 func evidenceRequest(req *AttestRequest, now time.Time) *evidence.Request {
-	return &evidence.Request{Type: req.Type, Evidence: req.Evidence, Runtime: req.Runtime, InitTime: req.InitTime, Now: now}
+	return &evidence.Request{Type: req.Type, Evidence: req.Evidence, Runtime: req.Runtime, InitTime: req.InitTime, EventLog: req.EventLog, Now: now}
 }
 
 // pipelineOutcome is what runPipeline produced.
@@ -201,6 +211,9 @@ type pipelineOutcome struct {
 	// claims are the token's claims without iss/iat/nbf/exp/jti, nonce and
 	// x-ms-policy-signer; nil when the policy denied.
 	claims map[string]any
+	// parsed is the parsed evidence (for its optional capabilities, e.g.
+	// evidence.TokenSealer).
+	parsed evidence.Parsed
 }
 
 // runPipeline is the attest pipeline after the policy was chosen and
@@ -246,7 +259,11 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 	for _, c := range res.Claims {
 		if !c.TokenOnly {
 			if v, ok := scalar(c.Value); ok {
-				incoming = append(incoming, policy.Claim{Type: c.Type, Value: v, Issuer: policy.IssuerService})
+				iss := policy.IssuerService
+				if c.Issuer != "" {
+					iss = c.Issuer
+				}
+				incoming = append(incoming, policy.Claim{Type: c.Type, Value: v, Issuer: iss})
 			}
 		}
 	}
@@ -266,7 +283,7 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 	}
 
 	// 6. Policy.
-	out := &pipelineOutcome{incoming: incoming}
+	out := &pipelineOutcome{incoming: incoming, parsed: parsed}
 	pr, err := cp.p.Evaluate(ctx, string(t), incoming, policy.EvalOptions{Trace: trace, Defaults: defaults, Limits: cp.limits()})
 	out.result = pr
 	if err != nil {

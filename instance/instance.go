@@ -250,13 +250,26 @@ func bodyHash(body string) string {
 	return base64.RawURLEncoding.EncodeToString(s[:])
 }
 
+// NoPolicyJWS is GET /policies/Tpm's x-ms-policy while no Tpm policy is
+// set: an unsigned StoredAttestationPolicy whose AttestationPolicy is "="
+// ({"AttestationPolicy":"="}), the padding of zero bytes, i.e. the empty
+// policy text. Real MAA answers the empty JWS `eyJhbGciOiJub25lIn0..`
+// (maa-policy.md §11), on which @azure/attestation 1.0.0's getPolicy
+// throws a TypeError (it deserializes the missing payload as
+// StoredAttestationPolicy), and it throws too on AttestationPolicy ""
+// (core-client's Base64Url reader maps "" to undefined). "=" decodes to
+// zero bytes in every SDK: npm (Buffer), Python (msrest pads and decodes),
+// the Go client (padding trimmed). interop/js/tpm.test.mjs and
+// interop/python/tpm_attest.py read it through the official SDKs.
+const NoPolicyJWS = "eyJhbGciOiJub25lIn0.eyJBdHRlc3RhdGlvblBvbGljeSI6Ij0ifQ."
+
 // unsignedPolicyJWS is the unsigned StoredAttestationPolicy JWS for text, as
-// real MAA returns it for default and unsigned policies; an empty text gives
-// the empty JWS `eyJhbGciOiJub25lIn0..` (Tpm without a policy).
+// real MAA returns it for default and unsigned policies; an empty text (Tpm
+// without a policy) gives NoPolicyJWS.
 func unsignedPolicyJWS(text string) string {
 	const hdr = "eyJhbGciOiJub25lIn0" // {"alg":"none"}
 	if text == "" {
-		return hdr + ".."
+		return NoPolicyJWS
 	}
 	p, _ := json.Marshal(map[string]string{"AttestationPolicy": base64.RawURLEncoding.EncodeToString([]byte(text))})
 	return hdr + "." + base64.RawURLEncoding.EncodeToString(p) + "."
@@ -269,7 +282,7 @@ func unsignedPolicyJWS(text string) string {
 func ParseType(typ string) (evidence.Type, error) {
 	t, ok := evidence.ParseType(typ)
 	if !ok {
-		return "", errorf(CodeInvalidParameter, "unknown attestation type %q (want one of SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm)", typ)
+		return "", errorf(CodeInvalidParameter, "unknown attestation type %q (want one of SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm, AzureGuest)", typ)
 	}
 	return t, nil
 }

@@ -159,7 +159,7 @@ func TestPolicyDefaultsAndReset(t *testing.T) {
 	if got := e.claims(t, must(e.in.GetPolicy(ctx, "SgxEnclave")))["x-ms-policy"]; got != want {
 		t.Fatalf("default GET %v, want %v", got, want)
 	}
-	if got := e.claims(t, must(e.in.GetPolicy(ctx, "Tpm")))["x-ms-policy"]; got != "eyJhbGciOiJub25lIn0.." {
+	if got := e.claims(t, must(e.in.GetPolicy(ctx, "Tpm")))["x-ms-policy"]; got != NoPolicyJWS {
 		t.Fatalf("Tpm default GET %v", got)
 	}
 	for _, typ := range []string{"SgxEnclave", "Tpm"} {
@@ -188,7 +188,7 @@ func TestPolicyDefaultsAndReset(t *testing.T) {
 	if got := e.claims(t, must(e.in.GetPolicy(ctx, "SgxEnclave")))["x-ms-policy"]; got != want {
 		t.Fatal("reset did not restore the default")
 	}
-	if got := e.claims(t, must(e.in.GetPolicy(ctx, "Tpm")))["x-ms-policy"]; got != "eyJhbGciOiJub25lIn0.." {
+	if got := e.claims(t, must(e.in.GetPolicy(ctx, "Tpm")))["x-ms-policy"]; got != NoPolicyJWS {
 		t.Fatal("Tpm reset did not return to no policy")
 	}
 	// An empty reset body counts as an unsigned reset (curl convenience).

@@ -32,7 +32,9 @@ func TestAttestRealSGXQuote(t *testing.T) {
 		t.Fatal(err)
 	}
 	asOf := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
-	v, err := sgx.NewVerifier(sgx.Options{Collateral: src, Now: func() time.Time { return asOf }, Logger: slog.New(slog.DiscardHandler)})
+	// The pipeline verifies at its clock (Request.Now); recorded evidence
+	// is replayed as of its instant with the verify-at option.
+	v, err := sgx.NewVerifier(sgx.Options{Collateral: src, VerifyAt: asOf, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -270,29 +270,51 @@ type Quote struct {
 // QuoteSHA256 reads PCRs 0–23 of the SHA-256 bank and quotes them with
 // qualifyingData nonce.
 func QuoteSHA256(ctx context.Context, t transport.TPM, ak *Key, nonce []byte) (*Quote, error) {
+	return QuotePCRs(ctx, t, ak, nonce, AllPCRs)
+}
+
+// AllPCRs selects PCRs 0–23, what MAA's default required_pcr_mask requires.
+const AllPCRs uint32 = 0xFFFFFF
+
+// QuotePCRs reads the SHA-256 PCRs of mask (bit n: PCR n, n < 24) and
+// quotes them with qualifyingData nonce.
+func QuotePCRs(ctx context.Context, t transport.TPM, ak *Key, nonce []byte, mask uint32) (*Quote, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if mask == 0 || mask&^AllPCRs != 0 {
+		return nil, fmt.Errorf("tpmclient: PCR mask %#x: want a non-empty subset of PCRs 0–23", mask)
+	}
 	q := &Quote{PCRs: map[int][]byte{}}
 	for group := 0; group < 3; group++ { // TPM2_PCR_Read returns at most 8 digests
+		bits := byte(mask >> (8 * group))
+		if bits == 0 {
+			continue
+		}
 		sel := []byte{0, 0, 0}
-		sel[group] = 0xff
+		sel[group] = bits
 		rsp, err := tpm2.PCRRead{PCRSelectionIn: tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{Hash: tpm2.TPMAlgSHA256, PCRSelect: sel}}}}.Execute(t)
 		if err != nil {
 			return nil, fmt.Errorf("TPM2_PCR_Read: %w", err)
 		}
-		if len(rsp.PCRValues.Digests) != 8 {
-			return nil, fmt.Errorf("TPM2_PCR_Read: %d digests for 8 PCRs", len(rsp.PCRValues.Digests))
+		var idx []int
+		for i := 0; i < 8; i++ {
+			if bits&(1<<i) != 0 {
+				idx = append(idx, group*8+i)
+			}
+		}
+		if len(rsp.PCRValues.Digests) != len(idx) {
+			return nil, fmt.Errorf("TPM2_PCR_Read: %d digests for %d PCRs", len(rsp.PCRValues.Digests), len(idx))
 		}
 		for i, d := range rsp.PCRValues.Digests {
-			q.PCRs[group*8+i] = d.Buffer
+			q.PCRs[idx[i]] = d.Buffer
 		}
 	}
 	rsp, err := tpm2.Quote{
 		SignHandle:     ak.auth(),
 		QualifyingData: tpm2.TPM2BData{Buffer: nonce},
 		InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
-		PCRSelect:      tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{Hash: tpm2.TPMAlgSHA256, PCRSelect: []byte{0xff, 0xff, 0xff}}}},
+		PCRSelect:      tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{Hash: tpm2.TPMAlgSHA256, PCRSelect: []byte{byte(mask), byte(mask >> 8), byte(mask >> 16)}}}},
 	}.Execute(t)
 	if err != nil {
 		return nil, fmt.Errorf("TPM2_Quote: %w", err)
@@ -367,6 +389,8 @@ type Request struct {
 	// report_signed text first, so a caller can build an enclave report
 	// bound to it.
 	VSMReport func(reportHash [64]byte) ([]byte, error)
+	// PCRMask selects the quoted PCRs; 0 means AllPCRs.
+	PCRMask uint32
 	// Mutate, for tests, changes the TPM evidence before it is signed.
 	Mutate func(*Evidence)
 }
@@ -400,7 +424,11 @@ func BuildRequest(ctx context.Context, t transport.TPM, r Request) (string, erro
 	h.Write(jwk)
 	h.Write([]byte{0})
 	h.Write(r.Challenge)
-	q, err := QuoteSHA256(ctx, t, r.AK, h.Sum(nil))
+	mask := r.PCRMask
+	if mask == 0 {
+		mask = AllPCRs
+	}
+	q, err := QuotePCRs(ctx, t, r.AK, h.Sum(nil), mask)
 	if err != nil {
 		return "", err
 	}

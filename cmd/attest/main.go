@@ -29,7 +29,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-tpm/tpm2/transport"
+
 	"github.com/attestd/attestd/client"
+	guest "github.com/attestd/attestd/client/azureguest"
 	"github.com/attestd/attestd/internal/pemfile"
 )
 
@@ -53,12 +56,14 @@ Usage:
   attest --endpoint URL [flags] sgx --quote FILE [--runtime-data FILE | --runtime-json FILE] [--draft-policy FILE] [--nonce N]
   attest --endpoint URL [flags] oe --report FILE [same options as sgx]
   attest --endpoint URL [flags] snp --report FILE [--vcek-chain CHAIN.pem] [--runtime-json FILE] [--init-time-data FILE] [--nonce N]
+  attest --endpoint URL [flags] tdx --quote FILE [--runtime-json FILE | --runtime-data FILE] [--init-time-data FILE] [--draft-policy FILE] [--nonce N]
+  attest --endpoint URL [flags] azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem] [--client-payload FILE] [--nonce N]
   attest --issuer URL [flags] token verify TOKEN|- [--type sgx,sevsnpvm,…] [--certs JWKS.json] [--at TIME]
 
-TYPE is SgxEnclave, OpenEnclave, Tpm, SevSnpVm or TdxVm. The endpoint may carry a base path
+TYPE is SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm or AzureGuest. The endpoint may carry a base path
 (https://host/tenants/t1). Admin commands (policy, policy-certs) need a bearer token.
 "policy get" prints the policy text (its signer, if any, on stderr); the other commands print
-JSON: sgx/oe/snp the validated token's claims, certs the signing keys, set/reset/add/remove the result.
+JSON: sgx/oe/snp/tdx the validated token's claims, certs the signing keys, set/reset/add/remove the result.
 A draft-policy result is UNSIGNED: it is printed with a warning on stderr.
 "token verify" checks a token as a relying party does (signature by a key of the issuer's /certs,
 fetched from --issuer URL/certs, or --endpoint URL/certs, or read from --certs; RS256 or ES256 only,
@@ -76,6 +81,10 @@ type options struct {
 	nonce                                                  string
 	initTimeData, initTimeJSON, vcekChain                  string
 	types, certs, at                                       string
+	tpm, hclReport, tcgLog, clientPayload, akHandle        string
+	// openTPM opens --tpm (nil: the device or a simulator's TCP port);
+	// tests hand in a software TPM.
+	openTPM func(string) (transport.TPMCloser, error)
 }
 
 // usageError is a mistake on the command line (exit status 2).
@@ -98,15 +107,20 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.apiVersion, "api-version", client.DefaultAPIVersion, "api-version query parameter")
 	fs.StringVar(&o.signKey, "sign-key", "", "PEM private key (RSA or ECDSA; PKCS#8, PKCS#1 or SEC 1) signing a policy or certificate change")
 	fs.StringVar(&o.signCert, "sign-cert", "", "PEM certificate (then its chain) of --sign-key")
-	fs.StringVar(&o.quote, "quote", "", "sgx: file with the raw SGX quote")
+	fs.StringVar(&o.quote, "quote", "", "sgx: file with the raw SGX quote; tdx: the TD quote (v4/v5), raw or hex")
 	fs.StringVar(&o.report, "report", "", "oe: file with the raw OpenEnclave report or evidence; snp: MAA report JSON, a raw or hex SEV-SNP report or configfs-tsm JSON")
-	fs.StringVar(&o.vcekChain, "vcek-chain", "", "snp: PEM file of the VCEK/VLEK chain; with it --report is a raw report and the MAA report JSON is built")
+	fs.StringVar(&o.vcekChain, "vcek-chain", "", "snp, azure-guest (default: ask Azure IMDS): PEM file of the VCEK/VLEK chain; with it --report is a raw report and the MAA report JSON is built")
 	fs.StringVar(&o.initTimeData, "init-time-data", "", "snp: init-time data file (e.g. an ACI security policy), sent as Binary; bound to HOST_DATA")
 	fs.StringVar(&o.initTimeJSON, "init-time-json", "", "snp: init-time data file, sent as JSON")
 	fs.StringVar(&o.runtimeData, "runtime-data", "", "sgx/oe: runtime data file, sent as Binary")
 	fs.StringVar(&o.runtimeJSON, "runtime-json", "", "sgx/oe: runtime data file, sent as JSON")
 	fs.StringVar(&o.draftPolicy, "draft-policy", "", "sgx/oe: policy text file evaluated instead of the instance's (unsigned result)")
 	fs.StringVar(&o.nonce, "nonce", "", "sgx/oe: nonce echoed in the token")
+	fs.StringVar(&o.tpm, "tpm", "/dev/tpmrm0", "azure-guest: the vTPM device, or HOST:PORT of a TPM simulator speaking raw TPM commands (swtpm)")
+	fs.StringVar(&o.hclReport, "hcl-report", "", "azure-guest: HCL report file (default: read from the vTPM's NV index 0x01400001)")
+	fs.StringVar(&o.tcgLog, "tcg-log", "", "azure-guest: TCG event log file (default: "+guest.TCGLogPath+")")
+	fs.StringVar(&o.clientPayload, "client-payload", "", "azure-guest: JSON object file echoed in x-ms-runtime.client-payload")
+	fs.StringVar(&o.akHandle, "ak-handle", "0x81000003", "azure-guest: persistent handle of the vTPM's attestation key")
 	fs.StringVar(&o.types, "type", "", "token verify: accepted x-ms-attestation-type values, comma-separated (sgx, sevsnpvm, tdxvm, tpm, …)")
 	fs.StringVar(&o.certs, "certs", "", "token verify: JWKS file of the issuer's signing keys (offline; default: fetch the issuer's /certs)")
 	fs.StringVar(&o.at, "at", "", "token verify: check exp/nbf as of this RFC 3339 time instead of now")
@@ -138,14 +152,18 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var o options
-	fs := newFlags(&o, stderr)
+	return runWith(ctx, &options{}, args, stdout, stderr)
+}
+
+// runWith is run with o preset (tests set o.openTPM).
+func runWith(ctx context.Context, o *options, args []string, stdout, stderr io.Writer) int {
+	fs := newFlags(o, stderr)
 	pos, err := parseInterleaved(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	if err == nil {
-		err = dispatch(ctx, &o, fs, pos, stdout, stderr)
+		err = dispatch(ctx, o, fs, pos, stdout, stderr)
 	}
 	if err == nil {
 		return 0
@@ -357,16 +375,25 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		}
 		return tokenVerify(ctx, o, pos, stdout, stderr)
 
-	case "sgx", "oe", "snp":
-		evFlag := map[string]string{"sgx": "quote", "oe": "report", "snp": "report"}[pos[0]]
+	case "azure-guest":
+		if err := errors.Join(allow("azure-guest", "tpm", "hcl-report", "tcg-log", "vcek-chain", "client-payload", "ak-handle", "nonce"), nargs(1)); err != nil {
+			return err
+		}
+		return azureGuest(ctx, o, stdout)
+
+	case "sgx", "oe", "snp", "tdx":
+		evFlag := map[string]string{"sgx": "quote", "oe": "report", "snp": "report", "tdx": "quote"}[pos[0]]
 		extra := []string{}
-		if pos[0] == "snp" {
+		switch pos[0] {
+		case "snp":
 			extra = []string{"vcek-chain", "init-time-data", "init-time-json"}
+		case "tdx":
+			extra = []string{"init-time-data", "init-time-json"}
 		}
 		if err := errors.Join(allow(pos[0], append([]string{evFlag, "runtime-data", "runtime-json", "draft-policy", "nonce"}, extra...)...), nargs(1)); err != nil {
 			return err
 		}
-		evFile := map[string]string{"sgx": o.quote, "oe": o.report, "snp": o.report}[pos[0]]
+		evFile := map[string]string{"sgx": o.quote, "oe": o.report, "snp": o.report, "tdx": o.quote}[pos[0]]
 		if evFile == "" {
 			return usagef("%s needs --%s FILE", pos[0], evFlag)
 		}
@@ -376,6 +403,12 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		ev, err := os.ReadFile(evFile)
 		if err != nil {
 			return err
+		}
+		if pos[0] == "tdx" {
+			// Quote generation tools write raw bytes or hex text.
+			if d, err := hex.DecodeString(strings.TrimSpace(string(ev))); err == nil && len(d) > 0 {
+				ev = d
+			}
 		}
 		ao := &client.AttestOptions{Nonce: o.nonce}
 		if o.runtimeData != "" {
@@ -425,6 +458,8 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 			r, err = c.AttestSgxEnclave(ctx, ev, ao)
 		case "oe":
 			r, err = c.AttestOpenEnclave(ctx, ev, ao)
+		case "tdx":
+			r, err = c.AttestTdxVm(ctx, ev, ao)
 		default:
 			r, err = c.AttestSevSnpVm(ctx, ev, ao)
 		}

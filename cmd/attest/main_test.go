@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/attestd/attestd/internal/attestdtest"
 	"github.com/attestd/attestd/policy"
 	"github.com/attestd/attestd/testing/snpplatform"
+	"github.com/attestd/attestd/testing/tdxplatform"
 )
 
 // cli runs the command in-process and returns exit code, stdout, stderr.
@@ -85,6 +87,14 @@ func TestCLI(t *testing.T) {
 	}
 	snpFile, snpChain := write(t, dir, "snp.bin", snpRaw), write(t, dir, "chain.pem", s.SNP.ChainPEM(false))
 	snpRTFile, hostFile := write(t, dir, "snp-rt.json", snpRT), write(t, dir, "host.rego", hostPolicy)
+	tdxQ := tdxplatform.Quote{}
+	tdxQ.BindRuntime(snpRT)
+	tdxQ.BindInitTime(hostPolicy)
+	tdxRaw, err := s.TDX.Mint(tdxQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tdxFile, tdxHex := write(t, dir, "td.quote", tdxRaw), write(t, dir, "td.hex", []byte(hex.EncodeToString(tdxRaw)+"\n"))
 	draftFile := write(t, dir, "draft.txt", []byte(`version=1.0; authorizationrules{=> permit();}; issuancerules{ => issue(type="from-draft", value=true); };`))
 
 	tests := []struct {
@@ -126,6 +136,12 @@ func TestCLI(t *testing.T) {
 			jsonChecks: map[string]any{"x-ms-attestation-type": "sevsnpvm", "x-ms-sevsnpvm-is-debuggable": false}},
 		{name: "snp without chain", args: append(base, "snp", "--report", snpFile), code: 1, err: "snp.endorsement.missing"},
 		{name: "snp unbound host data", args: append(base, "snp", "--report", snpFile, "--vcek-chain", snpChain, "--init-time-data", snpRTFile), code: 1, err: "inittimedata.binding"},
+		{name: "tdx hex quote", args: append(base, "tdx", "--quote", tdxHex, "--runtime-json", snpRTFile, "--init-time-data", hostFile, "--nonce", "t1"),
+			jsonChecks: map[string]any{"x-ms-attestation-type": "tdxvm", "attester_tcb_status": "UpToDate", "tdx_td_attributes_debug": false, "nonce": "t1"}},
+		{name: "tdx raw quote", args: append(base, "tdx", "--quote", tdxFile), jsonChecks: map[string]any{"eat_profile": "https://aka.ms/maa-eat-profile-tdxvm"}},
+		{name: "tdx unbound init-time data", args: append(base, "tdx", "--quote", tdxFile, "--init-time-data", snpRTFile), code: 1, err: "inittimedata.binding"},
+		{name: "tdx SGX quote", args: append(base, "tdx", "--quote", quoteFile), code: 1, err: "quote.not_tdx"},
+		{name: "tdx without quote", args: append(base, "tdx"), code: 2, err: "--quote"},
 		{name: "sgx draft", args: append(base, "sgx", "--quote", quoteFile, "--runtime-data", rtFile, "--draft-policy", draftFile), err: "UNSIGNED", out: `"from-draft": true`},
 		{name: "sgx unbound runtime data", args: append(base, "sgx", "--quote", quoteFile, "--runtime-data", draftFile), code: 1, err: "InvalidParameter"},
 		{name: "sgx without quote", args: append(base, "sgx"), code: 2, err: "--quote"},

@@ -9,15 +9,18 @@ import (
 	"strings"
 
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/azureguest"
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/evidence/snp"
+	"github.com/attestd/attestd/evidence/tdx"
+	"github.com/attestd/attestd/evidence/tpm"
 )
 
 // plugins are the evidence verifiers this binary is built with. A new TEE
 // is one line here (its package exports an evidence.Plugin); nothing else
 // in cmd/attestd knows about it.
 func plugins() []evidence.Plugin {
-	return []evidence.Plugin{sgx.Plugin(), snp.Plugin()}
+	return []evidence.Plugin{sgx.Plugin(), snp.Plugin(), tdx.Plugin(), tpm.Plugin(), azureguest.Plugin()}
 }
 
 // registeredVerifiers builds the verifiers of every plugin from its

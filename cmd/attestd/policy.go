@@ -110,7 +110,7 @@ func readInput(path string) ([]byte, error) {
 func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("attestd policy explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	typ := fs.String("type", "SgxEnclave", "attestation type: SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm (evidence: SgxEnclave or OpenEnclave)")
+	typ := fs.String("type", "SgxEnclave", "attestation type: SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm (evidence: SgxEnclave, OpenEnclave or TdxVm)")
 	policyPath := fs.String("policy", "", "policy text file (default: the type's default policy)")
 	claimsPath := fs.String("claims", "", "JSON claim set {\"type\": value | [values]}")
 	evPath := fs.String("evidence", "", "evidence: an attest request body (JSON, as POST /attest takes) or the raw quote/report (binary, base64(url) or hex)")
@@ -166,8 +166,8 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		req.Claims = b
 	} else {
-		if t != evidence.SgxEnclave && t != evidence.OpenEnclave {
-			return usage("--evidence needs --type SgxEnclave or OpenEnclave (the verifiers in this build)")
+		if t != evidence.SgxEnclave && t != evidence.OpenEnclave && t != evidence.TdxVm {
+			return usage("--evidence needs --type SgxEnclave, OpenEnclave or TdxVm (the verifiers in this build)")
 		}
 		if of.collateral == "" && !of.diagnostic {
 			return usage("--evidence needs --collateral (or --diagnostic-skip-collateral)")
@@ -192,7 +192,7 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 			// bind them (a text file is not decoded as hex or base64).
 			req.Evidence.Runtime = &evidence.Data{Bytes: rt}
 		}
-		if v, req.Now, err = of.verifier(); err != nil {
+		if v, req.Now, err = of.offlineVerifier(t); err != nil {
 			return usage("%v", err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/evidence/snp"
 	snpabi "github.com/attestd/attestd/evidence/snp/abi"
+	"github.com/attestd/attestd/evidence/tdx"
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/internal/pemfile"
 )
@@ -37,7 +38,7 @@ type offlineFlags struct {
 }
 
 func (o *offlineFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.collateral, "collateral", "", "collateral. SGX/OE: dcap-qvl JSON, sgx_ql_qve_collateral_t dump or a directory of PCS responses. SevSnpVm: the VCEK/VLEK (PEM, DER, THIM JSON) or a directory of KDS documents")
+	fs.StringVar(&o.collateral, "collateral", "", "collateral. SGX/OE: dcap-qvl JSON, sgx_ql_qve_collateral_t dump or a directory of PCS responses. SevSnpVm: the VCEK/VLEK (PEM, DER, THIM JSON) or a directory of KDS documents. TdxVm: as SGX, with TDX TCB info and TD_QE identity")
 	fs.StringVar(&o.at, "at", "", "verify as of this RFC 3339 instant (default: now)")
 	fs.DurationVar(&o.grace, "grace", 0, "accept collateral expired at most this long ago (the output says so)")
 	fs.StringVar(&o.roots, "roots", "", "PEM file of trusted roots replacing the vendor's (SGX: Intel's SGX Root CA; SevSnpVm: an ARK with its ASK/ASVK)")
@@ -141,6 +142,46 @@ func (o *offlineFlags) snpVerifier() (evidence.Verifier, time.Time, error) {
 	return v, now, err
 }
 
+// tdxVerifier builds the TDX verifier the flags describe: --collateral as
+// for SGX (dcap-qvl JSON, sgx_ql_qve_collateral_t dump or a directory of
+// PCS responses) holding TDX TCB info and the TD_QE identity, --roots
+// replacing Intel's SGX Root CA, --grace, --at. Nothing is fetched.
+func (o *offlineFlags) tdxVerifier() (evidence.Verifier, time.Time, error) {
+	if o.diagnostic {
+		return nil, time.Time{}, errors.New("--diagnostic-skip-collateral applies to SGX only")
+	}
+	if o.collateral == "" {
+		return nil, time.Time{}, errors.New("--collateral is required for TdxVm")
+	}
+	now, err := o.instant()
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	b, err := bundle.Load(o.collateral)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("load collateral: %w", err)
+	}
+	opts := tdx.Options{Collateral: b, Grace: o.grace}
+	if o.roots != "" {
+		if opts.Roots, err = pemfile.Certificates(o.roots); err != nil {
+			return nil, time.Time{}, fmt.Errorf("--roots: %w", err)
+		}
+	}
+	v, err := tdx.New(opts)
+	return v, now, err
+}
+
+// offlineVerifier is the verifier of type t the flags describe.
+func (o *offlineFlags) offlineVerifier(t evidence.Type) (evidence.Verifier, time.Time, error) {
+	switch t {
+	case evidence.SevSnpVm:
+		return o.snpVerifier()
+	case evidence.TdxVm:
+		return o.tdxVerifier()
+	}
+	return o.verifier()
+}
+
 // verifyCmd is "attestd verify": offline verification of an SGX quote or
 // OpenEnclave report against a collateral file or directory, bound to its
 // runtime and init-time data exactly as the server binds them
@@ -154,10 +195,12 @@ func (o *offlineFlags) snpVerifier() (evidence.Verifier, time.Time, error) {
 //	               [--runtime-data file] [--init-time-data file] [--diagnostic-skip-collateral]
 //	attestd verify --type SevSnpVm --evidence report(.bin|.hex|.json) [--collateral certs|dir]
 //	               [--at T] [--roots amd-roots.pem] [--runtime-data file] [--init-time-data file]
+//	attestd verify --type TdxVm --evidence quote(.bin|.hex|.b64) --collateral coll.json|dir
+//	               [--at T] [--grace 24h] [--roots root.pem] [--runtime-data file] [--init-time-data file]
 func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("attestd verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	typ := fs.String("type", "SgxEnclave", "attestation type: SgxEnclave (raw quote), OpenEnclave (OE report or OE evidence) or SevSnpVm (raw or hex report, MAA report JSON, configfs-tsm JSON)")
+	typ := fs.String("type", "SgxEnclave", "attestation type: SgxEnclave (raw quote), OpenEnclave (OE report or OE evidence) SevSnpVm (raw or hex report, MAA report JSON, configfs-tsm JSON) or TdxVm (raw, hex or base64 TD quote v4/v5)")
 	evPath := fs.String("evidence", "", "evidence file: raw bytes, base64(url) or hex text")
 	itPath := fs.String("init-time-data", "", "init-time data file (binary) whose SHA-256 must equal CONFIGID[0:32] (KSS enclaves)")
 	var of offlineFlags
@@ -176,8 +219,8 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return usage("unexpected arguments %q", fs.Args())
 	}
 	t, ok := evidence.ParseType(*typ)
-	if !ok || (t != evidence.SgxEnclave && t != evidence.OpenEnclave && t != evidence.SevSnpVm) {
-		return usage("--type must be SgxEnclave, OpenEnclave or SevSnpVm, not %q", *typ)
+	if !ok || t == evidence.Tpm {
+		return usage("--type must be SgxEnclave, OpenEnclave, SevSnpVm or TdxVm, not %q", *typ)
 	}
 	if *evPath == "" {
 		return usage("--evidence is required")
@@ -188,10 +231,8 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	var v evidence.Verifier
 	var now time.Time
-	if t == evidence.SevSnpVm {
-		v, now, err = of.snpVerifier()
-	} else {
-		v, now, err = of.verifier()
+	v, now, err = of.offlineVerifier(t)
+	if t != evidence.SevSnpVm {
 		ev = sgx.DecodeEvidence(ev)
 	}
 	if err != nil {

@@ -58,13 +58,31 @@ func (v *Verifier) Verify(now time.Time, ev *Evidence, coll *collateral.Collater
 	if tee == TDX && ev.TDX == nil {
 		return nil, evidence.Errorf(CheckTCBNoLevel, "TDX evidence without its TD report's TEE_TCB_SVN")
 	}
-	res := &Result{VerifiedAt: now}
-
 	// 1. The quote itself: PCK chain signatures, QE report, binding, quote signature.
 	pck, err := v.VerifyQuote(ev.Quote)
 	if err != nil {
 		return nil, err
 	}
+	return v.VerifyWithCollateral(now, ev, pck, coll)
+}
+
+// VerifyWithCollateral runs every stage after VerifyQuote (collateral, time,
+// revocation, platform, QE identity, TCB levels) for a quote whose
+// VerifyQuote returned pck. It lets a caller check the quote's signatures
+// before it fetches collateral for the platform the quote claims, without
+// verifying them twice.
+func (v *Verifier) VerifyWithCollateral(now time.Time, ev *Evidence, pck *PCK, coll *collateral.Collateral) (*Result, error) {
+	if coll == nil {
+		return nil, evidence.Errorf(CheckCollateralMissing, "no collateral")
+	}
+	tee := ev.TEE
+	if tee == "" {
+		tee = SGX
+	}
+	if tee == TDX && ev.TDX == nil {
+		return nil, evidence.Errorf(CheckTCBNoLevel, "TDX evidence without its TD report's TEE_TCB_SVN")
+	}
+	res := &Result{VerifiedAt: now}
 	// 2. Collateral: issuer chains, CRLs, signed documents (all cached).
 	c, err := v.VerifyCollateral(coll, pck, tee)
 	if err != nil {

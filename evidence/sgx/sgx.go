@@ -204,16 +204,25 @@ func (v *Verifier) Parse(ctx context.Context, req *evidence.Request) (evidence.P
 // init-time data sent for it fails the pipeline's binding check instead of
 // being silently ignored.
 //
-// The verification instant is the verifier's clock (Options.Now or
-// VerifyAt): the DCAP core takes its clock at construction and caches what
-// it verified, so it cannot take Request.Now per call yet.
+// The verification instant is Request.Now (the pipeline's one reading of
+// its clock, also used for the token), unless the verifier is configured to
+// verify as of a fixed instant (Options.VerifyAt, which the token then
+// states). A request without Now (a caller without a pipeline) is verified
+// at the verifier's own clock (Options.Now, else time.Now).
 func (p *parsed) Verify(ctx context.Context, properties map[string]any) (*evidence.Result, error) {
 	v, req, ev := p.v, p.req, p.ev
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sgx: verification abandoned: %w", err)
+	}
 	baseline, err := ParseTCBIdentifier(properties[PropertyTCBIdentifier])
 	if err != nil {
 		return nil, err
 	}
-	res, err := v.VerifyBaseline(ctx, ev, baseline)
+	at := req.Now
+	if v.verifyAt != "" || at.IsZero() {
+		at = v.core.Now()
+	}
+	res, err := v.VerifyBaselineAt(ctx, ev, baseline, at)
 	if err != nil {
 		v.log.DebugContext(ctx, "sgx evidence rejected", "type", req.Type, "check", evidence.CheckOf(err), "err", err)
 		return nil, err
@@ -326,12 +335,18 @@ func (v *Verifier) VerifyParsed(ctx context.Context, ev *Evidence) (*Verified, e
 	return v.VerifyBaseline(ctx, ev, 0)
 }
 
-// VerifyBaseline verifies parsed evidence against collateral for its
-// platform, judging its TCB against baseline (see the package doc). In
-// diagnostic mode the returned Result has Diagnostic set and no TCB status,
-// and only the default baseline is accepted (no TCB info is read, so no
-// baseline could be honoured).
+// VerifyBaseline verifies parsed evidence at the verifier's clock
+// (Options.Now or VerifyAt); see VerifyBaselineAt.
 func (v *Verifier) VerifyBaseline(ctx context.Context, ev *Evidence, baseline Baseline) (*Verified, error) {
+	return v.VerifyBaselineAt(ctx, ev, baseline, v.core.Now())
+}
+
+// VerifyBaselineAt verifies parsed evidence as of instant now against
+// collateral for its platform, judging its TCB against baseline (see the
+// package doc). In diagnostic mode the returned Result has Diagnostic set
+// and no TCB status, and only the default baseline is accepted (no TCB info
+// is read, so no baseline could be honoured).
+func (v *Verifier) VerifyBaselineAt(ctx context.Context, ev *Evidence, baseline Baseline, now time.Time) (*Verified, error) {
 	if v.diag {
 		if baseline != 0 {
 			return nil, evidence.Errorf(CheckTCBBaseline, "TCB baseline %s cannot be honoured in diagnostic mode: collateral (TCB info, QE identity) is not checked", baseline)
@@ -352,7 +367,7 @@ func (v *Verifier) VerifyBaseline(ctx context.Context, ev *Evidence, baseline Ba
 		if baseline != 0 && errors.Is(err, collateral.ErrNotFound) {
 			return nil, evidence.Errorf(CheckTCBBaseline, "TCB baseline %s: the collateral source has no TCB info and QE identity with tcbEvaluationDataNumber %d for FMSPC %s (%s CA): %v", baseline, baseline, plat.FMSPC, plat.CA, err)
 		}
-		return nil, evidence.Errorf(evidence.CheckCollateralUnavailable, "collateral for FMSPC %s (%s CA)%s: %v", plat.FMSPC, plat.CA, baselineText(baseline), err)
+		return nil, evidence.Errorf(evidence.CheckCollateralUnavailable, "collateral for FMSPC %s (%s CA)%s: %w", plat.FMSPC, plat.CA, baselineText(baseline), err)
 	}
 	if baseline != 0 {
 		// Never trust the source: the documents must be the baseline asked
@@ -362,7 +377,7 @@ func (v *Verifier) VerifyBaseline(ctx context.Context, ev *Evidence, baseline Ba
 			return nil, err
 		}
 	}
-	r, err := v.core.Verify(ev.QuoteBytes, ev.Quote, coll)
+	r, err := v.core.VerifyAt(now, ev.QuoteBytes, ev.Quote, coll)
 	if err != nil {
 		return nil, err
 	}

@@ -173,6 +173,19 @@ func OptionsFromConfig(c Config, path func(string) string) (Options, error) {
 }
 
 func openPlugin(ctx context.Context, env evidence.PluginEnv) (evidence.Verifier, func() error, error) {
+	v, closeFn, err := Open(ctx, env)
+	if v == nil {
+		// A nil *Verifier must not become a non-nil evidence.Verifier.
+		return nil, closeFn, err
+	}
+	return v, closeFn, err
+}
+
+// Open builds the SEV-SNP verifier of the "snp" block of env (nil when the
+// block disables it). Other plugins whose evidence embeds an SNP report
+// (AzureGuest) open theirs with it, so one block configures AMD trust for
+// every type.
+func Open(ctx context.Context, env evidence.PluginEnv) (*Verifier, func() error, error) {
 	noop := func() error { return nil }
 	var c Config
 	if err := evidence.DecodeBlock(env.Block("snp"), &c); err != nil {

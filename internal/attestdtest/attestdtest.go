@@ -30,13 +30,17 @@ import (
 	"github.com/attestd/attestd/auth"
 	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/azureguest"
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/evidence/snp"
 	snpverify "github.com/attestd/attestd/evidence/snp/verify"
+	"github.com/attestd/attestd/evidence/tdx"
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/store/sqlite"
+	"github.com/attestd/attestd/testing/dcapfake"
 	"github.com/attestd/attestd/testing/sgxplatform"
 	"github.com/attestd/attestd/testing/snpplatform"
+	"github.com/attestd/attestd/testing/tdxplatform"
 	"github.com/attestd/attestd/token"
 )
 
@@ -113,6 +117,8 @@ type Server struct {
 	Platform *sgxplatform.Platform
 	// SNP is the test SEV-SNP platform the SevSnpVm verifier trusts.
 	SNP *snpplatform.Platform
+	// TDX is the test TDX platform the TdxVm verifier trusts.
+	TDX *tdxplatform.Platform
 	// CAFile is the server's TLS certificate as a PEM file.
 	CAFile string
 
@@ -120,8 +126,22 @@ type Server struct {
 	db  interface{ Close() error }
 }
 
+// Options add to what Start serves.
+type Options struct {
+	// Verifiers are registered in every instance beside the SGX and SNP
+	// ones (e.g. a Tpm verifier trusting a test AK), replacing them for
+	// the same type.
+	Verifiers map[evidence.Type]evidence.Verifier
+	// Now is the instances' clock (nil: time.Now), e.g. to let a TPM
+	// service_context expire.
+	Now func() time.Time
+}
+
 // Start serves a fresh attestd with its state under dir.
-func Start(dir string) (*Server, error) {
+func Start(dir string) (*Server, error) { return StartWith(dir, Options{}) }
+
+// StartWith is Start with o's additions.
+func StartWith(dir string, o Options) (*Server, error) {
 	ctx := context.Background()
 	p, err := sgxplatform.New(sgxplatform.Options{Now: time.Now()})
 	if err != nil {
@@ -148,6 +168,22 @@ func Start(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	tp, err := tdxplatform.New(tdxplatform.Options{PKI: dcapfake.Options{Now: time.Now()}})
+	if err != nil {
+		return nil, err
+	}
+	tcoll, err := tp.Collateral(dcapfake.Docs{})
+	if err != nil {
+		return nil, err
+	}
+	tsrc, err := bundle.FromCollateral(tcoll)
+	if err != nil {
+		return nil, err
+	}
+	tv, err := tdx.New(tdx.Options{Collateral: tsrc, Roots: tp.Roots(), Logger: quiet})
+	if err != nil {
+		return nil, err
+	}
 	pm, err := NewKey("pm", false)
 	if err != nil {
 		return nil, err
@@ -156,7 +192,7 @@ func Start(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{PM: pm, Platform: p, SNP: sp, db: db}
+	s := &Server{PM: pm, Platform: p, SNP: sp, TDX: tp, db: db}
 	ok := false
 	defer func() {
 		if !ok {
@@ -186,9 +222,13 @@ func Start(dir string) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		verifiers := map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v, evidence.SevSnpVm: sv, evidence.TdxVm: tv,
+			evidence.AzureGuest: azureguest.New(azureguest.Options{SNP: sv})}
+		for t, ov := range o.Verifiers {
+			verifiers[t] = ov
+		}
 		in, err := instance.New(ctx, instance.Config{Name: m.name, Mode: m.mode, Issuer: s.URL + m.prefix, PolicyCertificates: m.certs},
-			instance.Options{Store: db, Keys: ks, Logger: quiet,
-				Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v, evidence.SevSnpVm: sv}})
+			instance.Options{Store: db, Keys: ks, Logger: quiet, Verifiers: verifiers, Now: o.Now})
 		if err != nil {
 			return nil, err
 		}

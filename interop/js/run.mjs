@@ -13,7 +13,7 @@
 //  4. runs `node --test` with NODE_EXTRA_CA_CERTS = DATA/tls/cert.pem (Node
 //     reads that variable only at start-up, hence the child process),
 //  5. stops the server with SIGTERM and requires a clean exit.
-import { spawn, execFileSync } from "node:child_process";
+import { spawn, spawnSync, execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -37,6 +37,30 @@ if (process.env.ATTESTD_SGXGEN_BIN) {
   execFileSync("go", ["run", "./testing/sgxplatform/cmd/sgxgen", "-out", genDir], { cwd: join(here, "..", ".."), stdio: "inherit" });
 }
 
+// The TPM side: a real swtpm behind testing/swtpm/cmd/tpmhelper, whose AK
+// the "tpm" block trusts (tpm.test.mjs, interop/python/tpm_attest.py).
+let helperBin = process.env.ATTESTD_TPMHELPER_BIN;
+if (!helperBin) {
+  helperBin = join(work, "tpmhelper");
+  execFileSync("go", ["build", "-o", helperBin, "./testing/swtpm/cmd/tpmhelper"], { cwd: join(here, "..", ".."), stdio: "inherit" });
+}
+const helper = spawn(helperBin, ["-ak-out", join(work, "ak.pem")], { stdio: ["pipe", "pipe", "pipe"] });
+let helperLog = "";
+helper.stderr.on("data", (b) => (helperLog += b));
+const helperURL = await new Promise((resolve, reject) => {
+  let out = "";
+  const timer = setTimeout(() => reject(new Error("tpmhelper did not start within 60s:\n" + helperLog)), 60000);
+  helper.stdout.on("data", (b) => {
+    out += b;
+    const m = out.match(/listening (http:\/\/\S+)/);
+    if (m) {
+      clearTimeout(timer);
+      resolve(m[1]);
+    }
+  });
+  helper.on("exit", (code) => reject(new Error(`tpmhelper exited early (${code}):\n${helperLog}`)));
+});
+
 const pm1 = makeCert("attestd interop policy signer 1");
 writeFileSync(join(work, "pm1.pem"), pm1.certificate);
 writeFileSync(join(work, "pm1.key"), pm1.privateKey);
@@ -47,7 +71,9 @@ writeFileSync(
       { name: "default", mode: "AAD", auth: { dev: true } },
       { name: "iso", prefix: "/tenants/iso", mode: "Isolated", policy_certificates: ["pm1.pem"], auth: { dev: true } },
       { name: "sgx", mode: "AAD", auth: { dev: true } },
+      { name: "tpm", mode: "AAD", auth: { dev: true } },
     ],
+    tpm: { trusted_aks: ["ak.pem"] },
     collateral: { type: "bundle", path: "sgxgen/collateral.json" },
     sgx: { roots: ["sgxgen/root.pem"] },
   }),
@@ -94,10 +120,17 @@ try {
     ATTESTD_SGX_URL: base + "/tenants/sgx",
     ATTESTD_TOKEN_SGX: token("--role", "contributor", "--instance", "sgx"),
     ATTESTD_SGXGEN_DIR: genDir,
+    ATTESTD_TPM_URL: base + "/tenants/tpm",
+    ATTESTD_TOKEN_TPM: token("--role", "contributor", "--instance", "tpm"),
+    ATTESTD_TPMHELPER_URL: helperURL,
   };
-  const t = spawn(process.execPath, ["--test", "--test-reporter=spec", join(here, "interop.test.mjs"), join(here, "sgx.test.mjs")], { env, stdio: "inherit" });
+  const t = spawn(process.execPath, ["--test", "--test-reporter=spec", join(here, "interop.test.mjs"), join(here, "sgx.test.mjs"), join(here, "tpm.test.mjs")], { env, stdio: "inherit" });
   status = await new Promise((resolve) => t.on("exit", (code) => resolve(code ?? 1)));
+  if (status === 0) {
+    status = python(env);
+  }
 } finally {
+  helper.stdin.end(); // tpmhelper stops swtpm and exits on EOF
   server.kill("SIGTERM");
   const { code, signal } = await exited;
   if (code !== 0) {
@@ -110,3 +143,25 @@ try {
   rmSync(work, { recursive: true, force: true });
 }
 process.exit(status);
+
+// python runs interop/python/tpm_attest.py (the official Python SDK,
+// Debian's python3-azure, on /usr/bin/python3) against the same server.
+// Without the SDK it is skipped, except under CI=true where .ci/run
+// installs it.
+function python(env) {
+  const py = "/usr/bin/python3";
+  const probe = spawnSync(py, ["-c", "import azure.security.attestation"], { encoding: "utf8" });
+  if (probe.status !== 0) {
+    if (process.env.CI) {
+      console.error("python interop: /usr/bin/python3 lacks azure.security.attestation; CI must install python3-azure\n" + (probe.stderr || probe.error));
+      return 1;
+    }
+    console.log("# SKIP python interop: /usr/bin/python3 lacks azure.security.attestation (apt-get install python3-azure)");
+    return 0;
+  }
+  const r = spawnSync(py, [join(here, "..", "python", "tpm_attest.py")], {
+    env: { ...env, REQUESTS_CA_BUNDLE: env.NODE_EXTRA_CA_CERTS, SSL_CERT_FILE: env.NODE_EXTRA_CA_CERTS },
+    stdio: "inherit",
+  });
+  return r.status ?? 1;
+}

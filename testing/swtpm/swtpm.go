@@ -63,6 +63,25 @@ func Start(tb testing.TB) *TPM {
 	return nil
 }
 
+// Run starts a swtpm outside a test (testing/swtpm/cmd/tpmhelper): the
+// caller must Stop it; if the process dies first, the watchdog still
+// removes it.
+func Run() (*TPM, error) {
+	bin, err := exec.LookPath("swtpm")
+	if err != nil {
+		return nil, fmt.Errorf("swtpm not found on PATH (apt-get install swtpm swtpm-tools): %w", err)
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		t, err := start(bin)
+		if err == nil {
+			return t, nil
+		}
+		lastErr = err
+	}
+	return nil, lastErr
+}
+
 func freePorts() (int, int, error) {
 	var ls []net.Listener
 	defer func() {

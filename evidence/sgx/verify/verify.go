@@ -147,10 +147,18 @@ func DCAPQuote(raw []byte, q *abi.Quote) (*dcap.Quote, error) {
 	}, nil
 }
 
-// Verify verifies quote q (whose exact bytes are quoteBytes) against coll.
-// Every failure is an *evidence.Error naming the failed check.
+// Verify verifies quote q (whose exact bytes are quoteBytes) against coll
+// at the verifier's clock (Options.Now); see VerifyAt.
 func (v *Verifier) Verify(quoteBytes []byte, q *abi.Quote, coll *collateral.Collateral) (*Result, error) {
-	now := v.now()
+	return v.VerifyAt(v.now(), quoteBytes, q, coll)
+}
+
+// VerifyAt verifies quote q (whose exact bytes are quoteBytes) against coll
+// as of instant now: the attest pipeline passes evidence.Request.Now so the
+// verdict and the token's iat/exp read one clock. The caches hold only what
+// does not depend on the clock, so one Verifier serves any instant. Every
+// failure is an *evidence.Error naming the failed check.
+func (v *Verifier) VerifyAt(now time.Time, quoteBytes []byte, q *abi.Quote, coll *collateral.Collateral) (*Result, error) {
 	if coll == nil {
 		return nil, evidence.Errorf(dcap.CheckCollateralMissing, "no collateral")
 	}

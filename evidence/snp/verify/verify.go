@@ -266,10 +266,13 @@ func fail(check evidence.Check, format string, args ...any) error {
 
 // Verify verifies ev at instant now.
 func (v *Verifier) Verify(ctx context.Context, ev *abi.Evidence, now time.Time) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("snp: verification abandoned: %w", err)
+	}
 	if now.IsZero() {
 		// "Zero means now" is how go-sev-guest lets cached CRLs live
 		// forever; attestd always passes the request's instant.
-		return nil, errors.New("snp: verification instant is zero")
+		return nil, fail(evidence.CheckVerificationTime, "the verification instant is zero")
 	}
 	rep := ev.Report
 	info, err := sevabi.ParseSignerInfo(rep.GetSignerInfo())
