@@ -379,7 +379,11 @@ func TestWatchSigningKeys(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	got := make(chan string, 16)
+	// Committed before the watcher exists, so never announced to it.
+	if err := a.ChangeSigningKeys(ctx, "stale", store.KeyChange{Add: []store.SigningKey{{KID: "s1", Certificate: []byte("c"), Private: []byte("p"), ActivateAt: storetest.Base}}}, store.AuditEntry{Action: "keys.create"}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1024)
 	done := make(chan error, 1)
 	go func() { done <- b.WatchSigningKeys(ctx, func(inst string) { got <- inst }) }()
 	k := store.SigningKey{KID: "k1", Certificate: []byte("c"), Private: []byte("p"), ActivateAt: storetest.Base}
@@ -405,24 +409,23 @@ func TestWatchSigningKeys(t *testing.T) {
 		}
 		break
 	}
-	for len(got) > 0 {
-		<-got
-	}
-	if err := a.ChangeSigningKeys(ctx, "inst", store.KeyChange{IfNewest: "stale", Add: []store.SigningKey{{KID: "k2", Certificate: []byte("c"), Private: []byte("p"), ActivateAt: storetest.Base}}}, store.AuditEntry{Action: "keys.rotate"}); !errors.Is(err, store.ErrKeyConflict) {
+	if err := a.ChangeSigningKeys(ctx, "stale", store.KeyChange{IfNewest: "not-s1", Add: []store.SigningKey{{KID: "k2", Certificate: []byte("c"), Private: []byte("p"), ActivateAt: storetest.Base}}}, store.AuditEntry{Action: "keys.rotate"}); !errors.Is(err, store.ErrKeyConflict) {
 		t.Fatalf("stale change: %v", err)
 	}
 	if err := a.ChangeSigningKeys(ctx, "other", store.KeyChange{Add: []store.SigningKey{{KID: "o1", Certificate: []byte("c"), Private: []byte("p"), ActivateAt: storetest.Base}}}, store.AuditEntry{Action: "keys.create"}); err != nil {
 		t.Fatal(err)
 	}
-	// Notifications arrive in commit order: the next one is "other"'s, so
-	// the rolled-back change sent none.
-	select {
-	case inst := <-got:
-		if inst != "other" {
-			t.Fatalf("next notification %q, want other", inst)
+	// Notifications arrive in commit order: up to "other"'s, none names
+	// "stale", so the rolled-back change sent none.
+	for inst := ""; inst != "other"; {
+		select {
+		case inst = <-got:
+			if inst == "stale" {
+				t.Fatal("a rolled-back change was announced")
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("no notification for other")
 		}
-	case <-time.After(time.Minute):
-		t.Fatal("no notification for other")
 	}
 	cancel()
 	if err := <-done; err != nil {
