@@ -40,6 +40,9 @@ type KeyChange struct {
 	Unconditional bool
 	// Add is inserted; its KID must be new.
 	Add []SigningKey
+	// Activate sets the ActivateAt of existing keys (kid → time): a
+	// standby key promoted by a rotation.
+	Activate map[string]time.Time
 	// Retire sets the RetireAt of existing keys (kid → time).
 	Retire map[string]time.Time
 	// Purge deletes keys (retired ones past their retention).

@@ -137,11 +137,14 @@ type KeyInfo struct {
 // KeyState is where a key is in its life, as "attestd keys list" shows it.
 type KeyState string
 
-// Key states. A key is pending (published in /certs, not signing yet),
-// then active (signing), then retiring (published so that the tokens it
-// signed still verify, with a retirement date), then retired (gone from
-// /certs). A superseded key with no retirement date is "verifying".
+// Key states. A store key starts as the standby (published in /certs,
+// next in line, no activation scheduled); a rotation makes it pending
+// (activation scheduled, not signing yet), then it is active (signing),
+// then retiring (still published so that the tokens it signed verify,
+// with a retirement date), then retired (gone from /certs). A superseded
+// key with no retirement date (directory keys) is "verifying".
 const (
+	KeyStandby   KeyState = "standby"
 	KeyPending   KeyState = "pending"
 	KeyActive    KeyState = "active"
 	KeyRetiring  KeyState = "retiring"
@@ -551,8 +554,7 @@ func (ks *KeySet) Rotate(retireOldAfter time.Duration) error {
 	return nil
 }
 
-// Keys describes the keys of the set, the active one first, then the
-// others newest first, including keys past their retire-after time that
+// Keys describes the keys of the set, the active one first, including keys past their retire-after time that
 // have not been deleted yet.
 func (ks *KeySet) Keys() []KeyInfo {
 	st := ks.state.Load()
@@ -566,6 +568,8 @@ func (ks *KeySet) Keys() []KeyInfo {
 			i.State = KeyRetired
 		case i.Active:
 			i.State = KeyActive
+		case k.activateAt.Equal(StandbyAt):
+			i.State = KeyStandby
 		case k.activateAt.After(t):
 			i.State = KeyPending
 		case !k.retireAt.IsZero():
@@ -575,9 +579,16 @@ func (ks *KeySet) Keys() []KeyInfo {
 		}
 		return i
 	}
+	// Then the keys next in line (pending, then the standby), then the
+	// older ones, newest first: the order of their lives.
 	out = append(out, info(act))
+	for i := len(st.keys) - 1; i >= 0; i-- {
+		if k := st.keys[i]; k != act && k.activateAt.After(act.activateAt) {
+			out = append(out, info(k))
+		}
+	}
 	for _, k := range st.keys {
-		if k != act {
+		if k != act && !k.activateAt.After(act.activateAt) {
 			out = append(out, info(k))
 		}
 	}

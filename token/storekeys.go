@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,6 +34,17 @@ const (
 	// again) before it is deleted from the database.
 	RetainRetired = 7 * 24 * time.Hour
 )
+
+// StandbyAt is the activation time of a standby key: the next key, always
+// published in /certs beside the active one but not scheduled to sign (the
+// latest instant a BIGINT of Unix nanoseconds holds, in 2262). A rotation
+// promotes the standby, which relying parties have held since the previous
+// rotation, and publishes a new standby; so a client that fetched /certs
+// once and keeps it (the JS and Python MAA clients do) verifies tokens
+// across a rotation.
+var StandbyAt = time.Unix(0, math.MaxInt64).UTC()
+
+func isStandby(r store.SigningKey) bool { return r.ActivateAt.Equal(StandbyAt) }
 
 // PrivateKeys is where the private keys of a store key set live: sealed
 // into the database under a key-encryption key (KEKKeys), or inside an HSM
@@ -317,8 +329,19 @@ func (s *storeSource) housekeeping(ctx context.Context, rows []store.SigningKey,
 		if err != nil {
 			return nil, a, err
 		}
-		c.Add = []store.SigningKey{k}
-		a = store.AuditEntry{Action: "keys.create", Actor: "attestd", Target: k.KID, Detail: "first signing key (" + s.keys.Describe() + ")"}
+		sb, err := s.newKey(ctx, t, StandbyAt)
+		if err != nil {
+			return nil, a, err
+		}
+		c.Add = []store.SigningKey{k, sb}
+		a = store.AuditEntry{Action: "keys.create", Actor: "attestd", Target: k.KID, Detail: "first signing key, standby " + sb.KID + " (" + s.keys.Describe() + ")"}
+	case !slices.ContainsFunc(rows, func(r store.SigningKey) bool { return live(r, t) && isStandby(r) }):
+		sb, err := s.newKey(ctx, t, StandbyAt)
+		if err != nil {
+			return nil, a, err
+		}
+		c.Add = []store.SigningKey{sb}
+		a = store.AuditEntry{Action: "keys.standby", Actor: "attestd", Target: sb.KID, Detail: "standby key (" + s.keys.Describe() + ")"}
 	case s.rot.Every > 0 && !newestLive(rows, t).ActivateAt.Add(s.rot.Every).After(t.Add(s.rot.Prepublish)):
 		c2, a2, err := s.rotation(ctx, rows, t, RotateOptions{Prepublish: s.rot.Prepublish, Actor: "attestd (schedule)"})
 		if err != nil {
@@ -344,7 +367,7 @@ func (s *storeSource) housekeeping(ctx context.Context, rows []store.SigningKey,
 // at least one live).
 func newestLive(rows []store.SigningKey, t time.Time) store.SigningKey {
 	for i := len(rows) - 1; i >= 0; i-- {
-		if live(rows[i], t) {
+		if live(rows[i], t) && !isStandby(rows[i]) {
 			return rows[i]
 		}
 	}
@@ -385,9 +408,12 @@ func (s *storeSource) newKey(ctx context.Context, t, activate time.Time) (store.
 	return store.SigningKey{Instance: s.instance, KID: ref.KID, Certificate: cert.Raw, Private: priv, Created: t.UTC(), ActivateAt: activate.UTC()}, nil
 }
 
-// rotation plans a new key signing o.Prepublish from t, and the retirement
-// of every live key (pending ones included) RetireAfter after that, unless
-// it retires sooner already.
+// rotation plans a rotation at t: the standby key (published since the
+// previous rotation; a fresh key if there is none) signs o.Prepublish from
+// t, a new standby is published, every key signing before then retires
+// RetireAfter after the switch (unless it retires sooner already), and
+// keys scheduled to sign later than the switch are superseded: they never
+// sign and leave /certs at the switch.
 func (s *storeSource) rotation(ctx context.Context, rows []store.SigningKey, t time.Time, o RotateOptions) (*store.KeyChange, store.AuditEntry, error) {
 	if o.Prepublish < 0 || o.RetireAfter < 0 {
 		return nil, store.AuditEntry{}, errors.New("token: negative rotation delay")
@@ -402,19 +428,33 @@ func (s *storeSource) rotation(ctx context.Context, rows []store.SigningKey, t t
 			activate = activate.Add(time.Nanosecond)
 		}
 	}
-	k, err := s.newKey(ctx, t, activate)
+	c := &store.KeyChange{Activate: map[string]time.Time{}, Retire: map[string]time.Time{}}
+	next := ""
+	for _, r := range rows {
+		if live(r, t) && isStandby(r) && next == "" {
+			next = r.KID
+			c.Activate[next] = activate
+		}
+	}
+	fresh := ""
+	if next == "" {
+		k, err := s.newKey(ctx, t, activate)
+		if err != nil {
+			return nil, store.AuditEntry{}, err
+		}
+		c.Add = append(c.Add, k)
+		next, fresh = k.KID, " (a new key: there was no standby)"
+	}
+	sb, err := s.newKey(ctx, t, StandbyAt)
 	if err != nil {
 		return nil, store.AuditEntry{}, err
 	}
-	c := &store.KeyChange{Add: []store.SigningKey{k}, Retire: map[string]time.Time{}}
+	c.Add = append(c.Add, sb)
 	retire := activate.Add(retireAfter)
 	for _, r := range rows {
 		switch {
-		case !live(r, t):
+		case r.KID == next || !live(r, t):
 		case r.ActivateAt.After(activate):
-			// A pending key the new one supersedes (rotate --now during
-			// a staged rotation) never signs: it leaves /certs when the
-			// new key starts signing.
 			if r.RetireAt.IsZero() || activate.Before(r.RetireAt) {
 				c.Retire[r.KID] = activate
 			}
@@ -426,8 +466,8 @@ func (s *storeSource) rotation(ctx context.Context, rows []store.SigningKey, t t
 	if actor == "" {
 		actor = "attestd keys rotate"
 	}
-	return c, store.AuditEntry{Action: "keys.rotate", Actor: actor, Target: k.KID,
-		Detail: fmt.Sprintf("signs from %s; previous keys retire %s", activate.UTC().Format(time.RFC3339), retire.UTC().Format(time.RFC3339))}, nil
+	return c, store.AuditEntry{Action: "keys.rotate", Actor: actor, Target: next,
+		Detail: fmt.Sprintf("signs from %s%s; new standby %s; previous keys retire %s", activate.UTC().Format(time.RFC3339), fresh, sb.KID, retire.UTC().Format(time.RFC3339))}, nil
 }
 
 func (s *storeSource) rotate(ctx context.Context, ks *KeySet, o RotateOptions) error {

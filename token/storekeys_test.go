@@ -69,9 +69,10 @@ func headerKID(t *testing.T, tok string) string {
 }
 
 // TestStoreKeysStagedRotation is the rotation story with two
-// replicas on one database: they share the first key; a rotation is
-// published by both before either signs with it; a relying party that
-// cached /certs before the rotation keeps verifying every token through the
+// replicas on one database: they share the first key and its standby; a
+// rotation promotes the standby, which signs only after the
+// pre-publication period, and publishes a new standby; a relying party
+// that cached /certs before the rotation verifies every token through the
 // switch; the old key leaves /certs only after RetireAfter.
 func TestStoreKeysStagedRotation(t *testing.T) {
 	db := sqliteT(t)
@@ -80,10 +81,16 @@ func TestStoreKeysStagedRotation(t *testing.T) {
 	a := openStoreSet(t, db, c, kekT(t, 1), rot)
 	b := openStoreSet(t, db, c, kekT(t, 1), rot)
 	first := a.ActiveKID()
-	if b.ActiveKID() != first || len(kidsOf(t, b.JWKS())) != 1 {
-		t.Fatalf("replicas disagree on the first key: %s %s", first, b.ActiveKID())
+	published := kidsOf(t, b.JWKS())
+	if b.ActiveKID() != first || len(published) != 2 || published[0] != first {
+		t.Fatalf("replicas disagree on the first key: %s %s, /certs %v", first, b.ActiveKID(), published)
 	}
-	verifyLikeClient(t, b.JWKS(), signT(t, a))
+	standby := published[1]
+	if keys := a.Keys(); keys[1].State != KeyStandby || keys[1].KID != standby {
+		t.Fatalf("no standby key: %+v", keys)
+	}
+	cached := b.JWKS() // a client fetching /certs once, before the rotation
+	verifyLikeClient(t, cached, signT(t, a))
 
 	if err := a.RotateContext(context.Background(), RotateOptions{Prepublish: time.Hour}); err != nil {
 		t.Fatal(err)
@@ -91,53 +98,51 @@ func TestStoreKeysStagedRotation(t *testing.T) {
 	if err := b.Reload(); err != nil {
 		t.Fatal(err)
 	}
+	var third string
 	for name, ks := range map[string]*KeySet{"a": a, "b": b} {
-		if ks.ActiveKID() != first {
-			t.Fatalf("%s signs with the pending key before its activation", name)
+		if ks.ActiveKID() != first || headerKID(t, signT(t, ks)) != first {
+			t.Fatalf("%s signs with the promoted key before its activation", name)
 		}
-		if got := kidsOf(t, ks.JWKS()); len(got) != 2 {
-			t.Fatalf("%s publishes %v, want the pending key too", name, got)
+		got := kidsOf(t, ks.JWKS())
+		if len(got) != 3 || got[0] != first {
+			t.Fatalf("%s publishes %v", name, got)
 		}
-		if headerKID(t, signT(t, ks)) != first {
-			t.Fatalf("%s token not signed by the active key", name)
+		keys := ks.Keys()
+		if keys[1].KID != standby || keys[1].State != KeyPending || !keys[1].ActivateAt.Equal(t0.Add(time.Hour)) || keys[2].State != KeyStandby {
+			t.Fatalf("%s keys during pre-publication: %+v", name, keys)
 		}
-	}
-	cached := b.JWKS() // a client fetching /certs once, now
-	keys := a.Keys()
-	if keys[0].KID != first || keys[0].State != KeyActive || keys[1].State != KeyPending || !keys[1].ActivateAt.Equal(t0.Add(time.Hour).Truncate(0)) {
-		t.Fatalf("keys during pre-publication: %+v", keys)
+		third = keys[2].KID
 	}
 
 	c.Add(time.Hour) // activation: no reload needed, both switch on the clock
-	second := a.ActiveKID()
-	if second == first || b.ActiveKID() != second {
-		t.Fatalf("after activation: a %s b %s (first %s)", second, b.ActiveKID(), first)
-	}
 	for _, ks := range []*KeySet{a, b} {
-		verifyLikeClient(t, cached, signT(t, ks)) // the cached /certs still verifies
+		if ks.ActiveKID() != standby {
+			t.Fatalf("after activation %s signs, want %s", ks.ActiveKID(), standby)
+		}
+		verifyLikeClient(t, cached, signT(t, ks)) // /certs cached before the rotation still verifies
 	}
-	if keys := a.Keys(); keys[0].KID != second || keys[1].State != KeyRetiring || !keys[1].RetireAt.Equal(t0.Add(26*time.Hour).Truncate(0)) {
+	if keys := a.Keys(); keys[0].KID != standby || keys[1].KID != third || keys[2].State != KeyRetiring || !keys[2].RetireAt.Equal(t0.Add(26*time.Hour)) {
 		t.Fatalf("keys after activation: %+v", keys)
 	}
 	c.Add(25*time.Hour - time.Second)
-	if got := kidsOf(t, a.JWKS()); len(got) != 2 {
+	if got := kidsOf(t, a.JWKS()); len(got) != 3 {
 		t.Fatalf("old key left /certs before RetireAfter: %v", got)
 	}
 	c.Add(time.Second)
 	if err := a.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if got := kidsOf(t, a.JWKS()); len(got) != 1 || got[0] != second {
+	if got := kidsOf(t, a.JWKS()); len(got) != 2 || got[0] != standby || got[1] != third {
 		t.Fatalf("after retirement: %v", got)
 	}
-	if keys := a.Keys(); len(keys) != 2 || keys[1].State != KeyRetired {
+	if keys := a.Keys(); len(keys) != 3 || keys[2].State != KeyRetired {
 		t.Fatalf("retired key not listed as retired: %+v", keys)
 	}
 	c.Add(RetainRetired)
 	if err := b.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if keys := b.Keys(); len(keys) != 1 {
+	if keys := b.Keys(); len(keys) != 2 {
 		t.Fatalf("retired key not purged after %v: %+v", RetainRetired, keys)
 	}
 }
@@ -155,7 +160,7 @@ func TestStoreKeysScheduledRotationRace(t *testing.T) {
 	if err := sets[0].Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(sets[0].Keys()); n != 1 {
+	if n := len(sets[0].Keys()); n != 2 {
 		t.Fatalf("rotated before schedule: %d keys", n)
 	}
 	c.Add(30*24*time.Hour - time.Hour)
@@ -172,14 +177,14 @@ func TestStoreKeysScheduledRotationRace(t *testing.T) {
 		}
 	}
 	rows, err := db.SigningKeys(context.Background(), "inst")
-	if err != nil || len(rows) != 2 {
+	if err != nil || len(rows) != 3 {
 		t.Fatalf("rows after scheduled rotation: %d %v", len(rows), err)
 	}
 	for _, ks := range sets {
 		if err := ks.Reload(); err != nil {
 			t.Fatal(err)
 		}
-		if ks.Keys()[1].State != KeyPending {
+		if ks.Keys()[1].State != KeyPending || ks.Keys()[2].State != KeyStandby {
 			t.Fatalf("scheduled key not pending: %+v", ks.Keys())
 		}
 	}
@@ -199,7 +204,7 @@ func TestStoreKeysAtRest(t *testing.T) {
 	}
 	rows, _ := db.SigningKeys(context.Background(), "inst")
 	rk := signer.(*rsa.PrivateKey)
-	if len(rows) != 1 || bytes.Contains(rows[0].Private, der) || bytes.Contains(rows[0].Private, rk.D.Bytes()) || bytes.Contains(rows[0].Private, rk.Primes[0].Bytes()) {
+	if len(rows) != 2 || rows[0].KID != a.ActiveKID() || bytes.Contains(rows[0].Private, der) || bytes.Contains(rows[0].Private, rk.D.Bytes()) || bytes.Contains(rows[0].Private, rk.Primes[0].Bytes()) {
 		t.Fatal("private key stored in plaintext")
 	}
 	_, err = OpenStoreKeySet(context.Background(), StoreOptions{Store: db, Instance: "inst", Subject: subject, Keys: KEKKeys{KEK: kekT(t, 2)}, Now: c.Now})
@@ -236,14 +241,14 @@ func TestStoreKeysRotateNowAndRetire(t *testing.T) {
 		// first signs again.
 		t.Fatalf("retire the new key with the old one live: %v", err)
 	}
-	if a.ActiveKID() != first || len(kidsOf(t, a.JWKS())) != 1 {
+	if a.ActiveKID() != first || len(kidsOf(t, a.JWKS())) != 2 {
 		t.Fatalf("after retiring the new key: active %s, /certs %v", a.ActiveKID(), kidsOf(t, a.JWKS()))
 	}
 	if err := a.Retire(ctx, "nope", time.Time{}, "test"); err == nil {
 		t.Fatal("retired an unknown kid")
 	}
 	au, err := db.Audit(ctx, "inst", 0)
-	if err != nil || len(au) != 3 || au[0].Action != "keys.retire" || au[1].Action != "keys.rotate" || au[2].Action != "keys.create" {
+	if err != nil || len(au) != 3 || au[0].Action != "keys.retire" || au[1].Action != "keys.rotate" || au[2].Action != "keys.create" || len(kidsOf(t, a.JWKS())) != 2 {
 		t.Fatalf("audit: %+v %v", au, err)
 	}
 }
@@ -273,6 +278,9 @@ func TestImportKeyDir(t *testing.T) {
 		t.Fatalf("active after import %s, directory's %s", ks.ActiveKID(), fks.ActiveKID())
 	}
 	verifyLikeClient(t, ks.JWKS(), old)
+	if keys := ks.Keys(); len(keys) != 3 || keys[1].State != KeyStandby {
+		t.Fatalf("imported set has no standby: %+v", keys)
+	}
 	if again, err := ks.ImportKeyDir(context.Background(), dir); err != nil || len(again) != 0 {
 		t.Fatalf("second import: %v %v", again, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -439,20 +440,22 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("/certs has %v, want %d keys", got, n)
 		return nil
 	}
-	before := kids()
-	if len(before) != 1 {
+	before := kids() // the active key and its standby
+	if len(before) != 2 {
 		t.Fatalf("keys before rotation: %v", before)
 	}
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"keys", "rotate", "--data", data, "--key-prepublish", "1h"}, &out, &errb); code != 0 {
 		t.Fatalf("rotate: %d %s", code, errb.String())
 	}
-	if !strings.Contains(out.String(), "pending") || !regexp.MustCompile(regexp.QuoteMeta(before[0])+`\s+active`).MatchString(out.String()) {
-		t.Fatalf("staged rotate output:\n%s", out.String())
+	for _, re := range []string{regexp.QuoteMeta(before[0]) + `\s+active`, regexp.QuoteMeta(before[1]) + `\s+pending`, `\s+standby\s`} {
+		if !regexp.MustCompile(re).MatchString(out.String()) {
+			t.Fatalf("staged rotate output lacks %s:\n%s", re, out.String())
+		}
 	}
-	staged := waitKeys(2)
-	if staged[0] != before[0] || tokenKID() != before[0] {
-		t.Fatalf("pending key signs before its time: /certs %v", staged)
+	staged := waitKeys(3) // active, new standby, pending (the old standby)
+	if staged[0] != before[0] || staged[2] != before[1] || tokenKID() != before[0] {
+		t.Fatalf("pending key signs before its time: /certs %v, before %v", staged, before)
 	}
 	out.Reset()
 	if code := run(context.Background(), []string{"keys", "rotate", "--now", "--data", data, "--key-retire-after", "1h"}, &out, &errb); code != 0 {
@@ -461,16 +464,17 @@ func TestKeyRotation(t *testing.T) {
 	if !regexp.MustCompile(regexp.QuoteMeta(before[0]) + `\s+retiring`).MatchString(out.String()) {
 		t.Fatalf("rotate --now output:\n%s", out.String())
 	}
-	// The superseded pending key never signed: it left /certs at once.
+	// The new standby signs at once; the superseded pending key never
+	// signed and left /certs at once.
 	deadline := time.Now().Add(10 * time.Second)
 	var after []string
 	for time.Now().Before(deadline) {
-		if after = kids(); len(after) == 2 && after[0] != before[0] {
+		if after = kids(); len(after) == 3 && after[0] != before[0] {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if len(after) != 2 || after[1] != before[0] || after[0] == staged[1] || tokenKID() != after[0] {
+	if len(after) != 3 || after[0] != staged[1] || after[2] != before[0] || slices.Contains(after, before[1]) || tokenKID() != after[0] {
 		t.Fatalf("after rotate --now: /certs %v (staged %v), token kid %s", after, staged, tokenKID())
 	}
 	if code := run(context.Background(), []string{"keys", "list", "--data", data, "--instance", "nope"}, io.Discard, io.Discard); code != 1 {

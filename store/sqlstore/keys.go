@@ -115,6 +115,20 @@ func (d *DB) ChangeSigningKeys(ctx context.Context, instance string, c store.Key
 			}
 			have[k.KID] = true
 		}
+		akids := make([]string, 0, len(c.Activate))
+		for kid := range c.Activate {
+			akids = append(akids, kid)
+		}
+		sort.Strings(akids)
+		for _, kid := range akids {
+			if !have[kid] || c.Activate[kid].IsZero() {
+				return d.errf("change signing keys of %s: activate %s: %w", instance, kid, store.ErrNotFound)
+			}
+			if _, err := tx.ExecContext(ctx, d.q(`UPDATE signing_keys SET activate_at = ? WHERE instance = ? AND kid = ?`),
+				c.Activate[kid].UnixNano(), instance, kid); err != nil {
+				return d.errf("change signing keys of %s: activate %s: %w", instance, kid, err)
+			}
+		}
 		kids := make([]string, 0, len(c.Retire))
 		for kid := range c.Retire {
 			kids = append(kids, kid)

@@ -65,6 +65,16 @@ func testSigningKeys(t *testing.T, s store.Store) {
 	if got, _ := ks.SigningKeys(ctx, "other"); len(got) != 0 {
 		t.Fatalf("other instance sees %v", got)
 	}
+	// Activation of an existing key moves; of an unknown one is refused.
+	if err := ks.ChangeSigningKeys(ctx, "inst", store.KeyChange{IfNewest: "b", Activate: map[string]time.Time{"b": Base.Add(2 * time.Hour)}}, audit("keys.activate", "b")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := ks.SigningKeys(ctx, "inst"); !got[1].ActivateAt.Equal(Base.Add(2 * time.Hour)) {
+		t.Fatalf("activation not moved: %+v", got[1])
+	}
+	if err := ks.ChangeSigningKeys(ctx, "inst", store.KeyChange{Unconditional: true, Activate: map[string]time.Time{"nope": Base}}, audit("keys.activate", "nope")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("activate unknown: %v", err)
+	}
 	// Retiring an unknown key changes nothing.
 	if err := ks.ChangeSigningKeys(ctx, "inst", store.KeyChange{Unconditional: true, Retire: map[string]time.Time{"nope": Base}}, audit("keys.retire", "nope")); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("retire unknown: %v", err)
@@ -75,7 +85,7 @@ func testSigningKeys(t *testing.T, s store.Store) {
 	if got, _ := ks.SigningKeys(ctx, "inst"); len(got) != 1 || got[0].KID != "b" {
 		t.Fatalf("after purge: %+v", got)
 	}
-	mustAudit(t, s, "inst", "keys.purge:a", "keys.rotate:b", "keys.create:a")
+	mustAudit(t, s, "inst", "keys.purge:a", "keys.activate:b", "keys.rotate:b", "keys.create:a")
 	for _, bad := range []store.SigningKey{{KID: "", Certificate: []byte("c"), Private: []byte("p"), ActivateAt: Base}, {KID: "k", Private: []byte("p"), ActivateAt: Base},
 		{KID: "k", Certificate: []byte("c"), ActivateAt: Base}, {KID: "k", Certificate: []byte("c"), Private: []byte("p")}} {
 		if err := ks.ChangeSigningKeys(ctx, "inst", store.KeyChange{Unconditional: true, Add: []store.SigningKey{bad}}, audit("keys.import", "k")); err == nil {
