@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every attestd test: the Go tests, then the interop test of the official
-# @azure/attestation@1.0.0 npm client against a real attestd binary.
+# Runs every attestd test: the Go tests, then the interop tests of the official
+# @azure/attestation@1.0.0 npm client (and the Python SDK, where installed)
+# against a real attestd binary, then the playground's browser tests.
 # Needs Go and Node.js (>= 18) with npm; installs the npm packages pinned in
 # interop/js/package-lock.json on first use.
 set -euo pipefail
@@ -27,4 +28,13 @@ if [ ! -d interop/js/node_modules/@azure/attestation ]; then
   (cd interop/js && npm ci --no-audit --no-fund)
 fi
 ATTESTD_BIN="$bin_dir/attestd" ATTESTD_SGXGEN_BIN="$bin_dir/sgxgen" ATTESTD_TPMHELPER_BIN="$bin_dir/tpmhelper" node interop/js/run.mjs
+
+# The policy playground in headless Chromium (Debian's /usr/bin/chromium or
+# ATTESTD_CHROMIUM, driven by playwright-core): skipped with a message when
+# there is no Chromium, a failure under CI=true (.ci/run installs it).
+echo "== browser: the policy playground in headless Chromium against attestd"
+if [ ! -d interop/browser/node_modules/playwright-core ]; then
+  (cd interop/browser && npm ci --no-audit --no-fund)
+fi
+ATTESTD_BIN="$bin_dir/attestd" ATTESTD_SGXGEN_BIN="$bin_dir/sgxgen" node interop/browser/run.mjs
 echo "== all tests passed"

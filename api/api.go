@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/attestd/attestd/api/playground"
 	"github.com/attestd/attestd/auth"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/instance"
@@ -44,6 +45,11 @@ type Mount struct {
 	// this instance (any role), as a private MAA instance can; MAA's
 	// shared instances, and the default, accept anonymous attest calls.
 	RequireAttestToken bool
+	// DisablePlayground stops serving the policy playground at
+	// {prefix}/attestd/playground (package playground), which is on by
+	// default. The playground's files are public; the routes it calls
+	// keep their own roles.
+	DisablePlayground bool
 }
 
 // Limits on request bodies.
@@ -78,6 +84,10 @@ func New(o Options) (http.Handler, error) {
 		if adm, err = NewAdmission(AdmissionOptions{}); err != nil {
 			return nil, err
 		}
+	}
+	pg, err := playground.New(playgroundErrors{})
+	if err != nil {
+		return nil, fmt.Errorf("api: playground: %w", err)
 	}
 	mux := http.NewServeMux()
 	seen := map[string]bool{}
@@ -118,6 +128,12 @@ func New(o Options) (http.Handler, error) {
 		// run, and the audit trail (reader role).
 		handle(ExplainPathPrefix+"{type}", OpExplain, http.HandlerFunc(ih.explain))
 		handle(AuditPath, OpAudit, http.HandlerFunc(ih.audit))
+		if !m.DisablePlayground {
+			// The page at …/playground, its files at …/playground/NAME.
+			strip := http.StripPrefix(p+playground.Path, pg)
+			handle(playground.Path, OpPlayground, strip)
+			handle(playground.Path+"/", OpPlayground, strip)
+		}
 	}
 	mux.Handle("/healthz", markOp(OpHealth, "", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if o.Health != nil {
@@ -132,6 +148,18 @@ func New(o Options) (http.Handler, error) {
 		writeError(w, r, apiError(instance.CodeNotFound, "no MAA operation at %s %s", r.Method, r.URL.Path))
 	})
 	return logRequests(log, o.Observe, recoverPanics(log, mux)), nil
+}
+
+// playgroundErrors answers the playground's wrong methods and missing
+// files with the MAA envelope, like every other route.
+type playgroundErrors struct{}
+
+func (playgroundErrors) NotFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, r, apiError(instance.CodeNotFound, "no playground file at %s", r.URL.Path))
+}
+
+func (playgroundErrors) MethodNotAllowed(w http.ResponseWriter, r *http.Request, allowed ...string) {
+	methodNotAllowed(w, r, allowed...)
 }
 
 // requestLog collects what the access log line reports.

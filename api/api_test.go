@@ -163,6 +163,7 @@ type envInstance struct {
 	mode         instance.Mode
 	certs        []*x509.Certificate // Isolated: the first policy-management certificates
 	verifier     evidence.Verifier   // serves SgxEnclave and OpenEnclave
+	noPlayground bool                // Mount.DisablePlayground
 }
 
 // startEnv serves the instances over TLS from one SQLite store, with the
@@ -202,7 +203,7 @@ func startEnv(t testing.TB, pm *signer, instances ...envInstance) *apiEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mt := Mount{Prefix: m.prefix, Instance: in}
+		mt := Mount{Prefix: m.prefix, Instance: in, DisablePlayground: m.noPlayground}
 		if m.mode != instance.ModeShared {
 			mt.Auth = authn
 		}

@@ -22,6 +22,7 @@ const (
 	OpTCBBaselines = "tcbbaselines"
 	OpExplain      = "explain"
 	OpAudit        = "audit"
+	OpPlayground   = "playground"
 	OpHealth       = "healthz"
 	OpOther        = "other"
 )

@@ -30,6 +30,9 @@ type AttestOptions struct {
 	DraftPolicy string
 	// Nonce is echoed in the token's nonce claim.
 	Nonce string
+	// EventLog (TdxVm, attestd beyond MAA) is the TD's CCEL event log, sent
+	// as "eventLog" and replayed against the quote's RTMRs.
+	EventLog []byte
 }
 
 // AttestationResult is a validated attestation token and its typed claims
@@ -48,6 +51,7 @@ type attestRequest struct {
 	InitTimeData *attestData `json:"initTimeData,omitempty"`
 	DraftPolicy  string      `json:"draftPolicyForAttestation,omitempty"`
 	Nonce        string      `json:"nonce,omitempty"`
+	EventLog     string      `json:"eventLog,omitempty"`
 	// AttestationInfo is AzureGuest's evidence (base64url of its JSON).
 	AttestationInfo string `json:"AttestationInfo,omitempty"`
 }
@@ -166,6 +170,9 @@ func (c *Client) attestSealed(ctx context.Context, typ, version string, req atte
 		return nil, err
 	}
 	req.DraftPolicy, req.Nonce = opts.DraftPolicy, opts.Nonce
+	if opts.EventLog != nil {
+		req.EventLog = base64.RawURLEncoding.EncodeToString(opts.EventLog)
+	}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err

@@ -62,6 +62,9 @@ type Options struct {
 	Validation Validation
 	// MaxResponseBytes caps response bodies; 0 means 8 MiB.
 	MaxResponseBytes int64
+	// Retry says how calls refused with 429 or 503 are repeated (honouring
+	// Retry-After); the zero value retries 3 times with backoff.
+	Retry Retry
 }
 
 // Validation says how the client checks the tokens the service returns.
@@ -95,6 +98,8 @@ type Client struct {
 	version string
 	val     Validation
 	max     int64
+	retry   Retry
+	now     func() time.Time
 
 	// keys caches /certs for token validation (refetched hourly and on
 	// an unknown kid, so a rotated key verifies from its first token).
@@ -128,6 +133,7 @@ func New(endpoint string, opts *Options) (*Client, error) {
 		version: opts.APIVersion,
 		val:     opts.Validation,
 		max:     opts.MaxResponseBytes,
+		retry:   opts.Retry.withDefaults(),
 	}
 	if c.http == nil {
 		c.http = http.DefaultClient
@@ -143,6 +149,7 @@ func New(endpoint string, opts *Options) (*Client, error) {
 	if now == nil {
 		now = time.Now
 	}
+	c.now = now
 	// No cooldown: the Client validates answers to its own calls, not
 	// tokens a stranger sends, so an unknown kid means a rotation.
 	c.keys, err = verifier.NewKeyCache(verifier.KeyCacheOptions{Fetch: c.GetSigningCertificates, Source: c.base + "/certs",
@@ -189,6 +196,12 @@ type Error struct {
 	Message    string
 	// RequestID is the x-ms-request-id response header, for support cases.
 	RequestID string
+	// RetryAfter is the service's Retry-After (429 and 503 answers), 0
+	// when it sent none.
+	RetryAfter time.Duration
+	// Attempts is how many times the call was sent (more than 1 when it
+	// was retried after 429 or 503).
+	Attempts int
 }
 
 func (e *Error) Error() string {
@@ -202,6 +215,9 @@ func (e *Error) Error() string {
 	}
 	if e.RequestID != "" {
 		s += " (request id " + e.RequestID + ")"
+	}
+	if e.Attempts > 1 {
+		s += fmt.Sprintf(" after %d attempts", e.Attempts)
 	}
 	return s
 }
@@ -218,7 +234,32 @@ type request struct {
 }
 
 // do sends req and returns the 200 body; any other status is an *Error.
+// Answers 429 and 503 are retried as c.retry says.
 func (c *Client) do(ctx context.Context, req request) ([]byte, error) {
+	for n := 0; ; n++ {
+		b, err := c.doOnce(ctx, req)
+		e, ok := err.(*Error)
+		if !ok {
+			return b, err
+		}
+		e.Attempts = n + 1
+		if !retryable(e.StatusCode) {
+			return nil, e
+		}
+		d, again := c.retry.delay(n, e)
+		if !again {
+			return nil, e
+		}
+		if werr := c.retry.Wait(ctx, d); werr != nil {
+			// Cancelled while waiting: keep the service's answer (errors.As
+			// finds it) and the cancellation (errors.Is finds it).
+			return nil, fmt.Errorf("%w; retry abandoned: %w", e, werr)
+		}
+	}
+}
+
+// doOnce sends req once.
+func (c *Client) doOnce(ctx context.Context, req request) ([]byte, error) {
 	u := c.base + req.path
 	if !req.noVersion {
 		v := c.version
@@ -270,7 +311,9 @@ func (c *Client) do(ctx context.Context, req request) ([]byte, error) {
 		return nil, fmt.Errorf("client: %s %s: response exceeds %d bytes", req.method, req.path, c.max)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, parseError(resp, b)
+		e := parseError(resp, b)
+		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+		return nil, e
 	}
 	return b, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"time"
 )
 
 // ErrConfig marks a plugin's refusal of its configuration block (the server
@@ -43,6 +44,20 @@ type PluginEnv struct {
 	// DataDir is the server's data directory (caches live below it).
 	DataDir string
 	Logger  *slog.Logger
+	// Collateral, when set, is given each collateral source the plugin
+	// opens (its cache's statistics), so that the server reports it in
+	// /metrics and /readyz. Nil: nobody asks.
+	Collateral func(CollateralReporter)
+}
+
+// CollateralReporter is a collateral source's state as the server reports
+// it (collateral/cache.Stats implements it; metrics reads the rest).
+type CollateralReporter interface {
+	// Source names it ("pcs", "kds", …).
+	Source() string
+	// Ready is nil when the source's collateral is usable as its
+	// configuration requires, else the reason (a readiness failure).
+	Ready(now time.Time) error
 }
 
 // DecodeBlock decodes a plugin's configuration block into v, refusing

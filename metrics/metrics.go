@@ -52,6 +52,9 @@ type Options struct {
 	Now func() time.Time
 	// LatencyBuckets replaces the default histogram buckets (seconds).
 	LatencyBuckets []float64
+	// Collateral are the collateral sources the plugins opened: cache
+	// lookups, fetches, documents by state, age, next expiry, readiness.
+	Collateral []CollateralSource
 }
 
 // Metrics collects attestd's metrics. Observe is safe for concurrent use.
@@ -162,8 +165,8 @@ func statusLabel(code int) string {
 	return strconv.Itoa(code)
 }
 
-// stateCollector reports values read at scrape time: admission control and
-// signing keys.
+// stateCollector reports values read at scrape time: admission control,
+// signing keys and collateral caches.
 type stateCollector struct{ o Options }
 
 var (
@@ -178,7 +181,7 @@ var (
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInFlight, descWaiting, descAdmitted, descQueued, descShed, descAbandon, descKeys, descKeyExp} {
+	for _, d := range append([]*prometheus.Desc{descInFlight, descWaiting, descAdmitted, descQueued, descShed, descAbandon, descKeys, descKeyExp}, collateralDescri...) {
 		ch <- d
 	}
 }
@@ -196,6 +199,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descAbandon, prometheus.CounterValue, float64(s.Abandoned))
 	}
 	now := c.o.Now()
+	collectCollateral(ch, c.o.Collateral, now)
 	for name, ks := range c.o.Keys {
 		counts := map[string]int{"active": 0, "published": 0, "retiring": 0}
 		for _, k := range ks.Keys() {

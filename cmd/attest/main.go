@@ -56,7 +56,7 @@ Usage:
   attest --endpoint URL [flags] sgx --quote FILE [--runtime-data FILE | --runtime-json FILE] [--draft-policy FILE] [--nonce N]
   attest --endpoint URL [flags] oe --report FILE [same options as sgx]
   attest --endpoint URL [flags] snp --report FILE [--vcek-chain CHAIN.pem] [--runtime-json FILE] [--init-time-data FILE] [--nonce N]
-  attest --endpoint URL [flags] tdx --quote FILE [--runtime-json FILE | --runtime-data FILE] [--init-time-data FILE] [--draft-policy FILE] [--nonce N]
+  attest --endpoint URL [flags] tdx --quote FILE [--runtime-json FILE | --runtime-data FILE] [--init-time-data FILE] [--event-log CCEL] [--draft-policy FILE] [--nonce N]
   attest --endpoint URL [flags] azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem] [--client-payload FILE] [--nonce N]
   attest --issuer URL [flags] token verify TOKEN|- [--type sgx,sevsnpvm,…] [--certs JWKS.json] [--at TIME]
 
@@ -69,6 +69,8 @@ A draft-policy result is UNSIGNED: it is printed with a warning on stderr.
 fetched from --issuer URL/certs, or --endpoint URL/certs, or read from --certs; RS256 or ES256 only,
 never alg none or a header certificate; iss; exp/nbf with --leeway; --type): it prints VALID or
 INVALID (reason) on the first line, then the claims, and exits 1 naming the failed check.
+With --output json every command prints one JSON document on stdout, errors included.
+Run 'attest COMMAND --help' (or 'attest help COMMAND') for one command's flags and an example.
 
 Flags (anywhere on the line):
 `
@@ -80,8 +82,11 @@ type options struct {
 	quote, report, runtimeData, runtimeJSON, draftPolicy   string
 	nonce                                                  string
 	initTimeData, initTimeJSON, vcekChain                  string
+	eventLog                                               string
 	types, certs, at                                       string
 	tpm, hclReport, tcgLog, clientPayload, akHandle        string
+	output                                                 string
+	retries                                                int
 	// openTPM opens --tpm (nil: the device or a simulator's TCP port);
 	// tests hand in a software TPM.
 	openTPM func(string) (transport.TPMCloser, error)
@@ -112,6 +117,7 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.vcekChain, "vcek-chain", "", "snp, azure-guest (default: ask Azure IMDS): PEM file of the VCEK/VLEK chain; with it --report is a raw report and the MAA report JSON is built")
 	fs.StringVar(&o.initTimeData, "init-time-data", "", "snp: init-time data file (e.g. an ACI security policy), sent as Binary; bound to HOST_DATA")
 	fs.StringVar(&o.initTimeJSON, "init-time-json", "", "snp: init-time data file, sent as JSON")
+	fs.StringVar(&o.eventLog, "event-log", "", "tdx: the TD's CCEL event log file (e.g. /sys/firmware/acpi/tables/data/CCEL), replayed against the RTMRs")
 	fs.StringVar(&o.runtimeData, "runtime-data", "", "sgx/oe: runtime data file, sent as Binary")
 	fs.StringVar(&o.runtimeJSON, "runtime-json", "", "sgx/oe: runtime data file, sent as JSON")
 	fs.StringVar(&o.draftPolicy, "draft-policy", "", "sgx/oe: policy text file evaluated instead of the instance's (unsigned result)")
@@ -124,20 +130,21 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.types, "type", "", "token verify: accepted x-ms-attestation-type values, comma-separated (sgx, sevsnpvm, tdxvm, tpm, …)")
 	fs.StringVar(&o.certs, "certs", "", "token verify: JWKS file of the issuer's signing keys (offline; default: fetch the issuer's /certs)")
 	fs.StringVar(&o.at, "at", "", "token verify: check exp/nbf as of this RFC 3339 time instead of now")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fs.PrintDefaults()
-	}
+	fs.StringVar(&o.output, "output", "text", "output format: text, or json (one JSON document on stdout, errors too)")
+	fs.IntVar(&o.retries, "retries", 3, "times a call refused with 429 or 503 is repeated (honouring Retry-After); 0 turns retries off")
+	// Help is printed by run, for the command named before --help.
+	fs.Usage = func() {}
 	return fs
 }
 
 // parseInterleaved parses flags that may stand before, between or after
-// the positional words (flag.Parse stops at the first positional one).
+// the positional words (flag.Parse stops at the first positional one). On
+// an error it returns the words read so far (the command --help is for).
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			return pos, err
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -160,7 +167,15 @@ func runWith(ctx context.Context, o *options, args []string, stdout, stderr io.W
 	fs := newFlags(o, stderr)
 	pos, err := parseInterleaved(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
+		printHelp(stderr, fs, pos)
 		return 0
+	}
+	if err == nil && len(pos) > 0 && pos[0] == "help" {
+		printHelp(stderr, fs, pos[1:])
+		return 0
+	}
+	if err == nil && o.output != "text" && o.output != "json" {
+		err = usagef("--output %q: want text or json", o.output)
 	}
 	if err == nil {
 		err = dispatch(ctx, o, fs, pos, stdout, stderr)
@@ -168,12 +183,18 @@ func runWith(ctx context.Context, o *options, args []string, stdout, stderr io.W
 	if err == nil {
 		return 0
 	}
+	if o.output == "json" {
+		printJSONError(stdout, err)
+	}
 	var ue *usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "attest: %v\nRun 'attest --help' for usage.\n", err)
+		fmt.Fprintf(stderr, "attest: %v\nRun 'attest %s--help' for usage.\n", err, helpPrefix(pos))
 		return 2
 	}
-	if !errors.Is(err, flag.ErrHelp) && !strings.HasPrefix(err.Error(), "flag provided but not defined") {
+	if strings.HasPrefix(err.Error(), "flag provided but not defined") {
+		// The flag package printed the error; say where help is.
+		fmt.Fprintf(stderr, "Run 'attest %s--help' for usage.\n", helpPrefix(pos))
+	} else {
 		fmt.Fprintf(stderr, "attest: %v\n", err)
 	}
 	var ce *client.Error
@@ -198,7 +219,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		for _, n := range names {
 			ok[n] = true
 		}
-		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce", "type", "certs", "at", "vcek-chain", "init-time-data", "init-time-json"} {
+		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce", "type", "certs", "at", "vcek-chain", "init-time-data", "init-time-json", "tpm", "hcl-report", "tcg-log", "client-payload", "ak-handle"} {
 			if set[n] && !ok[n] {
 				return usagef("--%s does not apply to %q", n, cmd)
 			}
@@ -231,6 +252,13 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 			text, signer, err := c.GetPolicy(ctx, client.AttestationType(pos[2]))
 			if err != nil {
 				return err
+			}
+			if o.output == "json" {
+				out := map[string]any{"type": pos[2], "policy": text}
+				if signer != nil {
+					out["signer"] = certInfo(signer)
+				}
+				return printJSON(stdout, out)
 			}
 			if signer != nil {
 				fmt.Fprintf(stderr, "signed by %s (thumbprint %s)\n", signer.Subject, thumbprint(signer))
@@ -388,7 +416,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		case "snp":
 			extra = []string{"vcek-chain", "init-time-data", "init-time-json"}
 		case "tdx":
-			extra = []string{"init-time-data", "init-time-json"}
+			extra = []string{"init-time-data", "init-time-json", "event-log"}
 		}
 		if err := errors.Join(allow(pos[0], append([]string{evFlag, "runtime-data", "runtime-json", "draft-policy", "nonce"}, extra...)...), nargs(1)); err != nil {
 			return err
@@ -424,7 +452,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		for _, d := range []struct {
 			file string
 			dst  *[]byte
-		}{{o.initTimeData, &ao.InitTimeData}, {o.initTimeJSON, &ao.InitTimeJSON}} {
+		}{{o.initTimeData, &ao.InitTimeData}, {o.initTimeJSON, &ao.InitTimeJSON}, {o.eventLog, &ao.EventLog}} {
 			if d.file != "" {
 				if *d.dst, err = os.ReadFile(d.file); err != nil {
 					return err
@@ -469,6 +497,9 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		if r.Unsigned {
 			fmt.Fprintln(stderr, "WARNING: draft-policy result: the token is UNSIGNED (alg none); its claims prove nothing")
 		}
+		if o.output == "json" {
+			return printJSON(stdout, map[string]any{"token": r.Token.Raw, "unsigned": r.Unsigned, "claims": r.Claims})
+		}
 		return printJSON(stdout, r.Claims)
 	}
 	return usagef("unknown command %q", pos[0])
@@ -498,8 +529,12 @@ func (o *options) client(admin bool) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	retries := o.retries
+	if retries <= 0 {
+		retries = -1 // client.Retry: negative is off, 0 the default
+	}
 	opts := &client.Options{HTTPClient: hc, APIVersion: o.apiVersion,
-		Validation: client.Validation{Issuer: o.issuer, Leeway: o.leeway}}
+		Validation: client.Validation{Issuer: o.issuer, Leeway: o.leeway}, Retry: client.Retry{MaxRetries: retries}}
 	if tok != "" {
 		opts.Credential = func(context.Context) (string, error) { return tok, nil }
 	}

@@ -72,10 +72,14 @@ func tokenVerify(ctx context.Context, o *options, pos []string, stdout, stderr i
 	r, err := v.Verify(ctx, raw)
 	if err != nil {
 		var ve *verifier.ValidationError
-		if errors.As(err, &ve) {
+		if errors.As(err, &ve) && o.output != "json" { // json: run prints the error object
 			fmt.Fprintf(stdout, "INVALID (%s)\n", ve.Reason)
 		}
 		return err
+	}
+	if o.output == "json" {
+		return printJSON(stdout, map[string]any{"valid": true, "attestationType": r.AttestationType, "issuer": r.Issuer,
+			"kid": r.Token.Header.Kid, "expires": r.Expires.UTC().Format(time.RFC3339), "claims": r.Claims})
 	}
 	fmt.Fprintf(stdout, "VALID %s token of %s, signed by kid %q, expires %s\n", orNone(r.AttestationType), r.Issuer,
 		r.Token.Header.Kid, r.Expires.UTC().Format(time.RFC3339))

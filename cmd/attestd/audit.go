@@ -20,8 +20,7 @@ import (
 // reader role.
 func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "list" {
-		fmt.Fprint(stderr, "Usage: attestd audit list [flags]\n\nRun \"attestd audit list --help\" for its flags.\n")
-		return fmt.Errorf("%w: want \"audit list\"", errUsage)
+		return groupHelp(stderr, "audit", args, auditVerbs)
 	}
 	fs := newFlagSet("audit list", stderr, "attestd audit list [--data DIR] [--config FILE] [--instance NAME] [--since TIME] [--limit N] [--json]",
 		"Prints the audit trail of admin changes (who, when, what, request hash), newest first.",

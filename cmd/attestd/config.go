@@ -113,6 +113,9 @@ type InstanceConfig struct {
 	// RequireAttestToken makes attest calls need a valid bearer token of
 	// the instance's auth (any role), as a private MAA instance can.
 	RequireAttestToken bool `json:"require_attest_token"`
+	// Playground serves the policy playground at
+	// {prefix}/attestd/playground (default true; false turns it off).
+	Playground *bool `json:"playground"`
 }
 
 // AuthConfig says whom an instance's admin API trusts. Exactly one source:
@@ -265,6 +268,8 @@ type resolvedInstance struct {
 	Auth   AuthConfig
 	// RequireAttestToken: see InstanceConfig.
 	RequireAttestToken bool
+	// NoPlayground: InstanceConfig.Playground set to false.
+	NoPlayground bool
 }
 
 // resolve validates the instance list and fills defaults. listenAddr is the
@@ -286,7 +291,7 @@ func (c *Config) resolve(listenAddr string) ([]resolvedInstance, error) {
 			return nil, fmt.Errorf("config: instance name %q used twice", ic.Name)
 		}
 		names[ic.Name] = true
-		r := resolvedInstance{Name: ic.Name, RequireAttestToken: ic.RequireAttestToken}
+		r := resolvedInstance{Name: ic.Name, RequireAttestToken: ic.RequireAttestToken, NoPlayground: ic.Playground != nil && !*ic.Playground}
 		switch {
 		case ic.Prefix != nil:
 			r.Prefix = strings.TrimRight(*ic.Prefix, "/")

@@ -57,10 +57,20 @@ type keyFlags struct {
 }
 
 func (kf *keyFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&kf.kek, "key-encryption-key", "", "file of the 32-byte key-encryption key (raw or base64) sealing signing keys and instance secrets in the database; every replica needs the same one (env ATTESTD_KEY_ENCRYPTION_KEY, config \"key_encryption_key\"; default DATA/"+DefaultKEKFile+", created)")
-	fs.DurationVar(&kf.prepublish, "key-prepublish", 0, "a new signing key is published in /certs this long before it signs (config signing_keys.prepublish; default 1h)")
-	fs.DurationVar(&kf.retireAfter, "key-retire-after", 0, "a superseded signing key stays in /certs this long after its successor signs (config signing_keys.retire_after; default 25h)")
+	kf.registerSource(fs)
+	kf.registerRotation(fs)
 	fs.DurationVar(&kf.every, "key-rotate-every", 0, "rotate the signing keys on this schedule, e.g. 720h (config signing_keys.rotate_every; default: only on demand)")
+}
+
+// registerRotation adds the flags of one rotation.
+func (kf *keyFlags) registerRotation(fs *flag.FlagSet) {
+	fs.DurationVar(&kf.prepublish, "key-prepublish", 0, "a rotation's new signing key signs this long after the rotation; until then it is published in /certs only (config signing_keys.prepublish; default 1h)")
+	fs.DurationVar(&kf.retireAfter, "key-retire-after", 0, "a superseded signing key stays in /certs this long after its successor signs (config signing_keys.retire_after; default 25h)")
+}
+
+// registerSource adds the flags naming where keys live.
+func (kf *keyFlags) registerSource(fs *flag.FlagSet) {
+	fs.StringVar(&kf.kek, "key-encryption-key", "", "file of the 32-byte key-encryption key (raw or base64) sealing signing keys and instance secrets in the database; every replica needs the same one (env ATTESTD_KEY_ENCRYPTION_KEY, config \"key_encryption_key\"; default DATA/"+DefaultKEKFile+", created)")
 	fs.StringVar(&kf.pkcs11Module, "pkcs11-module", "", "keep private signing keys in a PKCS#11 token: path of its library (config signing_keys.pkcs11.module; needs a binary built with -tags pkcs11)")
 	fs.StringVar(&kf.pkcs11Token, "pkcs11-token", "", "label of the PKCS#11 token (config signing_keys.pkcs11.token_label)")
 	fs.StringVar(&kf.pinFile, "pkcs11-pin-file", "", "file holding the PKCS#11 user PIN (env ATTESTD_PKCS11_PIN holds it instead; config signing_keys.pkcs11.pin_file)")
@@ -185,15 +195,7 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"import": "attestd keys import [--from DIR] [--data DIR] [--config FILE] [--instance NAME]",
 	}
 	if len(args) == 0 || verbs[args[0]] == "" {
-		fmt.Fprint(stderr, "Usage: attestd keys list|rotate|retire|import [flags]\n\n"+
-			"  list    the instance's signing keys: state (pending, active, retiring, retired) and dates\n"+
-			"  rotate  write a new key; it is published at once and signs after --key-prepublish (--now: at once)\n"+
-			"  retire  take a key out of /certs (a compromised or superseded key)\n"+
-			"  import  copy the key files of DATA/keys/NAME into the database\n")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			return flag.ErrHelp
-		}
-		return fmt.Errorf("%w: want \"keys list\", \"keys rotate\", \"keys retire\" or \"keys import\"", errUsage)
+		return groupHelp(stderr, "keys", args, keysVerbs)
 	}
 	verb := args[0]
 	fs := newFlagSet("keys "+verb, stderr, verbs[verb], "Signing keys live in the database, sealed under the key-encryption key (or in a PKCS#11 token).",
@@ -203,11 +205,19 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	storeType := fs.String("store", "", "database: sqlite or postgres (env ATTESTD_STORE; as for serve)")
 	dsn := fs.String("store-dsn", "", "PostgreSQL DSN, or the SQLite file (env ATTESTD_STORE_DSN; as for serve)")
 	inst := fs.String("instance", DefaultName, "instance name")
-	now := fs.Bool("now", false, "rotate: the new key signs at once (after a compromise; clients that cached /certs refetch it on the unknown kid)")
-	at := fs.String("at", "", "retire: RFC 3339 time or a duration from now (default: now)")
-	from := fs.String("from", "", "import: key directory (default DATA/keys/NAME)")
 	var kf keyFlags
-	kf.register(fs)
+	kf.registerSource(fs)
+	now, at, from := new(bool), new(string), new(string)
+	switch verb {
+	case "rotate":
+		fs.BoolVar(now, "now", false, "the standby key signs at once (after a compromise of the active key)")
+		kf.registerRotation(fs)
+		fs.DurationVar(&kf.retireAfter, "retire-after", 0, "same as --key-retire-after (the flag of earlier versions)")
+	case "retire":
+		fs.StringVar(at, "at", "", "RFC 3339 time or a duration from now (default: now)")
+	case "import":
+		fs.StringVar(from, "from", "", "key directory (default DATA/keys/NAME)")
+	}
 	rest := args[1:]
 	var kid string
 	if verb == "retire" {

@@ -37,7 +37,11 @@ type readiness struct {
 	store     store.Store
 	instances []string
 	keys      []*token.KeySet
-	now       func() time.Time
+	// collateral are the plugins' collateral sources: each is a check
+	// ("collateral/sgx/pcs"), failing only for a source configured as
+	// required whose collateral is stale (cache.Stats.Ready).
+	collateral []metrics.CollateralSource
+	now        func() time.Time
 }
 
 type readyReport struct {
@@ -72,6 +76,13 @@ func (rd *readiness) check(ctx context.Context) (readyReport, bool) {
 			fail(name, fmt.Errorf("active signing key %s expired at %s", keys[0].KID, keys[0].Certificate.NotAfter.UTC().Format(time.RFC3339)))
 		case now.Before(keys[0].Certificate.NotBefore):
 			fail(name, fmt.Errorf("active signing key %s is not valid before %s", keys[0].KID, keys[0].Certificate.NotBefore.UTC().Format(time.RFC3339)))
+		}
+	}
+	for _, cs := range rd.collateral {
+		name := "collateral/" + cs.Plugin + "/" + cs.Reporter.Source()
+		rep.Checks[name] = "ok"
+		if err := cs.Reporter.Ready(now); err != nil {
+			fail(name, err)
 		}
 	}
 	if !ok {

@@ -27,6 +27,13 @@ func plugins() []evidence.Plugin {
 // configuration blocks. Types left without one are answered with
 // NotSupported. close releases what the plugins hold.
 func registeredVerifiers(ctx context.Context, cfg *Config, dataDir string, log *slog.Logger) (v map[evidence.Type]evidence.Verifier, close func() error, err error) {
+	return registeredVerifiersWith(ctx, cfg, dataDir, log, nil)
+}
+
+// registeredVerifiersWith is registeredVerifiers that also hands every
+// collateral source a plugin opens to onCollateral (with the plugin's
+// name), for metrics and readiness; onCollateral may be nil.
+func registeredVerifiersWith(ctx context.Context, cfg *Config, dataDir string, log *slog.Logger, onCollateral func(plugin string, r evidence.CollateralReporter)) (v map[evidence.Type]evidence.Verifier, close func() error, err error) {
 	v = map[evidence.Type]evidence.Verifier{}
 	var closers []func() error
 	close = func() error {
@@ -43,6 +50,11 @@ func registeredVerifiers(ctx context.Context, cfg *Config, dataDir string, log *
 		Logger:  log,
 	}
 	for _, p := range plugins() {
+		env.Collateral = nil
+		if onCollateral != nil {
+			name := p.Name
+			env.Collateral = func(r evidence.CollateralReporter) { onCollateral(name, r) }
+		}
 		pv, pclose, err := p.Open(ctx, env)
 		if err != nil {
 			close()

@@ -29,6 +29,9 @@ func TestPluginBlocks(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "snp-roots.pem"), sp.RootsPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "snp-leaf.pem"), sp.ChainPEM(false), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	coll := `"collateral": {"type": "bundle", "path": "collateral.json"}`
 	for _, tc := range []struct {
 		name    string
@@ -42,6 +45,10 @@ func TestPluginBlocks(t *testing.T) {
 		{"disabled", `{"sgx": {"disabled": true}, "tdx": {"disabled": true}, "snp": {"disabled": true}, "tpm": {"disabled": true}}`, "", "", nil},
 		{"snp only", `{"sgx": {"disabled": true}, "tdx": {"disabled": true}, "tpm": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm, evidence.AzureGuest}},
 		{"azureguest disabled", `{"sgx": {"disabled": true}, "tdx": {"disabled": true}, "tpm": {"disabled": true}, "azureguest": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm}},
+		{"tdx only", `{` + coll + `, "sgx": {"disabled": true}, "snp": {"disabled": true}, "tpm": {"disabled": true}, "tdx": {"roots": ["root.pem"], "grace": "1h"}}`, "", "", []evidence.Type{evidence.TdxVm}},
+		{"unknown tdx member", `{"tdx": {"rootz": []}}`, "", `unknown field "rootz"`, nil},
+		{"bad tdx grace", `{` + coll + `, "tdx": {"grace": "soon"}}`, "", "tdx.grace", nil},
+		{"tdx root is not a CA", `{` + coll + `, "tdx": {"roots": ["snp-leaf.pem"]}}`, "", "not a CA certificate", nil},
 		{"unknown azureguest member", `{"azureguest": {"ak_rootz": []}}`, "", `unknown field "ak_rootz"`, nil},
 		{"tpm only, GCE roots", `{"sgx": {"disabled": true}, "tdx": {"disabled": true}, "snp": {"disabled": true}, "tpm": {"builtin_roots": ["gce"], "roots": ["root.pem"]}}`, "", "", []evidence.Type{evidence.Tpm}},
 		{"unknown tpm root set", `{"tpm": {"builtin_roots": ["azure"]}}`, "", `unknown set "azure"`, nil},

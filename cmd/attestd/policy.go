@@ -56,6 +56,7 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return policyExplain(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "-help", "help":
 		fmt.Fprint(stdout, policyUsage)
+		fmt.Fprint(stdout, "\nRun \"attestd policy COMMAND --help\" for one command's flags and an example.\n")
 		return policyExitOK
 	}
 	fmt.Fprintf(stderr, "attestd policy: unknown subcommand %q\n\n%s", args[0], policyUsage)
@@ -64,8 +65,11 @@ func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // policyCheck parses FILE ("-" = stdin) exactly as PUT /policies would.
 func policyCheck(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
-		fmt.Fprint(stdout, policyUsage)
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		fmt.Fprint(stdout, "Usage: attestd policy check FILE|-\n\n"+
+			"Parses an MAA policy exactly as PUT /policies would and prints its x-ms-policy-hash, or MAA's\n"+
+			"PolicyParsingError with line and column. Exit codes: 0 parses, 1 parse error, 2 usage or I/O error.\n\n"+
+			"Flags:\n  (none)\n\nExample:\n  attestd policy check examples/policies/sgx-product7.txt\n")
 		return policyExitOK
 	}
 	if len(args) != 1 {
@@ -108,8 +112,12 @@ func readInput(path string) ([]byte, error) {
 // collateral. Without --policy it uses the type's default policy, the one a
 // fresh instance has.
 func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("attestd policy explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("policy explain", stderr, "attestd policy explain --type TYPE [--policy FILE] (--claims FILE | --evidence FILE [--collateral PATH]) [--server URL --token T] [--json]",
+		"Dry-runs a policy (default: the type's default policy, or with --server the instance's policy in force)\n"+
+			"over a claim set or verified evidence and prints the decision with a rule-by-rule trace; no token is issued.\n"+
+			"Exit codes: 0 permitted, 1 attest would refuse, 2 usage or I/O error.",
+		"attestd policy explain --type SgxEnclave --policy examples/policies/sgx-product7.txt --claims examples/claims/sgx.json",
+		"attestd policy explain --server https://127.0.0.1:8443 --token \"$TOKEN\" --cacert data/tls/cert.pem --type SgxEnclave --claims claims.json")
 	typ := fs.String("type", "SgxEnclave", "attestation type: SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm (evidence: SgxEnclave, OpenEnclave or TdxVm)")
 	policyPath := fs.String("policy", "", "policy text file (default: the type's default policy)")
 	claimsPath := fs.String("claims", "", "JSON claim set {\"type\": value | [values]}")
@@ -121,7 +129,6 @@ func policyExplain(ctx context.Context, args []string, stdout, stderr io.Writer)
 	server := fs.String("server", "", "ask a running attestd instead (instance URL, e.g. https://127.0.0.1:8443 or …/tenants/t1): its policy in force, verifiers and clock")
 	tokenFlag := fs.String("token", "", "--server: bearer token with the reader role (env ATTESTD_TOKEN)")
 	cacert := fs.String("cacert", "", "--server: PEM file of the CA that issued the server's TLS certificate (e.g. DATA/tls/cert.pem)")
-	fs.Usage = func() { fmt.Fprint(stderr, policyUsage+"\nFlags:\n"); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return policyExitOK

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/api"
+	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/internal/buildinfo"
 	"github.com/attestd/attestd/internal/netlimit"
@@ -235,7 +236,10 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	// under the KEK too.
 	sealed := store.SealSecrets(st, keyCfg.kek)
 	var keysets []*token.KeySet
-	verifiers, closeVerifiers, err := registeredVerifiers(ctx, cfg, data, log)
+	var collateralSources []metrics.CollateralSource
+	verifiers, closeVerifiers, err := registeredVerifiersWith(ctx, cfg, data, log, func(plugin string, r evidence.CollateralReporter) {
+		collateralSources = append(collateralSources, metrics.CollateralSource{Plugin: plugin, Reporter: r})
+	})
 	if err != nil {
 		return err
 	}
@@ -256,7 +260,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		if err != nil {
 			return fmt.Errorf("instance %s: auth: %w", ri.Name, err)
 		}
-		mounts = append(mounts, api.Mount{Prefix: ri.Prefix, Instance: in, Auth: authn, Audit: st, RequireAttestToken: ri.RequireAttestToken})
+		mounts = append(mounts, api.Mount{Prefix: ri.Prefix, Instance: in, Auth: authn, Audit: st, RequireAttestToken: ri.RequireAttestToken, DisablePlayground: ri.NoPlayground})
 		log.Info("instance", "name", ri.Name, "mode", ri.Mode, "url", ri.URL, "prefix", ri.Prefix,
 			"signing_keys", keyCfg.private.Describe(), "active_kid", ks.ActiveKID(), "auth", authDescription(ri))
 	}
@@ -265,7 +269,8 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	if err != nil {
 		return err
 	}
-	met, err := metrics.New(metrics.Options{Version: buildinfo.Read().Short(), Admission: adm.Stats, Keys: metricsKeys(instances, keysets)})
+	met, err := metrics.New(metrics.Options{Version: buildinfo.Read().Short(), Admission: adm.Stats, Keys: metricsKeys(instances, keysets),
+		Collateral: collateralSources})
 	if err != nil {
 		return err
 	}
@@ -280,7 +285,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	for i, ri := range instances {
 		names[i] = ri.Name
 	}
-	rd := &readiness{store: st, instances: names, keys: keysets, now: time.Now}
+	rd := &readiness{store: st, instances: names, keys: keysets, collateral: collateralSources, now: time.Now}
 	srv := &http.Server{
 		Handler:           opsMux(h, rd, met, o.MetricsListen == ""),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},

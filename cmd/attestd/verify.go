@@ -196,13 +196,18 @@ func (o *offlineFlags) offlineVerifier(t evidence.Type) (evidence.Verifier, time
 //	attestd verify --type SevSnpVm --evidence report(.bin|.hex|.json) [--collateral certs|dir]
 //	               [--at T] [--roots amd-roots.pem] [--runtime-data file] [--init-time-data file]
 //	attestd verify --type TdxVm --evidence quote(.bin|.hex|.b64) --collateral coll.json|dir
-//	               [--at T] [--grace 24h] [--roots root.pem] [--runtime-data file] [--init-time-data file]
+//	               [--at T] [--grace 24h] [--roots root.pem] [--runtime-data file] [--init-time-data file] [--event-log CCEL]
 func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("attestd verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("verify", stderr, "attestd verify --type SgxEnclave|OpenEnclave|SevSnpVm|TdxVm --evidence FILE [--collateral FILE|DIR] [--at TIME] [flags]",
+		"Verifies evidence offline, as POST /attest would (vendor roots unless --roots), and prints its claims.\n"+
+			"Exit codes: 0 verified, 1 refused (the failed check on stderr), 2 usage or I/O error.",
+		"attestd verify --type SgxEnclave --evidence quote.bin --collateral pcs-dir/ --at 2025-07-01T00:00:00Z",
+		"attestd verify --type SevSnpVm --evidence report.bin --collateral vcek-chain.pem",
+		"attestd verify --type TdxVm --evidence quote.bin --collateral tdx-collateral.json --at 2025-07-01T00:00:00Z")
 	typ := fs.String("type", "SgxEnclave", "attestation type: SgxEnclave (raw quote), OpenEnclave (OE report or OE evidence) SevSnpVm (raw or hex report, MAA report JSON, configfs-tsm JSON) or TdxVm (raw, hex or base64 TD quote v4/v5)")
 	evPath := fs.String("evidence", "", "evidence file: raw bytes, base64(url) or hex text")
-	itPath := fs.String("init-time-data", "", "init-time data file (binary) whose SHA-256 must equal CONFIGID[0:32] (KSS enclaves)")
+	itPath := fs.String("init-time-data", "", "init-time data file (binary) whose SHA-256 must equal CONFIGID[0:32] (KSS enclaves), HOST_DATA (SevSnpVm) or MRCONFIGID[0:32] (TdxVm)")
+	logPath := fs.String("event-log", "", "TdxVm: the TD's CCEL event log, replayed against RTMR0..3")
 	var of offlineFlags
 	of.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -239,6 +244,14 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return usage("%v", err)
 	}
 	req := &evidence.Request{Type: t, Evidence: ev, Now: now}
+	if *logPath != "" {
+		if t != evidence.TdxVm {
+			return usage("--event-log applies to TdxVm only")
+		}
+		if req.EventLog, err = os.ReadFile(*logPath); err != nil {
+			return usage("%v", err)
+		}
+	}
 	for _, d := range []struct {
 		path string
 		dst  **evidence.Data

@@ -80,6 +80,9 @@ type Options struct {
 	MaxEntries int
 	// Logger gets refresh failures (warn) and fetches (debug). Nil: none.
 	Logger *slog.Logger
+	// Stats, when set, counts this cache's hits, misses and fetches and
+	// reports what it holds (see Stats); the caches of one source share it.
+	Stats *Stats
 }
 
 // Cache is a collateral.Source caching another one: Of keyed by

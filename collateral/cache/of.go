@@ -38,6 +38,7 @@ type Of[K comparable, D any] struct {
 	normalize func(K) (K, error)
 	opts      Options
 	log       *slog.Logger
+	counts    *counts // nil without Options.Stats
 
 	mu      sync.RWMutex
 	entries map[K]*entry[D]
@@ -64,6 +65,9 @@ type entry[D any] struct {
 	nextAttempt atomic.Int64
 	// lastUsed (unix s) orders entries for eviction when MaxEntries is set.
 	lastUsed atomic.Int64
+	// fetched is when doc was fetched (for a persisted one: its file's
+	// modification time), for Stats' age.
+	fetched time.Time
 }
 
 type flight[D any] struct {
@@ -117,6 +121,7 @@ func NewOf[K comparable, D any](cfg Config[K, D], opts Options) (*Of[K, D], erro
 			return nil, err
 		}
 	}
+	c.counts = opts.Stats.register(cfg.Codec.Family(), c.holding)
 	return c, nil
 }
 
@@ -155,19 +160,24 @@ func (c *Of[K, D]) Get(ctx context.Context, key K) (D, error) {
 			e.touch(now)
 		}
 		if e.ok && now.Before(e.refreshAt) {
+			c.counts.hit()
 			return e.doc, nil
 		}
 		if e.ok && !now.After(e.expiry) {
 			c.refreshInBackground(key, e, now)
+			c.counts.hit()
 			return e.doc, nil
 		}
 		if e.ok && now.Before(e.staleUntil) {
+			c.counts.hit()
 			return e.doc, nil // the source had nothing fresher a moment ago
 		}
 		if e.err != nil && now.Before(e.errUntil) {
+			c.counts.miss()
 			return zero, c.failure(key, e, e.err)
 		}
 	}
+	c.counts.miss()
 	// Even a caller that has already given up starts the fetch: others
 	// will want the document, and a fetch is detached from callers.
 	f := c.startFlight(key)
@@ -230,6 +240,7 @@ func (c *Of[K, D]) run(key K, f *flight[D]) {
 	doc, w, err := c.fetch(ctx, key)
 	cancel()
 	now := c.opts.Now()
+	c.counts.fetched(err)
 
 	c.mu.Lock()
 	old := c.entries[key]
@@ -238,12 +249,12 @@ func (c *Of[K, D]) run(key K, f *flight[D]) {
 	var persist bool
 	if err != nil {
 		if old != nil {
-			ne.ok, ne.doc, ne.refreshAt, ne.expiry, ne.staleUntil = old.ok, old.doc, old.refreshAt, old.expiry, old.staleUntil
+			ne.ok, ne.doc, ne.refreshAt, ne.expiry, ne.staleUntil, ne.fetched = old.ok, old.doc, old.refreshAt, old.expiry, old.staleUntil, old.fetched
 		}
 		ne.err, ne.errUntil = err, now.Add(retryAfter(err, c.opts.RetryInterval))
 		ne.nextAttempt.Store(ne.errUntil.UnixNano())
 	} else {
-		ne.ok, ne.doc = true, doc
+		ne.ok, ne.doc, ne.fetched = true, doc, now
 		c.setWindow(ne, w)
 		if !now.Before(ne.refreshAt) {
 			// Already due: the source has nothing fresher yet. Serve this
@@ -416,7 +427,7 @@ func (c *Of[K, D]) loadDir() error {
 			c.log.Warn("collateral cache: skipping a record filed under another name", "path", p, "key", c.codec.KeyName(key))
 			continue
 		}
-		e := &entry[D]{ok: true, doc: doc}
+		e := &entry[D]{ok: true, doc: doc, fetched: st.ModTime()}
 		c.setWindow(e, w)
 		e.lastUsed.Store(st.ModTime().Unix())
 		c.entries[key] = e

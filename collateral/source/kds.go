@@ -37,6 +37,8 @@ type KDSConfig struct {
 	RetryInterval string `json:"retry_interval"`
 	// MaxEntries bounds the VCEKs (and chains, CRLs) kept. Zero: unbounded.
 	MaxEntries int `json:"max_entries"`
+	// Readiness: as for Config (kds only).
+	Readiness *ReadinessConfig `json:"readiness"`
 }
 
 func (c KDSConfig) kind() string {
@@ -66,6 +68,12 @@ func (c KDSConfig) Validate() error {
 	default:
 		return fmt.Errorf("kds: unknown type %q (want kds or bundle)", c.Type)
 	}
+	if c.Readiness != nil && c.kind() == TypeBundle {
+		return errors.New("kds: readiness applies to type kds, not bundle")
+	}
+	if err := c.Readiness.validate(); err != nil {
+		return fmt.Errorf("kds: %w", err)
+	}
 	if c.MaxEntries < 0 {
 		return errors.New("kds: max_entries is negative")
 	}
@@ -80,6 +88,8 @@ func (c KDSConfig) Validate() error {
 // OpenedKDS is an open KDS source. Close stops background refreshes.
 type OpenedKDS struct {
 	kds.Source
+	// Stats reports the cache (nil for a bundle): metrics and readiness.
+	Stats *cache.Stats
 	close func() error
 }
 
@@ -114,7 +124,7 @@ func OpenKDS(cfg KDSConfig, now func() time.Time, client *http.Client, logger *s
 	if err != nil {
 		return nil, err
 	}
-	opts := cache.Options{Now: now, Dir: cfg.CacheDir, Logger: logger, MaxEntries: cfg.MaxEntries}
+	opts := cache.Options{Now: now, Dir: cfg.CacheDir, Logger: logger, MaxEntries: cfg.MaxEntries, Stats: cfg.Readiness.stats(TypeKDS)}
 	opts.RetryInterval, _ = duration(cfg.RetryInterval)
 	cached, err := kds.NewCache(c, opts)
 	if err != nil {
@@ -124,5 +134,5 @@ func OpenKDS(cfg KDSConfig, now func() time.Time, client *http.Client, logger *s
 	if fallback != nil {
 		src = kds.Fallback(cached, fallback)
 	}
-	return &OpenedKDS{Source: src, close: cached.Close}, nil
+	return &OpenedKDS{Source: src, Stats: opts.Stats, close: cached.Close}, nil
 }

@@ -62,6 +62,44 @@ type Config struct {
 	// cache.DefaultRefreshMargin, cache.DefaultRetryInterval.
 	RefreshMargin string `json:"refresh_margin"`
 	RetryInterval string `json:"retry_interval"`
+	// Readiness says whether stale collateral makes the server not ready
+	// (pcs and pccs; a bundle does not change).
+	Readiness *ReadinessConfig `json:"readiness"`
+}
+
+// ReadinessConfig is the "readiness" member of a collateral source:
+//
+//	{"required": true, "max_expired": "1h"}
+//
+// With required set, /readyz fails while a document of the source is past
+// its validity window by more than max_expired with its refresh failing,
+// or a platform has no collateral because the service is unavailable (see
+// cache.Stats.Ready). Without it the state is reported, never fatal.
+type ReadinessConfig struct {
+	Required   bool   `json:"required"`
+	MaxExpired string `json:"max_expired"`
+}
+
+func (r *ReadinessConfig) validate() error {
+	if r == nil {
+		return nil
+	}
+	if r.MaxExpired != "" {
+		if d, err := time.ParseDuration(r.MaxExpired); err != nil || d < 0 {
+			return fmt.Errorf("readiness: max_expired %q: want a non-negative Go duration", r.MaxExpired)
+		}
+	}
+	return nil
+}
+
+// stats builds the cache.Stats of a source named name.
+func (r *ReadinessConfig) stats(name string) *cache.Stats {
+	var rd cache.Readiness
+	if r != nil {
+		rd.Required = r.Required
+		rd.MaxExpired, _ = time.ParseDuration(r.MaxExpired) // validated
+	}
+	return cache.NewStats(name, rd)
 }
 
 func (c Config) kind() string {
@@ -91,6 +129,12 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("collateral: unknown type %q (want bundle, pcs or pccs)", c.Type)
 	}
+	if c.Readiness != nil && c.kind() == TypeBundle {
+		return errors.New("collateral: readiness applies to pcs/pccs, not bundle")
+	}
+	if err := c.Readiness.validate(); err != nil {
+		return fmt.Errorf("collateral: %w", err)
+	}
 	if c.TCBUpdate != "" && c.TCBUpdate != "early" && c.TCBUpdate != "standard" {
 		return fmt.Errorf("collateral: tcb_update %q is neither early nor standard", c.TCBUpdate)
 	}
@@ -119,6 +163,8 @@ func duration(s string) (time.Duration, error) {
 // Opened is an open collateral source. Close stops background refreshes.
 type Opened struct {
 	collateral.Source
+	// Stats reports the cache (nil for a bundle): metrics and readiness.
+	Stats *cache.Stats
 	close func() error
 }
 
@@ -171,7 +217,7 @@ func Open(cfg Config, now func() time.Time, logger *slog.Logger) (*Opened, error
 	if err != nil {
 		return nil, err
 	}
-	co := cache.Options{Now: now, Dir: cfg.CacheDir, Logger: logger}
+	co := cache.Options{Now: now, Dir: cfg.CacheDir, Logger: logger, Stats: cfg.Readiness.stats(cfg.kind())}
 	co.RefreshMargin, _ = duration(cfg.RefreshMargin)
 	co.RetryInterval, _ = duration(cfg.RetryInterval)
 	c, err := cache.New(client, co)
@@ -182,7 +228,7 @@ func Open(cfg Config, now func() time.Time, logger *slog.Logger) (*Opened, error
 	if fallback != nil {
 		src = Fallback(c, fallback)
 	}
-	return &Opened{Source: src, close: c.Close}, nil
+	return &Opened{Source: src, Stats: co.Stats, close: c.Close}, nil
 }
 
 // Fallback returns a Source that asks primary and, when primary fails for

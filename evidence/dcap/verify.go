@@ -15,7 +15,21 @@ type Evidence struct {
 	TEE TEE
 	// TDX is the TD report's module and TEE_TCB_SVN (TEE TDX only).
 	TDX *TDXModuleReport
+	// TDX2 is a TDX 1.5 TD report's TEE_TCB_SVN2 (the TCB of the module the
+	// TD runs on now, after TD-preserving module updates) with the same
+	// module fields; nil for TDX 1.0 reports. See TDRelaunchAdvised.
+	TDX2 *TDXModuleReport
 }
+
+// The verification results Intel's QVL adds for TDX 1.5 TDs (they are never
+// the status of a TCB level): the TD was launched on an out-of-date TCB, but
+// the module it runs on now (TEE_TCB_SVN2) would give an UpToDate (or
+// ConfigurationNeeded) TCB, so relaunching the TD fixes it
+// (SGX_QL_QV_RESULT_TD_RELAUNCH_ADVISED and ..._CONFIG_NEEDED).
+const (
+	TDRelaunchAdvised                    pcs.TCBStatus = "TDRelaunchAdvised"
+	TDRelaunchAdvisedConfigurationNeeded pcs.TCBStatus = "TDRelaunchAdvisedConfigurationNeeded"
+)
 
 // Result is what verification established.
 type Result struct {
@@ -133,9 +147,43 @@ func (v *Verifier) VerifyWithCollateral(now time.Time, ev *Evidence, pck *PCK, c
 	}
 	res.PlatformStatus, res.QEStatus = tl.Status, ql.Status
 	res.Status = Converge(status, ql.Status)
+	if tee == TDX && ev.TDX2 != nil && ev.TDX2.TEETCBSVN != ev.TDX.TEETCBSVN && (res.Status == pcs.OutOfDate || res.Status == pcs.OutOfDateConfigurationNeeded) {
+		if s := relaunchStatus(c.TCBInfo, &p, ev.TDX2, ql.Status); s != "" {
+			res.Status = s
+		}
+	}
 	res.TCBDate = tl.TCBDate
 	res.TCBEvaluationDataNumber = c.TCBInfo.TCBEvaluationDataNumber
 	res.QETCBEvaluationDataNumber = c.QEIdentity.TCBEvaluationDataNumber
 	res.AdvisoryIDs = MergeAdvisories(tl.AdvisoryIDs, modAdv, ql.AdvisoryIDs)
 	return res, nil
+}
+
+// relaunchStatus judges the TCB a TD would have after a relaunch on its
+// current module (TEE_TCB_SVN2) as the launch TCB is judged (platform level,
+// module level, QE, converged): TDRelaunchAdvised when that is UpToDate,
+// TDRelaunchAdvisedConfigurationNeeded when it is ConfigurationNeeded, ""
+// otherwise (no level matches, or relaunching would not help).
+func relaunchStatus(tcb *pcs.TCBInfo, launch *PlatformTCB, now *TDXModuleReport, qe pcs.TCBStatus) pcs.TCBStatus {
+	p := *launch
+	p.TDX = &now.TEETCBSVN
+	lvl, err := MatchTCBLevel(tcb, &p)
+	if err != nil {
+		return ""
+	}
+	status := tcb.Levels[lvl].Status
+	ml, ok, err := MatchTDXModule(tcb, now)
+	if err != nil {
+		return ""
+	}
+	if ok {
+		status = Converge(status, ml.Status)
+	}
+	switch Converge(status, qe) {
+	case pcs.UpToDate:
+		return TDRelaunchAdvised
+	case pcs.ConfigurationNeeded:
+		return TDRelaunchAdvisedConfigurationNeeded
+	}
+	return ""
 }

@@ -175,6 +175,9 @@ func openPlugin(ctx context.Context, env evidence.PluginEnv) (evidence.Verifier,
 	if err != nil {
 		return nil, nil, fmt.Errorf("collateral source: %w", err)
 	}
+	if env.Collateral != nil && src.Stats != nil {
+		env.Collateral(src.Stats)
+	}
 	v, err := NewVerifier(Options{Collateral: src.Source, Roots: trust.Roots, VerifyAt: trust.VerifyAt, Grace: trust.Grace, Logger: log})
 	if err != nil {
 		src.Close()

@@ -212,6 +212,9 @@ func Open(ctx context.Context, env evidence.PluginEnv) (*Verifier, func() error,
 			return nil, nil, fmt.Errorf("%w: snp.kds: %v", evidence.ErrConfig, err)
 		}
 		closeFn = src.Close
+		if env.Collateral != nil && src.Stats != nil {
+			env.Collateral(src.Stats)
+		}
 		opts.Verify.Endorsements = KDS{src}
 		if c.CheckCRL {
 			opts.Verify.CRLs = KDS{src}

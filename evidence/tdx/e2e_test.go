@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -109,6 +110,12 @@ issuancerules{
   c:[type=="tdx_mrtd"] => issue(type="mrtd", value=c.value);
 };`
 
+const eventsPolicy = `version=1.2;
+authorizationrules{ => permit(); };
+issuancerules{
+  c:[type=="events", issuer=="AttestationService"] => issue(type="rtmr1-events", value=JsonToClaimValue(JmesPath(c.value, "length(Events[?PcrIndex == ` + "`2`" + `])")));
+};`
+
 func errCode(t *testing.T, err error) (int, string, string) {
 	t.Helper()
 	var ce *client.Error
@@ -156,6 +163,29 @@ func TestAttestTdxVmHTTPS(t *testing.T) {
 	}
 	if (*versions)[0] != client.TdxAPIVersion {
 		t.Fatalf("api-version %q", (*versions)[0])
+	}
+
+	// A TD with a CCEL: the policy reads its events with JmesPath.
+	log, rtmr := ccelLog([]struct {
+		mr   uint32
+		data string
+	}{{1, "firmware"}, {2, "kernel"}, {2, "initrd"}})
+	lq := tdxplatform.Quote{}
+	lq.Report.RTMR = rtmr
+	logged, err := p.Mint(lq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, _ := serve(t, e2e(t, v, eventsPolicy))
+	lr, err := cl.AttestTdxVm(ctx, logged, &client.AttestOptions{EventLog: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(lr.PolicyClaims["rtmr1-events"]) != "2" || fmt.Sprint(lr.Claims[tdx.ClaimEventLogEvents]) != "3" {
+		t.Fatalf("policy claims %v, events %v", lr.PolicyClaims, lr.Claims[tdx.ClaimEventLogEvents])
+	}
+	if _, err := cl.AttestTdxVm(ctx, raw, &client.AttestOptions{RuntimeJSON: runtime, EventLog: log}); err == nil || !strings.Contains(err.Error(), string(tdx.CheckEventLog)) {
+		t.Fatalf("a log of another TD: %v", err)
 	}
 
 	dbg, _ := p.Mint(tdxplatform.Quote{Debug: true})

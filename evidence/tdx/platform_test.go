@@ -68,6 +68,12 @@ func TestPlatform(t *testing.T) {
 		f(&q.Report.TEETCBSVN)
 		return q
 	}
+	relaunch := func(launched, now byte, body15 bool) tdxplatform.Quote {
+		q := tdxplatform.Quote{Version: 5, Body15: body15}
+		q.Report.TEETCBSVN, q.Report.TEETCBSVN2 = tdxplatform.DefaultTEETCBSVN, tdxplatform.DefaultTEETCBSVN
+		q.Report.TEETCBSVN[0], q.Report.TEETCBSVN2[0] = launched, now
+		return q
+	}
 	cases := []struct {
 		name   string
 		quote  tdxplatform.Quote
@@ -99,6 +105,13 @@ func TestPlatform(t *testing.T) {
 				s[i] = 4
 			}
 		}), check: ""},
+		// TDX 1.5: launched on the module's OutOfDate level, running on an
+		// UpToDate one (TEE_TCB_SVN2): relaunch advised, as Intel's QVL says.
+		{name: "relaunch advised", quote: relaunch(1, 3, true), claims: map[string]any{"attester_tcb_status": "TDRelaunchAdvised", "x-ms-tdx-module-tcb-status": "OutOfDate"}, adv: []string{"INTEL-SA-00888"}},
+		{name: "relaunch advised, configuration needed", quote: relaunch(1, 3, true), docs: dcapfake.Docs{TCBInfo: func(j *pcs.TCBInfoJSON) { j.TCBLevels[1].TCBStatus = string(pcs.ConfigurationNeeded) }},
+			claims: map[string]any{"attester_tcb_status": "TDRelaunchAdvisedConfigurationNeeded"}},
+		{name: "updated module still out of date", quote: relaunch(1, 2, true), claims: map[string]any{"attester_tcb_status": "OutOfDate"}},
+		{name: "relaunch needs TEE_TCB_SVN2: v5 with a 1.0 body", quote: relaunch(1, 3, false), claims: map[string]any{"attester_tcb_status": "OutOfDate"}},
 		{name: "TEE TCB SVN below every level", quote: withSVN(func(s *[16]byte) { s[5] = 0 }),
 			docs: dcapfake.Docs{TCBInfo: func(j *pcs.TCBInfoJSON) { j.TCBLevels[2].TCB.TDXComponents[5].SVN = 1 }}, check: dcap.CheckTCBNoLevel},
 		{name: "unknown module version", quote: withSVN(func(s *[16]byte) { s[1] = 3 }), check: dcap.CheckTDXModuleIdentity},

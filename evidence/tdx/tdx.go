@@ -100,6 +100,8 @@ type Evidence struct {
 	// Module the TD report's TDX module fields, as the core checks them.
 	DCAP   *dcap.Quote
 	Module *dcap.TDXModuleReport
+	// Module2 is Module with TEE_TCB_SVN2 (TDX 1.5 bodies), nil otherwise.
+	Module2 *dcap.TDXModuleReport
 }
 
 // Parse parses a TD quote (structure only: no signature, no collateral).
@@ -134,6 +136,9 @@ func Parse(b []byte) (*Evidence, error) {
 			QEAuthData: q.QE.QEAuthData, PCKChainPEM: pemChain,
 		},
 		Module: &dcap.TDXModuleReport{TEETCBSVN: q.Body.TEETCBSVN, MRSignerSeam: q.Body.MRSignerSeam, SEAMAttributes: q.Body.SEAMAttributes},
+	}
+	if q.BodyType == abi.BodyTypeTD15 {
+		ev.Module2 = &dcap.TDXModuleReport{TEETCBSVN: q.Body.TEETCBSVN2, MRSignerSeam: q.Body.MRSignerSeam, SEAMAttributes: q.Body.SEAMAttributes}
 	}
 	return ev, nil
 }
@@ -172,7 +177,7 @@ func (v *Verifier) VerifyEvidence(ctx context.Context, ev *Evidence, now time.Ti
 		now, out.VerifiedAt = v.verifyAt, v.verifyAt
 		v.log.Warn("TDX quote verified as of a FIXED instant, not now (tdx.verify_at)", "verify_at", now.Format(time.RFC3339))
 	}
-	r, err := v.core.VerifyWithCollateral(now, &dcap.Evidence{Quote: ev.DCAP, TEE: dcap.TDX, TDX: ev.Module}, pck, coll)
+	r, err := v.core.VerifyWithCollateral(now, &dcap.Evidence{Quote: ev.DCAP, TEE: dcap.TDX, TDX: ev.Module, TDX2: ev.Module2}, pck, coll)
 	if err != nil {
 		return nil, err
 	}

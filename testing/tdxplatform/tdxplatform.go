@@ -87,7 +87,8 @@ func (p *Platform) Collateral(d dcapfake.Docs) (*collateral.Collateral, error) {
 var DefaultTEETCBSVN = [16]byte{3, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3}
 
 // Quote describes the TD a quote is made for. Zero fields are zero in the
-// TD report, except TEETCBSVN (DefaultTEETCBSVN).
+// TD report, except TEETCBSVN (DefaultTEETCBSVN) and, in TDX 1.5 bodies,
+// TEETCBSVN2 (TEETCBSVN).
 type Quote struct {
 	// Version is 4 (default) or 5; Body15 gives a v5 quote a TDX 1.5 body.
 	Version uint16
@@ -130,6 +131,9 @@ func (p *Platform) Mint(o Quote) ([]byte, error) {
 	copy(q.Header.QEVendorID[:], []byte{0x93, 0x9a, 0x72, 0x33, 0xf7, 0x9c, 0x4c, 0xa9, 0x94, 0x0a, 0x0d, 0xb3, 0x95, 0x7f, 0x06, 0x07})
 	if q.Body.TEETCBSVN == ([16]byte{}) {
 		q.Body.TEETCBSVN = DefaultTEETCBSVN
+	}
+	if q.BodyType == abi.BodyTypeTD15 && q.Body.TEETCBSVN2 == ([16]byte{}) {
+		q.Body.TEETCBSVN2 = q.Body.TEETCBSVN // no module update since launch
 	}
 	if o.Debug {
 		a := binary.LittleEndian.Uint64(q.Body.TDAttributes[:]) | abi.TDAttrDebug
