@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/attestd/attestd/store"
 	"github.com/attestd/attestd/store/migrations"
 	"github.com/attestd/attestd/store/postgres/pgtest"
+	"github.com/attestd/attestd/store/sqlite"
 	"github.com/attestd/attestd/store/storetest"
 )
 
@@ -430,5 +432,44 @@ func TestWatchSigningKeys(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("watch: %v", err)
+	}
+}
+
+// TestCopyFromSQLite is "attestd store migrate": every table of a filled
+// SQLite store arrives in PostgreSQL with equal counts and hashes, and a
+// non-empty target is refused.
+func TestCopyFromSQLite(t *testing.T) {
+	ctx := context.Background()
+	src, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "src.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	storetest.Fill(t, src)
+	dst := openT(t, newDSN(t))
+	defer dst.Close()
+	sums, err := src.DB.CopyTo(ctx, dst.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sums["audit"].Rows != 5 || sums["signing_keys"].Rows != 2 || sums["policies"].Rows != 2 || sums["certificates"].Rows != 2 {
+		t.Fatalf("copied %+v", sums)
+	}
+	p, err := dst.GetPolicy(ctx, "inst", "SgxEnclave")
+	if err != nil || p.JWS != "eyJhbGciOiJub25lIn0.e30." || len(p.Signer) == 0 || !p.UpdatedAt.Equal(storetest.Base) {
+		t.Fatalf("policy after copy: %+v %v", p, err)
+	}
+	// The copy continues the audit ids and refuses a replayed nonce.
+	if fresh, err := dst.UseNonce(ctx, "inst", "n1", storetest.Base, storetest.Base.Add(time.Hour)); err != nil || fresh {
+		t.Fatalf("nonce after copy: fresh %v %v", fresh, err)
+	}
+	if err := dst.PutPolicy(ctx, &store.Policy{Instance: "inst", Type: "X", JWS: "j", Text: "t"}, store.AuditEntry{Action: "policy.set"}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := dst.Audit(ctx, "inst", 1); len(a) != 1 || a[0].ID != 6 {
+		t.Fatalf("audit after copy: %+v", a)
+	}
+	if _, err := src.DB.CopyTo(ctx, dst.DB); err == nil || !strings.Contains(err.Error(), "empty database") {
+		t.Fatalf("copy into a non-empty database: %v", err)
 	}
 }
