@@ -17,6 +17,9 @@ var (
 		{"retire", "take a key out of /certs (a compromised or superseded key)"},
 		{"import", "copy the key files of DATA/keys/NAME into the database"},
 	}
+	storeVerbs = []verb{
+		{"migrate", "copy every table of one database into another, empty one (SQLite to PostgreSQL), verifying counts and hashes"},
+	}
 	auditVerbs = []verb{
 		{"list", "print the audit trail of admin changes (who, when, what, request hash)"},
 	}
