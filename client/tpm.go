@@ -61,6 +61,31 @@ func (c *Client) AttestTpm(ctx context.Context, a TpmAttester) (*TpmResult, erro
 	if err != nil {
 		return nil, err
 	}
+	challenge, sc, err := parseTpmChallenge(reply)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := a.TpmRequest(ctx, challenge, sc)
+	if err != nil {
+		return nil, fmt.Errorf("client: TPM request: %w", err)
+	}
+	if reply, err = c.AttestTpmProtocol(ctx, msg); err != nil {
+		return nil, err
+	}
+	report, err := parseTpmReport(reply)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.validate(ctx, report, false)
+	if err != nil {
+		return nil, err
+	}
+	return &TpmResult{Report: report, Token: t}, nil
+}
+
+// parseTpmChallenge reads the init round's reply
+// {"payload":{"challenge": b64url, "service_context": …}}.
+func parseTpmChallenge(reply []byte) (challenge []byte, serviceContext string, err error) {
 	var ch struct {
 		Payload struct {
 			Challenge      string `json:"challenge"`
@@ -68,30 +93,24 @@ func (c *Client) AttestTpm(ctx context.Context, a TpmAttester) (*TpmResult, erro
 		} `json:"payload"`
 	}
 	if err := json.Unmarshal(reply, &ch); err != nil {
-		return nil, fmt.Errorf("client: TPM init reply: %w", err)
+		return nil, "", fmt.Errorf("client: TPM init reply: %w", err)
 	}
-	challenge, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(ch.Payload.Challenge, "="))
+	challenge, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(ch.Payload.Challenge, "="))
 	if err != nil || len(challenge) == 0 || ch.Payload.ServiceContext == "" {
-		return nil, errors.New("client: TPM init reply: payload.challenge (base64url) and payload.service_context are required")
+		return nil, "", errors.New("client: TPM init reply: payload.challenge (base64url) and payload.service_context are required")
 	}
-	msg, err := a.TpmRequest(ctx, challenge, ch.Payload.ServiceContext)
-	if err != nil {
-		return nil, fmt.Errorf("client: TPM request: %w", err)
-	}
-	if reply, err = c.AttestTpmProtocol(ctx, msg); err != nil {
-		return nil, err
-	}
+	return challenge, ch.Payload.ServiceContext, nil
+}
+
+// parseTpmReport reads the final reply {"payload":{"report": JWT}}.
+func parseTpmReport(reply []byte) (string, error) {
 	var rep struct {
 		Payload struct {
 			Report string `json:"report"`
 		} `json:"payload"`
 	}
 	if err := json.Unmarshal(reply, &rep); err != nil || rep.Payload.Report == "" {
-		return nil, errors.New("client: TPM reply: no payload.report")
+		return "", errors.New("client: TPM reply: no payload.report")
 	}
-	t, err := c.validate(ctx, rep.Payload.Report, false)
-	if err != nil {
-		return nil, err
-	}
-	return &TpmResult{Report: rep.Payload.Report, Token: t}, nil
+	return rep.Payload.Report, nil
 }

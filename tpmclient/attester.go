@@ -35,6 +35,8 @@ type Attester struct {
 	VSMReport func(reportHash [64]byte) ([]byte, error)
 	// PCRMask selects the quoted PCRs; 0 means AllPCRs.
 	PCRMask uint32
+	// Alg signs the request JWS: "PS256" (default) or "RS256".
+	Alg string
 	// Mutate, for tests, changes the evidence before it is signed.
 	Mutate func(*Evidence)
 }
@@ -48,7 +50,7 @@ func (a *Attester) TpmRequest(ctx context.Context, challenge []byte, serviceCont
 	jws, err := BuildRequest(ctx, a.TPM, Request{
 		Challenge: challenge, ServiceContext: serviceContext, RPID: a.RPID, RPData: a.RPData,
 		AK: a.AK, AIKCert: a.AIKCert, Log: a.Log, RequestKey: a.RequestKey, CertifiedKey: a.CertifiedKey,
-		CustomClaims: a.CustomClaims, VSMReport: a.VSMReport, PCRMask: a.PCRMask, Mutate: a.Mutate,
+		CustomClaims: a.CustomClaims, VSMReport: a.VSMReport, PCRMask: a.PCRMask, Alg: a.Alg, Mutate: a.Mutate,
 	})
 	if err != nil {
 		return nil, err
@@ -64,7 +66,10 @@ func ReadEventLog(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	const limit = 2 << 20 // base64url in a request JWS of at most 4 MiB
+	// The HTTP body is about 2.4 times the log (base64url three times over:
+	// the log in the JWS payload, the JWS, the {"data"} envelope) and
+	// attestd accepts attest bodies up to 4 MiB.
+	const limit = 1536 << 10
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -391,6 +391,8 @@ type Request struct {
 	VSMReport func(reportHash [64]byte) ([]byte, error)
 	// PCRMask selects the quoted PCRs; 0 means AllPCRs.
 	PCRMask uint32
+	// Alg signs the JWS: "PS256" (the default) or "RS256".
+	Alg string
 	// Mutate, for tests, changes the TPM evidence before it is signed.
 	Mutate func(*Evidence)
 }
@@ -510,9 +512,21 @@ func BuildRequest(ctx context.Context, t transport.TPM, r Request) (string, erro
 	if err != nil {
 		return "", err
 	}
-	input := b64([]byte(`{"alg":"PS256","typ":"attReqV2"}`)) + "." + b64(pb)
+	alg := r.Alg
+	if alg == "" {
+		alg = "PS256"
+	}
+	input := b64([]byte(`{"alg":"`+alg+`","typ":"attReqV2"}`)) + "." + b64(pb)
 	sum := sha256.Sum256([]byte(input))
-	sig, err := rsa.SignPSS(rand.Reader, r.RequestKey, crypto.SHA256, sum[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+	var sig []byte
+	switch alg {
+	case "PS256":
+		sig, err = rsa.SignPSS(rand.Reader, r.RequestKey, crypto.SHA256, sum[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+	case "RS256":
+		sig, err = rsa.SignPKCS1v15(rand.Reader, r.RequestKey, crypto.SHA256, sum[:])
+	default:
+		return "", fmt.Errorf("tpmclient: request JWS alg %q: PS256 or RS256", alg)
+	}
 	if err != nil {
 		return "", err
 	}

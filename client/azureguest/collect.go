@@ -1,5 +1,6 @@
 // Package azureguest collects AzureGuest evidence from the vTPM of an Azure
-// confidential VM (or, in tests, any TPM 2.0 with a supplied HCL report):
+// confidential VM (SEV-SNP or TDX; or, in tests, any TPM 2.0 with a
+// supplied HCL report):
 // the HCL report (NV index 0x01400001), the AK certificate (NV index
 // 0x01C101D0) and the AK (persistent handle 0x81000003) that Azure
 // provisions, a TPM2_Quote of the SHA-256 PCRs, the TCG log, and an
@@ -43,7 +44,9 @@ const (
 	TCGLogPath = "/sys/kernel/security/tpm0/binary_bios_measurements"
 	// IMDSCertificationURL serves the VCEK and its chain to SEV-SNP CVMs.
 	IMDSCertificationURL = "http://169.254.169.254/metadata/THIM/amd/certification"
-	maxLog               = 4 << 20
+	// IMDSTDQuoteURL turns a TDX CVM's TDREPORT into a TD quote.
+	IMDSTDQuoteURL = "http://169.254.169.254/acc/tdquote"
+	maxLog         = 4 << 20
 )
 
 // Options say where each piece comes from; zero values mean "as on an
@@ -66,7 +69,10 @@ type Options struct {
 	PCRs []int
 	// VCEKChain is the SEV-SNP VCEK with its chain (PEM); nil: ask IMDS
 	// (IMDSCertificationURL) through HTTPClient.
-	VCEKChain  []byte
+	VCEKChain []byte
+	// TDQuote is the TD quote of a TDX CVM's TDREPORT; nil: ask IMDS
+	// (IMDSTDQuoteURL) through HTTPClient.
+	TDQuote    []byte
 	HTTPClient *http.Client
 	// OSType, OSDistro, OSBuild, OSVersionMajor/Minor describe the guest;
 	// empty OSType: read /etc/os-release ("Linux").
@@ -215,10 +221,50 @@ func isolation(ctx context.Context, t transport.TPM, o Options, ai *envelope.Att
 			return err
 		}
 		ai.Isolation = envelope.Isolation{Type: envelope.IsolationSevSnp, Proof: proof, RuntimeData: hr.RuntimeData}
+	case hcl.TypeTDX:
+		q := o.TDQuote
+		if q == nil {
+			if q, err = imdsTDQuote(ctx, o.HTTPClient, hr.HWReport); err != nil {
+				return err
+			}
+		}
+		ai.Isolation = envelope.Isolation{Type: envelope.IsolationTdx, Proof: q, RuntimeData: hr.RuntimeData}
 	default:
-		return fmt.Errorf("HCL report of %s: only SEV-SNP CVMs are supported (attestd has no TDX quote verifier)", hr.Type)
+		return fmt.Errorf("HCL report of %s: want SEV-SNP or TDX", hr.Type)
 	}
 	return nil
+}
+
+// imdsTDQuote asks the Azure IMDS for the TD quote of a TDREPORT.
+func imdsTDQuote(ctx context.Context, c *http.Client, report []byte) ([]byte, error) {
+	if c == nil {
+		return nil, errors.New("no TD quote given and no HTTP client for IMDS (Options.HTTPClient)")
+	}
+	body, _ := json.Marshal(map[string]string{"report": base64.RawURLEncoding.EncodeToString(report)})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, IMDSTDQuoteURL, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("IMDS: %w", err)
+	}
+	defer resp.Body.Close()
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("IMDS: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("IMDS: %s", resp.Status)
+	}
+	var m struct {
+		Quote string `json:"quote"`
+	}
+	if err := json.Unmarshal(rb, &m); err != nil || m.Quote == "" {
+		return nil, errors.New("IMDS: no TD quote in the answer")
+	}
+	return envelope.Decode(m.Quote)
 }
 
 // collectTPM is the vTPM part of Collect.

@@ -1,6 +1,7 @@
 package azureguest_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -11,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/big"
 	"net/http"
 	"strings"
@@ -22,9 +24,11 @@ import (
 	"github.com/attestd/attestd/client"
 	"github.com/attestd/attestd/client/azureguest"
 	"github.com/attestd/attestd/evidence/azureguest/envelope"
+	"github.com/attestd/attestd/evidence/azureguest/hcl"
 	"github.com/attestd/attestd/internal/attestdtest"
 	"github.com/attestd/attestd/testing/cvmplatform"
 	"github.com/attestd/attestd/testing/swtpm"
+	"github.com/attestd/attestd/testing/tdxplatform"
 	"github.com/attestd/attestd/tpmclient"
 )
 
@@ -146,6 +150,24 @@ func TestEndToEndHTTPS(t *testing.T) {
 		t.Fatal("a wrong key opened the sealed token")
 	}
 
+	t.Run("policy sees the boot and isolation claims", func(t *testing.T) {
+		permit := `version=1.0;authorizationrules{c:[type=="x-ms-azurevm-dbvalidated", value==true] && c2:[type=="x-ms-isolation-tee.x-ms-sevsnpvm-is-debuggable", value==false] => permit();};` +
+			`issuancerules{c:[type=="x-ms-isolation-tee.x-ms-sevsnpvm-vmpl"] => issue(type="vmpl", value=c.value);c:[type=="x-ms-azurevm-ostype"] => issue(type="os", value=c.value);};`
+		r, err := c.AttestAzureGuest(ctx, body, ev.Open, &client.AttestOptions{DraftPolicy: permit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Unsigned || r.PolicyClaims["vmpl"] != json.Number("0") || r.PolicyClaims["os"] != "Linux" {
+			t.Fatalf("unsigned %v, policy claims %v", r.Unsigned, r.PolicyClaims)
+		}
+		deny := `version=1.0;authorizationrules{c:[type=="secureboot", value==false] => permit();};issuancerules{};`
+		_, err = c.AttestAzureGuest(ctx, body, ev.Open, &client.AttestOptions{DraftPolicy: deny})
+		var he *client.Error
+		if !errors.As(err, &he) || he.StatusCode != http.StatusBadRequest || he.Code != "PolicyEvaluationError" {
+			t.Fatalf("got %v, want 400 PolicyEvaluationError", err)
+		}
+	})
+
 	t.Run("refusals", func(t *testing.T) {
 		for _, c := range []struct {
 			name   string
@@ -220,4 +242,121 @@ func envelopeKey(b []byte) (*rsa.PublicKey, error) {
 		return nil, err
 	}
 	return k.(*rsa.PublicKey), nil
+}
+
+// imdsFake answers the IMDS TD quote endpoint.
+type imdsFake struct {
+	t      *testing.T
+	report []byte
+	quote  []byte
+}
+
+func (f imdsFake) RoundTrip(r *http.Request) (*http.Response, error) {
+	var body struct{ Report string }
+	if r.URL.String() != azureguest.IMDSTDQuoteURL || json.NewDecoder(r.Body).Decode(&body) != nil || body.Report != base64.RawURLEncoding.EncodeToString(f.report) {
+		f.t.Errorf("IMDS request %s", r.URL)
+		return &http.Response{StatusCode: http.StatusBadRequest, Body: http.NoBody}, nil
+	}
+	out, _ := json.Marshal(map[string]string{"quote": base64.RawURLEncoding.EncodeToString(f.quote)})
+	return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(bytes.NewReader(out)), Header: http.Header{}}, nil
+}
+
+// TestCollectTDX: on a TDX CVM the TDREPORT of the HCL report is turned
+// into a TD quote by IMDS, which becomes IsolationInfo's Proof.
+func TestCollectTDX(t *testing.T) {
+	ctx := context.Background()
+	tp := swtpm.Start(t)
+	tr := tp.Transport()
+	ak, err := tpmclient.CreateAK(ctx, tr, tpmclient.RSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ak.Flush(tr)
+	td := bytes.Repeat([]byte{0x81}, hcl.TDReportSize)
+	rep, err := hcl.Marshal(&hcl.Report{Version: 2, Type: hcl.TypeTDX, HashType: hcl.HashSHA256, HWReport: td, RuntimeData: []byte(`{"keys":[]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	quote := []byte("a TD quote")
+	ev, err := azureguest.Collect(ctx, tr, azureguest.Options{HCLReport: rep, AK: ak.Handle, NoAKCert: true, TCGLog: []byte{1}, OSType: "Linux",
+		HTTPClient: &http.Client{Transport: imdsFake{t, td, quote}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	if iso := ev.Info.Isolation; iso.Type != envelope.IsolationTdx || !bytes.Equal(iso.Proof, quote) || string(iso.RuntimeData) != `{"keys":[]}` {
+		t.Fatalf("isolation %+v", iso)
+	}
+}
+
+// TestEndToEndHTTPSTDX: the same for a TDX CVM: a test-platform TD quote
+// binds the runtime JSON; the token's x-ms-isolation-tee holds tdx_* claims.
+func TestEndToEndHTTPSTDX(t *testing.T) {
+	ctx := context.Background()
+	srv, err := attestdtest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	tp := swtpm.Start(t)
+	tr := tp.Transport()
+	events, err := cvmplatform.BootEvents(selfSigned(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tpmclient.Measure(ctx, tr, events); err != nil {
+		t.Fatal(err)
+	}
+	ak, err := tpmclient.CreateAK(ctx, tr, tpmclient.RSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ak.Flush(tr)
+	rt, err := cvmplatform.RuntimeJSON(ak.Pub.(*rsa.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q tdxplatform.Quote
+	q.BindRuntime(rt)
+	quote, err := srv.TDX.Mint(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := hcl.Marshal(&hcl.Report{Version: 2, Type: hcl.TypeTDX, HashType: hcl.HashSHA256, HWReport: make([]byte, hcl.TDReportSize), RuntimeData: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := azureguest.Collect(ctx, tr, azureguest.Options{HCLReport: rep, TDQuote: quote, AK: ak.Handle, NoAKCert: true,
+		TCGLog: tpmclient.EncodeLog(events), OSType: "Linux", OSDistro: "Ubuntu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ev.Close()
+	body, err := ev.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c2(srv).AttestAzureGuest(ctx, body, ev.Open, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tee, _ := res.Token.Claims["x-ms-isolation-tee"].(map[string]any)
+	if tee["x-ms-attestation-type"] != "tdxvm" || tee["tdx_report_data"] == nil || res.Token.Claims["x-ms-azurevm-vmid"] != cvmplatform.VMID {
+		t.Fatalf("claims %v", res.Token.Claims)
+	}
+	// A TD quote that binds other runtime data is refused.
+	var other tdxplatform.Quote
+	other.BindRuntime([]byte("other"))
+	bad, err := srv.TDX.Mint(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ai := *ev.Info
+	ai.Isolation.Proof = bad
+	b, _ := envelope.Marshal(&ai)
+	_, err = c2(srv).AttestAzureGuest(ctx, b, ev.Open, nil)
+	var he *client.Error
+	if !errors.As(err, &he) || !strings.Contains(he.Message, "azureguest.runtime.binding") {
+		t.Fatalf("got %v", err)
+	}
 }

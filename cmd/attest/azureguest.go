@@ -44,7 +44,7 @@ func azureGuest(ctx context.Context, o *options, stdout io.Writer) error {
 	for _, f := range []struct {
 		name string
 		dst  *[]byte
-	}{{o.hclReport, &gopts.HCLReport}, {o.tcgLog, &gopts.TCGLog}, {o.vcekChain, &gopts.VCEKChain}, {o.clientPayload, &gopts.ClientPayload}} {
+	}{{o.hclReport, &gopts.HCLReport}, {o.tcgLog, &gopts.TCGLog}, {o.vcekChain, &gopts.VCEKChain}, {o.tdQuote, &gopts.TDQuote}, {o.clientPayload, &gopts.ClientPayload}} {
 		if f.name != "" {
 			if *f.dst, err = os.ReadFile(f.name); err != nil {
 				return err

@@ -72,12 +72,19 @@ var commands = []command{
 			"SHA-256 of the runtime data must be the first half of its REPORTDATA.",
 		flags:   []string{"quote", "runtime-data", "runtime-json", "init-time-data", "init-time-json", "draft-policy", "nonce"},
 		example: "attest --endpoint $EP tdx --quote td-quote.bin --runtime-json key.json"},
-	{name: "azure-guest", synopsis: "azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem] [--client-payload FILE] [--nonce N]",
+	{name: "azure-guest", synopsis: "azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem | --td-quote FILE] [--client-payload FILE] [--nonce N]",
 		about: "Attests an Azure confidential VM from inside it (POST /attest/AzureGuest): collects the HCL report,\n" +
 			"TCG log and a TPM quote from the vTPM (or reads them from files), sends them, and opens the token\n" +
 			"the service encrypts to the vTPM's ephemeral key.",
-		flags:   []string{"tpm", "hcl-report", "tcg-log", "vcek-chain", "client-payload", "ak-handle", "nonce"},
+		flags:   []string{"tpm", "hcl-report", "tcg-log", "vcek-chain", "td-quote", "client-payload", "ak-handle", "nonce"},
 		example: "attest --endpoint $EP azure-guest --tpm /dev/tpmrm0"},
+	{name: "tpm", synopsis: "tpm [--tpm /dev/tpmrm0|HOST:PORT] [--tcg-log FILE|none] [--ak owner|gce|gce-ecc] [--aik-cert CERT] [--request-key KEY.pem] [--rp-id ID] [--rp-data FILE] [--ak-out AK.pem]",
+		about: "Runs MAA's TPM protocol (POST /attest/Tpm) from a TPM 2.0: creates the attestation key (a primary key,\n" +
+			"the same on every run; --ak-out writes it for the server's tpm.trusted_aks; --ak gce loads GCE's\n" +
+			"pre-provisioned AK and its certificate), sends the TCG log, quotes\n" +
+			"the PCRs with the service's challenge bound to the request key, and prints the report's claims.",
+		flags:   []string{"tpm", "tcg-log", "ak", "aik-cert", "request-key", "rp-id", "rp-data", "ak-out"},
+		example: "attest --endpoint $EP tpm --tpm /dev/tpmrm0 --ak-out ak.pem"},
 	{name: "token verify", synopsis: "token verify TOKEN|- --issuer URL [--type sgx,sevsnpvm,…] [--certs JWKS.json] [--at TIME]",
 		about: "Checks a token as a relying party does: signature by a key of the issuer's /certs (fetched from\n" +
 			"--issuer URL/certs or --endpoint URL/certs, or read from --certs), RS256/ES256 only, iss, exp/nbf with\n" +

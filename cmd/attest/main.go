@@ -57,13 +57,14 @@ Usage:
   attest --endpoint URL [flags] oe --report FILE [same options as sgx]
   attest --endpoint URL [flags] snp --report FILE [--vcek-chain CHAIN.pem] [--runtime-json FILE] [--init-time-data FILE] [--nonce N]
   attest --endpoint URL [flags] tdx --quote FILE [--runtime-json FILE | --runtime-data FILE] [--init-time-data FILE] [--event-log CCEL] [--draft-policy FILE] [--nonce N]
-  attest --endpoint URL [flags] azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem] [--client-payload FILE] [--nonce N]
+  attest --endpoint URL [flags] azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem | --td-quote FILE] [--client-payload FILE] [--nonce N]
+  attest --endpoint URL [flags] tpm [--tpm /dev/tpmrm0|HOST:PORT] [--tcg-log FILE|none] [--ak owner|gce|gce-ecc] [--aik-cert CERT] [--request-key KEY.pem] [--rp-id ID] [--rp-data FILE] [--ak-out AK.pem]
   attest --issuer URL [flags] token verify TOKEN|- [--type sgx,sevsnpvm,…] [--certs JWKS.json] [--at TIME]
 
 TYPE is SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm or AzureGuest. The endpoint may carry a base path
 (https://host/tenants/t1). Admin commands (policy, policy-certs) need a bearer token.
 "policy get" prints the policy text (its signer, if any, on stderr); the other commands print
-JSON: sgx/oe/snp/tdx the validated token's claims, certs the signing keys, set/reset/add/remove the result.
+JSON: sgx/oe/snp/tdx/tpm the validated token's (tpm: report's) claims, certs the signing keys, set/reset/add/remove the result.
 A draft-policy result is UNSIGNED: it is printed with a warning on stderr.
 "token verify" checks a token as a relying party does (signature by a key of the issuer's /certs,
 fetched from --issuer URL/certs, or --endpoint URL/certs, or read from --certs; RS256 or ES256 only,
@@ -85,6 +86,8 @@ type options struct {
 	eventLog                                               string
 	types, certs, at                                       string
 	tpm, hclReport, tcgLog, clientPayload, akHandle        string
+	tdQuote                                                string
+	aikCert, requestKey, rpID, rpData, akOut, akSource     string
 	output                                                 string
 	retries                                                int
 	// openTPM opens --tpm (nil: the device or a simulator's TCP port);
@@ -122,11 +125,18 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.runtimeJSON, "runtime-json", "", "sgx/oe: runtime data file, sent as JSON")
 	fs.StringVar(&o.draftPolicy, "draft-policy", "", "sgx/oe: policy text file evaluated instead of the instance's (unsigned result)")
 	fs.StringVar(&o.nonce, "nonce", "", "sgx/oe: nonce echoed in the token")
-	fs.StringVar(&o.tpm, "tpm", "/dev/tpmrm0", "azure-guest: the vTPM device, or HOST:PORT of a TPM simulator speaking raw TPM commands (swtpm)")
+	fs.StringVar(&o.tpm, "tpm", "/dev/tpmrm0", "azure-guest, tpm: the (v)TPM device, or HOST:PORT of a TPM simulator speaking raw TPM commands (swtpm)")
 	fs.StringVar(&o.hclReport, "hcl-report", "", "azure-guest: HCL report file (default: read from the vTPM's NV index 0x01400001)")
-	fs.StringVar(&o.tcgLog, "tcg-log", "", "azure-guest: TCG event log file (default: "+guest.TCGLogPath+")")
+	fs.StringVar(&o.tcgLog, "tcg-log", "", "azure-guest, tpm: TCG event log file (default: "+guest.TCGLogPath+"; tpm: \"none\" sends none)")
+	fs.StringVar(&o.tdQuote, "td-quote", "", "azure-guest: TD quote file of a TDX CVM (default: ask Azure IMDS)")
 	fs.StringVar(&o.clientPayload, "client-payload", "", "azure-guest: JSON object file echoed in x-ms-runtime.client-payload")
 	fs.StringVar(&o.akHandle, "ak-handle", "0x81000003", "azure-guest: persistent handle of the vTPM's attestation key")
+	fs.StringVar(&o.akSource, "ak", "owner", "tpm: the attestation key: owner (created in the owner hierarchy), gce or gce-ecc (GCE's pre-provisioned AK and its certificate from NV)")
+	fs.StringVar(&o.aikCert, "aik-cert", "", "tpm: the AK's certificate (PEM or DER), sent as aik_cert")
+	fs.StringVar(&o.requestKey, "request-key", "", "tpm: PEM RSA private key bound by the quote and named by the report's cnf (default: a fresh key)")
+	fs.StringVar(&o.rpID, "rp-id", "", "tpm: relying party identifier (rp_id)")
+	fs.StringVar(&o.rpData, "rp-data", "", "tpm: file of relying party data (rp_data, echoed in the report)")
+	fs.StringVar(&o.akOut, "ak-out", "", "tpm: write the AK public key (PEM) here, e.g. to enroll it in tpm.trusted_aks")
 	fs.StringVar(&o.types, "type", "", "token verify: accepted x-ms-attestation-type values, comma-separated (sgx, sevsnpvm, tdxvm, tpm, …)")
 	fs.StringVar(&o.certs, "certs", "", "token verify: JWKS file of the issuer's signing keys (offline; default: fetch the issuer's /certs)")
 	fs.StringVar(&o.at, "at", "", "token verify: check exp/nbf as of this RFC 3339 time instead of now")
@@ -219,7 +229,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		for _, n := range names {
 			ok[n] = true
 		}
-		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce", "type", "certs", "at", "vcek-chain", "init-time-data", "init-time-json", "tpm", "hcl-report", "tcg-log", "client-payload", "ak-handle"} {
+		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce", "type", "certs", "at", "vcek-chain", "init-time-data", "init-time-json", "tpm", "hcl-report", "tcg-log", "client-payload", "ak-handle", "td-quote", "ak", "aik-cert", "request-key", "rp-id", "rp-data", "ak-out"} {
 			if set[n] && !ok[n] {
 				return usagef("--%s does not apply to %q", n, cmd)
 			}
@@ -404,10 +414,16 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		return tokenVerify(ctx, o, pos, stdout, stderr)
 
 	case "azure-guest":
-		if err := errors.Join(allow("azure-guest", "tpm", "hcl-report", "tcg-log", "vcek-chain", "client-payload", "ak-handle", "nonce"), nargs(1)); err != nil {
+		if err := errors.Join(allow("azure-guest", "tpm", "hcl-report", "tcg-log", "vcek-chain", "td-quote", "client-payload", "ak-handle", "nonce"), nargs(1)); err != nil {
 			return err
 		}
 		return azureGuest(ctx, o, stdout)
+
+	case "tpm":
+		if err := errors.Join(allow("tpm", "tpm", "tcg-log", "ak", "aik-cert", "request-key", "rp-id", "rp-data", "ak-out"), nargs(1)); err != nil {
+			return err
+		}
+		return tpmAttest(ctx, o, stdout)
 
 	case "sgx", "oe", "snp", "tdx":
 		evFlag := map[string]string{"sgx": "quote", "oe": "report", "snp": "report", "tdx": "quote"}[pos[0]]

@@ -45,7 +45,7 @@ func TestPluginBlocks(t *testing.T) {
 		{"disabled", `{"sgx": {"disabled": true}, "tdx": {"disabled": true}, "snp": {"disabled": true}, "tpm": {"disabled": true}}`, "", "", nil},
 		{"snp only", `{"sgx": {"disabled": true}, "tdx": {"disabled": true}, "tpm": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm, evidence.AzureGuest}},
 		{"azureguest disabled", `{"sgx": {"disabled": true}, "tdx": {"disabled": true}, "tpm": {"disabled": true}, "azureguest": {"disabled": true}, "snp": {"roots": ["snp-roots.pem"], "kds": {"disabled": true}}}`, "", "", []evidence.Type{evidence.SevSnpVm}},
-		{"tdx only", `{` + coll + `, "sgx": {"disabled": true}, "snp": {"disabled": true}, "tpm": {"disabled": true}, "tdx": {"roots": ["root.pem"], "grace": "1h"}}`, "", "", []evidence.Type{evidence.TdxVm}},
+		{"tdx only", `{` + coll + `, "sgx": {"disabled": true}, "snp": {"disabled": true}, "tpm": {"disabled": true}, "tdx": {"roots": ["root.pem"], "grace": "1h"}}`, "", "", []evidence.Type{evidence.TdxVm, evidence.AzureGuest}},
 		{"unknown tdx member", `{"tdx": {"rootz": []}}`, "", `unknown field "rootz"`, nil},
 		{"bad tdx grace", `{` + coll + `, "tdx": {"grace": "soon"}}`, "", "tdx.grace", nil},
 		{"tdx root is not a CA", `{` + coll + `, "tdx": {"roots": ["snp-leaf.pem"]}}`, "", "not a CA certificate", nil},

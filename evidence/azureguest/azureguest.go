@@ -15,10 +15,16 @@
 // qualifying data); freshness comes from that sealing: a replayed
 // AttestationInfo earns a token that only the original vTPM can decrypt.
 //
-// Trusted Launch VMs (no hardware isolation) have no HCL binding: their AK
-// is trusted only through an AK certificate that chains to a configured
-// root. TDX-isolated VMs are refused with CheckIsolation: this build has no
-// TD quote verifier.
+// The AK's attributes are not part of the evidence (AikPub's TPMT_PUBLIC
+// is the client's word: nothing signs it); that HCLAkPub is a restricted
+// signing key, so the guest cannot have it sign a forged TPMS_ATTEST, is
+// the paravisor's guarantee (its AK template: restricted, sign, fixedTPM,
+// RSASSA-SHA256), vouched for by the hardware report that binds it.
+//
+// TDX-isolated VMs send a TD quote instead (package evidence/tdx), whose
+// REPORTDATA[0:32] binds the same runtime JSON. Trusted Launch VMs (no
+// hardware isolation) have no HCL binding: their AK is trusted only
+// through an AK certificate that chains to a configured root.
 package azureguest
 
 import (
@@ -29,6 +35,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -44,6 +51,7 @@ import (
 	"github.com/attestd/attestd/evidence/azureguest/hcl"
 	"github.com/attestd/attestd/evidence/snp"
 	snpabi "github.com/attestd/attestd/evidence/snp/abi"
+	"github.com/attestd/attestd/evidence/tdx"
 	tpmabi "github.com/attestd/attestd/evidence/tpm/abi"
 	"github.com/attestd/attestd/evidence/tpm/eventlog"
 	tpmverify "github.com/attestd/attestd/evidence/tpm/verify"
@@ -55,8 +63,8 @@ import (
 const (
 	// CheckParse: the AttestationInfo or its hardware evidence is malformed.
 	CheckParse evidence.Check = "azureguest.parse"
-	// CheckIsolation: the isolation type cannot be verified by this build
-	// or configuration (Tdx; SevSnp with the SNP verifier disabled).
+	// CheckIsolation: the isolation type cannot be verified by this
+	// configuration (SevSnp or Tdx with the SNP or TDX verifier disabled).
 	CheckIsolation evidence.Check = "azureguest.isolation"
 	// CheckRuntimeBinding: SHA-256 of the HCL runtime JSON is not the
 	// hardware report's REPORT_DATA[0:32].
@@ -83,6 +91,9 @@ type Options struct {
 	// SNP verifies the SEV-SNP report of SevSnp-isolated VMs (the "snp"
 	// block's trust). nil: SevSnp isolation is refused.
 	SNP *snp.Verifier
+	// TDX verifies the TD quote of Tdx-isolated VMs (the "tdx" and
+	// "collateral" blocks' trust). nil: Tdx isolation is refused.
+	TDX *tdx.Verifier
 	// AKRoots are the roots an AK certificate must chain to (Azure's vTPM
 	// AK CA). nil: an AK certificate is checked only for its key, and
 	// Trusted Launch VMs are refused.
@@ -99,8 +110,10 @@ func New(opts Options) *Verifier { return &Verifier{opts: opts} }
 // Evidence is parsed AzureGuest evidence.
 type Evidence struct {
 	Info *envelope.AttestationInfo
-	// SNP is the parsed hardware evidence of a SevSnp-isolated VM.
+	// SNP is the parsed hardware evidence of a SevSnp-isolated VM, TDX
+	// the TD quote of a Tdx-isolated one.
 	SNP *snpabi.Evidence
+	TDX *tdx.Evidence
 }
 
 // Parse parses the AttestationInfo JSON (structure only).
@@ -110,8 +123,13 @@ func Parse(b []byte) (*Evidence, error) {
 		return nil, &evidence.Error{Check: CheckParse, Err: err}
 	}
 	ev := &Evidence{Info: ai}
-	if ai.Isolation.Type == envelope.IsolationSevSnp {
+	switch ai.Isolation.Type {
+	case envelope.IsolationSevSnp:
 		if ev.SNP, err = snp.Parse(ai.Isolation.Proof); err != nil {
+			return nil, &evidence.Error{Check: CheckParse, Err: fmt.Errorf("IsolationInfo.Evidence.Proof: %w", err)}
+		}
+	case envelope.IsolationTdx:
+		if ev.TDX, err = tdx.Parse(ai.Isolation.Proof); err != nil {
 			return nil, &evidence.Error{Check: CheckParse, Err: fmt.Errorf("IsolationInfo.Evidence.Proof: %w", err)}
 		}
 	}
@@ -121,7 +139,8 @@ func Parse(b []byte) (*Evidence, error) {
 // Platform is what VerifyPlatform established: hardware → runtime → AK → quote.
 type Platform struct {
 	Evidence *Evidence
-	SNP      *snp.Verified // nil without hardware isolation
+	SNP      *snp.Verified // set for SevSnp isolation
+	TDX      *tdx.Verified // set for Tdx isolation
 	Runtime  *hcl.Runtime  // nil without hardware isolation
 	AK       *rsa.PublicKey
 	// AKCertValidated: an AK certificate chained to a configured root.
@@ -148,20 +167,21 @@ func (v *Verifier) VerifyPlatform(ctx context.Context, ev *Evidence, now time.Ti
 			return nil, err
 		}
 		p.SNP = vd
-		sum := sha256.Sum256(ai.Isolation.RuntimeData)
-		if subtle.ConstantTimeCompare(snp.ReportData(vd)[:32], sum[:]) != 1 {
-			return nil, evidence.Errorf(CheckRuntimeBinding, "SHA-256 of the HCL runtime data (%x) is not the SNP report's REPORT_DATA[0:32]", sum[:])
+		if err := p.bindRuntime(snp.ReportData(vd), "SNP report's REPORT_DATA"); err != nil {
+			return nil, err
 		}
-		rt, err := hcl.ParseRuntime(ai.Isolation.RuntimeData)
-		if err != nil {
-			return nil, &evidence.Error{Check: CheckRuntime, Err: err}
-		}
-		if p.AK, err = rt.Key(hcl.KeyAK); err != nil {
-			return nil, &evidence.Error{Check: CheckRuntime, Err: err}
-		}
-		p.Runtime = rt
 	case envelope.IsolationTdx:
-		return nil, evidence.Errorf(CheckIsolation, "Tdx isolation is not supported by this build: it has no TDX quote verifier")
+		if v.opts.TDX == nil {
+			return nil, evidence.Errorf(CheckIsolation, "Tdx isolation: the TDX verifier is disabled (tdx.disabled)")
+		}
+		vd, err := v.opts.TDX.VerifyEvidence(ctx, ev.TDX, now)
+		if err != nil {
+			return nil, err
+		}
+		p.TDX = vd
+		if err := p.bindRuntime(ev.TDX.Quote.Body.ReportData[:], "TD quote's REPORTDATA"); err != nil {
+			return nil, err
+		}
 	default: // Trusted Launch
 		if v.opts.AKRoots == nil {
 			return nil, evidence.Errorf(CheckAKCert, "a VM without hardware isolation (Trusted Launch) is trusted only through its AK certificate, and no AK roots are configured (azureguest.ak_roots)")
@@ -183,7 +203,7 @@ func (v *Verifier) VerifyPlatform(ctx context.Context, ev *Evidence, now time.Ti
 		}
 	}
 	if len(ai.TPM.AikCert) > 0 {
-		c, err := x509.ParseCertificate(ai.TPM.AikCert)
+		c, err := x509.ParseCertificate(firstDER(ai.TPM.AikCert))
 		if err != nil {
 			return nil, evidence.Errorf(CheckAKCert, "AikCert: %v", err)
 		}
@@ -226,6 +246,37 @@ func (v *Verifier) VerifyPlatform(ctx context.Context, ev *Evidence, now time.Ti
 	}
 	p.Quote = q
 	return p, nil
+}
+
+// firstDER returns the first DER element of b: the AK certificate is read
+// from an NV index that may be larger than the certificate, and what
+// follows it is padding no signature covers.
+func firstDER(b []byte) []byte {
+	var v asn1.RawValue
+	rest, err := asn1.Unmarshal(b, &v)
+	if err != nil {
+		return b // let the certificate parser name the problem
+	}
+	return b[:len(b)-len(rest)]
+}
+
+// bindRuntime checks SHA-256(runtime JSON) = reportData[0:32] and takes
+// HCLAkPub from the runtime JSON as the AK.
+func (p *Platform) bindRuntime(reportData []byte, what string) error {
+	raw := p.Evidence.Info.Isolation.RuntimeData
+	sum := sha256.Sum256(raw)
+	if len(reportData) < 32 || subtle.ConstantTimeCompare(reportData[:32], sum[:]) != 1 {
+		return evidence.Errorf(CheckRuntimeBinding, "SHA-256 of the HCL runtime data (%x) is not the %s[0:32]", sum[:], what)
+	}
+	rt, err := hcl.ParseRuntime(raw)
+	if err != nil {
+		return &evidence.Error{Check: CheckRuntime, Err: err}
+	}
+	if p.AK, err = rt.Key(hcl.KeyAK); err != nil {
+		return &evidence.Error{Check: CheckRuntime, Err: err}
+	}
+	p.Runtime = rt
+	return nil
 }
 
 // signature returns sig as a TPMT_SIGNATURE: the real client sends only
@@ -465,11 +516,35 @@ func Claims(vd *Verified) []evidence.Claim {
 		tee["x-ms-runtime"] = vd.Runtime.Object
 		c = append(c, evidence.Claim{Type: "x-ms-isolation-tee", Value: tee, TokenOnly: true})
 	}
+	if vd.TDX != nil {
+		tee := map[string]any{}
+		for _, tc := range tdx.Claims(vd.Evidence.TDX, vd.TDX) {
+			if tc.PolicyOnly {
+				continue
+			}
+			tee[tc.Type] = tc.Value
+			if !tc.TokenOnly {
+				if isScalar(tc.Value) {
+					c = append(c, evidence.Claim{Type: ClaimTEEPrefix + tc.Type, Value: tc.Value, PolicyOnly: true})
+				}
+			}
+		}
+		tee["x-ms-runtime"] = vd.Runtime.Object
+		c = append(c, evidence.Claim{Type: "x-ms-isolation-tee", Value: tee, TokenOnly: true})
+	}
 	c = append(c, evidence.Claim{Type: "x-ms-runtime", TokenOnly: true, Value: map[string]any{
 		"client-payload": vd.ClientPayload,
 		"keys":           []any{rsaJWK("TpmEphemeralEncryptionKey", vd.EncKey)},
 	}})
 	return c
+}
+
+func isScalar(v any) bool {
+	switch v.(type) {
+	case bool, int64, string:
+		return true
+	}
+	return false
 }
 
 func rsaJWK(kid string, k *rsa.PublicKey) map[string]any {

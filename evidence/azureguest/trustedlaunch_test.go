@@ -97,6 +97,10 @@ func TestTrustedLaunch(t *testing.T) {
 	if !vd.AKCertValidated || vd.SNP != nil {
 		t.Fatalf("verified %+v", vd.Platform)
 	}
+	// An NV index larger than the certificate pads it with zeros.
+	if _, err := v.Verify(ctx, collect(append(root.issue(t, ak.Pub), make([]byte, 64)...)), now); err != nil {
+		t.Fatalf("padded AK certificate: %v", err)
+	}
 	for _, c := range azureguest.Claims(vd) {
 		if c.Type == "x-ms-isolation-tee" || c.Type == "x-ms-azurevm-vmid" {
 			t.Errorf("Trusted Launch token has %s", c.Type)

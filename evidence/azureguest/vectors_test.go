@@ -159,7 +159,7 @@ func TestRealAzureSNPVTPM(t *testing.T) {
 		{"AikPub is not HCLAkPub", func(ai *envelope.AttestationInfo) {
 			ai.TPM.AikPub = genoaAKPublic(t, genoa)
 		}, CheckAKBinding},
-		{"TDX isolation", func(ai *envelope.AttestationInfo) {
+		{"TDX isolation without TDX trust", func(ai *envelope.AttestationInfo) {
 			ai.Isolation.Type = envelope.IsolationTdx
 			ai.Isolation.Proof = testenv.ReadShared(t, aztdx+"td-quote.bin")
 		}, CheckIsolation},

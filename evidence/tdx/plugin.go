@@ -86,6 +86,19 @@ func Plugin() evidence.Plugin {
 }
 
 func openPlugin(ctx context.Context, env evidence.PluginEnv) (evidence.Verifier, func() error, error) {
+	v, closeFn, err := Open(ctx, env)
+	if v == nil {
+		// A nil *Verifier must not become a non-nil evidence.Verifier.
+		return nil, closeFn, err
+	}
+	return v, closeFn, err
+}
+
+// Open builds the TDX verifier of the "tdx" and "collateral" blocks of env
+// (nil when "tdx" disables it). AzureGuest, whose TDX-isolated VMs send a
+// TD quote, opens its verifier with it, so one block configures Intel trust
+// for both types.
+func Open(ctx context.Context, env evidence.PluginEnv) (*Verifier, func() error, error) {
 	var c Config
 	if err := evidence.DecodeBlock(env.Block("tdx"), &c); err != nil {
 		return nil, nil, fmt.Errorf("%w: tdx: %v", evidence.ErrConfig, err)

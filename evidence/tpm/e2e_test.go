@@ -46,6 +46,7 @@ issuancerules {
 	c:[type=="urn:attestd:tpm:custom:tenant", issuer=="CustomClaim"] => issue(type="tenant", value=c.value);
 	c:[type=="vbsReportPresent"] => issue(type="vbsReportPresent", value=c.value);
 	c:[type=="enclaveSvn"] => issue(type="enclaveSvn", value=c.value);
+	c:[type=="x-ms-tpm-other-keys"] => issue(type="certifiedKeys", value=JsonToClaimValue(JmesPath(c.value, "[? info.tpm_certify.name_alg == ` + "`11`" + `] | length(@)")));
 };`
 
 // fixture is a software TPM with a measured synthetic boot log, an AK whose
@@ -63,6 +64,8 @@ type fixture struct {
 	dbCert  []byte
 	ctx     context.Context
 	attestr *tpmclient.Attester
+	root    *x509.Certificate
+	rootKey crypto.Signer
 	// skew moves the server's clock (nanoseconds).
 	skew atomic.Int64
 }
@@ -83,10 +86,10 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.ak.Flush(tr) })
-	root, rootKey := testCA(t)
-	f.akCert = issue(t, root, rootKey, f.ak.Pub)
+	f.root, f.rootKey = testCA(t)
+	f.akCert = issue(t, f.root, f.rootKey, f.ak.Pub)
 	pool := x509.NewCertPool()
-	pool.AddCert(root)
+	pool.AddCert(f.root)
 	if f.reqKey, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +171,61 @@ func TestProtocolOverHTTPS(t *testing.T) {
 		}
 		if len(res.Token.Header.X5c) != 1 {
 			t.Errorf("header x5c = %v, want the signing certificate (omit_x5c false)", res.Token.Header.X5c)
+		}
+	})
+
+	t.Run("ECC AK", func(t *testing.T) {
+		tr := f.tr.Transport()
+		ak, err := tpmclient.CreateAK(ctx, tr, tpmclient.ECC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ak.Flush(tr)
+		a := *f.attestr
+		a.AK, a.AIKCert = ak, issue(t, f.root, f.rootKey, ak.Pub)
+		res, err := f.cl.AttestTpm(ctx, &a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Token.Claims["aikValidated"] != true {
+			t.Errorf("claims %v", res.Token.Claims)
+		}
+	})
+
+	t.Run("other_keys by TPM2_Certify", func(t *testing.T) {
+		tr := f.tr.Transport()
+		k, err := tpmclient.CreatePrimary(ctx, tr, tpmclient.SigningKeyTemplate())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer k.Flush(tr)
+		a := *f.attestr
+		a.CertifiedKey = k
+		res, err := f.cl.AttestTpm(ctx, &a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Token.Claims["certifiedKeys"]; got != json.Number("1") {
+			t.Errorf("certifiedKeys = %v, want 1", got)
+		}
+		// A certification of another key under this key's public area.
+		other, err := tpmclient.CreatePrimary(ctx, tr, tpmclient.AKTemplate(tpmclient.RSA))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Flush(tr)
+		swapped := *other
+		swapped.PublicBytes, swapped.Pub = k.PublicBytes, k.Pub
+		a.CertifiedKey = &swapped
+		_, err = f.cl.AttestTpm(ctx, &a)
+		wantCheck(t, err, verify.CheckCertify)
+	})
+
+	t.Run("RS256 request", func(t *testing.T) {
+		a := *f.attestr
+		a.Alg = "RS256"
+		if _, err := f.cl.AttestTpm(ctx, &a); err != nil {
+			t.Fatal(err)
 		}
 	})
 

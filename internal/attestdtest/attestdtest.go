@@ -223,7 +223,7 @@ func StartWith(dir string, o Options) (*Server, error) {
 			return nil, err
 		}
 		verifiers := map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v, evidence.SevSnpVm: sv, evidence.TdxVm: tv,
-			evidence.AzureGuest: azureguest.New(azureguest.Options{SNP: sv})}
+			evidence.AzureGuest: azureguest.New(azureguest.Options{SNP: sv, TDX: tv})}
 		for t, ov := range o.Verifiers {
 			verifiers[t] = ov
 		}
