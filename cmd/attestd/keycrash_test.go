@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/attestd/attestd/store"
+	"github.com/attestd/attestd/store/postgres"
+	"github.com/attestd/attestd/store/postgres/pgtest"
 	"github.com/attestd/attestd/store/sqlite"
 	"github.com/attestd/attestd/token"
 )
@@ -24,16 +27,51 @@ import (
 // neither), there is one standby, every published key opens under the KEK,
 // and the set signs.
 func TestKillMidRotation(t *testing.T) {
+	t.Setenv("ATTESTD_STORE_DSN", "")
 	data := t.TempDir()
+	killMidRotation(t, data, func() keyTestStore {
+		db, err := sqlite.Open(context.Background(), filepath.Join(data, "attestd.db"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	})
+}
+
+// TestKillMidRotationPostgres is TestKillMidRotation on PostgreSQL, as a
+// replica's operator runs it.
+func TestKillMidRotationPostgres(t *testing.T) {
+	srv, err := pgtest.Start(context.Background())
+	pgtest.Require(t, err)
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	dsn := srv.NewDatabase(t)
+	t.Setenv("ATTESTD_STORE_DSN", dsn) // the children inherit it
+	killMidRotation(t, t.TempDir(), func() keyTestStore {
+		db, err := postgres.Open(context.Background(), dsn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	})
+}
+
+// keyTestStore is what the crash test reads back.
+type keyTestStore interface {
+	store.Store
+	store.KeyStore
+}
+
+func killMidRotation(t *testing.T, data string, open func() keyTestStore) {
 	ctx := context.Background()
 	kek, _, err := token.EnsureKEKFile(filepath.Join(data, DefaultKEKFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(data, "attestd.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := open()
 	if _, err := token.OpenStoreKeySet(ctx, token.StoreOptions{Store: db, Instance: DefaultName, Subject: "https://crash.test", Keys: token.KEKKeys{KEK: kek}, Now: time.Now}); err != nil {
 		t.Fatal(err)
 	}
@@ -71,10 +109,7 @@ func TestKillMidRotation(t *testing.T) {
 	}
 	t.Logf("%d rotations acknowledged, %d processes killed", len(acked), killed)
 
-	db, err = sqlite.Open(ctx, filepath.Join(data, "attestd.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = open()
 	defer db.Close()
 	rows, err := db.SigningKeys(ctx, DefaultName)
 	if err != nil {
