@@ -2,7 +2,13 @@
 // per-instance key, the JWKS (/certs) that lets clients verify them, and the
 // unsigned (alg "none") form MAA uses for draft-policy results.
 //
-// Keys live in a directory, one PEM file per key (PKCS#8 private key followed
+// A KeySet's keys live in the store that replicas share (OpenStoreKeySet,
+// storekeys.go: sealed under a key-encryption key, or in a PKCS#11 token
+// through token/pkcs11keys), which is what attestd serve uses; or in a
+// directory (OpenKeySet), the single-node layout of earlier versions that
+// tests and "attestd keys import" still read.
+//
+// Directory keys live in a directory, one PEM file per key (PKCS#8 private key followed
 // by its self-signed certificate, mode 0600) plus a manifest keyset.json that
 // records each key's creation and retirement time. The newest key signs;
 // older keys stay in the JWKS until their retire-after time, so tokens issued
