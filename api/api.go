@@ -258,7 +258,7 @@ func recoverPanics(log *slog.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.Error("handler panic", "panic", fmt.Sprint(v), "path", r.URL.Path, "stack", string(debug.Stack()))
+				log.ErrorContext(r.Context(), "handler panic", "panic", fmt.Sprint(v), "path", r.URL.Path, "stack", string(debug.Stack()))
 				writeError(w, r, &instance.Error{Code: instance.CodeInternal, Message: "panic", Err: fmt.Errorf("panic: %v", v)})
 			}
 		}()

@@ -81,7 +81,15 @@ type requestIDHandler struct{ slog.Handler }
 
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id := RequestID(ctx); id != "" {
-		r.AddAttrs(slog.String("request_id", id))
+		// The access log line names it itself: one request_id per line.
+		has := false
+		r.Attrs(func(a slog.Attr) bool {
+			has = a.Key == "request_id"
+			return !has
+		})
+		if !has {
+			r.AddAttrs(slog.String("request_id", id))
+		}
 	}
 	return h.Handler.Handle(ctx, r)
 }

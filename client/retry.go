@@ -80,7 +80,8 @@ func (r Retry) delay(n int, err *Error) (time.Duration, bool) {
 }
 
 // parseRetryAfter reads a Retry-After header: delay-seconds or an
-// HTTP-date (RFC 9110 §10.2.3). Anything else, or a date in the past, is 0.
+// HTTP-date (RFC 9110 §10.2.3). Anything else, a date in the past, or a
+// delay of more than a day, is 0.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -95,7 +96,7 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
+		if d := t.Sub(now); d > 0 && d <= 24*time.Hour {
 			return d
 		}
 	}

@@ -24,6 +24,7 @@ func TestParseRetryAfter(t *testing.T) {
 		{"Wed, 02 Dec 2026 12:00:30 GMT", 30 * time.Second},
 		{"Wed, 02 Dec 2026 11:59:00 GMT", 0},
 		{"tomorrow", 0},
+		{"Thu, 03 Dec 2026 12:00:01 GMT", 0}, // more than a day ahead
 	} {
 		if got := parseRetryAfter(tc.in, now); got != tc.want {
 			t.Errorf("parseRetryAfter(%q) = %v, want %v", tc.in, got, tc.want)
@@ -48,4 +49,19 @@ func TestBackoffBounds(t *testing.T) {
 	if _, ok := r.delay(100, &Error{StatusCode: 503}); ok {
 		t.Fatal("retry past MaxRetries")
 	}
+}
+
+// FuzzParseRetryAfter: any header value gives a delay in [0, 24 h] (the
+// header comes from the service, so it is untrusted input).
+func FuzzParseRetryAfter(f *testing.F) {
+	for _, s := range []string{"", "3", "120", "-1", "86400", "86401", "1e9", "Wed, 02 Dec 2026 12:00:30 GMT", "Mon, 01 Jan 0001 00:00:00 GMT", "Fri, 31 Dec 9999 23:59:59 GMT", " 7 ", "9223372036854775807"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		d := parseRetryAfter(s, now)
+		if d < 0 || d > 24*time.Hour {
+			t.Fatalf("parseRetryAfter(%q) = %v", s, d)
+		}
+	})
 }

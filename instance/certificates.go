@@ -84,7 +84,7 @@ func (in *Instance) AddCertificate(ctx context.Context, body string, actor Actor
 	if err != nil {
 		return "", &Error{Code: CodeInternal, Message: "storing the certificate failed", Err: err}
 	}
-	in.log.Info("policy certificate add", "thumbprint", tp, "added", added, "actor", a.Actor)
+	in.log.InfoContext(ctx, "policy certificate add", "thumbprint", tp, "added", added, "actor", a.Actor)
 	return in.sign(map[string]any{"x-ms-certificate-thumbprint": tp, "x-ms-policycertificates-result": "IsPresent"}, ManagementTokenLifetime)
 }
 
@@ -114,7 +114,7 @@ func (in *Instance) RemoveCertificate(ctx context.Context, body string, actor Ac
 	if err != nil {
 		return "", &Error{Code: CodeInternal, Message: "removing the certificate failed", Err: err}
 	}
-	in.log.Info("policy certificate remove", "thumbprint", tp, "removed", removed, "actor", a.Actor)
+	in.log.InfoContext(ctx, "policy certificate remove", "thumbprint", tp, "removed", removed, "actor", a.Actor)
 	return in.sign(map[string]any{"x-ms-certificate-thumbprint": tp, "x-ms-policycertificates-result": "IsAbsent"}, ManagementTokenLifetime)
 }
 

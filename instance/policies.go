@@ -259,7 +259,7 @@ func (in *Instance) SetPolicy(ctx context.Context, typ, body string, actor Actor
 		}
 		return "", &Error{Code: CodeInternal, Message: "storing the policy failed", Err: err}
 	}
-	in.log.Info("policy set", "type", t, "actor", a.Actor, "token_hash", hash, "policy_hash", policy.Hash(text), "signed", j.signedOrNil() != nil)
+	in.log.InfoContext(ctx, "policy set", "type", t, "actor", a.Actor, "token_hash", hash, "policy_hash", policy.Hash(text), "signed", j.signedOrNil() != nil)
 	claims := map[string]any{"x-ms-policy-result": "Updated", "x-ms-policy-token-hash": hash}
 	if j.signedOrNil() != nil {
 		claims["x-ms-policy-signer"] = certJWK(j.Chain...)
@@ -309,7 +309,7 @@ func (in *Instance) ResetPolicy(ctx context.Context, typ, body string, actor Act
 		}
 		return "", &Error{Code: CodeInternal, Message: "resetting the policy failed", Err: err}
 	}
-	in.log.Info("policy reset", "type", t, "actor", a.Actor, "token_hash", hash)
+	in.log.InfoContext(ctx, "policy reset", "type", t, "actor", a.Actor, "token_hash", hash)
 	claims := map[string]any{"x-ms-policy-result": "Removed", "x-ms-policy-token-hash": hash}
 	if j.signedOrNil() != nil {
 		claims["x-ms-policy-signer"] = certJWK(j.Chain...)

@@ -80,5 +80,8 @@ func azureGuest(ctx context.Context, o *options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.output == "json" {
+		return printJSON(stdout, map[string]any{"token": r.Token.Raw, "unsigned": r.Unsigned, "claims": r.Claims})
+	}
 	return printJSON(stdout, r.Claims)
 }

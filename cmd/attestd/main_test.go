@@ -170,11 +170,22 @@ func (s *syncBuffer) String() string {
 
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
+	return startServing(t, nil, append([]string{"--log-level", "warn"}, args...)...)
+}
+
+// startServing runs serveCmd on a free port until the test stops it, with
+// the log on logs (nil: with stdout in s.out), and waits until it accepts
+// connections.
+func startServing(t *testing.T, logs *syncBuffer, args ...string) *server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
+	if logs == nil {
+		logs = s.out
+	}
 	ready := make(chan readyInfo, 1)
 	go func() {
-		s.done <- serveCmd(ctx, append([]string{"--listen", "127.0.0.1:0", "--log-level", "warn"}, args...), s.out, s.out, func(r readyInfo) { ready <- r })
+		s.done <- serveCmd(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), s.out, logs, func(r readyInfo) { ready <- r })
 	}()
 	select {
 	case r := <-ready:
@@ -187,7 +198,7 @@ func startServer(t *testing.T, args ...string) *server {
 		s.base = "https://" + r.Addr
 		s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	case err := <-s.done:
-		t.Fatalf("server did not start: %v\n%s", err, s.out)
+		t.Fatalf("server did not start: %v\n%s", err, logs)
 	case <-time.After(30 * time.Second):
 		t.Fatal("server start timed out")
 	}

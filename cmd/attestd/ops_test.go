@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -30,29 +28,8 @@ import (
 // apart, so that the log can be parsed line by line.
 func startServerSplit(t *testing.T, args ...string) (s *server, logs *syncBuffer) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s = &server{cancel: cancel, done: make(chan error, 1), out: &syncBuffer{}}
 	logs = &syncBuffer{}
-	ready := make(chan readyInfo, 1)
-	go func() {
-		s.done <- serveCmd(ctx, append([]string{"--listen", "127.0.0.1:0"}, args...), s.out, logs, func(r readyInfo) { ready <- r })
-	}()
-	select {
-	case r := <-ready:
-		pemb, err := os.ReadFile(r.TLSCert)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(pemb)
-		s.base = "https://" + r.Addr
-		s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	case err := <-s.done:
-		t.Fatalf("server did not start: %v\n%s", err, logs)
-	case <-time.After(30 * time.Second):
-		t.Fatal("server start timed out")
-	}
-	return s, logs
+	return startServing(t, logs, args...), logs
 }
 
 // metricValue finds one sample in a Prometheus text exposition: name with

@@ -124,3 +124,35 @@ func TestStats(t *testing.T) {
 		t.Fatal("nil Stats not ready")
 	}
 }
+
+// BenchmarkGetHitStats compares the hot path with and without Stats (an
+// atomic add per hit, shared by every goroutine): compare the two in one
+// run, the ratio is what matters.
+func BenchmarkGetHitStats(b *testing.B) {
+	p := newPKI(b)
+	v1 := p.collateralValid(b, t0, t0.Add(30*24*time.Hour), 1)
+	for _, withStats := range []bool{false, true} {
+		name := map[bool]string{false: "plain", true: "stats"}[withStats]
+		b.Run(name, func(b *testing.B) {
+			src := &fakeSource{fn: func(context.Context, collateral.Request) (*collateral.Collateral, error) { return v1, nil }}
+			clk := &clock{t: t0}
+			c := newCache(b, src, clk, "")
+			if withStats {
+				c.counts = NewStats("bench", Readiness{}).register("intel-dcap", c.holding)
+			}
+			ctx := context.Background()
+			if _, err := c.Get(ctx, key); err != nil {
+				b.Fatal(err)
+			}
+			c.opts.Now = func() time.Time { return t0 }
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := c.Get(ctx, key); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}

@@ -4,33 +4,20 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/attestd/attestd/api"
-	"github.com/attestd/attestd/auth"
 	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/instance"
-	"github.com/attestd/attestd/store/sqlite"
+	"github.com/attestd/attestd/internal/attestdtest"
 	"github.com/attestd/attestd/testing/sgxplatform"
-	"github.com/attestd/attestd/token"
 )
-
-// noAdmin refuses every admin call; attest calls need no credential.
-type noAdmin struct{}
-
-func (noAdmin) Authenticate(context.Context, string) (*auth.Principal, error) {
-	return nil, errors.New("benchmark: no admin access")
-}
 
 // e2eEnv is a complete in-process attestd instance (SQLite store, RS256
 // signing key, the real SGX verifier with a test platform's collateral, the
@@ -44,7 +31,6 @@ type e2eEnv struct {
 
 func newE2E(b testing.TB) *e2eEnv {
 	b.Helper()
-	ctx := context.Background()
 	p, err := sgxplatform.New(sgxplatform.Options{})
 	if err != nil {
 		b.Fatal(err)
@@ -68,26 +54,9 @@ func newE2E(b testing.TB) *e2eEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	dir := b.TempDir()
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "attestd.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	keys, err := token.OpenKeySet(filepath.Join(dir, "keys"), "https://attestd.bench", time.Now)
-	if err != nil {
-		b.Fatal(err)
-	}
-	in, err := instance.New(ctx, instance.Config{Name: "default", Mode: instance.ModeAAD, Issuer: "https://attestd.bench"},
-		instance.Options{Store: db, Keys: keys, Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v},
-			Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	handler, err := api.New(api.Options{Mounts: []api.Mount{{Instance: in, Auth: noAdmin{}}}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	inst := attestdtest.NewInstance(b, attestdtest.InstanceOptions{Issuer: "https://attestd.bench",
+		Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: v, evidence.OpenEnclave: v}})
+	in, handler := inst.Instance, inst.Handler
 	b64 := base64.RawURLEncoding.EncodeToString
 	return &e2eEnv{
 		in: in, handler: handler,

@@ -1,7 +1,6 @@
 package snp_test
 
 import (
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -9,30 +8,17 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/attestd/attestd/api"
-	"github.com/attestd/attestd/auth"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/snp"
 	"github.com/attestd/attestd/evidence/snp/verify"
-	"github.com/attestd/attestd/instance"
-	"github.com/attestd/attestd/store/sqlite"
+	"github.com/attestd/attestd/internal/attestdtest"
 	"github.com/attestd/attestd/testing/snpplatform"
-	"github.com/attestd/attestd/token"
 )
-
-type noAdmin struct{}
-
-func (noAdmin) Authenticate(context.Context, string) (*auth.Principal, error) {
-	return nil, context.Canceled
-}
 
 // snpE2E is an in-process attestd (SQLite, RS256 key, the SEV-SNP verifier
 // over a test platform, the default SevSnpVm policy) behind the real HTTP
@@ -49,27 +35,8 @@ func snpE2E(b testing.TB) (http.Handler, string, *snpplatform.Platform, []byte) 
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
-	dir := b.TempDir()
-	quiet := slog.New(slog.DiscardHandler)
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "attestd.db"), quiet)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	keys, err := token.OpenKeySet(filepath.Join(dir, "keys"), "https://attestd.bench", time.Now)
-	if err != nil {
-		b.Fatal(err)
-	}
-	in, err := instance.New(ctx, instance.Config{Name: "default", Mode: instance.ModeAAD, Issuer: "https://attestd.bench"},
-		instance.Options{Store: db, Keys: keys, Verifiers: map[evidence.Type]evidence.Verifier{evidence.SevSnpVm: v}, Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	h, err := api.New(api.Options{Mounts: []api.Mount{{Instance: in, Auth: noAdmin{}}}, Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
+	h := attestdtest.NewInstance(b, attestdtest.InstanceOptions{Issuer: "https://attestd.bench",
+		Verifiers: map[evidence.Type]evidence.Verifier{evidence.SevSnpVm: v}}).Handler
 	enc := base64.RawURLEncoding.EncodeToString
 	body := `{"report":"` + enc(snpplatform.MAAReport(raw, p.ChainPEM(false), nil)) + `","runtimeData":{"data":"` + enc(runtime) + `","dataType":"JSON"}}`
 	return h, body, p, raw

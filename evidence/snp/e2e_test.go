@@ -8,16 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/attestd/attestd/api"
-	"github.com/attestd/attestd/auth"
 	"github.com/attestd/attestd/client"
 	"github.com/attestd/attestd/collateral/cache"
 	amdkds "github.com/attestd/attestd/collateral/kds"
@@ -25,69 +21,27 @@ import (
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/snp"
 	"github.com/attestd/attestd/evidence/snp/verify"
-	"github.com/attestd/attestd/instance"
-	"github.com/attestd/attestd/store/sqlite"
+	"github.com/attestd/attestd/internal/attestdtest"
 	"github.com/attestd/attestd/testing/snpplatform"
-	"github.com/attestd/attestd/token"
 )
 
 // server is attestd's HTTP API over TLS with one AAD instance whose
 // SevSnpVm verifier is v, and a SevSnpVm policy set.
 func server(t *testing.T, v evidence.Verifier, policyText string) (*httptest.Server, *client.Client) {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	srv := httptest.NewUnstartedServer(nil)
-	url := "https://" + srv.Listener.Addr().String()
-	keys, err := token.OpenKeySet(filepath.Join(dir, "keys"), url, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	quiet := slog.New(slog.DiscardHandler)
-	in, err := instance.New(ctx, instance.Config{Name: "default", Mode: instance.ModeAAD, Issuer: url},
-		instance.Options{Store: db, Keys: keys, Logger: quiet, Verifiers: map[evidence.Type]evidence.Verifier{evidence.SevSnpVm: v}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := attestdtest.InstanceOptions{Verifiers: map[evidence.Type]evidence.Verifier{evidence.SevSnpVm: v}, DevAuth: true}
 	if policyText != "" {
-		if _, err := in.SetPolicy(ctx, "SevSnpVm", unsignedJWS(policyText), instance.Actor{Subject: "test"}); err != nil {
-			t.Fatal(err)
-		}
+		o.Policies = map[evidence.Type]string{evidence.SevSnpVm: policyText}
 	}
-	dev, err := auth.OpenDevIdentity(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	authn, err := auth.New(auth.Config{Issuers: []auth.Issuer{dev.Issuer()}, Now: time.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := api.New(api.Options{Mounts: []api.Mount{{Prefix: "", Instance: in, Auth: authn}}, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Config.Handler = h
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
+	s := attestdtest.StartInstance(t, o)
 	// Retries of 429/503 without sleeping: the tests assert the answers.
 	noWait := func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
-	c, err := client.New(url, &client.Options{HTTPClient: srv.Client(), Validation: client.Validation{Issuer: url, Leeway: time.Minute},
+	c, err := client.New(s.URL, &client.Options{HTTPClient: s.Server.Client(), Validation: client.Validation{Issuer: s.URL, Leeway: time.Minute},
 		Retry: client.Retry{Wait: noWait}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return srv, c
-}
-
-func unsignedJWS(policy string) string {
-	enc := base64.RawURLEncoding
-	p, _ := json.Marshal(map[string]string{"AttestationPolicy": enc.EncodeToString([]byte(policy))})
-	return enc.EncodeToString([]byte(`{"alg":"none"}`)) + "." + enc.EncodeToString(p) + "."
+	return s.Server, c
 }
 
 const notDebuggable = `version=1.0;

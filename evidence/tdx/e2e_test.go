@@ -3,7 +3,6 @@ package tdx_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/attestd/attestd/api"
-	"github.com/attestd/attestd/auth"
 	"github.com/attestd/attestd/client"
 	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/collateral/bundle"
@@ -28,23 +25,10 @@ import (
 	"github.com/attestd/attestd/evidence/dcap/pcs"
 	"github.com/attestd/attestd/evidence/tdx"
 	"github.com/attestd/attestd/instance"
-	"github.com/attestd/attestd/store/sqlite"
+	"github.com/attestd/attestd/internal/attestdtest"
 	"github.com/attestd/attestd/testing/dcapfake"
 	"github.com/attestd/attestd/testing/tdxplatform"
-	"github.com/attestd/attestd/token"
 )
-
-type noAdmin struct{}
-
-func (noAdmin) Authenticate(context.Context, string) (*auth.Principal, error) {
-	return nil, context.Canceled
-}
-
-func unsignedJWS(policy string) string {
-	enc := base64.RawURLEncoding
-	p, _ := json.Marshal(map[string]string{"AttestationPolicy": enc.EncodeToString([]byte(policy))})
-	return enc.EncodeToString([]byte(`{"alg":"none"}`)) + "." + enc.EncodeToString(p) + "."
-}
 
 // e2e is attestd's HTTP API (SQLite, RS256 keys, one AAD instance whose
 // TdxVm verifier is v, the TdxVm policy given or attestd's default).
@@ -55,33 +39,12 @@ func e2e(t testing.TB, v evidence.Verifier, policyText string) http.Handler {
 
 func e2eInstance(t testing.TB, v evidence.Verifier, policyText string) (http.Handler, *instance.Instance) {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	quiet := slog.New(slog.DiscardHandler)
-	db, err := sqlite.Open(ctx, filepath.Join(dir, "attestd.db"), quiet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	keys, err := token.OpenKeySet(filepath.Join(dir, "keys"), "https://attestd.test", time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := instance.New(ctx, instance.Config{Name: "default", Mode: instance.ModeAAD, Issuer: "https://attestd.test"},
-		instance.Options{Store: db, Keys: keys, Logger: quiet, Verifiers: map[evidence.Type]evidence.Verifier{evidence.TdxVm: v}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	o := attestdtest.InstanceOptions{Verifiers: map[evidence.Type]evidence.Verifier{evidence.TdxVm: v}}
 	if policyText != "" {
-		if _, err := in.SetPolicy(ctx, "TdxVm", unsignedJWS(policyText), instance.Actor{Subject: "test"}); err != nil {
-			t.Fatal(err)
-		}
+		o.Policies = map[evidence.Type]string{evidence.TdxVm: policyText}
 	}
-	h, err := api.New(api.Options{Mounts: []api.Mount{{Instance: in, Auth: noAdmin{}}}, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h, in
+	s := attestdtest.NewInstance(t, o)
+	return s.Handler, s.Instance
 }
 
 // serve runs h over TLS and returns an SDK client for it; versions records

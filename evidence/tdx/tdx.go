@@ -175,14 +175,14 @@ func (v *Verifier) VerifyEvidence(ctx context.Context, ev *Evidence, now time.Ti
 	out := &Verified{}
 	if !v.verifyAt.IsZero() {
 		now, out.VerifiedAt = v.verifyAt, v.verifyAt
-		v.log.Warn("TDX quote verified as of a FIXED instant, not now (tdx.verify_at)", "verify_at", now.Format(time.RFC3339))
+		v.log.WarnContext(ctx, "TDX quote verified as of a FIXED instant, not now (tdx.verify_at)", "verify_at", now.Format(time.RFC3339))
 	}
 	r, err := v.core.VerifyWithCollateral(now, &dcap.Evidence{Quote: ev.DCAP, TEE: dcap.TDX, TDX: ev.Module, TDX2: ev.Module2}, pck, coll)
 	if err != nil {
 		return nil, err
 	}
 	if len(r.GraceUsed) > 0 {
-		v.log.Warn("TDX quote accepted on collateral past its nextUpdate (tdx.grace)", "documents", strings.Join(r.GraceUsed, ","), "fmspc", r.FMSPC)
+		v.log.WarnContext(ctx, "TDX quote accepted on collateral past its nextUpdate (tdx.grace)", "documents", strings.Join(r.GraceUsed, ","), "fmspc", r.FMSPC)
 	}
 	out.Result = r
 	return out, nil
@@ -214,7 +214,7 @@ func (p *parsed) Verify(ctx context.Context, _ map[string]any) (*evidence.Result
 	}
 	vd, err := p.v.VerifyEvidence(ctx, p.ev, now)
 	if err != nil {
-		p.v.log.Info("TDX quote refused", "check", evidence.CheckOf(err), "error", err)
+		p.v.log.InfoContext(ctx, "TDX quote refused", "check", evidence.CheckOf(err), "error", err)
 		return nil, err
 	}
 	b := &p.ev.Quote.Body
@@ -223,7 +223,7 @@ func (p *parsed) Verify(ctx context.Context, _ map[string]any) (*evidence.Result
 		// Replayed only now: the RTMRs are the TD's once the quote verified.
 		l, err := ReplayCCEL(p.req.EventLog, b)
 		if err != nil {
-			p.v.log.Info("TDX event log refused", "check", evidence.CheckOf(err), "error", err)
+			p.v.log.InfoContext(ctx, "TDX event log refused", "check", evidence.CheckOf(err), "error", err)
 			return nil, err
 		}
 		js, err := l.JSON()
@@ -238,7 +238,7 @@ func (p *parsed) Verify(ctx context.Context, _ map[string]any) (*evidence.Result
 			evidence.Claim{Type: ClaimEventLogDigest, Value: hex.EncodeToString(sum[:])},
 			evidence.Claim{Type: ClaimEventLogEvents, Value: int64(len(l.Events))})
 	}
-	p.v.log.Debug("TDX quote verified", "status", vd.Status, "fmspc", vd.FMSPC, "advisories", strings.Join(vd.AdvisoryIDs, ","), "event_log", p.req.EventLog != nil)
+	p.v.log.DebugContext(ctx, "TDX quote verified", "status", vd.Status, "fmspc", vd.FMSPC, "advisories", strings.Join(vd.AdvisoryIDs, ","), "event_log", p.req.EventLog != nil)
 	return &evidence.Result{
 		ReportData:      append([]byte(nil), b.ReportData[:]...),
 		InitTimeBinding: append([]byte(nil), b.MRConfigID[:]...),

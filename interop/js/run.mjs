@@ -149,7 +149,7 @@ try {
 }
 process.exit(status);
 
-// python runs interop/python/tpm_attest.py (the official Python SDK,
+// python runs interop/python/tpm_attest.py and sdk_ops.py (the official Python SDK,
 // Debian's python3-azure, on /usr/bin/python3) against the same server.
 // Without the SDK it is skipped, except under CI=true where .ci/run
 // installs it.
@@ -164,9 +164,12 @@ function python(env) {
     console.log("# SKIP python interop: /usr/bin/python3 lacks azure.security.attestation (apt-get install python3-azure)");
     return 0;
   }
-  const r = spawnSync(py, [join(here, "..", "python", "tpm_attest.py")], {
-    env: { ...env, REQUESTS_CA_BUNDLE: env.NODE_EXTRA_CA_CERTS, SSL_CERT_FILE: env.NODE_EXTRA_CA_CERTS },
-    stdio: "inherit",
-  });
-  return r.status ?? 1;
+  for (const script of ["tpm_attest.py", "sdk_ops.py"]) {
+    const r = spawnSync(py, [join(here, "..", "python", script)], {
+      env: { ...env, REQUESTS_CA_BUNDLE: env.NODE_EXTRA_CA_CERTS, SSL_CERT_FILE: env.NODE_EXTRA_CA_CERTS },
+      stdio: "inherit",
+    });
+    if (r.status !== 0) return r.status ?? 1;
+  }
+  return 0;
 }
