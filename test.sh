@@ -11,6 +11,9 @@ echo "== go vet ./..."
 go vet ./...
 echo "== go test ./..."
 go test ./...
+echo "== PKCS#11 signing keys (cgo, -tags pkcs11) against SoftHSM2"
+go vet -tags pkcs11 ./token/pkcs11keys/ ./cmd/attestd/
+go test -tags pkcs11 ./token/pkcs11keys/
 
 echo "== interop: @azure/attestation@1.0.0 against attestd"
 bin_dir="$(mktemp -d)"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Times attestd's evidence verification against its peers on one machine in
-# one run (testing/peers): today the SGX DCAP sample of dcap-qvl against
+# one run (testing/peers): the SGX DCAP sample of dcap-qvl against
 # @phala/dcap-qvl (pure JavaScript, installed here with npm at a pinned
-# version into a temporary directory), same quote, collateral and instant.
+# version into a temporary directory), same quote, collateral and instant;
+# SEV-SNP against go-sev-guest and TDX against go-tdx-guest, both called
+# in-process on the same report or quote (no network).
 # Prints each verifier's TCB status (they must agree) and a table of CPU time
 # per verification with ratios against the peer.
 #

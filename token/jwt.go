@@ -73,7 +73,7 @@ func encodeHeader(alg, jku, kid string) ([]byte, error) {
 // claims is marshalled with encoding/json (maps in sorted key order, no
 // HTML escaping); a json.RawMessage is used as is.
 func (ks *KeySet) Sign(jku string, claims any) (string, error) {
-	k := ks.state.Load().keys[0]
+	k := ks.state.Load().active(ks.now())
 	h := k.rs256.Load()
 	if h == nil || h.jku != jku {
 		raw, err := encodeHeader(string(ks.Algorithm()), jku, k.kid)

@@ -2,7 +2,13 @@
 // per-instance key, the JWKS (/certs) that lets clients verify them, and the
 // unsigned (alg "none") form MAA uses for draft-policy results.
 //
-// Keys live in a directory, one PEM file per key (PKCS#8 private key followed
+// A KeySet's keys live in the store that replicas share (OpenStoreKeySet,
+// storekeys.go: sealed under a key-encryption key, or in a PKCS#11 token
+// through token/pkcs11keys), which is what attestd serve uses; or in a
+// directory (OpenKeySet), the single-node layout of earlier versions that
+// tests and "attestd keys import" still read.
+//
+// Directory keys live in a directory, one PEM file per key (PKCS#8 private key followed
 // by its self-signed certificate, mode 0600) plus a manifest keyset.json that
 // records each key's creation and retirement time. The newest key signs;
 // older keys stay in the JWKS until their retire-after time, so tokens issued
@@ -16,6 +22,7 @@ package token
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -66,21 +73,51 @@ type KeySet struct {
 
 	mu    sync.Mutex // serialises Rotate and disk writes
 	state atomic.Pointer[keyState]
+
+	// src, when set, keeps the keys in a database instead of dir (see
+	// OpenStoreKeySet); Reload, Rotate and Retire then go through it.
+	src *storeSource
 }
 
-// keyState is an immutable snapshot of the keys, newest first.
+// keyState is an immutable snapshot of the keys, newest activation
+// first (file keys: newest created first).
 type keyState struct {
 	keys []*signingKey
 }
 
+// active returns the key that signs at t: the newest whose activation has
+// come and that is not retired. Every replica reading the same keys picks
+// the same one; a pending key (activation ahead) is published but does not
+// sign. If none qualifies (a clock set before every activation), the
+// earliest unretired key signs rather than none.
+func (st *keyState) active(t time.Time) *signingKey {
+	var fallback *signingKey
+	for _, k := range st.keys {
+		if k.signer == nil || (!k.retireAt.IsZero() && !t.Before(k.retireAt)) {
+			continue
+		}
+		if !k.activateAt.After(t) {
+			return k
+		}
+		fallback = k
+	}
+	if fallback == nil {
+		return st.keys[0]
+	}
+	return fallback
+}
+
 type signingKey struct {
-	kid      string
-	file     string
-	cert     *x509.Certificate
-	signer   crypto.Signer
-	created  time.Time
-	retireAt time.Time // zero: not scheduled for retirement
-	jwk      []byte    // precomputed JWKS entry
+	kid     string
+	file    string
+	cert    *x509.Certificate
+	signer  crypto.Signer
+	created time.Time
+	// activateAt is when the key starts to sign (zero for file keys: the
+	// newest signs at once).
+	activateAt time.Time
+	retireAt   time.Time // zero: not scheduled for retirement
+	jwk        []byte    // precomputed JWKS entry
 	// rs256 is the encoded RS256 header for the jku of the last Sign: an
 	// instance signs with one jku, so after its first token the header is
 	// never encoded again.
@@ -98,9 +135,29 @@ type KeyInfo struct {
 	KID         string
 	Certificate *x509.Certificate
 	Created     time.Time
+	ActivateAt  time.Time // zero: signed from creation (file keys)
 	RetireAt    time.Time // zero: not scheduled for retirement
 	Active      bool      // the key Sign uses
+	State       KeyState
 }
+
+// KeyState is where a key is in its life, as "attestd keys list" shows it.
+type KeyState string
+
+// Key states. A store key starts as the standby (published in /certs,
+// next in line, no activation scheduled); a rotation makes it pending
+// (activation scheduled, not signing yet), then it is active (signing),
+// then retiring (still published so that the tokens it signed verify,
+// with a retirement date), then retired (gone from /certs). A superseded
+// key with no retirement date (directory keys) is "verifying".
+const (
+	KeyStandby   KeyState = "standby"
+	KeyPending   KeyState = "pending"
+	KeyActive    KeyState = "active"
+	KeyRetiring  KeyState = "retiring"
+	KeyVerifying KeyState = "verifying"
+	KeyRetired   KeyState = "retired"
+)
 
 // manifest is keyset.json.
 type manifest struct {
@@ -144,6 +201,11 @@ func OpenKeySet(dir, subject string, now func() time.Time) (*KeySet, error) {
 // time and creates a first key if none is left. Sign and JWKS keep serving
 // the previous state until the new one is complete.
 func (ks *KeySet) Reload() error {
+	if ks.src != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		return ks.src.reload(ctx, ks)
+	}
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	unlock, err := lockDir(ks.dir)
@@ -305,6 +367,7 @@ func (ks *KeySet) loadKey(e manifestEntry) (*signingKey, error) {
 	if !rk.PublicKey.Equal(cert.PublicKey) {
 		return nil, fmt.Errorf("token: key file %s: certificate does not match the private key", path)
 	}
+	rk.Precompute()
 	k, err := newSigningKey(rk, cert, e.File, e.Created)
 	if err != nil {
 		return nil, err
@@ -326,17 +389,20 @@ func KID(certDER []byte) string {
 	return base64.StdEncoding.EncodeToString(s[:])
 }
 
-func newSigningKey(rk *rsa.PrivateKey, cert *x509.Certificate, file string, created time.Time) (*signingKey, error) {
-	rk.Precompute()
+// newSigningKey makes the in-memory key. signer is nil for a retired key
+// of a store key set, whose private part is not opened any more.
+func newSigningKey(signer crypto.Signer, cert *x509.Certificate, file string, created time.Time) (*signingKey, error) {
 	k := &signingKey{
 		kid:     KID(cert.Raw),
 		file:    file,
 		cert:    cert,
-		signer:  rk,
 		created: created,
 	}
+	if signer != nil {
+		k.signer = signer
+	}
 	jwk := jose.JSONWebKey{
-		Key:          &rk.PublicKey,
+		Key:          cert.PublicKey,
 		KeyID:        k.kid,
 		Algorithm:    string(jose.RS256),
 		Use:          "sig",
@@ -360,27 +426,12 @@ func (ks *KeySet) newKey(t time.Time) (*signingKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: generate RSA key: %w", err)
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, fmt.Errorf("token: certificate serial: %w", err)
-	}
 	t = t.UTC()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: ks.subject},
-		NotBefore:             t.Add(-24 * time.Hour).Truncate(time.Second), // tolerate clients with slow clocks
-		NotAfter:              t.Add(CertValidity).Truncate(time.Second),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &rk.PublicKey, rk)
+	cert, err := selfSigned(ks.subject, rk, t)
 	if err != nil {
-		return nil, fmt.Errorf("token: create certificate: %w", err)
+		return nil, err
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("token: parse new certificate: %w", err)
-	}
+	der := cert.Raw
 	keyDER, err := x509.MarshalPKCS8PrivateKey(rk)
 	if err != nil {
 		return nil, fmt.Errorf("token: encode private key: %w", err)
@@ -394,7 +445,35 @@ func (ks *KeySet) newKey(t time.Time) (*signingKey, error) {
 	if err := writeFileAtomic(ks.dir, file, buf.Bytes()); err != nil {
 		return nil, fmt.Errorf("token: write key file: %w", err)
 	}
+	rk.Precompute()
 	return newSigningKey(rk, cert, file, t)
+}
+
+// selfSigned makes the certificate that carries a signing key in /certs:
+// self-signed by the key itself (through crypto.Signer, so an HSM key
+// works too), CN=subject.
+func selfSigned(subject string, s crypto.Signer, t time.Time) (*x509.Certificate, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("token: certificate serial: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: subject},
+		NotBefore:             t.Add(-24 * time.Hour).Truncate(time.Second), // tolerate clients with slow clocks
+		NotAfter:              t.Add(CertValidity).Truncate(time.Second),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, s.Public(), s)
+	if err != nil {
+		return nil, fmt.Errorf("token: create certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("token: parse new certificate: %w", err)
+	}
+	return cert, nil
 }
 
 // writeFileAtomic writes name in dir with mode 0600 via a synced temporary
@@ -443,6 +522,11 @@ func writeFileAtomic(dir, name string, data []byte) error {
 // verifying; choose retireOldAfter at least as long as the longest token
 // lifetime (8 h for attestation tokens) plus client /certs cache time.
 func (ks *KeySet) Rotate(retireOldAfter time.Duration) error {
+	if ks.src != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		return ks.src.rotate(ctx, ks, RotateOptions{RetireAfter: retireOldAfter})
+	}
 	if retireOldAfter < 0 {
 		return fmt.Errorf("token: negative retirement delay %v", retireOldAfter)
 	}
@@ -470,7 +554,7 @@ func (ks *KeySet) Rotate(retireOldAfter time.Duration) error {
 	next := []*signingKey{k}
 	for _, o := range old {
 		// A copy: the current state's keys are shared with running Signs.
-		c := &signingKey{kid: o.kid, file: o.file, cert: o.cert, signer: o.signer, created: o.created, retireAt: o.retireAt, jwk: o.jwk}
+		c := &signingKey{kid: o.kid, file: o.file, cert: o.cert, signer: o.signer, created: o.created, activateAt: o.activateAt, retireAt: o.retireAt, jwk: o.jwk}
 		if c.retireAt.IsZero() || retire.Before(c.retireAt) {
 			c.retireAt = retire
 		}
@@ -484,23 +568,53 @@ func (ks *KeySet) Rotate(retireOldAfter time.Duration) error {
 	return nil
 }
 
-// Keys describes the keys of the set, newest (active) first, including keys
-// past their retire-after time that have not been deleted yet.
+// Keys describes the keys of the set, the active one first, including keys past their retire-after time that
+// have not been deleted yet.
 func (ks *KeySet) Keys() []KeyInfo {
 	st := ks.state.Load()
-	out := make([]KeyInfo, len(st.keys))
-	for i, k := range st.keys {
-		out[i] = KeyInfo{KID: k.kid, Certificate: k.cert, Created: k.created, RetireAt: k.retireAt, Active: i == 0}
+	t := ks.now()
+	act := st.active(t)
+	out := make([]KeyInfo, 0, len(st.keys))
+	info := func(k *signingKey) KeyInfo {
+		i := KeyInfo{KID: k.kid, Certificate: k.cert, Created: k.created, ActivateAt: k.activateAt, RetireAt: k.retireAt, Active: k == act}
+		switch {
+		case !k.retireAt.IsZero() && !t.Before(k.retireAt):
+			i.State = KeyRetired
+		case i.Active:
+			i.State = KeyActive
+		case k.activateAt.Equal(StandbyAt):
+			i.State = KeyStandby
+		case k.activateAt.After(t):
+			i.State = KeyPending
+		case !k.retireAt.IsZero():
+			i.State = KeyRetiring
+		default:
+			i.State = KeyVerifying
+		}
+		return i
+	}
+	// Then the keys next in line (pending, then the standby), then the
+	// older ones, newest first: the order of their lives.
+	out = append(out, info(act))
+	for i := len(st.keys) - 1; i >= 0; i-- {
+		if k := st.keys[i]; k != act && k.activateAt.After(act.activateAt) {
+			out = append(out, info(k))
+		}
+	}
+	for _, k := range st.keys {
+		if k != act && !k.activateAt.After(act.activateAt) {
+			out = append(out, info(k))
+		}
 	}
 	return out
 }
 
 // ActiveKID returns the kid of the signing key.
-func (ks *KeySet) ActiveKID() string { return ks.state.Load().keys[0].kid }
+func (ks *KeySet) ActiveKID() string { return ks.state.Load().active(ks.now()).kid }
 
 // Signer returns the active signing key's certificate and crypto.Signer.
 func (ks *KeySet) Signer() (*x509.Certificate, crypto.Signer) {
-	k := ks.state.Load().keys[0]
+	k := ks.state.Load().active(ks.now())
 	return k.cert, k.signer
 }
 
@@ -511,11 +625,13 @@ func (ks *KeySet) Signer() (*x509.Certificate, crypto.Signer) {
 func (ks *KeySet) JWKS() []byte {
 	st := ks.state.Load()
 	t := ks.now()
+	act := st.active(t)
 	var b bytes.Buffer
 	b.WriteString(`{"keys":[`)
-	n := 0
+	b.Write(act.jwk)
+	n := 1
 	for _, k := range st.keys {
-		if !k.retireAt.IsZero() && !t.Before(k.retireAt) {
+		if k == act || (!k.retireAt.IsZero() && !t.Before(k.retireAt)) {
 			continue
 		}
 		if n > 0 {

@@ -49,7 +49,7 @@ func (ks *KeySet) SignWith(claims any, o SignOptions) (string, error) {
 	if o.Header == HeaderJKU {
 		return ks.Sign(o.JKU, claims)
 	}
-	k := ks.state.Load().keys[0]
+	k := ks.state.Load().active(ks.now())
 	h := headerX{Alg: "RS256", Jku: o.JKU, Kid: k.kid, Typ: "JWT"}
 	h.Alg = string(ks.Algorithm())
 	switch o.Header {

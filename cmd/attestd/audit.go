@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sort"
 	"text/tabwriter"
 	"time"
@@ -47,38 +45,9 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		q.Since = t
 	}
-	if *cfgPath == "" {
-		*cfgPath = os.Getenv("ATTESTD_CONFIG")
-	}
-	cfg, err := LoadConfig(*cfgPath)
+	o, cfg, err := storeOptions(*cfgPath, *data, *storeType, *dsn)
 	if err != nil {
 		return err
-	}
-	o := &serveOptions{
-		Data:      firstNonEmpty(*data, os.Getenv("ATTESTD_DATA"), cfg.path(cfg.Data), DefaultData),
-		StoreType: firstNonEmpty(*storeType, os.Getenv("ATTESTD_STORE"), cfg.Store.Type),
-	}
-	cfgDSN := cfg.Store.DSN
-	if o.StoreType == StoreSQLite {
-		cfgDSN = cfg.path(cfgDSN)
-	}
-	o.StoreDSN = firstNonEmpty(*dsn, os.Getenv("ATTESTD_STORE_DSN"), cfgDSN)
-	if o.StoreType == "" {
-		o.StoreType = StoreSQLite
-		if o.StoreDSN != "" {
-			o.StoreType = StorePostgres
-		}
-	}
-	if o.StoreType == StoreSQLite {
-		db := o.StoreDSN
-		if db == "" {
-			db = filepath.Join(o.Data, "attestd.db")
-		}
-		// Reading must not create an empty database where the server's is
-		// missing (a mistyped --data).
-		if _, err := os.Stat(db); err != nil {
-			return fmt.Errorf("no attestd database at %s (is --data or --config right?): %w", db, err)
-		}
 	}
 	names := []string{DefaultName}
 	if len(cfg.Instances) > 0 {

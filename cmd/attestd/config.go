@@ -58,6 +58,11 @@ type Config struct {
 	// Limits tunes overload behaviour: connection limit, admission control
 	// of attest requests, per-client rate (see LimitsConfig).
 	Limits LimitsConfig `json:"limits"`
+	// KeyEncryptionKey is the file of the key-encryption key sealing the
+	// signing keys and instance secrets in the database (keys.go).
+	KeyEncryptionKey string `json:"key_encryption_key"`
+	// SigningKeys: rotation schedule and PKCS#11 (keys.go).
+	SigningKeys SigningKeysConfig `json:"signing_keys"`
 	// Blocks are the members read by the evidence verifier plugins
 	// (plugins.go), raw: "sgx" and "collateral" (evidence/sgx.Config and
 	// collateral/source.Config, see README.md), later "tpm", "snp", "tdx".

@@ -12,8 +12,13 @@ type verb struct{ name, about string }
 
 var (
 	keysVerbs = []verb{
-		{"list", "list an instance's token-signing keys"},
-		{"rotate", "make a new signing key, keeping the old one in /certs until it retires"},
+		{"list", "list an instance's token-signing keys: state (standby, pending, active, retiring, retired) and dates"},
+		{"rotate", "promote the standby key (signs after --key-prepublish, --now: at once), publish a new standby"},
+		{"retire", "take a key out of /certs (a compromised or superseded key)"},
+		{"import", "copy the key files of DATA/keys/NAME into the database"},
+	}
+	storeVerbs = []verb{
+		{"migrate", "copy every table of one database into another, empty one (SQLite to PostgreSQL), verifying counts and hashes"},
 	}
 	auditVerbs = []verb{
 		{"list", "print the audit trail of admin changes (who, when, what, request hash)"},

@@ -25,6 +25,9 @@ func TestSubcommandHelp(t *testing.T) {
 		{cmd: []string{"policy", "check"}},
 		{cmd: []string{"policy", "explain"}, flags: []string{"type", "policy", "claims", "evidence", "server", "json"}},
 		{cmd: []string{"audit", "list"}, flags: []string{"data", "config", "instance", "since", "json"}},
+		{cmd: []string{"keys", "retire"}, flags: []string{"data", "instance", "at", "key-encryption-key"}},
+		{cmd: []string{"keys", "import"}, flags: []string{"data", "instance", "from"}},
+		{cmd: []string{"store", "migrate"}, flags: []string{"from", "to"}},
 		{cmd: []string{"version"}, flags: []string{"json"}},
 	} {
 		for _, h := range []string{"--help", "-h"} {
@@ -66,7 +69,7 @@ func TestSubcommandHelp(t *testing.T) {
 			}
 		}
 	}
-	for _, group := range []string{"keys", "audit", "policy"} {
+	for _, group := range []string{"keys", "audit", "policy", "store"} {
 		var out, errb bytes.Buffer
 		if code := run(context.Background(), []string{group, "--help"}, &out, &errb); code != 0 || !strings.Contains(out.String()+errb.String(), "COMMAND --help") {
 			t.Errorf("%s --help: exit %d\n%s%s", group, code, out.String(), errb.String())

@@ -31,10 +31,12 @@ const usage = `attestd — a self-hosted, MAA-compatible remote attestation serv
 Usage:
   attestd [serve] [flags]     run the HTTPS server (the default command)
   attestd token [flags]       print a development bearer token (last line)
-  attestd keys list|rotate    show or rotate an instance's token-signing keys
+  attestd keys list|rotate|retire|import
+                              show, rotate, retire or import token-signing keys
   attestd verify [flags]      verify an SGX quote / OpenEnclave report offline, print its claims
   attestd policy check|explain  parse a policy; dry-run it over claims or evidence with a trace
   attestd audit list [flags]  print the audit trail of admin changes
+  attestd store migrate       copy a SQLite database into PostgreSQL, verified
   attestd version             print the build (also --version)
   attestd help                show this help
 
@@ -70,13 +72,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "token":
 		err = tokenCmd(args, stdout, stderr)
 	case "keys":
-		err = keysCmd(args, stdout, stderr)
+		err = keysCmd(ctx, args, stdout, stderr)
 	case "verify":
 		return verifyCmd(ctx, args, stdout, stderr)
 	case "policy":
 		return policyCmd(ctx, args, stdout, stderr)
 	case "audit":
 		err = auditCmd(ctx, args, stdout, stderr)
+	case "store":
+		err = storeCmd(ctx, args, stdout, stderr)
 	case "version":
 		err = versionCmd(args, stdout, stderr)
 	case "help":

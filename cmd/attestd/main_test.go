@@ -18,6 +18,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -411,9 +413,10 @@ func TestVerifyCommand(t *testing.T) {
 	}
 }
 
-// TestKeyRotation: "attestd keys rotate" beside a running server; the server
-// picks the new key up (periodic reread), signs with it and keeps the old
-// one in /certs until it retires.
+// TestKeyRotation: "attestd keys rotate" beside a running server. A staged
+// rotation is published in /certs while the old key keeps signing; "rotate
+// --now" makes the newest key sign at once; the superseded keys stay in
+// /certs, listed as retiring.
 func TestKeyRotation(t *testing.T) {
 	data := t.TempDir()
 	s := startServer(t, "--data", data, "--key-reload-interval", "50ms")
@@ -428,37 +431,65 @@ func TestKeyRotation(t *testing.T) {
 		}
 		return out
 	}
-	before := kids()
-	if len(before) != 1 {
+	tokenKID := func() string {
+		var tokOut bytes.Buffer
+		run(context.Background(), []string{"token", "--data", data, "--role", "reader"}, &tokOut, io.Discard)
+		_, pol := s.do(t, "GET", "/policies/SgxEnclave?api-version=2020-10-01", lastLine(tokOut.String()), "")
+		var r struct{ Token string }
+		json.Unmarshal(pol, &r)
+		hb, _ := base64.RawURLEncoding.DecodeString(strings.Split(r.Token, ".")[0])
+		var h struct{ Kid string }
+		json.Unmarshal(hb, &h)
+		return h.Kid
+	}
+	waitKeys := func(n int) []string {
+		deadline := time.Now().Add(10 * time.Second)
+		var got []string
+		for time.Now().Before(deadline) {
+			if got = kids(); len(got) == n {
+				return got
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("/certs has %v, want %d keys", got, n)
+		return nil
+	}
+	before := kids() // the active key and its standby
+	if len(before) != 2 {
 		t.Fatalf("keys before rotation: %v", before)
 	}
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"keys", "rotate", "--data", data, "--retire-after", "1h"}, &out, &errb); code != 0 {
+	if code := run(context.Background(), []string{"keys", "rotate", "--data", data, "--key-prepublish", "1h"}, &out, &errb); code != 0 {
 		t.Fatalf("rotate: %d %s", code, errb.String())
 	}
-	if !strings.Contains(out.String(), before[0]+"\tverifying") {
-		t.Fatalf("rotate output:\n%s", out.String())
+	for _, re := range []string{regexp.QuoteMeta(before[0]) + `\s+active`, regexp.QuoteMeta(before[1]) + `\s+pending`, `\s+standby\s`} {
+		if !regexp.MustCompile(re).MatchString(out.String()) {
+			t.Fatalf("staged rotate output lacks %s:\n%s", re, out.String())
+		}
 	}
+	staged := waitKeys(3) // active, new standby, pending (the old standby)
+	if staged[0] != before[0] || staged[2] != before[1] || tokenKID() != before[0] {
+		t.Fatalf("pending key signs before its time: /certs %v, before %v", staged, before)
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"keys", "rotate", "--now", "--data", data, "--key-retire-after", "1h"}, &out, &errb); code != 0 {
+		t.Fatalf("rotate --now: %d %s", code, errb.String())
+	}
+	if !regexp.MustCompile(regexp.QuoteMeta(before[0]) + `\s+retiring`).MatchString(out.String()) {
+		t.Fatalf("rotate --now output:\n%s", out.String())
+	}
+	// The new standby signs at once; the superseded pending key never
+	// signed and left /certs at once.
 	deadline := time.Now().Add(10 * time.Second)
 	var after []string
 	for time.Now().Before(deadline) {
-		if after = kids(); len(after) == 2 {
+		if after = kids(); len(after) == 3 && after[0] != before[0] {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if len(after) != 2 || after[1] != before[0] {
-		t.Fatalf("keys after rotation: %v (before %v)", after, before)
-	}
-	// New tokens carry the new kid.
-	var tokOut bytes.Buffer
-	run(context.Background(), []string{"token", "--data", data, "--role", "reader"}, &tokOut, io.Discard)
-	_, pol := s.do(t, "GET", "/policies/SgxEnclave?api-version=2020-10-01", lastLine(tokOut.String()), "")
-	var r struct{ Token string }
-	json.Unmarshal(pol, &r)
-	hb, _ := base64.RawURLEncoding.DecodeString(strings.Split(r.Token, ".")[0])
-	if !strings.Contains(string(hb), `"kid":"`+after[0]+`"`) {
-		t.Fatalf("token header %s, want kid %s", hb, after[0])
+	if len(after) != 3 || after[0] != staged[1] || after[2] != before[0] || slices.Contains(after, before[1]) || tokenKID() != after[0] {
+		t.Fatalf("after rotate --now: /certs %v (staged %v), token kid %s", after, staged, tokenKID())
 	}
 	if code := run(context.Background(), []string{"keys", "list", "--data", data, "--instance", "nope"}, io.Discard, io.Discard); code != 1 {
 		t.Fatalf("unknown instance: exit %d", code)

@@ -169,7 +169,8 @@ func TestMetricsLogsAndAudit(t *testing.T) {
 		t.Errorf("/version: %d %s", code, b)
 	}
 
-	// The audit route pages: three policy sets, two per page.
+	// The audit route pages: the first signing key's creation and three
+	// policy sets, two per page.
 	if code, b := s.do(t, "GET", "/audit?limit=2", "", ""); code != 401 {
 		t.Errorf("anonymous audit read: %d %s", code, b)
 	}
@@ -185,7 +186,7 @@ func TestMetricsLogsAndAudit(t *testing.T) {
 		t.Fatalf("audit page 1: %d %s", code, b)
 	}
 	code, b = s.do(t, "GET", fmt.Sprintf("/audit?limit=2&before=%d", p1.NextBefore), tok, "")
-	if code != 200 || json.Unmarshal(b, &p2) != nil || len(p2.Entries) != 1 || p2.NextBefore != 0 {
+	if code != 200 || json.Unmarshal(b, &p2) != nil || len(p2.Entries) != 2 || p2.NextBefore != 0 || p2.Entries[1].Action != "keys.create" {
 		t.Fatalf("audit page 2: %d %s", code, b)
 	}
 	if e := p2.Entries[0]; e.ID >= p1.Entries[1].ID || e.Action != "policy.set" || e.Hash == "" || !strings.HasPrefix(e.Actor, "sub:") {
@@ -202,12 +203,16 @@ func TestMetricsLogsAndAudit(t *testing.T) {
 		t.Fatalf("audit list: %d %s", c, errb.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("audit list --json printed %d lines, want 3:\n%s", len(lines), out.String())
+	if len(lines) != 4 {
+		t.Fatalf("audit list --json printed %d lines, want 4:\n%s", len(lines), out.String())
 	}
-	for _, l := range lines {
+	for i, l := range lines {
 		var e auditJSON
-		if err := json.Unmarshal([]byte(l), &e); err != nil || e.Instance != "default" || e.Action != "policy.set" {
+		want := "policy.set"
+		if i == len(lines)-1 {
+			want = "keys.create"
+		}
+		if err := json.Unmarshal([]byte(l), &e); err != nil || e.Instance != "default" || e.Action != want {
 			t.Errorf("audit list line %q: %+v %v", l, e, err)
 		}
 	}

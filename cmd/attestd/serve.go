@@ -11,10 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/attestd/attestd/api"
@@ -51,6 +49,7 @@ type serveOptions struct {
 	KeyReload time.Duration
 	MaxConns  int                  // open connections at most
 	Admission api.AdmissionOptions // attest admission control
+	Keys      keyFlags             // key-encryption key, rotation, PKCS#11 (keys.go)
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, error) {
@@ -69,9 +68,10 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, e
 	fs.StringVar(&o.StoreType, "store", "", "database: sqlite or postgres (env ATTESTD_STORE; default sqlite at DATA/attestd.db, or postgres when a DSN is given)")
 	fs.StringVar(&o.StoreDSN, "store-dsn", "", "PostgreSQL DSN, e.g. postgres://attestd@db:5432/attestd?sslmode=verify-full; keep the password in PGPASSWORD or ~/.pgpass (env ATTESTD_STORE_DSN); for sqlite: the database file")
 	fs.DurationVar(&o.Shutdown, "shutdown-timeout", 30*time.Second, "how long in-flight requests may run after SIGTERM")
-	fs.DurationVar(&o.KeyReload, "key-reload-interval", time.Minute, "how often the signing keys are reread from disk (after \"attestd keys rotate\"; SIGHUP rereads at once)")
+	fs.DurationVar(&o.KeyReload, "key-reload-interval", time.Minute, "how often the signing keys are reread from the database, the fallback when the store sends no change notifications (PostgreSQL does; SIGHUP rereads at once)")
 	var lf limitFlags
 	lf.register(fs)
+	o.Keys.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: attestd [serve] [flags]\n\nServes the MAA data-plane API over HTTPS.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -220,6 +220,21 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		}
 	}()
 
+	keyCfg, err := resolveKeys(&o.Keys, cfg, data, true)
+	if err != nil {
+		return err
+	}
+	defer keyCfg.close()
+	if keyCfg.kekCreated {
+		log.Info("created key-encryption key; replicas sharing this database need this same file (--key-encryption-key)", "file", keyCfg.kekPath)
+	}
+	if o.KeyReload > 0 && keyCfg.rot.Prepublish > 0 && keyCfg.rot.Prepublish <= o.KeyReload {
+		log.Warn("signing-key pre-publication is not longer than --key-reload-interval: without database notifications a replica may sign with a key another has not published yet",
+			"prepublish", keyCfg.rot.Prepublish, "key_reload_interval", o.KeyReload)
+	}
+	// Instance secrets (the service_context sealing key) are kept sealed
+	// under the KEK too.
+	sealed := store.SealSecrets(st, keyCfg.kek)
 	var keysets []*token.KeySet
 	var collateralSources []metrics.CollateralSource
 	verifiers, closeVerifiers, err := registeredVerifiersWith(ctx, cfg, data, log, func(plugin string, r evidence.CollateralReporter) {
@@ -231,18 +246,19 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	defer closeVerifiers()
 	var mounts []api.Mount
 	for _, ri := range instances {
-		keyDir := filepath.Join(data, "keys", ri.Name)
-		ks, err := token.OpenKeySet(keyDir, ri.URL, time.Now)
+		ks, err := openInstanceKeys(ctx, st, ri.Name, ri.URL, data, keyCfg, log)
 		if err != nil {
-			return fmt.Errorf("instance %s: signing keys in %s: %w", ri.Name, keyDir, err)
+			return fmt.Errorf("instance %s: signing keys: %w", ri.Name, err)
 		}
 		keysets = append(keysets, ks)
-		signer, err := instanceSigner(ri, ks, keyDir)
+		// ES256 attestation keys are still file key sets in the data
+		// directory (not in the store, not rotated by "attestd keys").
+		signer, err := instanceSigner(ri, ks, filepath.Join(data, "keys", ri.Name))
 		if err != nil {
 			return err
 		}
 		in, err := instance.New(ctx, instance.Config{Name: ri.Name, Mode: ri.Mode, Issuer: ri.URL, PolicyCertificates: ri.Certs},
-			instance.Options{Store: st, Keys: signer, Verifiers: verifiers, Now: time.Now, Logger: log})
+			instance.Options{Store: sealed, Keys: signer, Verifiers: verifiers, Now: time.Now, Logger: log})
 		if err != nil {
 			return err
 		}
@@ -252,7 +268,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		}
 		mounts = append(mounts, api.Mount{Prefix: ri.Prefix, Instance: in, Auth: authn, Audit: st, RequireAttestToken: ri.RequireAttestToken, DisablePlayground: ri.NoPlayground})
 		log.Info("instance", "name", ri.Name, "mode", ri.Mode, "url", ri.URL, "prefix", ri.Prefix,
-			"signing_keys", keyDir, "auth", authDescription(ri))
+			"signing_keys", keyCfg.private.Describe(), "active_kid", ks.ActiveKID(), "auth", authDescription(ri))
 	}
 
 	adm, err := api.NewAdmission(o.Admission)
@@ -291,7 +307,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	fmt.Fprintf(stdout, "  database:         %s\n", dbDesc)
 	dev := false
 	for _, ri := range instances {
-		fmt.Fprintf(stdout, "  instance %-10s %-8s %s  (signing keys %s)\n", ri.Name, ri.Mode, ri.URL, filepath.Join(data, "keys", ri.Name))
+		fmt.Fprintf(stdout, "  instance %-10s %-8s %s  (signing keys in the database, %s)\n", ri.Name, ri.Mode, ri.URL, keyCfg.private.Describe())
 		dev = dev || ri.Auth.Dev
 	}
 	if dev {
@@ -320,7 +336,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		log.Info("metrics listening", "url", "http://"+mln.Addr().String()+pathMetrics)
 		fmt.Fprintf(stdout, "  metrics:          http://%s%s\n", mln.Addr(), pathMetrics)
 	}
-	stopReload := reloadKeys(ctx, keysets, instances, o.KeyReload, log)
+	stopReload := reloadKeys(ctx, st, keysets, instances, o.KeyReload, log)
 	defer stopReload()
 	if o.ReadyFile != "" {
 		remove, err := writeReadyFile(o.ReadyFile, "https://"+defaultHost(addr))
@@ -380,50 +396,6 @@ func openStore(ctx context.Context, o *serveOptions, data string, log *slog.Logg
 			return nil, "", fmt.Errorf("store %s: %w", desc, err)
 		}
 		return db, desc, nil
-	}
-}
-
-// reloadKeys rereads every instance's signing keys on SIGHUP and every
-// interval, so that "attestd keys rotate" (run beside the server) takes
-// effect and retired keys leave /certs without a restart. It returns a
-// function that stops it.
-func reloadKeys(ctx context.Context, keysets []*token.KeySet, instances []resolvedInstance, interval time.Duration, log *slog.Logger) func() {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var tick <-chan time.Time
-		if interval > 0 {
-			t := time.NewTicker(interval)
-			defer t.Stop()
-			tick = t.C
-		}
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				log.Info("SIGHUP: rereading signing keys")
-			case <-tick:
-			}
-			for i, ks := range keysets {
-				before := ks.ActiveKID()
-				if err := ks.Reload(); err != nil {
-					log.Error("rereading signing keys", "instance", instances[i].Name, "error", err)
-					continue
-				}
-				if after := ks.ActiveKID(); after != before {
-					log.Info("signing key changed", "instance", instances[i].Name, "kid", after, "previous", before)
-				}
-			}
-		}
-	}()
-	return func() {
-		signal.Stop(hup)
-		cancel()
-		<-done
 	}
 }
 

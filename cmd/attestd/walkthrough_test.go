@@ -98,7 +98,8 @@ func TestREADMEWalkthrough(t *testing.T) {
 		regexp.MustCompile(`attestd_attestations_total\{check="none",instance="default",outcome="ok",type="SgxEnclave"\} 1`),
 		regexp.MustCompile(`attestd_attestations_total\{check="none",instance="shared",outcome="ok",type="SgxEnclave"\} 1`),
 		regexp.MustCompile(`(?m)default +\d+ +sub:attestd-dev +policy\.set +SgxEnclave`), // audit list
-		regexp.MustCompile(`(?m)t1 +1 +config +certificate\.seed`),
+		regexp.MustCompile(`(?m)t1 +\d+ +config +certificate\.seed`),
+		regexp.MustCompile(`(?m)t1 +1 +attestd +keys\.create`), // the first signing key, in the database
 	} {
 		if !want.MatchString(got) {
 			t.Errorf("walk-through output lacks %s:\n%s", want, got)

@@ -367,6 +367,14 @@ func (v *Verifier) VerifyBaselineAt(ctx context.Context, ev *Evidence, baseline 
 		if baseline != 0 && errors.Is(err, collateral.ErrNotFound) {
 			return nil, evidence.Errorf(CheckTCBBaseline, "TCB baseline %s: the collateral source has no TCB info and QE identity with tcbEvaluationDataNumber %d for FMSPC %s (%s CA): %v", baseline, baseline, plat.FMSPC, plat.CA, err)
 		}
+		// A source that is down (or rate-limits) with nothing cached is no
+		// verdict on the quote: marked evidence.ErrUnavailable, the
+		// pipeline answers 503 so the client retries (as for SEV-SNP and
+		// TDX). Any other failure (malformed documents, not found) stays a
+		// refusal of this evidence.
+		if errors.Is(err, collateral.ErrUnavailable) {
+			err = fmt.Errorf("%w: %w", evidence.ErrUnavailable, err)
+		}
 		return nil, evidence.Errorf(evidence.CheckCollateralUnavailable, "collateral for FMSPC %s (%s CA)%s: %w", plat.FMSPC, plat.CA, baselineText(baseline), err)
 	}
 	if baseline != 0 {

@@ -74,6 +74,7 @@ writeFileSync(
       { name: "sgx", mode: "AAD", auth: { dev: true } },
       { name: "tpm", mode: "AAD", auth: { dev: true } },
       { name: "es", mode: "AAD", token_algorithm: "ES256", auth: { dev: true } },
+      { name: "rot", mode: "AAD", auth: { dev: true } },
     ],
     tpm: { trusted_aks: ["ak.pem"] },
     collateral: { type: "bundle", path: "sgxgen/collateral.json" },
@@ -126,8 +127,12 @@ try {
     ATTESTD_TOKEN_TPM: token("--role", "contributor", "--instance", "tpm"),
     ATTESTD_TPMHELPER_URL: helperURL,
     ATTESTD_ES256_URL: base + "/tenants/es",
+    ATTESTD_ROT_URL: base + "/tenants/rot",
+    ATTESTD_BIN: bin,
+    ATTESTD_DATA: data,
+    ATTESTD_PID: String(server.pid),
   };
-  const t = spawn(process.execPath, ["--test", "--test-reporter=spec", join(here, "interop.test.mjs"), join(here, "sgx.test.mjs"), join(here, "tpm.test.mjs")], { env, stdio: "inherit" });
+  const t = spawn(process.execPath, ["--test", "--test-reporter=spec", join(here, "interop.test.mjs"), join(here, "sgx.test.mjs"), join(here, "tpm.test.mjs"), join(here, "rotation.test.mjs")], { env, stdio: "inherit" });
   status = await new Promise((resolve) => t.on("exit", (code) => resolve(code ?? 1)));
   if (status === 0) {
     status = python(env);

@@ -54,12 +54,18 @@ type DB struct {
 	db     *sql.DB
 	logger *slog.Logger
 	now    func() time.Time
+	cfg    *pgx.ConnConfig // for the LISTEN session of WatchSigningKeys
 }
 
 var _ store.Store = (*DB)(nil)
 
 // Dialect is the sqlstore dialect of PostgreSQL: "$n" placeholders.
-var Dialect = sqlstore.Dialect{Name: "postgres", Rebind: sqlstore.RebindDollar}
+var Dialect = sqlstore.Dialect{Name: "postgres", Rebind: sqlstore.RebindDollar,
+	NotifyKeys: `SELECT pg_notify('` + KeysChannel + `', ?)`}
+
+// KeysChannel is the LISTEN/NOTIFY channel on which every committed change
+// of signing keys names its instance (see WatchSigningKeys).
+const KeysChannel = "attestd_signing_keys"
 
 // Open connects to the database named by dsn (a libpq URL
 // "postgres://user@host:5432/db?sslmode=verify-full" or keyword/value string;
@@ -99,7 +105,7 @@ func open(ctx context.Context, dsn string, logger *slog.Logger, now func() time.
 	sdb.SetMaxOpenConns(MaxConns)
 	sdb.SetMaxIdleConns(MaxConns)
 	sdb.SetConnMaxIdleTime(5 * time.Minute)
-	d := &DB{DB: sqlstore.New(sdb, Dialect, now), db: sdb, logger: logger, now: now}
+	d := &DB{DB: sqlstore.New(sdb, Dialect, now), db: sdb, logger: logger, now: now, cfg: cfg.Copy()}
 	if err := d.db.PingContext(ctx); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("postgres: connect to %s: %w", where, err)

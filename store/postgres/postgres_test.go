@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/attestd/attestd/store"
 	"github.com/attestd/attestd/store/migrations"
 	"github.com/attestd/attestd/store/postgres/pgtest"
+	"github.com/attestd/attestd/store/sqlite"
 	"github.com/attestd/attestd/store/storetest"
 )
 
@@ -356,5 +359,117 @@ func TestParseErrorsHidePassword(t *testing.T) {
 		if !strings.Contains(err.Error(), "postgres:") {
 			t.Errorf("Open: error %q does not say which store failed", err)
 		}
+	}
+}
+
+// TestTwoHandlesSigningKeysRace: replicas on one database racing to create
+// the first key and to rotate end with one key per round.
+func TestTwoHandlesSigningKeysRace(t *testing.T) {
+	dsn := newDSN(t)
+	a, b := openT(t, dsn), openT(t, dsn)
+	defer a.Close()
+	defer b.Close()
+	storetest.RaceSigningKeys(t, []store.KeyStore{a, b}, 6)
+}
+
+// TestWatchSigningKeys: a change committed through one handle is announced
+// to another handle's watcher with the instance's name; a rolled-back
+// change (a lost IfNewest race) is not.
+func TestWatchSigningKeys(t *testing.T) {
+	dsn := newDSN(t)
+	a, b := openT(t, dsn), openT(t, dsn)
+	defer a.Close()
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	// Committed before the watcher exists, so never announced to it.
+	if err := a.ChangeSigningKeys(ctx, "stale", store.KeyChange{Add: []store.SigningKey{{KID: "s1", Certificate: []byte("c"), Private: []byte("p"), ActivateAt: storetest.Base}}}, store.AuditEntry{Action: "keys.create"}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1024)
+	done := make(chan error, 1)
+	go func() { done <- b.WatchSigningKeys(ctx, func(inst string) { got <- inst }) }()
+	k := store.SigningKey{KID: "k1", Certificate: []byte("c"), Private: []byte("p"), ActivateAt: storetest.Base}
+	// The watcher may not be listening yet: change the key's retire time
+	// again until one notification arrives.
+	if err := a.ChangeSigningKeys(ctx, "inst", store.KeyChange{Add: []store.SigningKey{k}}, store.AuditEntry{Action: "keys.create"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if err := a.ChangeSigningKeys(ctx, "inst", store.KeyChange{Unconditional: true, Retire: map[string]time.Time{"k1": storetest.Base.Add(time.Duration(i+1) * time.Hour)}}, store.AuditEntry{Action: "keys.retire"}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case inst := <-got:
+			if inst != "inst" {
+				t.Fatalf("notified %q", inst)
+			}
+		case <-time.After(200 * time.Millisecond):
+			if i > 100 {
+				t.Fatal("no notification")
+			}
+			continue
+		}
+		break
+	}
+	if err := a.ChangeSigningKeys(ctx, "stale", store.KeyChange{IfNewest: "not-s1", Add: []store.SigningKey{{KID: "k2", Certificate: []byte("c"), Private: []byte("p"), ActivateAt: storetest.Base}}}, store.AuditEntry{Action: "keys.rotate"}); !errors.Is(err, store.ErrKeyConflict) {
+		t.Fatalf("stale change: %v", err)
+	}
+	if err := a.ChangeSigningKeys(ctx, "other", store.KeyChange{Add: []store.SigningKey{{KID: "o1", Certificate: []byte("c"), Private: []byte("p"), ActivateAt: storetest.Base}}}, store.AuditEntry{Action: "keys.create"}); err != nil {
+		t.Fatal(err)
+	}
+	// Notifications arrive in commit order: up to "other"'s, none names
+	// "stale", so the rolled-back change sent none.
+	for inst := ""; inst != "other"; {
+		select {
+		case inst = <-got:
+			if inst == "stale" {
+				t.Fatal("a rolled-back change was announced")
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("no notification for other")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("watch: %v", err)
+	}
+}
+
+// TestCopyFromSQLite is "attestd store migrate": every table of a filled
+// SQLite store arrives in PostgreSQL with equal counts and hashes, and a
+// non-empty target is refused.
+func TestCopyFromSQLite(t *testing.T) {
+	ctx := context.Background()
+	src, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "src.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	storetest.Fill(t, src)
+	dst := openT(t, newDSN(t))
+	defer dst.Close()
+	sums, err := src.DB.CopyTo(ctx, dst.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sums["audit"].Rows != 5 || sums["signing_keys"].Rows != 2 || sums["policies"].Rows != 2 || sums["certificates"].Rows != 2 {
+		t.Fatalf("copied %+v", sums)
+	}
+	p, err := dst.GetPolicy(ctx, "inst", "SgxEnclave")
+	if err != nil || p.JWS != "eyJhbGciOiJub25lIn0.e30." || len(p.Signer) == 0 || !p.UpdatedAt.Equal(storetest.Base) {
+		t.Fatalf("policy after copy: %+v %v", p, err)
+	}
+	// The copy continues the audit ids and refuses a replayed nonce.
+	if fresh, err := dst.UseNonce(ctx, "inst", "n1", storetest.Base, storetest.Base.Add(time.Hour)); err != nil || fresh {
+		t.Fatalf("nonce after copy: fresh %v %v", fresh, err)
+	}
+	if err := dst.PutPolicy(ctx, &store.Policy{Instance: "inst", Type: "X", JWS: "j", Text: "t"}, store.AuditEntry{Action: "policy.set"}); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := dst.Audit(ctx, "inst", 1); len(a) != 1 || a[0].ID != 6 {
+		t.Fatalf("audit after copy: %+v", a)
+	}
+	if _, err := src.DB.CopyTo(ctx, dst.DB); err == nil || !strings.Contains(err.Error(), "empty database") {
+		t.Fatalf("copy into a non-empty database: %v", err)
 	}
 }

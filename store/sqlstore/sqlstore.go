@@ -33,6 +33,11 @@ type Dialect struct {
 	Name string // for error messages, e.g. "sqlite"
 	// Rebind rewrites "?" placeholders (nil: keep them, as SQLite does).
 	Rebind func(query string) string
+	// NotifyKeys, when set, is run inside every ChangeSigningKeys
+	// transaction with the instance name as its one argument, to tell
+	// other processes once the change commits (PostgreSQL: pg_notify,
+	// which is delivered on commit and dropped on rollback).
+	NotifyKeys string
 }
 
 // RebindDollar turns "?" placeholders into $1, $2, … (PostgreSQL). The

@@ -61,6 +61,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"InstanceSecret", testInstanceSecret},
 		{"InstanceSecretRace", testInstanceSecretRace},
 		{"UseNonce", testUseNonce},
+		{"SigningKeys", testSigningKeys},
+		{"SigningKeysRace", testSigningKeysRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

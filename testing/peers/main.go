@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/collateral/bundle"
 )
 
@@ -90,10 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // comparisons is the table of peers. Each entry names the evidence (a
 // shared vector), the instant inside its collateral's window, the peer as
-// baseline and attestd's verifiers. To add SEV-SNP or TDX once attestd
-// verifies them: a Subject calling go-sev-guest's verify.SnpAttestation (or
-// go-tdx-guest's verify.TdxQuote) in-process on the same report and
-// certificates as baseline, attestd's verifier as subject, and a row here.
+// baseline and attestd's verifiers: SGX against dcap-qvl (Node), SEV-SNP
+// against go-sev-guest and TDX against go-tdx-guest (both in-process).
 func comparisons(ctx context.Context, o *options, tmp string) ([]*Comparison, error) {
 	var out []*Comparison
 	// D1: dcap-qvl's own sample (vectors/dcap-qvl/SOURCE.md): a real SGX v3
@@ -158,7 +157,48 @@ func comparisons(ctx context.Context, o *options, tmp string) ([]*Comparison, er
 		}
 		s1.Subjects = append(s1.Subjects, s)
 	}
+
+	// T1: dcap-qvl's own TDX sample (vectors/dcap-qvl/SOURCE.md): a real
+	// v4 TD quote, FMSPC b0c06f000000, with its collateral; at this
+	// instant Intel's rules give UpToDate without advisories
+	// (evidence/tdx/real_test.go checks attestd's). go-tdx-guest is given
+	// the same collateral from memory through its PCS getter.
+	t1 := &Comparison{TEE: "TDX", Vector: "vectors/dcap-qvl/sample/tdx_quote", At: time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)}
+	out = append(out, t1)
+	tdQuote, tdColl, err := readQVLVector(o.shared, t1.Vector, "vectors/dcap-qvl/sample/tdx_quote_collateral.json")
+	if err != nil {
+		return out, err
+	}
+	gt, err := newGoTDXGuest(tdQuote, tdColl, t1.At)
+	if err != nil {
+		return out, err
+	}
+	t1.Baseline = gt
+	for _, cold := range []bool{true, false} {
+		s, err := newAttestdTDX(tdQuote, tdColl, t1.At, cold)
+		if err != nil {
+			return out, err
+		}
+		t1.Subjects = append(t1.Subjects, s)
+	}
 	return out, nil
+}
+
+// readQVLVector reads a quote and its collateral in dcap-qvl's JSON form.
+func readQVLVector(shared, quoteRel, collRel string) ([]byte, *collateral.Collateral, error) {
+	quote, err := os.ReadFile(filepath.Join(shared, quoteRel))
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(shared, collRel))
+	if err != nil {
+		return nil, nil, err
+	}
+	coll, err := bundle.ParseQVLJSON(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", collRel, err)
+	}
+	return quote, coll, nil
 }
 
 func execOutput(ctx context.Context, name string, args ...string) (string, error) {

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	tdxpcs "github.com/google/go-tdx-guest/pcs"
+
+	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/collateral/bundle"
 	"github.com/attestd/attestd/internal/testenv"
 )
@@ -226,5 +229,97 @@ func TestDCAPQVL(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(nm, "@phala", "dcap-qvl")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTDXPeers: go-tdx-guest (collateral served from memory, no network)
+// and both attestd subjects verify the T1 vector at an instant in its
+// window and agree on UpToDate without advisories; a year later all of
+// them refuse, so a run cannot time an error path; and the in-memory PCS
+// answers nothing but the collateral's own documents.
+func TestTDXPeers(t *testing.T) {
+	const quoteRel, collRel = "vectors/dcap-qvl/sample/tdx_quote", "vectors/dcap-qvl/sample/tdx_quote_collateral.json"
+	testenv.Shared(t, quoteRel)
+	quote, coll, err := readQVLVector(testenv.SharedDir(), quoteRel, collRel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	at := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+	want := Outcome{Status: "UpToDate"}
+	subjects := func(at time.Time) []Subject {
+		g, err := newGoTDXGuest(quote, coll, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := []Subject{g}
+		for _, cold := range []bool{true, false} {
+			s, err := newAttestdTDX(quote, coll, at, cold)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	for _, s := range subjects(at) {
+		o, err := s.Outcome(ctx)
+		if err != nil || o.String() != want.String() {
+			t.Fatalf("%s: %v, %v; want %v", s.Name(), o, err, want)
+		}
+		if d, err := s.Batch(ctx, 2); err != nil || d < 0 {
+			t.Fatalf("%s batch: %v %v", s.Name(), d, err)
+		}
+	}
+	for _, s := range subjects(at.AddDate(1, 0, 0)) {
+		if o, err := s.Outcome(ctx); err == nil {
+			t.Errorf("%s verified T1 a year after its collateral expired: %v", s.Name(), o)
+		}
+	}
+
+	// A tampered quote body fails on both sides.
+	bad := bytes.Clone(quote)
+	bad[48+136] ^= 1 // MRTD
+	g, err := newGoTDXGuest(bad, coll, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Outcome(ctx); err == nil {
+		t.Error("go-tdx-guest verified a tampered quote")
+	}
+	a, err := newAttestdTDX(bad, coll, at, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Outcome(ctx); err == nil {
+		t.Error("attestd verified a tampered quote")
+	}
+
+	p, err := newPCSMemory(coll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Get("https://example.com/tcb?fmspc=b0c06f000000"); err == nil || !strings.Contains(err.Error(), "no network") {
+		t.Errorf("unknown URL: %v", err)
+	}
+	if _, err := newPCSMemory(&collateral.Collateral{TCBInfo: coll.TCBInfo}); err == nil {
+		t.Error("incomplete collateral accepted")
+	}
+}
+
+func TestCombineTDX(t *testing.T) {
+	up := tdxpcs.TcbComponentStatusUpToDate
+	cases := []struct {
+		tdx, qe tdxpcs.TcbLevel
+		want    string
+	}{
+		{tdxpcs.TcbLevel{TcbStatus: up}, tdxpcs.TcbLevel{TcbStatus: up}, "UpToDate []"},
+		{tdxpcs.TcbLevel{TcbStatus: "OutOfDate", AdvisoryIDs: []string{"INTEL-SA-2", "INTEL-SA-1"}}, tdxpcs.TcbLevel{TcbStatus: up, AdvisoryIDs: []string{"INTEL-SA-1"}}, "OutOfDate [INTEL-SA-1 INTEL-SA-2]"},
+		{tdxpcs.TcbLevel{TcbStatus: up}, tdxpcs.TcbLevel{TcbStatus: "OutOfDate"}, "UpToDate (TD_QE OutOfDate) []"},
+	}
+	for _, c := range cases {
+		if got := combineTDX(c.tdx, c.qe).String(); got != c.want {
+			t.Errorf("combineTDX(%v, %v) = %q, want %q", c.tdx, c.qe, got, c.want)
+		}
 	}
 }
