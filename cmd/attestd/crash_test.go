@@ -48,9 +48,9 @@ type proc struct {
 	stderr *syncBuffer
 }
 
-func startProcess(t *testing.T, data string) *proc {
+func startProcess(t *testing.T, data string, extra ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "--listen", "127.0.0.1:0", "--data", data, "--log-level", "warn", "--key-reload-interval", "0")
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--listen", "127.0.0.1:0", "--data", data, "--log-level", "warn", "--key-reload-interval", "0"}, extra...)...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	p := &proc{cmd: cmd, stderr: &syncBuffer{}}
 	cmd.Stderr = p.stderr
