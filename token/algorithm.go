@@ -135,17 +135,7 @@ func (ks *KeySet) loadECKey(e manifestEntry, path string, priv any, certDER []by
 	if !ek.PublicKey.Equal(cert.PublicKey) {
 		return nil, fmt.Errorf("token: key file %s: certificate does not match the private key", path)
 	}
-	k, err := newSigningKey(joseES256{ek}, jose.ES256, cert, e.File, e.Created)
-	if err != nil {
-		return nil, err
-	}
-	if k.kid != e.KID {
-		return nil, fmt.Errorf("token: key file %s: certificate kid %q differs from manifest kid %q", path, k.kid, e.KID)
-	}
-	if e.RetireAt != nil {
-		k.retireAt = *e.RetireAt
-	}
-	return k, nil
+	return loadedKey(joseES256{ek}, jose.ES256, cert, e, path)
 }
 
 // newECKey is newKey for an ES256 set.

@@ -368,7 +368,14 @@ func (ks *KeySet) loadKey(e manifestEntry) (*signingKey, error) {
 		return nil, fmt.Errorf("token: key file %s: certificate does not match the private key", path)
 	}
 	rk.Precompute()
-	k, err := newSigningKey(rk, jose.RS256, cert, e.File, e.Created)
+	return loadedKey(rk, jose.RS256, cert, e, path)
+}
+
+// loadedKey is newSigningKey for a key file the manifest entry e names
+// (read from path): its certificate must have the manifest's kid, and the
+// entry's retirement carries over.
+func loadedKey(signer crypto.Signer, alg jose.SignatureAlgorithm, cert *x509.Certificate, e manifestEntry, path string) (*signingKey, error) {
+	k, err := newSigningKey(signer, alg, cert, e.File, e.Created)
 	if err != nil {
 		return nil, err
 	}
