@@ -1,19 +1,14 @@
 package token
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"os"
 	"time"
 
@@ -140,37 +135,7 @@ func (ks *KeySet) loadECKey(e manifestEntry, path string, priv any, certDER []by
 	if !ek.PublicKey.Equal(cert.PublicKey) {
 		return nil, fmt.Errorf("token: key file %s: certificate does not match the private key", path)
 	}
-	k, err := newECSigningKey(ek, cert, e.File, e.Created)
-	if err != nil {
-		return nil, err
-	}
-	if k.kid != e.KID {
-		return nil, fmt.Errorf("token: key file %s: certificate kid %q differs from manifest kid %q", path, k.kid, e.KID)
-	}
-	if e.RetireAt != nil {
-		k.retireAt = *e.RetireAt
-	}
-	return k, nil
-}
-
-// newECSigningKey is newSigningKey for P-256: its /certs entry is the JWK
-// MAA's shape has (kid, kty, x5c with the self-signed certificate) with the
-// EC members (crv, x, y) and alg ES256.
-func newECSigningKey(ek *ecdsa.PrivateKey, cert *x509.Certificate, file string, created time.Time) (*signingKey, error) {
-	k := &signingKey{kid: KID(cert.Raw), file: file, cert: cert, signer: joseES256{ek}, created: created}
-	jwk := jose.JSONWebKey{
-		Key:          &ek.PublicKey,
-		KeyID:        k.kid,
-		Algorithm:    string(jose.ES256),
-		Use:          "sig",
-		Certificates: []*x509.Certificate{cert},
-	}
-	b, err := jwk.MarshalJSON()
-	if err != nil {
-		return nil, fmt.Errorf("token: encode JWK of %s: %w", k.kid, err)
-	}
-	k.jwk = b
-	return k, nil
+	return loadedKey(joseES256{ek}, jose.ES256, cert, e, path)
 }
 
 // newECKey is newKey for an ES256 set.
@@ -179,41 +144,16 @@ func (ks *KeySet) newECKey(t time.Time) (*signingKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token: generate P-256 key: %w", err)
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, fmt.Errorf("token: certificate serial: %w", err)
-	}
 	t = t.UTC()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: ks.subject},
-		NotBefore:             t.Add(-24 * time.Hour).Truncate(time.Second),
-		NotAfter:              t.Add(CertValidity).Truncate(time.Second),
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &ek.PublicKey, ek)
+	cert, err := selfSigned(ks.subject, ek, t)
 	if err != nil {
-		return nil, fmt.Errorf("token: create certificate: %w", err)
+		return nil, err
 	}
-	cert, err := x509.ParseCertificate(der)
+	file, err := ks.writeKeyFile("signer-es256-", ek, cert, t)
 	if err != nil {
-		return nil, fmt.Errorf("token: parse new certificate: %w", err)
+		return nil, err
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(ek)
-	if err != nil {
-		return nil, fmt.Errorf("token: encode private key: %w", err)
-	}
-	var buf bytes.Buffer
-	pem.Encode(&buf, &pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}) //nolint:errcheck // bytes.Buffer
-	pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: der})    //nolint:errcheck // bytes.Buffer
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	file := fmt.Sprintf("signer-es256-%s-%s.pem", t.Format("20060102T150405Z"), base64.RawURLEncoding.EncodeToString(rnd[:]))
-	if err := writeFileAtomic(ks.dir, file, buf.Bytes()); err != nil {
-		return nil, fmt.Errorf("token: write key file: %w", err)
-	}
-	return newECSigningKey(ek, cert, file, t)
+	return newSigningKey(joseES256{ek}, jose.ES256, cert, file, t)
 }
 
 // Pair is the Signer of an instance whose attestation tokens use another

@@ -368,7 +368,14 @@ func (ks *KeySet) loadKey(e manifestEntry) (*signingKey, error) {
 		return nil, fmt.Errorf("token: key file %s: certificate does not match the private key", path)
 	}
 	rk.Precompute()
-	k, err := newSigningKey(rk, cert, e.File, e.Created)
+	return loadedKey(rk, jose.RS256, cert, e, path)
+}
+
+// loadedKey is newSigningKey for a key file the manifest entry e names
+// (read from path): its certificate must have the manifest's kid, and the
+// entry's retirement carries over.
+func loadedKey(signer crypto.Signer, alg jose.SignatureAlgorithm, cert *x509.Certificate, e manifestEntry, path string) (*signingKey, error) {
+	k, err := newSigningKey(signer, alg, cert, e.File, e.Created)
 	if err != nil {
 		return nil, err
 	}
@@ -389,9 +396,11 @@ func KID(certDER []byte) string {
 	return base64.StdEncoding.EncodeToString(s[:])
 }
 
-// newSigningKey makes the in-memory key. signer is nil for a retired key
+// newSigningKey makes the in-memory key and its /certs entry, the JWK
+// MAA's shape has (kid, kty, x5c with the self-signed certificate, the key
+// members of cert's public key) naming alg. signer is nil for a retired key
 // of a store key set, whose private part is not opened any more.
-func newSigningKey(signer crypto.Signer, cert *x509.Certificate, file string, created time.Time) (*signingKey, error) {
+func newSigningKey(signer crypto.Signer, alg jose.SignatureAlgorithm, cert *x509.Certificate, file string, created time.Time) (*signingKey, error) {
 	k := &signingKey{
 		kid:     KID(cert.Raw),
 		file:    file,
@@ -404,7 +413,7 @@ func newSigningKey(signer crypto.Signer, cert *x509.Certificate, file string, cr
 	jwk := jose.JSONWebKey{
 		Key:          cert.PublicKey,
 		KeyID:        k.kid,
-		Algorithm:    string(jose.RS256),
+		Algorithm:    string(alg),
 		Use:          "sig",
 		Certificates: []*x509.Certificate{cert},
 	}
@@ -431,22 +440,32 @@ func (ks *KeySet) newKey(t time.Time) (*signingKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	der := cert.Raw
-	keyDER, err := x509.MarshalPKCS8PrivateKey(rk)
+	file, err := ks.writeKeyFile("signer-", rk, cert, t)
 	if err != nil {
-		return nil, fmt.Errorf("token: encode private key: %w", err)
-	}
-	var buf bytes.Buffer
-	pem.Encode(&buf, &pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}) //nolint:errcheck // bytes.Buffer
-	pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: der})    //nolint:errcheck // bytes.Buffer
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	file := fmt.Sprintf("signer-%s-%s.pem", t.Format("20060102T150405Z"), base64.RawURLEncoding.EncodeToString(rnd[:]))
-	if err := writeFileAtomic(ks.dir, file, buf.Bytes()); err != nil {
-		return nil, fmt.Errorf("token: write key file: %w", err)
+		return nil, err
 	}
 	rk.Precompute()
-	return newSigningKey(rk, cert, file, t)
+	return newSigningKey(rk, jose.RS256, cert, file, t)
+}
+
+// writeKeyFile writes a new key file of the set, the PKCS#8 private key
+// then the certificate as PEM, under a fresh name prefix+time+random, and
+// returns that name.
+func (ks *KeySet) writeKeyFile(prefix string, priv crypto.Signer, cert *x509.Certificate, t time.Time) (string, error) {
+	keyDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return "", fmt.Errorf("token: encode private key: %w", err)
+	}
+	var buf bytes.Buffer
+	pem.Encode(&buf, &pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})   //nolint:errcheck // bytes.Buffer
+	pem.Encode(&buf, &pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}) //nolint:errcheck // bytes.Buffer
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	file := fmt.Sprintf("%s%s-%s.pem", prefix, t.Format("20060102T150405Z"), base64.RawURLEncoding.EncodeToString(rnd[:]))
+	if err := writeFileAtomic(ks.dir, file, buf.Bytes()); err != nil {
+		return "", fmt.Errorf("token: write key file: %w", err)
+	}
+	return file, nil
 }
 
 // selfSigned makes the certificate that carries a signing key in /certs:

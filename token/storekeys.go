@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/store"
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // storeTimeout bounds one database round of Reload/Rotate when the caller
@@ -547,7 +548,7 @@ func (s *storeSource) load(ctx context.Context, ks *KeySet, rows []store.Signing
 				return err
 			}
 		}
-		k, err := newSigningKey(signer, cert, "", r.Created)
+		k, err := newSigningKey(signer, jose.RS256, cert, "", r.Created)
 		if err != nil {
 			return err
 		}

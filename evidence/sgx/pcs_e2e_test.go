@@ -2,27 +2,23 @@ package sgx_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/attestd/attestd/api"
 	"github.com/attestd/attestd/client"
-	"github.com/attestd/attestd/collateral"
-	"github.com/attestd/attestd/collateral/pcs/pcstest"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/store/sqlite"
 	"github.com/attestd/attestd/testing/dcapfake"
+	"github.com/attestd/attestd/testing/pcsstub"
 	"github.com/attestd/attestd/testing/sgxplatform"
 	"github.com/attestd/attestd/token"
 )
@@ -38,35 +34,10 @@ func TestAttestSgxEnclavePCSDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var down atomic.Bool
-	stub := httptest.NewServer(&pcstest.Handler{Sets: []*collateral.Collateral{p.Collateral()}, Override: func(w http.ResponseWriter, r *http.Request) bool {
-		if down.Load() {
-			http.Error(w, "maintenance", http.StatusServiceUnavailable)
-		}
-		return down.Load()
-	}})
-	defer stub.Close()
+	stub := pcsstub.New(t, p.Collateral())
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "root.pem"), dcapfake.PEM(p.Roots()...), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	open := func(cacheDir string) evidence.Verifier {
-		blocks := map[string]json.RawMessage{
-			"sgx":        json.RawMessage(`{"roots":["root.pem"]}`),
-			"collateral": json.RawMessage(`{"type":"pcs","url":"` + stub.URL + `","root_ca_crl_url":"` + stub.URL + pcstest.RootCACRLPath + `","cache_dir":"` + cacheDir + `"}`),
-		}
-		env := evidence.PluginEnv{Block: func(n string) json.RawMessage { return blocks[n] }, Path: func(s string) string {
-			if s == "" || filepath.IsAbs(s) {
-				return s
-			}
-			return filepath.Join(dir, s)
-		}, DataDir: dir, Logger: slog.New(slog.DiscardHandler)}
-		v, closeFn, err := sgx.Plugin().Open(context.Background(), env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { closeFn() })
-		return v
+		return stub.Open(t, sgx.Plugin(), dir, dcapfake.PEM(p.Roots()...), cacheDir)
 	}
 	quote, err := p.Quote(sgxplatform.QuoteOptions{})
 	if err != nil {
@@ -77,7 +48,7 @@ func TestAttestSgxEnclavePCSDown(t *testing.T) {
 	if _, err := warm.AttestSgxEnclave(ctx, quote, nil); err != nil {
 		t.Fatalf("PCS up: %v", err)
 	}
-	down.Store(true)
+	stub.SetDown(true)
 	if _, err := warm.AttestSgxEnclave(ctx, quote, nil); err != nil {
 		t.Fatalf("PCS down, warm cache: %v", err)
 	}

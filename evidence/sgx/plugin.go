@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
-	"github.com/attestd/attestd/internal/pemfile"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/attestd/attestd/collateral/source"
 	"github.com/attestd/attestd/evidence"
+	"github.com/attestd/attestd/evidence/dcap"
 	"github.com/attestd/attestd/evidence/sgx/verify"
 )
 
@@ -62,41 +62,15 @@ type Trust struct {
 func (c Config) Resolve(path func(string) string) (*Trust, error) {
 	t := &Trust{}
 	var err error
-	if c.Grace != "" {
-		if t.Grace, err = time.ParseDuration(c.Grace); err != nil || t.Grace < 0 {
-			return nil, fmt.Errorf("%w: sgx.grace %q: want a non-negative Go duration such as \"24h\"", evidence.ErrConfig, c.Grace)
-		}
+	if t.VerifyAt, t.Grace, err = dcap.ParseClock("sgx", c.VerifyAt, c.Grace); err != nil {
+		return nil, err
 	}
-	if c.VerifyAt != "" {
-		if t.VerifyAt, err = time.Parse(time.RFC3339, c.VerifyAt); err != nil {
-			return nil, fmt.Errorf("%w: sgx.verify_at: %v", evidence.ErrConfig, err)
-		}
-		t.VerifyAt = t.VerifyAt.UTC()
-	}
-	read := func(field string, files []string) ([]*x509.Certificate, error) {
-		var out []*x509.Certificate
-		for _, f := range files {
-			// Operator files: openssl's text dumps and other blocks
-			// around the certificates are fine (pemfile.Certificates),
-			// unlike the strict chains inside evidence.
-			certs, err := pemfile.Certificates(path(f))
-			if err != nil {
-				return nil, fmt.Errorf("sgx.%s: %s: %w", field, path(f), err)
-			}
-			for _, crt := range certs {
-				if !crt.IsCA {
-					return nil, fmt.Errorf("sgx.%s: %s: %q is not a CA certificate", field, path(f), crt.Subject.CommonName)
-				}
-			}
-			out = append(out, certs...)
-		}
-		return out, nil
-	}
-	roots, err := read("roots", c.Roots)
+	t.VerifyAt = t.VerifyAt.UTC()
+	roots, err := dcap.ReadRoots("sgx", "roots", path, c.Roots)
 	if err != nil {
 		return nil, err
 	}
-	extra, err := read("extra_roots", c.ExtraRoots)
+	extra, err := dcap.ReadRoots("sgx", "extra_roots", path, c.ExtraRoots)
 	if err != nil {
 		return nil, err
 	}

@@ -3,23 +3,16 @@ package tdx_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/attestd/attestd/client"
-	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/collateral/bundle"
-	"github.com/attestd/attestd/collateral/pcs/pcstest"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/dcap"
 	"github.com/attestd/attestd/evidence/dcap/pcs"
@@ -27,6 +20,7 @@ import (
 	"github.com/attestd/attestd/instance"
 	"github.com/attestd/attestd/internal/attestdtest"
 	"github.com/attestd/attestd/testing/dcapfake"
+	"github.com/attestd/attestd/testing/pcsstub"
 	"github.com/attestd/attestd/testing/tdxplatform"
 )
 
@@ -206,38 +200,10 @@ func TestAttestTdxVmPCS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var down atomic.Bool
-	h := &pcstest.Handler{Sets: []*collateral.Collateral{coll}, Override: func(w http.ResponseWriter, r *http.Request) bool {
-		if down.Load() {
-			http.Error(w, "maintenance", http.StatusServiceUnavailable)
-		}
-		return down.Load()
-	}}
-	stub := httptest.NewServer(h)
-	defer stub.Close()
+	stub := pcsstub.New(t, coll)
 	dir := t.TempDir()
-	rootFile := filepath.Join(dir, "root.pem")
-	if err := os.WriteFile(rootFile, p.RootsPEM(), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	open := func(cacheDir string) evidence.Verifier {
-		blocks := map[string]json.RawMessage{
-			"tdx":        json.RawMessage(`{"roots":["root.pem"]}`),
-			"collateral": json.RawMessage(`{"type":"pcs","url":"` + stub.URL + `","root_ca_crl_url":"` + stub.URL + pcstest.RootCACRLPath + `","cache_dir":"` + cacheDir + `"}`),
-		}
-		env := evidence.PluginEnv{Block: func(n string) json.RawMessage { return blocks[n] }, Path: func(s string) string {
-			if s == "" || filepath.IsAbs(s) {
-				return s
-			}
-			return filepath.Join(dir, s)
-		},
-			DataDir: dir, Logger: slog.New(slog.DiscardHandler)}
-		v, closeFn, err := tdx.Plugin().Open(context.Background(), env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { closeFn() })
-		return v
+		return stub.Open(t, tdx.Plugin(), dir, p.RootsPEM(), cacheDir)
 	}
 	raw, err := p.Mint(tdxplatform.Quote{})
 	if err != nil {
@@ -253,7 +219,7 @@ func TestAttestTdxVmPCS(t *testing.T) {
 		t.Fatalf("%+v", r.Tdx)
 	}
 	var paths []string
-	for _, s := range h.Requests() {
+	for _, s := range stub.Handler.Requests() {
 		paths = append(paths, s.Path+"?"+s.Query)
 	}
 	joined := strings.Join(paths, " ")
@@ -261,7 +227,7 @@ func TestAttestTdxVmPCS(t *testing.T) {
 		t.Fatalf("PCS requests %v", paths)
 	}
 	// PCS down: the warm cache still answers; a cold one is a 503.
-	down.Store(true)
+	stub.SetDown(true)
 	if _, err := c.AttestTdxVm(ctx, raw, nil); err != nil {
 		t.Fatalf("with a warm cache: %v", err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/attestd/attestd/collateral/source"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/dcap"
-	"github.com/attestd/attestd/internal/pemfile"
 )
 
 // Config is the "tdx" block of the attestd configuration file (README.md,
@@ -40,37 +39,20 @@ type Config struct {
 func OptionsFromConfig(c Config, path func(string) string) (Options, error) {
 	var o Options
 	var err error
-	if c.Grace != "" {
-		if o.Grace, err = time.ParseDuration(c.Grace); err != nil || o.Grace < 0 {
-			return o, fmt.Errorf("%w: tdx.grace %q: want a non-negative Go duration such as \"24h\"", evidence.ErrConfig, c.Grace)
-		}
+	if o.VerifyAt, o.Grace, err = dcap.ParseClock("tdx", c.VerifyAt, c.Grace); err != nil {
+		return o, err
 	}
-	if c.VerifyAt != "" {
-		if o.VerifyAt, err = time.Parse(time.RFC3339, c.VerifyAt); err != nil {
-			return o, fmt.Errorf("%w: tdx.verify_at: %v", evidence.ErrConfig, err)
-		}
+	if o.Roots, err = dcap.ReadRoots("tdx", "roots", path, c.Roots); err != nil {
+		return o, fmt.Errorf("%w: %v", evidence.ErrConfig, err)
 	}
-	for _, f := range []struct {
-		name  string
-		files []string
-		extra bool
-	}{{"roots", c.Roots, false}, {"extra_roots", c.ExtraRoots, true}} {
-		for _, file := range f.files {
-			certs, err := pemfile.Certificates(path(file))
-			if err != nil {
-				return o, fmt.Errorf("%w: tdx.%s: %s: %v", evidence.ErrConfig, f.name, path(file), err)
-			}
-			for _, crt := range certs {
-				if !crt.IsCA {
-					return o, fmt.Errorf("%w: tdx.%s: %s: %q is not a CA certificate", evidence.ErrConfig, f.name, path(file), crt.Subject.CommonName)
-				}
-			}
-			if f.extra && o.Roots == nil {
-				o.Roots = dcap.DefaultRoots()
-			}
-			o.Roots = slices.Concat(o.Roots, certs)
-		}
+	extra, err := dcap.ReadRoots("tdx", "extra_roots", path, c.ExtraRoots)
+	if err != nil {
+		return o, fmt.Errorf("%w: %v", evidence.ErrConfig, err)
 	}
+	if len(extra) > 0 && o.Roots == nil {
+		o.Roots = dcap.DefaultRoots()
+	}
+	o.Roots = slices.Concat(o.Roots, extra)
 	return o, nil
 }
 

@@ -14,60 +14,37 @@
 //  4. runs `node --test` with NODE_EXTRA_CA_CERTS = DATA/tls/cert.pem (Node
 //     reads that variable only at start-up, hence the child process),
 //  5. stops the server with SIGTERM and requires a clean exit.
-import { spawn, spawnSync, execFileSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeCert } from "./certs.mjs";
+import { goBinary, sgxgen, listening, startAttestd, nodeTest } from "../lib/server.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const work = mkdtempSync(join(tmpdir(), "attestd-interop-"));
 const data = join(work, "data");
 
-let bin = process.env.ATTESTD_BIN;
-if (!bin) {
-  bin = join(work, "attestd");
-  execFileSync("go", ["build", "-o", bin, "./cmd/attestd"], { cwd: join(here, "..", ".."), stdio: "inherit" });
-}
-
-const genDir = join(work, "sgxgen");
-if (process.env.ATTESTD_SGXGEN_BIN) {
-  execFileSync(process.env.ATTESTD_SGXGEN_BIN, ["-out", genDir], { stdio: "inherit" });
-} else {
-  execFileSync("go", ["run", "./testing/sgxplatform/cmd/sgxgen", "-out", genDir], { cwd: join(here, "..", ".."), stdio: "inherit" });
-}
+const bin = goBinary("ATTESTD_BIN", work, "attestd", "./cmd/attestd");
+const genDir = sgxgen(work);
 
 // The TPM side: a real swtpm behind testing/swtpm/cmd/tpmhelper, whose AK
 // the "tpm" block trusts (tpm.test.mjs, interop/python/tpm_attest.py).
-let helperBin = process.env.ATTESTD_TPMHELPER_BIN;
-if (!helperBin) {
-  helperBin = join(work, "tpmhelper");
-  execFileSync("go", ["build", "-o", helperBin, "./testing/swtpm/cmd/tpmhelper"], { cwd: join(here, "..", ".."), stdio: "inherit" });
-}
+const helperBin = goBinary("ATTESTD_TPMHELPER_BIN", work, "tpmhelper", "./testing/swtpm/cmd/tpmhelper");
 const helper = spawn(helperBin, ["-ak-out", join(work, "ak.pem")], { stdio: ["pipe", "pipe", "pipe"] });
 let helperLog = "";
 helper.stderr.on("data", (b) => (helperLog += b));
-const helperURL = await new Promise((resolve, reject) => {
-  let out = "";
-  const timer = setTimeout(() => reject(new Error("tpmhelper did not start within 60s:\n" + helperLog)), 60000);
-  helper.stdout.on("data", (b) => {
-    out += b;
-    const m = out.match(/listening (http:\/\/\S+)/);
-    if (m) {
-      clearTimeout(timer);
-      resolve(m[1]);
-    }
-  });
-  helper.on("exit", (code) => reject(new Error(`tpmhelper exited early (${code}):\n${helperLog}`)));
-});
+const helperURL = await listening(helper, "tpmhelper", /listening (http:\/\/\S+)/, () => helperLog);
 
 const pm1 = makeCert("attestd interop policy signer 1");
 writeFileSync(join(work, "pm1.pem"), pm1.certificate);
 writeFileSync(join(work, "pm1.key"), pm1.privateKey);
-writeFileSync(
-  join(work, "config.json"),
-  JSON.stringify({
+const server = await startAttestd({
+  bin,
+  work,
+  data,
+  config: {
     instances: [
       { name: "default", mode: "AAD", auth: { dev: true } },
       { name: "iso", prefix: "/tenants/iso", mode: "Isolated", policy_certificates: ["pm1.pem"], auth: { dev: true } },
@@ -79,34 +56,9 @@ writeFileSync(
     tpm: { trusted_aks: ["ak.pem"] },
     collateral: { type: "bundle", path: "sgxgen/collateral.json" },
     sgx: { roots: ["sgxgen/root.pem"] },
-  }),
-);
-
-const server = spawn(bin, ["serve", "--config", join(work, "config.json"), "--data", data, "--listen", "127.0.0.1:0"], {
-  stdio: ["ignore", "pipe", "pipe"],
+  },
 });
-let serverLog = "";
-server.stderr.on("data", (b) => (serverLog += b));
-const exited = new Promise((resolve) => server.on("exit", (code, signal) => resolve({ code, signal })));
-
-const base = await new Promise((resolve, reject) => {
-  let out = "";
-  const timer = setTimeout(() => reject(new Error("attestd did not start within 60s:\n" + serverLog)), 60000);
-  server.stdout.on("data", (b) => {
-    out += b;
-    const m = out.match(/attestd listening on (https:\/\/\S+)/);
-    if (m) {
-      clearTimeout(timer);
-      resolve(m[1]);
-    }
-  });
-  server.on("exit", (code) => reject(new Error(`attestd exited early (${code}):\n${serverLog}`)));
-});
-
-function token(...args) {
-  const out = execFileSync(bin, ["token", "--data", data, ...args], { encoding: "utf8" }).trim().split("\n");
-  return out[out.length - 1];
-}
+const { base, token } = server;
 
 let status = 1;
 try {
@@ -132,21 +84,19 @@ try {
     ATTESTD_DATA: data,
     ATTESTD_PID: String(server.pid),
   };
-  const t = spawn(process.execPath, ["--test", "--test-reporter=spec", join(here, "interop.test.mjs"), join(here, "sgx.test.mjs"), join(here, "tpm.test.mjs"), join(here, "rotation.test.mjs")], { env, stdio: "inherit" });
-  status = await new Promise((resolve) => t.on("exit", (code) => resolve(code ?? 1)));
+  status = await nodeTest(env, [join(here, "interop.test.mjs"), join(here, "sgx.test.mjs"), join(here, "tpm.test.mjs"), join(here, "rotation.test.mjs")]);
   if (status === 0) {
     status = python(env);
   }
 } finally {
   helper.stdin.end(); // tpmhelper stops swtpm and exits on EOF
-  server.kill("SIGTERM");
-  const { code, signal } = await exited;
-  if (code !== 0) {
-    console.error(`attestd did not shut down cleanly on SIGTERM (code ${code}, signal ${signal}):\n${serverLog}`);
+  const unclean = await server.stop();
+  if (unclean) {
+    console.error(unclean);
     status = status || 1;
   }
   if (status !== 0) {
-    console.error("---- attestd log ----\n" + serverLog);
+    console.error("---- attestd log ----\n" + server.log());
   }
   rmSync(work, { recursive: true, force: true });
 }

@@ -14,11 +14,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	dcapabi "github.com/attestd/attestd/evidence/dcap/abi"
 )
 
 // Sizes and offsets of the quote, in bytes.
 const (
-	HeaderSize     = 48
+	HeaderSize     = dcapabi.HeaderSize
 	ReportBodySize = 384
 	// QuoteFixedSize is header + report body + the uint32 signature data length.
 	QuoteFixedSize = HeaderSize + ReportBodySize + 4
@@ -60,19 +62,9 @@ const (
 // verifier, and this package does not pretend to parse its TD report body.
 var ErrTDX = errors.New("quote is a TDX quote (TEE type 0x81); TDX evidence is not SGX evidence and is not supported by the SGX verifier")
 
-// Header is the 48-byte quote header.
-type Header struct {
-	Version            uint16
-	AttestationKeyType uint16
-	// TeeType is "reserved" in v3 and the TEE type in v4 (0 = SGX, 0x81 = TDX).
-	TeeType uint32
-	// QESVN and PCESVN are the quoting enclave's and PCE's SVNs at quote
-	// generation (v3); v4 calls them reserved but QEs still fill them.
-	QESVN      uint16
-	PCESVN     uint16
-	QEVendorID [16]byte
-	UserData   [20]byte
-}
+// Header is the 48-byte quote header, the layout SGX and TDX quotes
+// share (evidence/dcap/abi).
+type Header = dcapabi.Header
 
 // ReportBody is the 384-byte SGX enclave report body (SGX REPORTBODY),
 // used both for the ISV enclave and the quoting enclave.
@@ -162,16 +154,8 @@ func ParseHeader(b []byte) (*Header, error) {
 	if len(b) < HeaderSize {
 		return nil, fmt.Errorf("quote header: need %d bytes, have %d", HeaderSize, len(b))
 	}
-	h := &Header{
-		Version:            binary.LittleEndian.Uint16(b[0:2]),
-		AttestationKeyType: binary.LittleEndian.Uint16(b[2:4]),
-		TeeType:            binary.LittleEndian.Uint32(b[4:8]),
-		QESVN:              binary.LittleEndian.Uint16(b[8:10]),
-		PCESVN:             binary.LittleEndian.Uint16(b[10:12]),
-	}
-	copy(h.QEVendorID[:], b[12:28])
-	copy(h.UserData[:], b[28:48])
-	if h.TeeType == TeeTypeTDX {
+	h := dcapabi.DecodeHeader((*[HeaderSize]byte)(b))
+	if h.TEEType == TeeTypeTDX {
 		return nil, ErrTDX
 	}
 	switch h.Version {
@@ -181,26 +165,13 @@ func ParseHeader(b []byte) (*Header, error) {
 	default:
 		return nil, fmt.Errorf("quote version %d is not supported (want 3 or 4)", h.Version)
 	}
-	if h.TeeType != TeeTypeSGX {
-		return nil, fmt.Errorf("quote header: TEE type 0x%x is neither SGX (0) nor TDX (0x81)", h.TeeType)
+	if h.TEEType != TeeTypeSGX {
+		return nil, fmt.Errorf("quote header: TEE type 0x%x is neither SGX (0) nor TDX (0x81)", h.TEEType)
 	}
 	if h.AttestationKeyType != AttestationKeyECDSAP256 {
 		return nil, fmt.Errorf("attestation key type %d is not supported (want 2, ECDSA-256-with-P-256)", h.AttestationKeyType)
 	}
 	return h, nil
-}
-
-// Marshal returns the 48-byte encoding of h.
-func (h *Header) Marshal() []byte {
-	b := make([]byte, HeaderSize)
-	binary.LittleEndian.PutUint16(b[0:2], h.Version)
-	binary.LittleEndian.PutUint16(b[2:4], h.AttestationKeyType)
-	binary.LittleEndian.PutUint32(b[4:8], h.TeeType)
-	binary.LittleEndian.PutUint16(b[8:10], h.QESVN)
-	binary.LittleEndian.PutUint16(b[10:12], h.PCESVN)
-	copy(b[12:28], h.QEVendorID[:])
-	copy(b[28:48], h.UserData[:])
-	return b
 }
 
 // Report body field offsets (Intel SGX SDM, REPORTBODY).

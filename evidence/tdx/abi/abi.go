@@ -19,11 +19,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	dcapabi "github.com/attestd/attestd/evidence/dcap/abi"
 )
 
 // Sizes, in bytes.
 const (
-	HeaderSize         = 48
+	HeaderSize         = dcapabi.HeaderSize
 	TDReport10Size     = 584 // TD report body of TDX 1.0 (quote v4, v5 body type 2)
 	TDReport15Size     = 648 // TD report body of TDX 1.5 (v5 body type 3)
 	QEReportSize       = 384 // the quoting enclave's SGX report body
@@ -64,18 +66,9 @@ const (
 // not TD quotes (SGX quotes, TEE type 0).
 var ErrNotTDX = errors.New("not a TDX quote")
 
-// Header is the 48-byte quote header.
-type Header struct {
-	Version            uint16
-	AttestationKeyType uint16
-	TEEType            uint32
-	// QESVN and PCESVN are "reserved" in Intel's v4/v5 layout but quoting
-	// enclaves fill them with their SVNs (go-tdx-guest calls them so too).
-	QESVN      uint16
-	PCESVN     uint16
-	QEVendorID [16]byte
-	UserData   [20]byte
-}
+// Header is the 48-byte quote header, the layout SGX and TDX quotes
+// share (evidence/dcap/abi).
+type Header = dcapabi.Header
 
 // TDReport is a TD report body (TDREPORT's TDINFO with the TEE TCB): all of
 // TDX 1.0's fields, and for TDX 1.5 bodies TEETCBSVN2 and MRServiceTD.
@@ -224,15 +217,7 @@ func ParseHeader(b []byte) (*Header, error) {
 	if len(b) < HeaderSize {
 		return nil, fmt.Errorf("header: %d bytes, want %d", len(b), HeaderSize)
 	}
-	h := &Header{
-		Version:            binary.LittleEndian.Uint16(b[0:]),
-		AttestationKeyType: binary.LittleEndian.Uint16(b[2:]),
-		TEEType:            binary.LittleEndian.Uint32(b[4:]),
-		QESVN:              binary.LittleEndian.Uint16(b[8:]),
-		PCESVN:             binary.LittleEndian.Uint16(b[10:]),
-	}
-	copy(h.QEVendorID[:], b[12:28])
-	copy(h.UserData[:], b[28:48])
+	h := dcapabi.DecodeHeader((*[HeaderSize]byte)(b))
 	switch {
 	case h.Version != Version4 && h.Version != Version5:
 		if h.Version == 3 {
@@ -245,19 +230,6 @@ func ParseHeader(b []byte) (*Header, error) {
 		return nil, fmt.Errorf("header: attestation key type %d is not ECDSA-256-with-P-256 (2)", h.AttestationKeyType)
 	}
 	return h, nil
-}
-
-// Marshal returns the 48-byte header.
-func (h *Header) Marshal() []byte {
-	b := make([]byte, HeaderSize)
-	binary.LittleEndian.PutUint16(b[0:], h.Version)
-	binary.LittleEndian.PutUint16(b[2:], h.AttestationKeyType)
-	binary.LittleEndian.PutUint32(b[4:], h.TEEType)
-	binary.LittleEndian.PutUint16(b[8:], h.QESVN)
-	binary.LittleEndian.PutUint16(b[10:], h.PCESVN)
-	copy(b[12:28], h.QEVendorID[:])
-	copy(b[28:48], h.UserData[:])
-	return b
 }
 
 // tdFields lists the TD report's fields in layout order.
