@@ -317,6 +317,12 @@ func (v *Verifier) Wrap(token string) ([]byte, error) {
 // comes from req.State, which the pipeline opened from the sealed
 // service_context.
 func (v *Verifier) Parse(ctx context.Context, req *evidence.Request) (evidence.Parsed, error) {
+	// The pipeline routes by type, but a caller that routes wrongly (or a
+	// decorator) must get a named refusal, not Tpm claims for another
+	// type's request (found by evidence/verifiertest's WrongType).
+	if req.Type != evidence.Tpm {
+		return nil, evidence.Errorf(evidence.CheckEvidenceType, "the Tpm verifier cannot verify %s evidence", req.Type)
+	}
 	if abi.IsInit(req.Evidence) {
 		return nil, evidence.Errorf(verify.CheckRequest, "an aikcert message opens a round; it carries no evidence")
 	}

@@ -115,7 +115,7 @@ func toyHarness(flaw string) verifiertest.Harness {
 	req := func(b []byte) *evidence.Request {
 		return &evidence.Request{Type: evidence.SgxEnclave, Evidence: b, Now: toyNow}
 	}
-	return verifiertest.Harness{
+	h := verifiertest.Harness{
 		Verifier:      v,
 		Good:          func(testing.TB) *evidence.Request { return req(v.mint(v.key, toyNow.Add(24*time.Hour), 7)) },
 		Expired:       toyNow.Add(48 * time.Hour),
@@ -127,6 +127,13 @@ func toyHarness(flaw string) verifiertest.Harness {
 		Types:     []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave},
 		Mutations: 256,
 	}
+	if flaw == "report data despite NoRuntimeData" {
+		// A harness that declares no runtime data for a verifier that
+		// reports some: the pipeline would bind runtime data the
+		// declaration says cannot be bound.
+		h.NoRuntimeData = "the toy declares none"
+	}
+	return h
 }
 
 // TestToyConforms: the flawless toy passes the suite.
@@ -152,6 +159,7 @@ func TestSuiteCatchesFlaws(t *testing.T) {
 		{"crypto in parse", "Bad/foreign_key"},
 		{"counter claim", "Deterministic"},
 		{"no type claim", "Good"},
+		{"report data despite NoRuntimeData", "Good"},
 		{"panics", "Mutations"},
 		{"ignores cancel", "Cancelled"},
 	} {
