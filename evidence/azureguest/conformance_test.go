@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
+	"errors"
 	"testing"
 	"time"
 
@@ -211,4 +213,73 @@ func TestConformanceSNP(t *testing.T) {
 				}))},
 		},
 	})
+}
+
+// TestConformanceTrustedLaunch runs the suite against the AzureGuest
+// verifier for a Trusted Launch VM (no hardware isolation): the AK is
+// trusted only through its certificate, which chains to a test root the
+// verifier is configured with, so that certificate (valid an hour either
+// side of now) is the time-bounded collateral.
+func TestConformanceTrustedLaunch(t *testing.T) {
+	c := newCVM(t)
+	root, other := newCA(t, "vTPM AK root"), newCA(t, "other root")
+	roots := x509.NewCertPool()
+	roots.AddCert(root.cert)
+	v := azureguest.New(azureguest.Options{AKRoots: roots})
+	tl := func(cert []byte) guest.Options {
+		return guest.Options{TrustedLaunch: true, AKCert: cert, NoAKCert: cert == nil}
+	}
+	good := c.collect(t, tl(root.issue(t, c.ak.Pub)))
+	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(b []byte) func(testing.TB) *evidence.Request {
+		return func(testing.TB) *evidence.Request { return agRequest(b, now) }
+	}
+	verifiertest.Run(t, verifiertest.Harness{
+		Verifier:          v,
+		Good:              at(good),
+		Expired:           now.Add(2 * time.Hour),
+		ExpiredChecks:     []evidence.Check{azureguest.CheckAKCert},
+		NotYetValid:       now.Add(-2 * time.Hour),
+		NotYetValidChecks: []evidence.Check{azureguest.CheckAKCert},
+		NoRuntimeData:     noRuntimeData,
+		Bad: []verifiertest.Case{
+			{Name: "AK certificate of an untrusted CA", ParseOK: true, Checks: []evidence.Check{azureguest.CheckAKCert},
+				Request: at(c.collect(t, tl(other.issue(t, c.ak.Pub))))},
+			{Name: "AK certificate of another key", ParseOK: true, Checks: []evidence.Check{azureguest.CheckAKBinding},
+				Request: at(c.collect(t, tl(root.issue(t, &otherKey.PublicKey))))},
+			{Name: "no AK certificate", ParseOK: true, Checks: []evidence.Check{azureguest.CheckAKCert}, Request: at(c.collect(t, tl(nil)))},
+			{Name: "tampered quote", ParseOK: true, Checks: []evidence.Check{tpmverify.CheckQuoteSignature},
+				Request: at(edit(t, good, func(ai *envelope.AttestationInfo) {
+					ai.TPM.PcrQuote = append([]byte(nil), ai.TPM.PcrQuote...)
+					ai.TPM.PcrQuote[len(ai.TPM.PcrQuote)-1] ^= 1
+				}))},
+			{Name: "encryption key not certified by the AK", ParseOK: true, Checks: []evidence.Check{azureguest.CheckEncKey},
+				Request: at(edit(t, good, func(ai *envelope.AttestationInfo) {
+					s := append([]byte(nil), ai.TPM.EncKeyCertifyInfoSignature...)
+					s[len(s)-1] ^= 1
+					ai.TPM.EncKeyCertifyInfoSignature = s
+				}))},
+		},
+	})
+}
+
+// TestZeroInstantRefused: a caller that forgets Request.Now is refused at
+// evidence.now (a typed check, as every refusal), for a Trusted Launch VM
+// too, whose verification reaches no hardware verifier.
+func TestZeroInstantRefused(t *testing.T) {
+	c := newCVM(t)
+	root := newCA(t, "vTPM AK root")
+	roots := x509.NewCertPool()
+	roots.AddCert(root.cert)
+	v := azureguest.New(azureguest.Options{AKRoots: roots})
+	b := c.collect(t, guest.Options{TrustedLaunch: true, AKCert: root.issue(t, c.ak.Pub)})
+	if _, err := evidence.Verify(context.Background(), v, agRequest(b, time.Time{})); !errors.Is(err, evidence.CheckVerificationTime) {
+		t.Fatalf("zero Now: %v, want check %s", err, evidence.CheckVerificationTime)
+	}
+	if _, err := evidence.Verify(context.Background(), v, agRequest(b, now)); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"math/big"
 	"testing"
 	"time"
@@ -165,4 +166,29 @@ func TestConformance(t *testing.T) {
 				Request: func(testing.TB) *evidence.Request { return req(fewPCRs, challenge) }},
 		},
 	})
+}
+
+// TestZeroInstantRefused: a caller that forgets Request.Now is refused at
+// evidence.now, even when the AK is a configured key whose trust needs no
+// clock (the stored swtpm request), instead of being verified at a guessed
+// instant or failing later as an untrusted AIK.
+func TestZeroInstantRefused(t *testing.T) {
+	msg, challenge, ak := seedRequest(t)
+	v := tpm.NewVerifier(tpm.Options{Verify: verify.Options{TrustedAKs: []crypto.PublicKey{ak}}})
+	props := v.ConfigurationDefaults(evidence.Tpm)
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+		ok   bool
+	}{{"zero", time.Time{}, false}, {"set", tpmConformNow, true}} {
+		req := &evidence.Request{Type: evidence.Tpm, Evidence: msg, State: challenge, Now: tc.at}
+		p, err := v.Parse(context.Background(), req)
+		if err != nil {
+			t.Fatalf("%s: Parse: %v", tc.name, err)
+		}
+		_, err = p.Verify(context.Background(), props)
+		if tc.ok != (err == nil) || !tc.ok && !errors.Is(err, evidence.CheckVerificationTime) {
+			t.Fatalf("%s Now: %v, want ok %v or check %s", tc.name, err, tc.ok, evidence.CheckVerificationTime)
+		}
+	}
 }

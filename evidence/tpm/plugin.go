@@ -345,6 +345,15 @@ type parsed struct {
 
 // Verify implements evidence.Parsed.
 func (p *parsed) Verify(ctx context.Context, props map[string]any) (*evidence.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Refused even when the trust is a configured AK (no clock needed):
+	// a caller without a clock gets one answer for every configuration,
+	// never a verdict at a guessed instant.
+	if p.ereq.Now.IsZero() {
+		return nil, evidence.Errorf(evidence.CheckVerificationTime, "the verification instant (Request.Now) is zero")
+	}
 	o := p.v.opts
 	o.Now = p.ereq.Now
 	o, err := verify.OptionsFromProperties(o, props)
