@@ -361,12 +361,18 @@ func isTCBSigner(c *x509.Certificate, check string) error {
 // CRL is a parsed CRL whose issuer and signature verified.
 type CRL struct {
 	CRL     *x509.RevocationList
-	revoked map[string]bool // serial numbers (decimal) of revoked certificates
+	revoked map[string]bool // serial numbers of revoked certificates, as serialKey
+}
+
+// serialKey is a map key for a serial number: its sign and big-endian
+// magnitude (cheaper than decimal text, which allocated on every quote).
+func serialKey(n *big.Int) []byte {
+	return append([]byte{byte(n.Sign() + 1)}, n.Bytes()...)
 }
 
 // Revokes reports whether the CRL lists cert's serial number.
 func (c *CRL) Revokes(cert *x509.Certificate) bool {
-	return c.revoked[cert.SerialNumber.String()]
+	return c.revoked[string(serialKey(cert.SerialNumber))]
 }
 
 // crlChecks are the check names of one CRL role.
@@ -401,7 +407,7 @@ func (v *Verifier) verifyCRL(der []byte, derSum [32]byte, issuer *x509.Certifica
 	}
 	vc := &CRL{CRL: crl, revoked: map[string]bool{}}
 	for _, e := range crl.RevokedCertificateEntries {
-		vc.revoked[e.SerialNumber.String()] = true
+		vc.revoked[string(serialKey(e.SerialNumber))] = true
 	}
 	v.crls.put(key, vc)
 	return vc, nil
