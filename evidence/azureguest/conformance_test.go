@@ -7,21 +7,28 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	guest "github.com/attestd/attestd/client/azureguest"
+	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/azureguest"
 	"github.com/attestd/attestd/evidence/azureguest/envelope"
 	"github.com/attestd/attestd/evidence/azureguest/hcl"
+	"github.com/attestd/attestd/evidence/dcap"
 	"github.com/attestd/attestd/evidence/snp"
 	snpverify "github.com/attestd/attestd/evidence/snp/verify"
+	"github.com/attestd/attestd/evidence/tdx"
 	tpmverify "github.com/attestd/attestd/evidence/tpm/verify"
 	"github.com/attestd/attestd/evidence/verifiertest"
 	"github.com/attestd/attestd/testing/cvmplatform"
+	"github.com/attestd/attestd/testing/dcapfake"
 	"github.com/attestd/attestd/testing/snpplatform"
 	"github.com/attestd/attestd/testing/swtpm"
+	"github.com/attestd/attestd/testing/tdxplatform"
 	"github.com/attestd/attestd/tpmclient"
 )
 
@@ -282,4 +289,98 @@ func TestZeroInstantRefused(t *testing.T) {
 	if _, err := evidence.Verify(context.Background(), v, agRequest(b, now)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// countingSource serves one DCAP collateral set and counts the fetches.
+type countingSource struct {
+	c *collateral.Collateral
+	n atomic.Int64
+}
+
+func (s *countingSource) Get(ctx context.Context, _ collateral.Request) (*collateral.Collateral, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.n.Add(1)
+	return s.c, nil
+}
+
+// TestConformanceTDX runs the suite against the AzureGuest verifier for a
+// TDX confidential VM: the HCL runtime JSON naming the swtpm's AK is bound
+// by a test TDX platform's TD quote, whose DCAP collateral (TCB info, QE
+// identity, CRLs: the time-bounded collateral) the verifier fetches at
+// Verify from a counting source, so the suite also shows that Parse
+// fetches nothing.
+func TestConformanceTDX(t *testing.T) {
+	c := newCVM(t)
+	tdxNow := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	p, err := tdxplatform.New(tdxplatform.Options{PKI: dcapfake.Options{Now: tdxNow}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := tdxplatform.New(tdxplatform.Options{PKI: dcapfake.Options{Now: tdxNow}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll, err := p.Collateral(dcapfake.Docs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &countingSource{c: coll}
+	tv, err := tdx.New(tdx.Options{Collateral: src, Roots: p.Roots(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := azureguest.New(azureguest.Options{TDX: tv})
+	rt, err := cvmplatform.RuntimeJSON(c.ak.Pub.(*rsa.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The TD report inside the HCL report is what the guest's IMDS turns
+	// into the quote; the verifier reads the quote (TDQuote) only.
+	rep, err := hcl.Marshal(&hcl.Report{Version: 2, Type: hcl.TypeTDX, HashType: hcl.HashSHA256, HWReport: make([]byte, hcl.TDReportSize), RuntimeData: rt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint := func(pl *tdxplatform.Platform, runtime []byte) []byte {
+		t.Helper()
+		var q tdxplatform.Quote
+		q.BindRuntime(runtime)
+		b, err := pl.Mint(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	td := func(quote []byte) []byte {
+		t.Helper()
+		return c.collect(t, guest.Options{HCLReport: rep, TDQuote: quote, NoAKCert: true})
+	}
+	good := td(mint(p, rt))
+	tampered := mint(p, rt)
+	tampered[48+100] ^= 1 // inside the signed TD report body
+	at := func(b []byte) func(testing.TB) *evidence.Request {
+		return func(testing.TB) *evidence.Request { return agRequest(b, tdxNow) }
+	}
+	verifiertest.Run(t, verifiertest.Harness{
+		Verifier:          v,
+		Good:              at(good),
+		Expired:           tdxNow.Add(40 * 24 * time.Hour),
+		ExpiredChecks:     []evidence.Check{dcap.CheckTCBInfoExpired, dcap.CheckQEIdentityExpired, dcap.CheckRootCRLExpired, dcap.CheckPCKCRLExpired},
+		NotYetValid:       tdxNow.Add(-2 * time.Hour),
+		NotYetValidChecks: []evidence.Check{dcap.CheckTCBInfoNotYetValid, dcap.CheckQEIdentityNotYetValid, dcap.CheckRootCRLNotYetValid, dcap.CheckPCKCRLNotYetValid, dcap.CheckPCKChainNotYetValid},
+		Fetches:           func() int { return int(src.n.Load()) },
+		NoRuntimeData:     noRuntimeData,
+		Bad: []verifiertest.Case{
+			{Name: "tampered TD quote", ParseOK: true, Checks: []evidence.Check{dcap.CheckQuoteSignature}, Request: at(td(tampered))},
+			{Name: "TDX platform of an untrusted root", ParseOK: true, Checks: []evidence.Check{dcap.CheckPCKChain}, Request: at(td(mint(foreign, rt)))},
+			{Name: "TD quote binding other runtime data", ParseOK: true, Checks: []evidence.Check{azureguest.CheckRuntimeBinding},
+				Request: at(td(mint(p, []byte("other"))))},
+			{Name: "tampered quote", ParseOK: true, Checks: []evidence.Check{tpmverify.CheckQuoteSignature},
+				Request: at(edit(t, good, func(ai *envelope.AttestationInfo) {
+					ai.TPM.PcrQuote = append([]byte(nil), ai.TPM.PcrQuote...)
+					ai.TPM.PcrQuote[len(ai.TPM.PcrQuote)-1] ^= 1
+				}))},
+		},
+	})
 }
