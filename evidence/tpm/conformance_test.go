@@ -192,3 +192,39 @@ func TestZeroInstantRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestConformanceSeed runs the suite on the stored swtpm request
+// (testdata/request.json), so the Tpm verifier is held to it where no
+// swtpm is installed. Its AK is sent as aik_pub without a certificate and
+// trusted as a configured key: nothing in it is time-bounded (NoClock).
+func TestConformanceSeed(t *testing.T) {
+	msg, challenge, ak := seedRequest(t)
+	v := tpm.NewVerifier(tpm.Options{Verify: verify.Options{TrustedAKs: []crypto.PublicKey{ak}}})
+	props := v.ConfigurationDefaults(evidence.Tpm)
+	req := func(msg, state []byte) *evidence.Request {
+		return &evidence.Request{Type: evidence.Tpm, Evidence: bytes.Clone(msg), State: bytes.Clone(state), Now: tpmConformNow, Properties: props}
+	}
+	otherChallenge := bytes.Clone(challenge)
+	otherChallenge[len(otherChallenge)-1] ^= 1
+	flipped := flipSignature(t, msg)
+	verifiertest.Run(t, verifiertest.Harness{
+		Verifier:      v,
+		Good:          func(testing.TB) *evidence.Request { return req(msg, challenge) },
+		NoClock:       "the AK is a configured trusted key and the request carries no certificate",
+		NoRuntimeData: "MAA's TPM protocol carries no runtimeData: the request key is bound by the quote and attested as cnf",
+		Bad: []verifiertest.Case{
+			{Name: "JWS signature flipped", ParseOK: true, Checks: []evidence.Check{verify.CheckRequestSignature},
+				Request: func(testing.TB) *evidence.Request { return req(flipped, challenge) }},
+			{Name: "answers another challenge", ParseOK: true, Checks: []evidence.Check{verify.CheckChallenge},
+				Request: func(testing.TB) *evidence.Request { return req(msg, otherChallenge) }},
+			{Name: "no challenge opened", Checks: []evidence.Check{verify.CheckChallenge},
+				Request: func(testing.TB) *evidence.Request { return req(msg, nil) }},
+			{Name: "report lifetime over a year", ParseOK: true, Checks: []evidence.Check{verify.CheckOptions},
+				Properties: map[string]any{"report_validity_in_minutes": int64(tpm.MaxReportValidityMinutes + 1)},
+				Request:    func(testing.TB) *evidence.Request { return req(msg, challenge) }},
+			{Name: "required_pcr_mask not an integer", ParseOK: true, Checks: []evidence.Check{verify.CheckOptions},
+				Properties: map[string]any{"required_pcr_mask": "all"},
+				Request:    func(testing.TB) *evidence.Request { return req(msg, challenge) }},
+		},
+	})
+}

@@ -16,6 +16,8 @@
 //     instant past its collateral's expiry (and before its validity, when
 //     given) with one of the harness's time checks, and accepted again at
 //     the good instant afterwards (nothing about the clock is cached);
+//     evidence the harness declares clock-free (Harness.NoClock) verifies
+//     at any instant instead;
 //   - every refusal is an *evidence.Error whose check errors.Is matches;
 //   - the claims start with x-ms-attestation-type, with the value MAA gives
 //     the type, and are identical for identical input;
@@ -105,6 +107,14 @@ type Harness struct {
 	// refuses runtime data sent beside such evidence (instance.Bind)
 	// rather than binding it to bytes the TEE never signed.
 	NoRuntimeData string
+	// NoClock, when set, is why the good evidence has no time-bounded
+	// collateral (its trust is a configured key, such as a TPM AK enrolled
+	// by its public key, and it carries no certificate). Expired and
+	// NotYetValid must then be zero, and JudgesAtRequestNow requires
+	// instead that the good evidence verifies at instants decades apart:
+	// a verifier that refuses such evidence at some instant has a clock
+	// the harness does not know about.
+	NoClock string
 }
 
 // Run runs the conformance suite against h as subtests of t.
@@ -113,7 +123,11 @@ func Run(t *testing.T, h Harness) {
 	if h.Verifier == nil || h.Good == nil {
 		t.Fatal("verifiertest: Harness.Verifier and Harness.Good are required")
 	}
-	if h.Expired.IsZero() || len(h.ExpiredChecks) == 0 {
+	if h.NoClock != "" {
+		if !h.Expired.IsZero() || !h.NotYetValid.IsZero() {
+			t.Fatal("verifiertest: Harness.NoClock says the evidence has no time-bounded collateral, but Expired or NotYetValid is set")
+		}
+	} else if h.Expired.IsZero() || len(h.ExpiredChecks) == 0 {
 		t.Fatal("verifiertest: Harness.Expired and ExpiredChecks are required: Verify must be shown to judge at Request.Now")
 	}
 	t.Run("Good", h.testGood)
@@ -361,6 +375,10 @@ func (h *Harness) testWrongType(t *testing.T) {
 }
 
 func (h *Harness) testNow(t *testing.T) {
+	if h.NoClock != "" {
+		h.testNoClock(t)
+		return
+	}
 	for _, c := range []struct {
 		name   string
 		at     time.Time
@@ -387,6 +405,19 @@ func (h *Harness) testNow(t *testing.T) {
 		// is cached.
 		if _, perr, verr := h.verify(context.Background(), h.good(t), nil); perr != nil || verr != nil {
 			t.Fatalf("%s: good evidence refused after a refusal at another instant: parse %v, verify %v", c.name, perr, verr)
+		}
+	}
+}
+
+// testNoClock: evidence without time-bounded collateral verifies at any
+// instant, from just after the Unix epoch to decades after the good one.
+func (h *Harness) testNoClock(t *testing.T) {
+	good := h.good(t).Now
+	for _, at := range []time.Time{time.Unix(1, 0).UTC(), good.AddDate(-20, 0, 0), good.AddDate(50, 0, 0)} {
+		req := h.good(t)
+		req.Now = at
+		if _, perr, verr := h.verify(context.Background(), req, nil); perr != nil || verr != nil {
+			t.Fatalf("evidence without time-bounded collateral (%s) refused at Request.Now %s: parse %v, verify %v", h.NoClock, at.Format(time.RFC3339), perr, verr)
 		}
 	}
 }

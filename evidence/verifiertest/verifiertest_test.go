@@ -133,6 +133,12 @@ func toyHarness(flaw string) verifiertest.Harness {
 		// declaration says cannot be bound.
 		h.NoRuntimeData = "the toy declares none"
 	}
+	if flaw == "expiring evidence declared clock-free" {
+		// The toy's evidence expires a day after toyNow: declaring it
+		// clock-free must fail JudgesAtRequestNow.
+		h.NoClock = "the toy declares none"
+		h.Expired, h.ExpiredChecks = time.Time{}, nil
+	}
 	return h
 }
 
@@ -160,6 +166,7 @@ func TestSuiteCatchesFlaws(t *testing.T) {
 		{"counter claim", "Deterministic"},
 		{"no type claim", "Good"},
 		{"report data despite NoRuntimeData", "Good"},
+		{"expiring evidence declared clock-free", "JudgesAtRequestNow"},
 		{"panics", "Mutations"},
 		{"ignores cancel", "Cancelled"},
 	} {
