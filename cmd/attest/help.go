@@ -53,6 +53,11 @@ var commands = []command{
 	{name: "metadata", synopsis: "metadata",
 		about:   "Prints the instance's OpenID metadata (/.well-known/openid-configuration).",
 		example: "attest --endpoint $EP metadata"},
+	{name: "tcb-baselines", synopsis: "tcb-baselines TYPE",
+		about: "Lists the TCB baselines (GET /tcbbaselines/TYPE, api-version 2025-06-01 unless --api-version says\n" +
+			"otherwise) a policy can select with x-ms-sgx-tcbidentifier, the selected one marked *; --output json\n" +
+			"prints MAA's body {\"tcbBaselines\":[…]}. Needs a bearer token (reader role).",
+		example: "attest --endpoint $EP --token-file tok tcb-baselines SgxEnclave"},
 	{name: "sgx", synopsis: "sgx --quote FILE [--runtime-data FILE | --runtime-json FILE] [--draft-policy FILE] [--nonce N]",
 		about: "Attests an SGX ECDSA quote (POST /attest/SgxEnclave) and prints the validated token's claims (with\n" +
 			"--output json: the token, whether it is unsigned, and the claims). A draft-policy result is UNSIGNED.",

@@ -53,6 +53,7 @@ Usage:
   attest --endpoint URL [flags] policy-certs add|remove CERT.pem --sign-key KEY.pem --sign-cert CERT.pem
   attest --endpoint URL [flags] certs
   attest --endpoint URL [flags] metadata
+  attest --endpoint URL [flags] tcb-baselines TYPE
   attest --endpoint URL [flags] sgx --quote FILE [--runtime-data FILE | --runtime-json FILE] [--draft-policy FILE] [--nonce N]
   attest --endpoint URL [flags] oe --report FILE [same options as sgx]
   attest --endpoint URL [flags] snp --report FILE [--vcek-chain CHAIN.pem] [--runtime-json FILE] [--init-time-data FILE] [--nonce N]
@@ -403,6 +404,12 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 			return err
 		}
 		return printJSON(stdout, md.Raw)
+
+	case "tcb-baselines":
+		if err := errors.Join(allow("tcb-baselines"), nargs(2)); err != nil {
+			return err
+		}
+		return tcbBaselines(ctx, o, pos[1], stdout)
 
 	case "token":
 		if len(pos) < 2 || pos[1] != "verify" {
