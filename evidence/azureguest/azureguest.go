@@ -152,8 +152,14 @@ type Platform struct {
 // quote at instant now. It does not look at the TCG log or the encryption
 // key (the real vectors carry neither); Verify does.
 func (v *Verifier) VerifyPlatform(ctx context.Context, ev *Evidence, now time.Time) (*Platform, error) {
+	// Checked here, not only by the hardware verifiers: a Trusted Launch
+	// VM has no hardware evidence, so nothing else would see the context
+	// (found by evidence/verifiertest's Cancelled).
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if now.IsZero() {
-		return nil, errors.New("azureguest: zero verification time")
+		return nil, evidence.Errorf(evidence.CheckVerificationTime, "azureguest: zero verification time (Request.Now is required)")
 	}
 	ai := ev.Info
 	p := &Platform{Evidence: ev}

@@ -317,6 +317,12 @@ func (v *Verifier) Wrap(token string) ([]byte, error) {
 // comes from req.State, which the pipeline opened from the sealed
 // service_context.
 func (v *Verifier) Parse(ctx context.Context, req *evidence.Request) (evidence.Parsed, error) {
+	// The pipeline routes by type, but a caller that routes wrongly (or a
+	// decorator) must get a named refusal, not Tpm claims for another
+	// type's request (found by evidence/verifiertest's WrongType).
+	if req.Type != evidence.Tpm {
+		return nil, evidence.Errorf(evidence.CheckEvidenceType, "the Tpm verifier cannot verify %s evidence", req.Type)
+	}
 	if abi.IsInit(req.Evidence) {
 		return nil, evidence.Errorf(verify.CheckRequest, "an aikcert message opens a round; it carries no evidence")
 	}
@@ -339,6 +345,15 @@ type parsed struct {
 
 // Verify implements evidence.Parsed.
 func (p *parsed) Verify(ctx context.Context, props map[string]any) (*evidence.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Refused even when the trust is a configured AK (no clock needed):
+	// a caller without a clock gets one answer for every configuration,
+	// never a verdict at a guessed instant.
+	if p.ereq.Now.IsZero() {
+		return nil, evidence.Errorf(evidence.CheckVerificationTime, "the verification instant (Request.Now) is zero")
+	}
 	o := p.v.opts
 	o.Now = p.ereq.Now
 	o, err := verify.OptionsFromProperties(o, props)

@@ -122,7 +122,7 @@ func TestVerifierOnSeed(t *testing.T) {
 }
 
 // flipSignature changes one byte of the request JWS signature.
-func flipSignature(t *testing.T, msg []byte) []byte {
+func flipSignature(t testing.TB, msg []byte) []byte {
 	t.Helper()
 	var m struct {
 		Payload struct {

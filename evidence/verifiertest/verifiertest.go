@@ -16,6 +16,8 @@
 //     instant past its collateral's expiry (and before its validity, when
 //     given) with one of the harness's time checks, and accepted again at
 //     the good instant afterwards (nothing about the clock is cached);
+//     evidence the harness declares clock-free (Harness.NoClock) verifies
+//     at any instant instead;
 //   - every refusal is an *evidence.Error whose check errors.Is matches;
 //   - the claims start with x-ms-attestation-type, with the value MAA gives
 //     the type, and are identical for identical input;
@@ -25,8 +27,9 @@
 //   - a cancelled context stops Verify with an error errors.Is matches to
 //     context.Canceled.
 //
-// The suite knows no TEE: SGX (evidence/sgx), SEV-SNP (evidence/snp), and
-// later TDX and TPM plug in by writing a Harness.
+// The suite knows no TEE: SGX (evidence/sgx), SEV-SNP (evidence/snp), TDX
+// (evidence/tdx), TPM (evidence/tpm) and the Azure guests
+// (evidence/azureguest) plug in by writing a Harness.
 package verifiertest
 
 import (
@@ -97,6 +100,21 @@ type Harness struct {
 	Mutations int
 	// Seed seeds the mutation loop (0: 1), so a failure is reproducible.
 	Seed uint64
+	// NoRuntimeData, when set, is why the verifier's evidence carries no
+	// user report data (MAA's TPM protocol has no runtimeData: the request
+	// key is bound by the quote and attested as cnf instead). The suite
+	// then requires Result.ReportData to be empty, so that the pipeline
+	// refuses runtime data sent beside such evidence (instance.Bind)
+	// rather than binding it to bytes the TEE never signed.
+	NoRuntimeData string
+	// NoClock, when set, is why the good evidence has no time-bounded
+	// collateral (its trust is a configured key, such as a TPM AK enrolled
+	// by its public key, and it carries no certificate). Expired and
+	// NotYetValid must then be zero, and JudgesAtRequestNow requires
+	// instead that the good evidence verifies at instants decades apart:
+	// a verifier that refuses such evidence at some instant has a clock
+	// the harness does not know about.
+	NoClock string
 }
 
 // Run runs the conformance suite against h as subtests of t.
@@ -105,7 +123,11 @@ func Run(t *testing.T, h Harness) {
 	if h.Verifier == nil || h.Good == nil {
 		t.Fatal("verifiertest: Harness.Verifier and Harness.Good are required")
 	}
-	if h.Expired.IsZero() || len(h.ExpiredChecks) == 0 {
+	if h.NoClock != "" {
+		if !h.Expired.IsZero() || !h.NotYetValid.IsZero() {
+			t.Fatal("verifiertest: Harness.NoClock says the evidence has no time-bounded collateral, but Expired or NotYetValid is set")
+		}
+	} else if h.Expired.IsZero() || len(h.ExpiredChecks) == 0 {
 		t.Fatal("verifiertest: Harness.Expired and ExpiredChecks are required: Verify must be shown to judge at Request.Now")
 	}
 	t.Run("Good", h.testGood)
@@ -197,7 +219,10 @@ func (h *Harness) testGood(t *testing.T) {
 	if want := evidence.AttestationTypeValue(req.Type); res.Claims[0].Value != want {
 		t.Fatalf("%s = %v, want %q for type %s", evidence.ClaimAttestationType, res.Claims[0].Value, want, req.Type)
 	}
-	if len(res.ReportData) == 0 {
+	switch {
+	case h.NoRuntimeData != "" && len(res.ReportData) != 0:
+		t.Fatalf("Result.ReportData is %x, but the harness says the evidence carries none (%s)", res.ReportData, h.NoRuntimeData)
+	case h.NoRuntimeData == "" && len(res.ReportData) == 0:
 		t.Fatal("Result.ReportData is empty: runtime data could never be bound")
 	}
 	for i, c := range res.Claims {
@@ -350,6 +375,10 @@ func (h *Harness) testWrongType(t *testing.T) {
 }
 
 func (h *Harness) testNow(t *testing.T) {
+	if h.NoClock != "" {
+		h.testNoClock(t)
+		return
+	}
 	for _, c := range []struct {
 		name   string
 		at     time.Time
@@ -376,6 +405,19 @@ func (h *Harness) testNow(t *testing.T) {
 		// is cached.
 		if _, perr, verr := h.verify(context.Background(), h.good(t), nil); perr != nil || verr != nil {
 			t.Fatalf("%s: good evidence refused after a refusal at another instant: parse %v, verify %v", c.name, perr, verr)
+		}
+	}
+}
+
+// testNoClock: evidence without time-bounded collateral verifies at any
+// instant, from just after the Unix epoch to decades after the good one.
+func (h *Harness) testNoClock(t *testing.T) {
+	good := h.good(t).Now
+	for _, at := range []time.Time{time.Unix(1, 0).UTC(), good.AddDate(-20, 0, 0), good.AddDate(50, 0, 0)} {
+		req := h.good(t)
+		req.Now = at
+		if _, perr, verr := h.verify(context.Background(), req, nil); perr != nil || verr != nil {
+			t.Fatalf("evidence without time-bounded collateral (%s) refused at Request.Now %s: parse %v, verify %v", h.NoClock, at.Format(time.RFC3339), perr, verr)
 		}
 	}
 }

@@ -115,7 +115,7 @@ func toyHarness(flaw string) verifiertest.Harness {
 	req := func(b []byte) *evidence.Request {
 		return &evidence.Request{Type: evidence.SgxEnclave, Evidence: b, Now: toyNow}
 	}
-	return verifiertest.Harness{
+	h := verifiertest.Harness{
 		Verifier:      v,
 		Good:          func(testing.TB) *evidence.Request { return req(v.mint(v.key, toyNow.Add(24*time.Hour), 7)) },
 		Expired:       toyNow.Add(48 * time.Hour),
@@ -127,6 +127,19 @@ func toyHarness(flaw string) verifiertest.Harness {
 		Types:     []evidence.Type{evidence.SgxEnclave, evidence.OpenEnclave},
 		Mutations: 256,
 	}
+	if flaw == "report data despite NoRuntimeData" {
+		// A harness that declares no runtime data for a verifier that
+		// reports some: the pipeline would bind runtime data the
+		// declaration says cannot be bound.
+		h.NoRuntimeData = "the toy declares none"
+	}
+	if flaw == "expiring evidence declared clock-free" {
+		// The toy's evidence expires a day after toyNow: declaring it
+		// clock-free must fail JudgesAtRequestNow.
+		h.NoClock = "the toy declares none"
+		h.Expired, h.ExpiredChecks = time.Time{}, nil
+	}
+	return h
 }
 
 // TestToyConforms: the flawless toy passes the suite.
@@ -152,6 +165,8 @@ func TestSuiteCatchesFlaws(t *testing.T) {
 		{"crypto in parse", "Bad/foreign_key"},
 		{"counter claim", "Deterministic"},
 		{"no type claim", "Good"},
+		{"report data despite NoRuntimeData", "Good"},
+		{"expiring evidence declared clock-free", "JudgesAtRequestNow"},
 		{"panics", "Mutations"},
 		{"ignores cancel", "Cancelled"},
 	} {
