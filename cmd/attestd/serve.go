@@ -253,6 +253,10 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		keysets = append(keysets, ks)
 		// ES256 attestation keys are still file key sets in the data
 		// directory (not in the store, not rotated by "attestd keys").
+		if ri.TokenAlgorithm == token.ES256 && strings.HasPrefix(dbDesc, "postgres") {
+			log.Warn("ES256 attestation keys are files in this replica's data directory, not in the shared store: give every replica the same keys/NAME/es256 directory (README, ES256 attestation tokens)",
+				"instance", ri.Name, "dir", filepath.Join(data, "keys", ri.Name, "es256"))
+		}
 		signer, err := instanceSigner(ri, ks, filepath.Join(data, "keys", ri.Name))
 		if err != nil {
 			return err
