@@ -58,20 +58,8 @@ func TestEndToEndHTTPS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	tp := swtpm.Start(t)
-	tr := tp.Transport()
-	events, err := cvmplatform.BootEvents(selfSigned(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tpmclient.Measure(ctx, tr, events); err != nil {
-		t.Fatal(err)
-	}
-	ak, err := tpmclient.CreateAK(ctx, tr, tpmclient.RSA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ak.Flush(tr)
+	vt := cvmplatform.StartVTPM(ctx, t, selfSigned(t))
+	tr, events, ak := vt.TPM, vt.Events, vt.AK
 	hclReport, err := cvmplatform.HCLReport(srv.SNP, ak.Pub.(*rsa.PublicKey))
 	if err != nil {
 		t.Fatal(err)
@@ -298,20 +286,8 @@ func TestEndToEndHTTPSTDX(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	tp := swtpm.Start(t)
-	tr := tp.Transport()
-	events, err := cvmplatform.BootEvents(selfSigned(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tpmclient.Measure(ctx, tr, events); err != nil {
-		t.Fatal(err)
-	}
-	ak, err := tpmclient.CreateAK(ctx, tr, tpmclient.RSA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ak.Flush(tr)
+	vt := cvmplatform.StartVTPM(ctx, t, selfSigned(t))
+	tr, events, ak := vt.TPM, vt.Events, vt.AK
 	rt, err := cvmplatform.RuntimeJSON(ak.Pub.(*rsa.PublicKey))
 	if err != nil {
 		t.Fatal(err)

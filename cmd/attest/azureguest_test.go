@@ -19,7 +19,6 @@ import (
 
 	"github.com/attestd/attestd/internal/attestdtest"
 	"github.com/attestd/attestd/testing/cvmplatform"
-	"github.com/attestd/attestd/testing/swtpm"
 	"github.com/attestd/attestd/tpmclient"
 )
 
@@ -39,25 +38,14 @@ func TestAzureGuestCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	tp := swtpm.Start(t)
-	tr := tp.Transport()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Unix(0, 0), NotAfter: time.Unix(1<<31, 0)}
 	db, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
 	if err != nil {
 		t.Fatal(err)
 	}
-	events, err := cvmplatform.BootEvents(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tpmclient.Measure(ctx, tr, events); err != nil {
-		t.Fatal(err)
-	}
-	ak, err := tpmclient.CreateAK(ctx, tr, tpmclient.RSA)
-	if err != nil {
-		t.Fatal(err)
-	}
+	vt := cvmplatform.StartVTPM(ctx, t, db)
+	tr, events, ak := vt.TPM, vt.Events, vt.AK
 	if _, err := (tpm2.EvictControl{Auth: tpm2.TPMRHOwner, ObjectHandle: &tpm2.NamedHandle{Handle: ak.Handle, Name: ak.Name},
 		PersistentHandle: 0x81000003}).Execute(tr); err != nil {
 		t.Fatal(err)

@@ -27,7 +27,6 @@ import (
 	"github.com/attestd/attestd/testing/cvmplatform"
 	"github.com/attestd/attestd/testing/dcapfake"
 	"github.com/attestd/attestd/testing/snpplatform"
-	"github.com/attestd/attestd/testing/swtpm"
 	"github.com/attestd/attestd/testing/tdxplatform"
 	"github.com/attestd/attestd/tpmclient"
 )
@@ -39,31 +38,13 @@ import (
 // beside the AttestationInfo.
 const noRuntimeData = "AzureGuest's runtime data is the HCL runtime JSON inside the AttestationInfo, bound by the verifier itself"
 
-// cvm is a software TPM with a measured Secure Boot log and an AK: the
-// vTPM of a test confidential VM.
-type cvm struct {
-	tr     *swtpm.TPM
-	ak     *tpmclient.Key
-	events []tpmclient.Event
-}
+// cvm is the vTPM of a test confidential VM: a software TPM with a
+// measured Secure Boot log and an AK.
+type cvm struct{ *cvmplatform.VTPM }
 
 func newCVM(t *testing.T) *cvm {
 	t.Helper()
-	ctx := context.Background()
-	c := &cvm{tr: swtpm.Start(t)}
-	tr := c.tr.Transport()
-	var err error
-	if c.events, err = cvmplatform.BootEvents(newCA(t, "db").cert.Raw); err != nil {
-		t.Fatal(err)
-	}
-	if err := tpmclient.Measure(ctx, tr, c.events); err != nil {
-		t.Fatal(err)
-	}
-	if c.ak, err = tpmclient.CreateAK(ctx, tr, tpmclient.RSA); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.ak.Flush(tr) })
-	return c
+	return &cvm{cvmplatform.StartVTPM(context.Background(), t, newCA(t, "db").cert.Raw)}
 }
 
 // collect is the AttestationInfo JSON of the vTPM with o's HCL report, AK
@@ -71,10 +52,10 @@ func newCVM(t *testing.T) *cvm {
 // never opens a sealed token).
 func (c *cvm) collect(t *testing.T, o guest.Options) []byte {
 	t.Helper()
-	tr := c.tr.Transport()
-	o.AK = c.ak.Handle
+	tr := c.TPM
+	o.AK = c.AK.Handle
 	if o.TCGLog == nil {
-		o.TCGLog = tpmclient.EncodeLog(c.events)
+		o.TCGLog = tpmclient.EncodeLog(c.Events)
 	}
 	o.OSType, o.OSDistro = "Linux", "Ubuntu"
 	ev, err := guest.Collect(context.Background(), tr, o)
@@ -135,7 +116,7 @@ func TestConformanceSNP(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := azureguest.New(azureguest.Options{SNP: sv})
-	akPub := c.ak.Pub.(*rsa.PublicKey)
+	akPub := c.AK.Pub.(*rsa.PublicKey)
 	hclOf := func(p *snpplatform.Platform, ak *rsa.PublicKey) []byte {
 		t.Helper()
 		r, err := cvmplatform.HCLReport(p, ak)
@@ -236,7 +217,7 @@ func TestConformanceTrustedLaunch(t *testing.T) {
 	tl := func(cert []byte) guest.Options {
 		return guest.Options{TrustedLaunch: true, AKCert: cert, NoAKCert: cert == nil}
 	}
-	good := c.collect(t, tl(root.issue(t, c.ak.Pub)))
+	good := c.collect(t, tl(root.issue(t, c.AK.Pub)))
 	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +235,7 @@ func TestConformanceTrustedLaunch(t *testing.T) {
 		NoRuntimeData:     noRuntimeData,
 		Bad: []verifiertest.Case{
 			{Name: "AK certificate of an untrusted CA", ParseOK: true, Checks: []evidence.Check{azureguest.CheckAKCert},
-				Request: at(c.collect(t, tl(other.issue(t, c.ak.Pub))))},
+				Request: at(c.collect(t, tl(other.issue(t, c.AK.Pub))))},
 			{Name: "AK certificate of another key", ParseOK: true, Checks: []evidence.Check{azureguest.CheckAKBinding},
 				Request: at(c.collect(t, tl(root.issue(t, &otherKey.PublicKey))))},
 			{Name: "no AK certificate", ParseOK: true, Checks: []evidence.Check{azureguest.CheckAKCert}, Request: at(c.collect(t, tl(nil)))},
@@ -282,7 +263,7 @@ func TestZeroInstantRefused(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(root.cert)
 	v := azureguest.New(azureguest.Options{AKRoots: roots})
-	b := c.collect(t, guest.Options{TrustedLaunch: true, AKCert: root.issue(t, c.ak.Pub)})
+	b := c.collect(t, guest.Options{TrustedLaunch: true, AKCert: root.issue(t, c.AK.Pub)})
 	if _, err := evidence.Verify(context.Background(), v, agRequest(b, time.Time{})); !errors.Is(err, evidence.CheckVerificationTime) {
 		t.Fatalf("zero Now: %v, want check %s", err, evidence.CheckVerificationTime)
 	}
@@ -332,7 +313,7 @@ func TestConformanceTDX(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := azureguest.New(azureguest.Options{TDX: tv})
-	rt, err := cvmplatform.RuntimeJSON(c.ak.Pub.(*rsa.PublicKey))
+	rt, err := cvmplatform.RuntimeJSON(c.AK.Pub.(*rsa.PublicKey))
 	if err != nil {
 		t.Fatal(err)
 	}

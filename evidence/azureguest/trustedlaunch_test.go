@@ -17,7 +17,6 @@ import (
 	"github.com/attestd/attestd/evidence/azureguest"
 	"github.com/attestd/attestd/evidence/azureguest/envelope"
 	"github.com/attestd/attestd/testing/cvmplatform"
-	"github.com/attestd/attestd/testing/swtpm"
 	"github.com/attestd/attestd/tpmclient"
 )
 
@@ -55,20 +54,8 @@ func (c *ca) issue(t *testing.T, pub any) []byte {
 // through an AK certificate chaining to the configured roots.
 func TestTrustedLaunch(t *testing.T) {
 	ctx := context.Background()
-	tp := swtpm.Start(t)
-	tr := tp.Transport()
-	events, err := cvmplatform.BootEvents(newCA(t, "db").cert.Raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tpmclient.Measure(ctx, tr, events); err != nil {
-		t.Fatal(err)
-	}
-	ak, err := tpmclient.CreateAK(ctx, tr, tpmclient.RSA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ak.Flush(tr)
+	vt := cvmplatform.StartVTPM(ctx, t, newCA(t, "db").cert.Raw)
+	tr, events, ak := vt.TPM, vt.Events, vt.AK
 	root, other := newCA(t, "vTPM AK root"), newCA(t, "other root")
 	collect := func(cert []byte) *azureguest.Evidence {
 		ev, err := guest.Collect(ctx, tr, guest.Options{TrustedLaunch: true, AK: ak.Handle, AKCert: cert, NoAKCert: cert == nil,
