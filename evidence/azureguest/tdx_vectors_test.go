@@ -45,11 +45,7 @@ func tdxVerifier(t testing.TB) *Verifier {
 func realTDXInfo(t testing.TB) *Evidence {
 	t.Helper()
 	var doc struct {
-		Quote struct {
-			Message   json.RawMessage   `json:"message"`
-			Signature json.RawMessage   `json:"signature"`
-			PCRs      []json.RawMessage `json:"pcrs"`
-		} `json:"tpm_quote"`
+		Quote  trusteeQuote    `json:"tpm_quote"`
 		Report json.RawMessage `json:"hcl_report"`
 		TD     json.RawMessage `json:"td_quote"`
 	}
@@ -61,14 +57,7 @@ func realTDXInfo(t testing.TB) *Evidence {
 		t.Fatal(err)
 	}
 	ai := &envelope.AttestationInfo{ProtocolVersion: "2.0", Isolation: envelope.Isolation{Type: envelope.IsolationTdx, Proof: bytesList(t, doc.TD), RuntimeData: rep.RuntimeData}}
-	ai.TPM.PcrQuote = bytesList(t, doc.Quote.Message)
-	ai.TPM.PcrSignature = bytesList(t, doc.Quote.Signature)
-	setQuotedPCRs(t, ai, func(i int) []byte { return bytesList(t, doc.Quote.PCRs[i]) })
-	ev, err := parseInfo(ai)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ev
+	return doc.Quote.evidence(t, ai)
 }
 
 // TestRealAzureTDXVTPM verifies the real Azure TDX CVM evidence: TD quote
@@ -85,31 +74,12 @@ func TestRealAzureTDXVTPM(t *testing.T) {
 		t.Fatalf("platform %+v", p)
 	}
 	snpEv := realInfo(t, "evidence-v0.json")
-	for _, c := range []struct {
-		name   string
-		mutate func(ai *envelope.AttestationInfo)
-		want   evidence.Check
-	}{
-		{"quote of another VM", func(ai *envelope.AttestationInfo) {
-			ai.TPM.PcrQuote, ai.TPM.PcrSignature = snpEv.Info.TPM.PcrQuote, snpEv.Info.TPM.PcrSignature
-			ai.TPM.PCRs, ai.TPM.PcrSet = snpEv.Info.TPM.PCRs, snpEv.Info.TPM.PcrSet
-		}, tpmverify.CheckQuoteSignature},
+	runMutations(ctx, t, v, realTDXInfo, tdxTime, []mutation{
+		{"quote of another VM", quoteOf(snpEv), tpmverify.CheckQuoteSignature},
 		{"runtime JSON of another VM", func(ai *envelope.AttestationInfo) {
 			ai.Isolation.RuntimeData = snpEv.Info.Isolation.RuntimeData
 		}, CheckRuntimeBinding},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			ev := realTDXInfo(t)
-			c.mutate(ev.Info)
-			ev, err := parseInfo(ev.Info)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := v.VerifyPlatform(ctx, ev, tdxTime); !errors.Is(err, c.want) {
-				t.Fatalf("got %v, want %s", err, c.want)
-			}
-		})
-	}
+	})
 	t.Run("TDX verifier disabled", func(t *testing.T) {
 		if _, err := New(Options{}).VerifyPlatform(ctx, realTDXInfo(t), tdxTime); !errors.Is(err, CheckIsolation) {
 			t.Fatalf("got %v", err)

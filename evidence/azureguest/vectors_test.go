@@ -45,11 +45,7 @@ func bytesList(t testing.TB, raw json.RawMessage) []byte {
 func realInfo(t testing.TB, file string) *Evidence {
 	t.Helper()
 	var doc struct {
-		Quote struct {
-			Message   json.RawMessage   `json:"message"`
-			Signature json.RawMessage   `json:"signature"`
-			PCRs      []json.RawMessage `json:"pcrs"`
-		} `json:"quote"`
+		Quote  trusteeQuote    `json:"quote"`
 		Report json.RawMessage `json:"report"`
 		VCEK   string          `json:"vcek"`
 	}
@@ -65,14 +61,64 @@ func realInfo(t testing.TB, file string) *Evidence {
 		"VcekCertChain": base64.RawURLEncoding.EncodeToString([]byte(doc.VCEK)),
 	})
 	ai := &envelope.AttestationInfo{ProtocolVersion: "2.0", Isolation: envelope.Isolation{Type: envelope.IsolationSevSnp, Proof: proof, RuntimeData: rep.RuntimeData}}
-	ai.TPM.PcrQuote = bytesList(t, doc.Quote.Message)
-	ai.TPM.PcrSignature = bytesList(t, doc.Quote.Signature)
-	setQuotedPCRs(t, ai, func(i int) []byte { return bytesList(t, doc.Quote.PCRs[i]) })
+	return doc.Quote.evidence(t, ai)
+}
+
+// trusteeQuote is the vTPM quote of a trustee az-*-vtpm evidence file:
+// TPMS_ATTEST, signature and PCR values, each a JSON array of bytes.
+type trusteeQuote struct {
+	Message   json.RawMessage   `json:"message"`
+	Signature json.RawMessage   `json:"signature"`
+	PCRs      []json.RawMessage `json:"pcrs"`
+}
+
+// evidence completes ai with the quote and the PCRs it selects, and
+// parses it as a request would arrive.
+func (q trusteeQuote) evidence(t testing.TB, ai *envelope.AttestationInfo) *Evidence {
+	t.Helper()
+	ai.TPM.PcrQuote = bytesList(t, q.Message)
+	ai.TPM.PcrSignature = bytesList(t, q.Signature)
+	setQuotedPCRs(t, ai, func(i int) []byte { return bytesList(t, q.PCRs[i]) })
 	ev, err := parseInfo(ai)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return ev
+}
+
+// quoteOf is a mutation that puts the vTPM quote and PCRs of other in
+// place of the evidence's own.
+func quoteOf(other *Evidence) func(ai *envelope.AttestationInfo) {
+	return func(ai *envelope.AttestationInfo) {
+		ai.TPM.PcrQuote, ai.TPM.PcrSignature = other.Info.TPM.PcrQuote, other.Info.TPM.PcrSignature
+		ai.TPM.PCRs, ai.TPM.PcrSet = other.Info.TPM.PCRs, other.Info.TPM.PcrSet
+	}
+}
+
+// mutation is one broken link of real evidence and the check it must fail.
+type mutation struct {
+	name   string
+	mutate func(ai *envelope.AttestationInfo)
+	want   evidence.Check
+}
+
+// runMutations verifies, at the given time, fresh evidence changed by each
+// mutation and wants each to fail its named check.
+func runMutations(ctx context.Context, t *testing.T, v *Verifier, fresh func(testing.TB) *Evidence, at time.Time, cases []mutation) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ev := fresh(t)
+			c.mutate(ev.Info)
+			ev, err := parseInfo(ev.Info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.VerifyPlatform(ctx, ev, at); !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want check %s", err, c.want)
+			}
+		})
+	}
 }
 
 // setQuotedPCRs reports the PCRs the quote selects, with values from get.
@@ -134,15 +180,9 @@ func TestRealAzureSNPVTPM(t *testing.T) {
 		})
 	}
 	genoa := realInfo(t, "evidence-genoa.json")
-	cases := []struct {
-		name   string
-		mutate func(ai *envelope.AttestationInfo)
-		want   evidence.Check
-	}{
-		{"swapped quote", func(ai *envelope.AttestationInfo) {
-			ai.TPM.PcrQuote, ai.TPM.PcrSignature = genoa.Info.TPM.PcrQuote, genoa.Info.TPM.PcrSignature
-			ai.TPM.PCRs, ai.TPM.PcrSet = genoa.Info.TPM.PCRs, genoa.Info.TPM.PcrSet
-		}, tpmverify.CheckQuoteSignature},
+	fresh := func(t testing.TB) *Evidence { return realInfo(t, "evidence-v0.json") }
+	runMutations(ctx, t, v, fresh, vectorTime, []mutation{
+		{"swapped quote", quoteOf(genoa), tpmverify.CheckQuoteSignature},
 		{"runtime JSON not hashed into REPORT_DATA", func(ai *envelope.AttestationInfo) {
 			ai.Isolation.RuntimeData = append([]byte(" "), ai.Isolation.RuntimeData...)
 		}, CheckRuntimeBinding},
@@ -163,21 +203,7 @@ func TestRealAzureSNPVTPM(t *testing.T) {
 			ai.Isolation.Type = envelope.IsolationTdx
 			ai.Isolation.Proof = testenv.ReadShared(t, aztdx+"td-quote.bin")
 		}, CheckIsolation},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			ev := realInfo(t, "evidence-v0.json")
-			c.mutate(ev.Info)
-			ev, err := parseInfo(ev.Info)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = v.VerifyPlatform(ctx, ev, vectorTime)
-			if !errors.Is(err, c.want) {
-				t.Fatalf("got %v, want check %s", err, c.want)
-			}
-		})
-	}
+	})
 	t.Run("SNP verifier disabled", func(t *testing.T) {
 		_, err := New(Options{}).VerifyPlatform(ctx, realInfo(t, "evidence-v0.json"), vectorTime)
 		if !errors.Is(err, CheckIsolation) {
