@@ -7,13 +7,10 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
-	"log/slog"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	guest "github.com/attestd/attestd/client/azureguest"
-	"github.com/attestd/attestd/collateral"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/azureguest"
 	"github.com/attestd/attestd/evidence/azureguest/envelope"
@@ -21,11 +18,9 @@ import (
 	"github.com/attestd/attestd/evidence/dcap"
 	"github.com/attestd/attestd/evidence/snp"
 	snpverify "github.com/attestd/attestd/evidence/snp/verify"
-	"github.com/attestd/attestd/evidence/tdx"
 	tpmverify "github.com/attestd/attestd/evidence/tpm/verify"
 	"github.com/attestd/attestd/evidence/verifiertest"
 	"github.com/attestd/attestd/testing/cvmplatform"
-	"github.com/attestd/attestd/testing/dcapfake"
 	"github.com/attestd/attestd/testing/snpplatform"
 	"github.com/attestd/attestd/testing/tdxplatform"
 	"github.com/attestd/attestd/tpmclient"
@@ -272,20 +267,6 @@ func TestZeroInstantRefused(t *testing.T) {
 	}
 }
 
-// countingSource serves one DCAP collateral set and counts the fetches.
-type countingSource struct {
-	c *collateral.Collateral
-	n atomic.Int64
-}
-
-func (s *countingSource) Get(ctx context.Context, _ collateral.Request) (*collateral.Collateral, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	s.n.Add(1)
-	return s.c, nil
-}
-
 // TestConformanceTDX runs the suite against the AzureGuest verifier for a
 // TDX confidential VM: the HCL runtime JSON naming the swtpm's AK is bound
 // by a test TDX platform's TD quote, whose DCAP collateral (TCB info, QE
@@ -295,24 +276,12 @@ func (s *countingSource) Get(ctx context.Context, _ collateral.Request) (*collat
 func TestConformanceTDX(t *testing.T) {
 	c := newCVM(t)
 	tdxNow := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	p, err := tdxplatform.New(tdxplatform.Options{PKI: dcapfake.Options{Now: tdxNow}})
+	h, err := tdxplatform.NewHarness(tdxNow)
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign, err := tdxplatform.New(tdxplatform.Options{PKI: dcapfake.Options{Now: tdxNow}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	coll, err := p.Collateral(dcapfake.Docs{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := &countingSource{c: coll}
-	tv, err := tdx.New(tdx.Options{Collateral: src, Roots: p.Roots(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := azureguest.New(azureguest.Options{TDX: tv})
+	p, foreign := h.Platform, h.Foreign
+	v := azureguest.New(azureguest.Options{TDX: h.Verifier})
 	rt, err := cvmplatform.RuntimeJSON(c.AK.Pub.(*rsa.PublicKey))
 	if err != nil {
 		t.Fatal(err)
@@ -343,25 +312,19 @@ func TestConformanceTDX(t *testing.T) {
 	at := func(b []byte) func(testing.TB) *evidence.Request {
 		return func(testing.TB) *evidence.Request { return agRequest(b, tdxNow) }
 	}
-	verifiertest.Run(t, verifiertest.Harness{
-		Verifier:          v,
-		Good:              at(good),
-		Expired:           tdxNow.Add(40 * 24 * time.Hour),
-		ExpiredChecks:     []evidence.Check{dcap.CheckTCBInfoExpired, dcap.CheckQEIdentityExpired, dcap.CheckRootCRLExpired, dcap.CheckPCKCRLExpired},
-		NotYetValid:       tdxNow.Add(-2 * time.Hour),
-		NotYetValidChecks: []evidence.Check{dcap.CheckTCBInfoNotYetValid, dcap.CheckQEIdentityNotYetValid, dcap.CheckRootCRLNotYetValid, dcap.CheckPCKCRLNotYetValid, dcap.CheckPCKChainNotYetValid},
-		Fetches:           func() int { return int(src.n.Load()) },
-		NoRuntimeData:     noRuntimeData,
-		Bad: []verifiertest.Case{
-			{Name: "tampered TD quote", ParseOK: true, Checks: []evidence.Check{dcap.CheckQuoteSignature}, Request: at(td(tampered))},
-			{Name: "TDX platform of an untrusted root", ParseOK: true, Checks: []evidence.Check{dcap.CheckPCKChain}, Request: at(td(mint(foreign, rt)))},
-			{Name: "TD quote binding other runtime data", ParseOK: true, Checks: []evidence.Check{azureguest.CheckRuntimeBinding},
-				Request: at(td(mint(p, []byte("other"))))},
-			{Name: "tampered quote", ParseOK: true, Checks: []evidence.Check{tpmverify.CheckQuoteSignature},
-				Request: at(edit(t, good, func(ai *envelope.AttestationInfo) {
-					ai.TPM.PcrQuote = append([]byte(nil), ai.TPM.PcrQuote...)
-					ai.TPM.PcrQuote[len(ai.TPM.PcrQuote)-1] ^= 1
-				}))},
-		},
-	})
+	suite := h.Suite(v)
+	suite.Good = at(good)
+	suite.NoRuntimeData = noRuntimeData
+	suite.Bad = []verifiertest.Case{
+		{Name: "tampered TD quote", ParseOK: true, Checks: []evidence.Check{dcap.CheckQuoteSignature}, Request: at(td(tampered))},
+		{Name: "TDX platform of an untrusted root", ParseOK: true, Checks: []evidence.Check{dcap.CheckPCKChain}, Request: at(td(mint(foreign, rt)))},
+		{Name: "TD quote binding other runtime data", ParseOK: true, Checks: []evidence.Check{azureguest.CheckRuntimeBinding},
+			Request: at(td(mint(p, []byte("other"))))},
+		{Name: "tampered quote", ParseOK: true, Checks: []evidence.Check{tpmverify.CheckQuoteSignature},
+			Request: at(edit(t, good, func(ai *envelope.AttestationInfo) {
+				ai.TPM.PcrQuote = append([]byte(nil), ai.TPM.PcrQuote...)
+				ai.TPM.PcrQuote[len(ai.TPM.PcrQuote)-1] ^= 1
+			}))},
+	}
+	verifiertest.Run(t, suite)
 }
