@@ -4,14 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"testing"
 	"time"
 
@@ -19,7 +15,6 @@ import (
 	"github.com/attestd/attestd/evidence/tpm"
 	"github.com/attestd/attestd/evidence/tpm/verify"
 	"github.com/attestd/attestd/evidence/verifiertest"
-	"github.com/attestd/attestd/testing/swtpm"
 	"github.com/attestd/attestd/tpmclient"
 )
 
@@ -33,38 +28,16 @@ var (
 	akCertNotAfter  = time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
-// conformCA is a test AK CA of fixed validity (never trusted by default:
-// only the verifier built here trusts it).
+// conformCA is a test AK CA valid 2025…2030.
 func conformCA(t testing.TB) (*x509.Certificate, crypto.Signer) {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "TEST AK CA (never trust)"},
-		NotBefore: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, k
+	return newCA(t, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 }
 
 // conformAKCert issues the AK's certificate, valid akCertNotBefore…akCertNotAfter.
 func conformAKCert(t testing.TB, ca *x509.Certificate, caKey crypto.Signer, pub crypto.PublicKey) []byte {
 	t.Helper()
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "test AK"},
-		NotBefore: akCertNotBefore, NotAfter: akCertNotAfter, KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, pub, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
+	return issueAKCert(t, ca, caKey, pub, akCertNotBefore, akCertNotAfter)
 }
 
 // TestConformance runs the verifier conformance suite (evidence/verifiertest,
@@ -78,17 +51,7 @@ func conformAKCert(t testing.TB, ca *x509.Certificate, caKey crypto.Signer, pub 
 // the suite's many calls cost no TPM round trips.
 func TestConformance(t *testing.T) {
 	ctx := context.Background()
-	sw := swtpm.Start(t)
-	tr := sw.Transport()
-	events := tpmclient.SyntheticBootEvents(true, selfSigned(t, "test db"))
-	if err := tpmclient.Measure(ctx, tr, events); err != nil {
-		t.Fatal(err)
-	}
-	ak, err := tpmclient.CreateAK(ctx, tr, tpmclient.RSA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ak.Flush(tr) })
+	tr, events, ak := measuredTPM(ctx, t, selfSigned(t, "test db"))
 	root, rootKey := conformCA(t)
 	foreign, foreignKey := conformCA(t)
 	pool := x509.NewCertPool()

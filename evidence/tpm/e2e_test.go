@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-tpm/tpm2/transport"
+
 	"github.com/attestd/attestd/client"
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/tpm"
@@ -53,7 +55,7 @@ issuancerules {
 // certificate chains to a test CA, and an attestd (over HTTPS) whose Tpm
 // verifier trusts that CA and a test VSM identity key.
 type fixture struct {
-	tr      *swtpm.TPM
+	tr      transport.TPM
 	ak      *tpmclient.Key
 	akCert  []byte
 	log     []byte
@@ -73,19 +75,12 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &fixture{ctx: ctx, tr: swtpm.Start(t)}
-	tr := f.tr.Transport()
-	f.dbCert = selfSigned(t, "test db")
-	events := tpmclient.SyntheticBootEvents(true, f.dbCert)
-	if err := tpmclient.Measure(ctx, tr, events); err != nil {
-		t.Fatal(err)
-	}
+	f := &fixture{ctx: ctx, dbCert: selfSigned(t, "test db")}
+	var events []tpmclient.Event
+	f.tr, events, f.ak = measuredTPM(ctx, t, f.dbCert)
+	tr := f.tr
 	f.log = tpmclient.EncodeLog(events)
 	var err error
-	if f.ak, err = tpmclient.CreateAK(ctx, tr, tpmclient.RSA); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.ak.Flush(tr) })
 	f.root, f.rootKey = testCA(t)
 	f.akCert = issue(t, f.root, f.rootKey, f.ak.Pub)
 	pool := x509.NewCertPool()
@@ -175,7 +170,7 @@ func TestProtocolOverHTTPS(t *testing.T) {
 	})
 
 	t.Run("ECC AK", func(t *testing.T) {
-		tr := f.tr.Transport()
+		tr := f.tr
 		ak, err := tpmclient.CreateAK(ctx, tr, tpmclient.ECC)
 		if err != nil {
 			t.Fatal(err)
@@ -193,7 +188,7 @@ func TestProtocolOverHTTPS(t *testing.T) {
 	})
 
 	t.Run("other_keys by TPM2_Certify", func(t *testing.T) {
-		tr := f.tr.Transport()
+		tr := f.tr
 		k, err := tpmclient.CreatePrimary(ctx, tr, tpmclient.SigningKeyTemplate())
 		if err != nil {
 			t.Fatal(err)
@@ -286,7 +281,7 @@ func TestProtocolOverHTTPS(t *testing.T) {
 		wantCheck(t, forged(t, ""), verify.CheckRequest)
 	})
 
-	tr := f.tr.Transport()
+	tr := f.tr
 	refuse := func(name string, mut func(t *testing.T, a *tpmclient.Attester), check evidence.Check) {
 		t.Run(name, func(t *testing.T) {
 			a := *f.attestr
@@ -434,14 +429,40 @@ func wantCheck(t *testing.T, err error, check evidence.Check) {
 	}
 }
 
+// measuredTPM is a software TPM with a Secure Boot log (db: dbCert)
+// measured and an RSA AK created: the starting point of the e2e and the
+// conformance tests. The AK needs no flushing: the TPM stops with the test.
+func measuredTPM(ctx context.Context, t testing.TB, dbCert []byte) (transport.TPM, []tpmclient.Event, *tpmclient.Key) {
+	t.Helper()
+	tr := swtpm.Start(t).Transport()
+	events := tpmclient.SyntheticBootEvents(true, dbCert)
+	if err := tpmclient.Measure(ctx, tr, events); err != nil {
+		t.Fatal(err)
+	}
+	ak, err := tpmclient.CreateAK(ctx, tr, tpmclient.RSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr, events, ak
+}
+
+// testCA is a test AK CA valid around the real clock, which the e2e
+// server judges at.
 func testCA(t *testing.T) (*x509.Certificate, crypto.Signer) {
+	t.Helper()
+	return newCA(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+}
+
+// newCA is a test AK CA valid notBefore…notAfter (never trusted by
+// default: only the verifiers these tests build trust it).
+func newCA(t testing.TB, notBefore, notAfter time.Time) (*x509.Certificate, crypto.Signer) {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "TEST AK CA (never trust)"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		NotBefore: notBefore, NotAfter: notAfter,
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
 	if err != nil {
@@ -454,10 +475,17 @@ func testCA(t *testing.T) (*x509.Certificate, crypto.Signer) {
 	return c, k
 }
 
+// issue is the AK certificate for pub by ca, valid around the real clock.
 func issue(t *testing.T, ca *x509.Certificate, caKey crypto.Signer, pub crypto.PublicKey) []byte {
 	t.Helper()
+	return issueAKCert(t, ca, caKey, pub, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+}
+
+// issueAKCert is the AK certificate for pub by ca, valid notBefore…notAfter.
+func issueAKCert(t testing.TB, ca *x509.Certificate, caKey crypto.Signer, pub crypto.PublicKey, notBefore, notAfter time.Time) []byte {
+	t.Helper()
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "test AK"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, pub, caKey)
 	if err != nil {
 		t.Fatal(err)
