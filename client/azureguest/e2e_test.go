@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/attestd/attestd/client"
 	"github.com/attestd/attestd/client/azureguest"
@@ -47,18 +48,41 @@ func selfSigned(t *testing.T) []byte {
 	return der
 }
 
+// startCVM starts attestd over HTTPS (stopped at cleanup) and the vTPM of
+// a test confidential VM.
+func startCVM(ctx context.Context, t *testing.T) (*attestdtest.Server, *cvmplatform.VTPM) {
+	t.Helper()
+	srv, err := attestdtest.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv, cvmplatform.StartVTPM(ctx, t, selfSigned(t))
+}
+
+// collectJSON collects the AttestationInfo for o (its ephemeral key
+// flushed at cleanup) and encodes it as a request body.
+func collectJSON(ctx context.Context, t *testing.T, tr transport.TPM, o azureguest.Options) (*azureguest.Evidence, []byte) {
+	t.Helper()
+	ev, err := azureguest.Collect(ctx, tr, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ev.Close() })
+	body, err := ev.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev, body
+}
+
 // TestEndToEndHTTPS: a software TPM and a test-platform SNP report make a
 // full AttestationInfo (synthetic TCG log); attestd over HTTPS answers the
 // sealed token, the TPM's ephemeral key opens it, and the claims are the
 // boot, isolation and runtime claims the evidence supports.
 func TestEndToEndHTTPS(t *testing.T) {
 	ctx := context.Background()
-	srv, err := attestdtest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	vt := cvmplatform.StartVTPM(ctx, t, selfSigned(t))
+	srv, vt := startCVM(ctx, t)
 	tr, events, ak := vt.TPM, vt.Events, vt.AK
 	hclReport, err := cvmplatform.HCLReport(srv.SNP, ak.Pub.(*rsa.PublicKey))
 	if err != nil {
@@ -72,15 +96,7 @@ func TestEndToEndHTTPS(t *testing.T) {
 		OSType:    "Linux", OSDistro: "Ubuntu", OSBuild: "NotApplication", OSVersionMajor: 22, OSVersionMinor: 4,
 		ClientPayload: []byte(`{"nonce":"n-1"}`),
 	}
-	ev, err := azureguest.Collect(ctx, tr, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ev.Close()
-	body, err := ev.JSON()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev, body := collectJSON(ctx, t, tr, opts)
 	c, err := client.New(srv.URL, &client.Options{HTTPClient: srv.HTTPClient()})
 	if err != nil {
 		t.Fatal(err)
@@ -281,12 +297,7 @@ func TestCollectTDX(t *testing.T) {
 // binds the runtime JSON; the token's x-ms-isolation-tee holds tdx_* claims.
 func TestEndToEndHTTPSTDX(t *testing.T) {
 	ctx := context.Background()
-	srv, err := attestdtest.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	vt := cvmplatform.StartVTPM(ctx, t, selfSigned(t))
+	srv, vt := startCVM(ctx, t)
 	tr, events, ak := vt.TPM, vt.Events, vt.AK
 	rt, err := cvmplatform.RuntimeJSON(ak.Pub.(*rsa.PublicKey))
 	if err != nil {
@@ -302,16 +313,8 @@ func TestEndToEndHTTPSTDX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := azureguest.Collect(ctx, tr, azureguest.Options{HCLReport: rep, TDQuote: quote, AK: ak.Handle, NoAKCert: true,
+	ev, body := collectJSON(ctx, t, tr, azureguest.Options{HCLReport: rep, TDQuote: quote, AK: ak.Handle, NoAKCert: true,
 		TCGLog: tpmclient.EncodeLog(events), OSType: "Linux", OSDistro: "Ubuntu"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ev.Close()
-	body, err := ev.JSON()
-	if err != nil {
-		t.Fatal(err)
-	}
 	res, err := c2(srv).AttestAzureGuest(ctx, body, ev.Open, nil)
 	if err != nil {
 		t.Fatal(err)
