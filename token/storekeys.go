@@ -3,6 +3,8 @@ package token
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -51,12 +53,16 @@ func isStandby(r store.SigningKey) bool { return r.ActivateAt.Equal(StandbyAt) }
 // into the database under a key-encryption key (KEKKeys), or inside an HSM
 // with only a reference in the database (PKCS#11, build tag pkcs11).
 type PrivateKeys interface {
-	// Create makes a new RSA-2048 key pair.
+	// Create makes a new key pair of ref.Alg: RSA-2048 for RS256, P-256
+	// for ES256. The returned signer is what selfSigned and Wrap get; for
+	// ES256 it may sign DER (crypto/ecdsa), as X.509 wants.
 	Create(ctx context.Context, ref KeyRef) (crypto.Signer, error)
 	// Wrap returns what the database stores for s: never the plaintext
 	// private key.
 	Wrap(ctx context.Context, ref KeyRef, s crypto.Signer) ([]byte, error)
 	// Unwrap turns stored bytes back into a signer whose public key is pub.
+	// For ES256 it signs as JWS wants (raw R||S, joseES256), since it
+	// signs tokens.
 	Unwrap(ctx context.Context, ref KeyRef, stored []byte, pub crypto.PublicKey) (crypto.Signer, error)
 	// Describe names the key source for logs ("kek 1a2b3c4d", "pkcs11 …").
 	Describe() string
@@ -70,6 +76,8 @@ type KeyRef struct {
 	Instance string
 	KID      string
 	Label    string
+	// Alg is the algorithm of the key set ("" is RS256).
+	Alg Algorithm
 }
 
 // KEKKeys keeps private keys in the database as PKCS#8 sealed under a KEK.
@@ -81,6 +89,15 @@ func keyAAD(ref KeyRef) []byte {
 
 // Create implements PrivateKeys.
 func (k KEKKeys) Create(ctx context.Context, ref KeyRef) (crypto.Signer, error) {
+	if ref.Alg == ES256 {
+		// The raw key, whose Sign returns DER: the certificate is signed
+		// with it. Unwrap hands out the JWS signer.
+		ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("token: generate P-256 key: %w", err)
+		}
+		return ek, nil
+	}
 	rk, err := rsa.GenerateKey(rand.Reader, KeyBits)
 	if err != nil {
 		return nil, fmt.Errorf("token: generate RSA key: %w", err)
@@ -90,7 +107,7 @@ func (k KEKKeys) Create(ctx context.Context, ref KeyRef) (crypto.Signer, error) 
 
 // Wrap implements PrivateKeys.
 func (k KEKKeys) Wrap(ctx context.Context, ref KeyRef, s crypto.Signer) ([]byte, error) {
-	der, err := x509.MarshalPKCS8PrivateKey(s)
+	der, err := x509.MarshalPKCS8PrivateKey(rawKey(s))
 	if err != nil {
 		return nil, fmt.Errorf("token: encode private key %s: %w", ref.KID, err)
 	}
@@ -107,15 +124,34 @@ func (k KEKKeys) Unwrap(ctx context.Context, ref KeyRef, stored []byte, pub cryp
 	if err != nil {
 		return nil, fmt.Errorf("token: key %s: parse private key: %w", ref.KID, err)
 	}
+	if ref.Alg == ES256 {
+		ek, ok := priv.(*ecdsa.PrivateKey)
+		if !ok || ek.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("token: key %s: private key is %T, want ECDSA P-256 (this key set signs ES256)", ref.KID, priv)
+		}
+		if !ek.PublicKey.Equal(pub) {
+			return nil, fmt.Errorf("token: key %s: certificate does not match the private key", ref.KID)
+		}
+		return joseES256{ek}, nil
+	}
 	rk, ok := priv.(*rsa.PrivateKey)
 	if !ok {
-		return nil, fmt.Errorf("token: key %s: private key is %T, want RSA", ref.KID, priv)
+		return nil, fmt.Errorf("token: key %s: private key is %T, want RSA (this key set signs RS256)", ref.KID, priv)
 	}
 	if !rk.PublicKey.Equal(pub) {
 		return nil, fmt.Errorf("token: key %s: certificate does not match the private key", ref.KID)
 	}
 	rk.Precompute()
 	return rk, nil
+}
+
+// rawKey undoes joseES256, whose R||S signatures neither X.509 nor PKCS#8
+// encoding can use: they need the *ecdsa.PrivateKey itself.
+func rawKey(s crypto.Signer) crypto.Signer {
+	if j, ok := s.(joseES256); ok {
+		return j.k
+	}
+	return s
 }
 
 // Describe implements PrivateKeys.
@@ -171,6 +207,9 @@ type StoreOptions struct {
 	// is a key directory (the single-node layout) whose keys are imported
 	// instead of creating a first key; a missing directory is no error.
 	ImportDir string
+	// Algorithm is what the set's keys sign with ("" is RS256). A set
+	// holds keys of one algorithm: a stored key of another fails to load.
+	Algorithm Algorithm
 }
 
 // storeSource is the database behind a KeySet made by OpenStoreKeySet.
@@ -179,6 +218,7 @@ type storeSource struct {
 	instance string
 	subject  string
 	keys     PrivateKeys
+	alg      Algorithm
 	rot      Rotation
 	log      *slog.Logger
 	opened   map[string]*signingKey // kid → key whose private part is open; under KeySet.mu
@@ -204,10 +244,14 @@ func OpenStoreKeySet(ctx context.Context, o StoreOptions) (*KeySet, error) {
 	case o.Now == nil:
 		return nil, errors.New("token: nil clock")
 	}
+	alg, err := ParseAlgorithm(string(o.Algorithm))
+	if err != nil {
+		return nil, err
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	ks := &KeySet{subject: o.Subject, now: o.Now, src: &storeSource{st: o.Store, instance: o.Instance, subject: o.Subject, keys: o.Keys,
+	ks := &KeySet{subject: o.Subject, now: o.Now, alg: alg, src: &storeSource{st: o.Store, instance: o.Instance, subject: o.Subject, keys: o.Keys, alg: alg,
 		rot: o.Rotation.withDefaults(), log: o.Logger, opened: map[string]*signingKey{}}}
 	if o.ImportDir != "" {
 		if _, err := os.Stat(filepath.Join(o.ImportDir, manifestName)); err == nil {
@@ -392,12 +436,12 @@ func after(rows []store.SigningKey, t time.Time) time.Time {
 func (s *storeSource) newKey(ctx context.Context, t, activate time.Time) (store.SigningKey, error) {
 	var lbl [9]byte
 	rand.Read(lbl[:]) //nolint:errcheck // crypto/rand never fails
-	ref := KeyRef{Instance: s.instance, Label: fmt.Sprintf("attestd-%s-%x", t.UTC().Format("20060102T150405Z"), lbl)}
+	ref := KeyRef{Instance: s.instance, Alg: s.alg, Label: fmt.Sprintf("attestd-%s-%x", t.UTC().Format("20060102T150405Z"), lbl)}
 	signer, err := s.keys.Create(ctx, ref)
 	if err != nil {
 		return store.SigningKey{}, err
 	}
-	cert, err := selfSigned(s.subject, signer, t.UTC())
+	cert, err := selfSigned(s.subject, rawKey(signer), t.UTC())
 	if err != nil {
 		return store.SigningKey{}, err
 	}
@@ -544,11 +588,11 @@ func (s *storeSource) load(ctx context.Context, ks *KeySet, rows []store.Signing
 		if live(r, t) {
 			if prev := s.opened[r.KID]; prev != nil {
 				signer = prev.signer
-			} else if signer, err = s.keys.Unwrap(ctx, KeyRef{Instance: s.instance, KID: r.KID}, r.Private, cert.PublicKey); err != nil {
+			} else if signer, err = s.keys.Unwrap(ctx, KeyRef{Instance: s.instance, KID: r.KID, Alg: s.alg}, r.Private, cert.PublicKey); err != nil {
 				return err
 			}
 		}
-		k, err := newSigningKey(signer, jose.RS256, cert, "", r.Created)
+		k, err := newSigningKey(signer, jose.SignatureAlgorithm(ks.Algorithm()), cert, "", r.Created)
 		if err != nil {
 			return err
 		}
@@ -581,7 +625,7 @@ func (ks *KeySet) ImportKeyDir(ctx context.Context, dir string) ([]string, error
 	if _, ok := ks.src.keys.(KEKKeys); !ok {
 		return nil, fmt.Errorf("token: file keys can be imported only under a key-encryption key, not into %s (an HSM generates its own keys)", ks.src.keys.Describe())
 	}
-	fileKeys, err := readKeyDir(dir)
+	fileKeys, err := readKeyDir(dir, ks.Algorithm())
 	if err != nil {
 		return nil, err
 	}
@@ -603,7 +647,7 @@ func (ks *KeySet) ImportKeyDir(ctx context.Context, dir string) ([]string, error
 			if have[k.kid] || (!k.retireAt.IsZero() && !t.Before(k.retireAt)) {
 				continue
 			}
-			ref := KeyRef{Instance: s.instance, KID: k.kid}
+			ref := KeyRef{Instance: s.instance, KID: k.kid, Alg: s.alg}
 			priv, err := s.keys.Wrap(ctx, ref, k.signer)
 			if err != nil {
 				return nil, store.AuditEntry{}, err
@@ -625,8 +669,8 @@ func (ks *KeySet) ImportKeyDir(ctx context.Context, dir string) ([]string, error
 }
 
 // readKeyDir reads a key directory without changing it.
-func readKeyDir(dir string) ([]*signingKey, error) {
-	fks := &KeySet{dir: dir}
+func readKeyDir(dir string, alg Algorithm) ([]*signingKey, error) {
+	fks := &KeySet{dir: dir, alg: alg}
 	unlock, err := lockDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("token: lock key directory %s: %w", dir, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rsa"
+	"encoding/base64"
 	"crypto/x509"
 	"errors"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/attestd/attestd/store"
 	"github.com/attestd/attestd/store/sqlite"
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 func kekT(t testing.TB, b byte) *KEK {
@@ -290,3 +292,98 @@ func TestImportKeyDir(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestStoreKeysES256: an ES256 store set makes P-256 keys sealed under the
+// KEK, signs JWS ES256 that verifies with x5c[0] of its /certs key at
+// another replica, rotates staged like RS256 sets, imports an ES256 key
+// directory, and refuses to load its keys as an RS256 set (and the
+// reverse): an instance never signs with an algorithm it does not name.
+func TestStoreKeysES256(t *testing.T) {
+	ctx := context.Background()
+	db := sqliteT(t)
+	c := &clock{t: t0}
+	open := func(inst string, alg Algorithm, importDir string) (*KeySet, error) {
+		return OpenStoreKeySet(ctx, StoreOptions{Store: db, Instance: inst, Subject: subject, Keys: KEKKeys{KEK: kekT(t, 1)},
+			Now: c.Now, Algorithm: alg, ImportDir: importDir})
+	}
+	a, err := open("inst/es256", ES256, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := open("inst/es256", ES256, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Algorithm() != ES256 || a.ActiveKID() != b.ActiveKID() {
+		t.Fatalf("algorithm %s, replicas sign with %s and %s", a.Algorithm(), a.ActiveKID(), b.ActiveKID())
+	}
+	tok := signT(t, a)
+	if h := headerOf(t, tok); h["alg"] != "ES256" {
+		t.Fatalf("header %v", h)
+	}
+	if sig, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[2]); len(sig) != 64 {
+		t.Fatalf("signature is %d bytes, want JWS R||S (64)", len(sig))
+	}
+	verifyJWKS(t, b.JWKS(), tok, jose.ES256)
+	if _, err := b.Verify(tok); err != nil {
+		t.Fatalf("replica b rejects a's token: %v", err)
+	}
+	for _, k := range jwksDoc(t, a.JWKS()).Keys {
+		if k.Algorithm != "ES256" || k.Certificates[0].PublicKeyAlgorithm != x509.ECDSA {
+			t.Fatalf("/certs key %s: alg %s, certificate key %v", k.KeyID, k.Algorithm, k.Certificates[0].PublicKeyAlgorithm)
+		}
+	}
+	rows, err := db.SigningKeys(ctx, "inst/es256")
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("rows %d, %v", len(rows), err)
+	}
+	if bytes.Contains(rows[0].Private, []byte("PRIVATE")) || len(rows[0].Private) < 64 {
+		t.Fatalf("private key not sealed: %q", rows[0].Private)
+	}
+
+	cached := b.JWKS()
+	first := a.ActiveKID()
+	if err := a.RotateContext(ctx, RotateOptions{Prepublish: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ReloadContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b.ActiveKID() != first {
+		t.Fatal("promoted key signs before its activation")
+	}
+	c.Add(time.Hour)
+	if b.ActiveKID() == first || a.ActiveKID() != b.ActiveKID() {
+		t.Fatalf("after activation a %s b %s, first %s", a.ActiveKID(), b.ActiveKID(), first)
+	}
+	verifyJWKS(t, cached, signT(t, b), jose.ES256) // the standby was published before the rotation
+
+	if _, err := open("inst/es256", RS256, ""); err == nil || !strings.Contains(err.Error(), "want RSA") {
+		t.Fatalf("ES256 keys opened as an RS256 set: %v", err)
+	}
+	if _, err := open("inst", RS256, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open("inst", ES256, ""); err == nil || !strings.Contains(err.Error(), "want ECDSA P-256") {
+		t.Fatalf("RSA keys opened as an ES256 set: %v", err)
+	}
+
+	// Import of a file ES256 set, on first open only.
+	dir := t.TempDir()
+	fks, err := OpenKeySetAlgorithm(dir, subject, c.Now, ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := signT(t, fks)
+	imp, err := open("other/es256", ES256, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if imp.ActiveKID() != fks.ActiveKID() {
+		t.Fatalf("imported set signs with %s, directory's key %s", imp.ActiveKID(), fks.ActiveKID())
+	}
+	verifyJWKS(t, imp.JWKS(), old, jose.ES256)
+	if _, err := imp.Verify(signT(t, imp)); err != nil {
+		t.Fatal(err)
+	}
+}

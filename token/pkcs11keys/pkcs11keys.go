@@ -57,8 +57,14 @@ type hsmKey struct {
 }
 
 // Create implements token.PrivateKeys: an RSA-2048 key pair generated in
-// the token, with a random CKA_ID and ref.Label as CKA_LABEL.
+// the token (ES256 is refused), with a random CKA_ID and ref.Label as CKA_LABEL.
 func (k *Keys) Create(ctx context.Context, ref token.KeyRef) (crypto.Signer, error) {
+	if ref.Alg == token.ES256 {
+		// crypto11's ECDSA signer returns DER, and this package has no
+		// tested R||S adapter for HSM keys yet: refuse rather than sign
+		// tokens no relying party verifies.
+		return nil, fmt.Errorf("pkcs11: ES256 signing keys are not supported in token %q; use --key-encryption-key for ES256 instances, or token_algorithm RS256", k.label)
+	}
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
 		return nil, err
