@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -179,8 +180,29 @@ func openInstanceKeys(ctx context.Context, st store.Store, name, subject, data s
 	if !ok {
 		return nil, fmt.Errorf("store %T cannot hold signing keys", st)
 	}
+	// ImportDir: DATA/keys/NAME, or DATA/keys/NAME/es256 for NAME/es256,
+	// where the file key sets of earlier versions live.
 	return token.OpenStoreKeySet(ctx, token.StoreOptions{Store: kst, Instance: name, Subject: subject, Keys: ks.private,
-		Rotation: ks.rot, Now: time.Now, Logger: log, ImportDir: filepath.Join(data, "keys", name)})
+		Rotation: ks.rot, Now: time.Now, Logger: log, ImportDir: filepath.Join(data, "keys", name), Algorithm: keySetAlgorithm(name)})
+}
+
+// es256Suffix names the ES256 attestation key set of an instance in the
+// store: instance NAME with token_algorithm ES256 keeps its P-256 keys
+// under store instance NAME/es256 ("/" cannot occur in a configured
+// name, so the two never collide).
+const es256Suffix = "/es256"
+
+// es256Name is the store instance name of NAME's ES256 key set.
+func es256Name(name string) string { return name + es256Suffix }
+
+// keySetAlgorithm is the algorithm of the store key set named name: ES256
+// for NAME/es256, RS256 otherwise. The name alone decides, so "attestd
+// keys … --instance NAME/es256" makes the same keys serve does.
+func keySetAlgorithm(name string) token.Algorithm {
+	if strings.HasSuffix(name, es256Suffix) {
+		return token.ES256
+	}
+	return token.RS256
 }
 
 // keysCmd is "attestd keys list|rotate|retire|import": inspect and change
@@ -204,7 +226,7 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfgPath := fs.String("config", "", "configuration file of the server (env ATTESTD_CONFIG)")
 	storeType := fs.String("store", "", "database: sqlite or postgres (env ATTESTD_STORE; as for serve)")
 	dsn := fs.String("store-dsn", "", "PostgreSQL DSN, or the SQLite file (env ATTESTD_STORE_DSN; as for serve)")
-	inst := fs.String("instance", DefaultName, "instance name")
+	inst := fs.String("instance", DefaultName, "instance name; NAME/es256 is the ES256 attestation key set of an instance with token_algorithm ES256")
 	var kf keyFlags
 	kf.registerSource(fs)
 	now, at, from := new(bool), new(string), new(string)
@@ -216,7 +238,7 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "retire":
 		fs.StringVar(at, "at", "", "RFC 3339 time or a duration from now (default: now)")
 	case "import":
-		fs.StringVar(from, "from", "", "key directory (default DATA/keys/NAME)")
+		fs.StringVar(from, "from", "", "key directory (default DATA/keys/NAME, DATA/keys/NAME/es256 for NAME/es256)")
 	}
 	rest := args[1:]
 	var kid string
@@ -272,7 +294,7 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	ks, err := token.OpenStoreKeySet(ctx, token.StoreOptions{Store: kst, Instance: *inst, Subject: subject, Keys: settings.private,
-		Rotation: settings.rot, Now: time.Now, Logger: log, ImportDir: importDir})
+		Rotation: settings.rot, Now: time.Now, Logger: log, ImportDir: importDir, Algorithm: keySetAlgorithm(*inst)})
 	if err != nil {
 		return err
 	}
@@ -346,7 +368,7 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 // LISTEN/NOTIFY; the interval remains the fallback), so a rotation by any
 // replica or "attestd keys" is published by every replica well within the
 // pre-publication period. It returns a function that stops it.
-func reloadKeys(ctx context.Context, st store.Store, keysets []*token.KeySet, instances []resolvedInstance, interval time.Duration, log *slog.Logger) func() {
+func reloadKeys(ctx context.Context, st store.Store, keysets []*token.KeySet, names []string, interval time.Duration, log *slog.Logger) func() {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	ctx, cancel := context.WithCancel(ctx)
@@ -387,7 +409,7 @@ func reloadKeys(ctx context.Context, st store.Store, keysets []*token.KeySet, in
 				log.Debug("signing keys changed in the database", "instance", only)
 			}
 			for i, ks := range keysets {
-				if only != "" && instances[i].Name != only {
+				if only != "" && names[i] != only {
 					continue
 				}
 				before := ks.ActiveKID()
@@ -395,11 +417,11 @@ func reloadKeys(ctx context.Context, st store.Store, keysets []*token.KeySet, in
 				err := ks.ReloadContext(rctx)
 				rcancel()
 				if err != nil {
-					log.Error("rereading signing keys", "instance", instances[i].Name, "error", err)
+					log.Error("rereading signing keys", "instance", names[i], "error", err)
 					continue
 				}
 				if after := ks.ActiveKID(); after != before {
-					log.Info("signing key changed", "instance", instances[i].Name, "kid", after, "previous", before)
+					log.Info("signing key changed", "instance", names[i], "kid", after, "previous", before)
 				}
 			}
 		}

@@ -173,10 +173,10 @@ func writeReadyFile(path, url string) (remove func(), err error) {
 }
 
 // metricsKeys adapts the key sets for metrics.Options.Keys.
-func metricsKeys(instances []resolvedInstance, keysets []*token.KeySet) map[string]metrics.KeySource {
+func metricsKeys(names []string, keysets []*token.KeySet) map[string]metrics.KeySource {
 	out := map[string]metrics.KeySource{}
 	for i, ks := range keysets {
-		out[instances[i].Name] = ks
+		out[names[i]] = ks
 	}
 	return out
 }

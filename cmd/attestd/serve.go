@@ -235,7 +235,11 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	// Instance secrets (the service_context sealing key) are kept sealed
 	// under the KEK too.
 	sealed := store.SealSecrets(st, keyCfg.kek)
+	// keysets and keyNames are index-parallel: every store key set served
+	// (an instance's RSA set, and NAME/es256 for token_algorithm ES256)
+	// and its store instance name, for reloads, metrics and readiness.
 	var keysets []*token.KeySet
+	var keyNames []string
 	var collateralSources []metrics.CollateralSource
 	verifiers, closeVerifiers, err := registeredVerifiersWith(ctx, cfg, data, log, func(plugin string, r evidence.CollateralReporter) {
 		collateralSources = append(collateralSources, metrics.CollateralSource{Plugin: plugin, Reporter: r})
@@ -250,16 +254,19 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		if err != nil {
 			return fmt.Errorf("instance %s: signing keys: %w", ri.Name, err)
 		}
-		keysets = append(keysets, ks)
-		// ES256 attestation keys are still file key sets in the data
-		// directory (not in the store, not rotated by "attestd keys").
-		if ri.TokenAlgorithm == token.ES256 && strings.HasPrefix(dbDesc, "postgres") {
-			log.Warn("ES256 attestation keys are files in this replica's data directory, not in the shared store: give every replica the same keys/NAME/es256 directory (README, ES256 attestation tokens)",
-				"instance", ri.Name, "dir", filepath.Join(data, "keys", ri.Name, "es256"))
-		}
-		signer, err := instanceSigner(ri, ks, filepath.Join(data, "keys", ri.Name))
-		if err != nil {
-			return err
+		keysets, keyNames = append(keysets, ks), append(keyNames, ri.Name)
+		var signer instance.Signer = ks
+		if ri.TokenAlgorithm == token.ES256 {
+			// The ES256 attestation keys are a store key set of their own,
+			// shared by every replica like the RSA set (management tokens
+			// stay RS256 for MAA's SDKs).
+			es, err := openInstanceKeys(ctx, st, es256Name(ri.Name), ri.URL, data, keyCfg, log)
+			if err != nil {
+				return fmt.Errorf("instance %s: ES256 signing keys: %w", ri.Name, err)
+			}
+			keysets, keyNames = append(keysets, es), append(keyNames, es256Name(ri.Name))
+			signer = token.Pair{Management: ks, Attestation: es}
+			log.Info("ES256 attestation keys", "instance", ri.Name, "keys", es256Name(ri.Name), "active_kid", es.ActiveKID())
 		}
 		in, err := instance.New(ctx, instance.Config{Name: ri.Name, Mode: ri.Mode, Issuer: ri.URL, PolicyCertificates: ri.Certs},
 			instance.Options{Store: sealed, Keys: signer, Verifiers: verifiers, Now: time.Now, Logger: log})
@@ -279,7 +286,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	if err != nil {
 		return err
 	}
-	met, err := metrics.New(metrics.Options{Version: buildinfo.Read().Short(), Admission: adm.Stats, Keys: metricsKeys(instances, keysets),
+	met, err := metrics.New(metrics.Options{Version: buildinfo.Read().Short(), Admission: adm.Stats, Keys: metricsKeys(keyNames, keysets),
 		Collateral: collateralSources})
 	if err != nil {
 		return err
@@ -291,11 +298,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	if err != nil {
 		return err
 	}
-	names := make([]string, len(instances))
-	for i, ri := range instances {
-		names[i] = ri.Name
-	}
-	rd := &readiness{store: st, instances: names, keys: keysets, collateral: collateralSources, now: time.Now}
+	rd := &readiness{store: st, instances: keyNames, keys: keysets, collateral: collateralSources, now: time.Now}
 	srv := &http.Server{
 		Handler:           opsMux(h, rd, met, o.MetricsListen == ""),
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
@@ -340,7 +343,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 		log.Info("metrics listening", "url", "http://"+mln.Addr().String()+pathMetrics)
 		fmt.Fprintf(stdout, "  metrics:          http://%s%s\n", mln.Addr(), pathMetrics)
 	}
-	stopReload := reloadKeys(ctx, st, keysets, instances, o.KeyReload, log)
+	stopReload := reloadKeys(ctx, st, keysets, keyNames, o.KeyReload, log)
 	defer stopReload()
 	if o.ReadyFile != "" {
 		remove, err := writeReadyFile(o.ReadyFile, "https://"+defaultHost(addr))
@@ -401,19 +404,4 @@ func openStore(ctx context.Context, o *serveOptions, data string, log *slog.Logg
 		}
 		return db, desc, nil
 	}
-}
-
-// instanceSigner is the instance's token signer: its RSA key set, or, with
-// token_algorithm ES256, a pair whose attestation tokens are signed by the
-// P-256 keys in keyDir/es256 (management tokens stay RS256 for MAA's SDKs).
-func instanceSigner(ri resolvedInstance, ks *token.KeySet, keyDir string) (instance.Signer, error) {
-	if ri.TokenAlgorithm != token.ES256 {
-		return ks, nil
-	}
-	dir := filepath.Join(keyDir, "es256")
-	es, err := token.OpenKeySetAlgorithm(dir, ri.URL, time.Now, token.ES256)
-	if err != nil {
-		return nil, fmt.Errorf("instance %s: ES256 signing keys in %s: %w", ri.Name, dir, err)
-	}
-	return token.Pair{Management: ks, Attestation: es}, nil
 }
