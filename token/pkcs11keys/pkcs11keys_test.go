@@ -109,6 +109,11 @@ func TestSoftHSMKeySet(t *testing.T) {
 	}
 	first := ks.ActiveKID()
 	check(ks, first)
+	// ES256 sets are refused with a reason, never signed with an RSA key.
+	if _, err := token.OpenStoreKeySet(ctx, token.StoreOptions{Store: db, Instance: "inst/es256", Subject: "https://hsm.test", Keys: hsm,
+		Now: clock, Algorithm: token.ES256}); err == nil || !strings.Contains(err.Error(), "ES256 signing keys are not supported") {
+		t.Fatalf("ES256 set in the HSM: %v", err)
+	}
 	rows, err := db.SigningKeys(ctx, "inst")
 	if err != nil || len(rows) != 2 {
 		t.Fatalf("rows %d %v", len(rows), err)
