@@ -128,3 +128,35 @@ func TestReplicasShareES256Keys(t *testing.T) {
 	_, certsA := a.do(t, "GET", "/certs", "", "")
 	verifyAgainst(t, certsA, tok, "C's token after the rotation against A's /certs")
 }
+
+// TestServeImportsES256KeyDir: the ES256 file key set an earlier version
+// wrote (DATA/keys/NAME/es256) is imported into the store on first start,
+// so tokens relying parties hold keep verifying and the same key signs on;
+// "attestd keys list --instance NAME/es256" lists it.
+func TestServeImportsES256KeyDir(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	cfgPath := filepath.Join(dir, "config.json")
+	cfg := `{"instances": [{"name": "default", "token_algorithm": "ES256", "auth": {"dev": true}}]}`
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fks, err := token.OpenKeySetAlgorithm(filepath.Join(data, "keys", "default", "es256"), "https://old.test", time.Now, token.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := fks.ActiveKID()
+	s := startServer(t, "--config", cfgPath, "--data", data)
+	kids := certKIDs(t, s)
+	s.stop(t)
+	if !slices.Contains(kids, old) || len(kids) != 4 {
+		t.Fatalf("/certs %v does not hold the imported ES256 key %s (and the RSA and ES256 standbys)", kids, old)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"keys", "list", "--config", cfgPath, "--data", data, "--instance", "default/es256"}, &out, &errb); code != 0 {
+		t.Fatalf("keys list: %d %s", code, errb.String())
+	}
+	if !regexp.MustCompile(regexp.QuoteMeta(old) + `\s+active`).MatchString(out.String()) {
+		t.Fatalf("keys list --instance default/es256:\n%s", out.String())
+	}
+}
