@@ -117,8 +117,9 @@ type InstanceConfig struct {
 	// TokenAlgorithm signs the instance's attestation tokens: "RS256"
 	// (default, what MAA and every MAA SDK use) or "ES256" (P-256, beyond
 	// MAA, for relying parties that accept it; Python's 1.0.1 SDK does
-	// not). Management tokens stay RS256. The ES256 keys live in
-	// keys/NAME/es256 and are published in /certs beside the RSA keys.
+	// not). Management tokens stay RS256. The ES256 keys are the store
+	// key set NAME/es256, shared by replicas like the RSA keys, and are
+	// published in /certs beside them.
 	TokenAlgorithm string `json:"token_algorithm"`
 	// Playground serves the policy playground at
 	// {prefix}/attestd/playground (default true; false turns it off).
