@@ -25,7 +25,7 @@ import (
 // directories, one KEK, no polling: only NOTIFY carries key changes). The
 // ES256 attestation keys are the store key set default/es256: an
 // attestation token signed by A verifies at C's /certs with x5c[0]; no
-// replica writes key files; /readyz checks the ES256 set; "attestd keys
+// replica writes key files; /readyz and /metrics cover the ES256 set; "attestd keys
 // rotate --instance default/es256" makes a P-256 key that both replicas
 // publish; management tokens stay RS256.
 func TestReplicasShareES256Keys(t *testing.T) {
@@ -94,6 +94,9 @@ func TestReplicasShareES256Keys(t *testing.T) {
 	}
 	if code, b := a.do(t, "GET", "/readyz", "", ""); code != 200 || !strings.Contains(string(b), "signing_key/default/es256") {
 		t.Fatalf("/readyz: %d %s", code, b)
+	}
+	if code, b := a.do(t, "GET", "/metrics", "", ""); code != 200 || metricValue(t, string(b), "attestd_signing_keys", map[string]string{"instance": "default/es256", "state": "active"}) != 1 {
+		t.Fatalf("/metrics has no active key of default/es256: %d\n%s", code, b)
 	}
 
 	// Rotate the ES256 set through the CLI, on A's data directory; C hears
