@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -43,6 +45,9 @@ func (p *proc) get(t *testing.T, path, bearer string) []byte {
 // PostgreSQL database, each with its own data directory and one shared
 // key-encryption key (issue 15's proof, with real processes):
 //   - a token signed by replica A verifies against replica C's /certs;
+//   - a staged rotation (attestd keys rotate on B's data directory) is
+//     published by all three before any signs with it, and a /certs cached
+//     before it verifies every token after the switch;
 //   - policy writes stream through A while A is SIGKILLed mid-stream; B,
 //     still serving, then holds every acknowledged write (the last
 //     acknowledged text, or the one write in flight), never a torn one;
@@ -87,6 +92,86 @@ func TestReplicaProcessesOnPostgres(t *testing.T) {
 	}
 	if err := tok.CheckSignature(k.Certificates[0]); err != nil {
 		t.Fatalf("A's token against C's /certs: %v", err)
+	}
+
+	// Staged rotation through the CLI on B's data directory: every process
+	// publishes the new key before any signs with it (NOTIFY carries it:
+	// polling is off), and a /certs cached before the rotation verifies
+	// every token after the switch.
+	procs := map[string]*proc{"A": a, "B": b, "C": c}
+	readers := map[string]string{"A": devToken(t, dirs[0], "reader"), "B": devToken(t, dirs[1], "reader"), "C": devToken(t, dirs[2], "reader")}
+	kids := func(p *proc) []string {
+		set, err := verifier.ParseJWKS(p.get(t, "/certs", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, k := range set.Keys {
+			out = append(out, k.KID)
+		}
+		return out
+	}
+	signer := func(p *proc, bearer string) *verifier.Token {
+		var r struct{ Token string }
+		if err := json.Unmarshal(p.get(t, "/policies/SgxEnclave?api-version=2020-10-01", bearer), &r); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := verifier.ParseToken(r.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	first := kids(a)
+	cached, err := verifier.ParseJWKS(c.get(t, "/certs", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyCached := func(tok *verifier.Token, what string) {
+		k := cached.Lookup(tok.Header.Kid)
+		if k == nil {
+			t.Fatalf("%s: kid %s not in the /certs cached before the rotation", what, tok.Header.Kid)
+		}
+		if err := tok.CheckSignature(k.Certificates[0]); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	const prepublish = 6 * time.Second
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"keys", "rotate", "--data", dirs[1], "--key-encryption-key", kek, "--key-prepublish", prepublish.String()}, &out, &errb); code != 0 {
+		t.Fatalf("keys rotate: %d %s", code, errb.String())
+	}
+	m := regexp.MustCompile(`(?m)^(\S{44})\s+pending\s+\S+\s+(\S+)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("rotate output has no pending key:\n%s", out.String())
+	}
+	second := m[1]
+	activate, err := time.Parse(time.RFC3339, m[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	activate = activate.Add(time.Second) // the listing truncates to seconds
+	for n, p := range procs {
+		for deadline := time.Now().Add(prepublish); len(kids(p)) != 3 && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := kids(p); len(got) != 3 || !slices.Contains(got, second) {
+			t.Fatalf("process %s publishes %v during pre-publication, want 3 keys with %s", n, got, second)
+		}
+		asked := time.Now()
+		tok := signer(p, readers[n])
+		if asked.Before(activate.Add(-time.Second)) && tok.Header.Kid != first[0] {
+			t.Fatalf("process %s signs with %s before the activation of %s at %s", n, tok.Header.Kid, second, activate)
+		}
+		verifyCached(tok, "process "+n+" before the switch")
+	}
+	time.Sleep(time.Until(activate))
+	for n, p := range procs {
+		tok := signer(p, readers[n])
+		if tok.Header.Kid != second {
+			t.Fatalf("process %s signs with %s after the activation of %s", n, tok.Header.Kid, second)
+		}
+		verifyCached(tok, "process "+n+" after the switch")
 	}
 
 	// Writes through A; SIGKILL A while they are in flight.
