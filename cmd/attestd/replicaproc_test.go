@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -18,8 +17,6 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/client/verifier"
-	"github.com/attestd/attestd/store/postgres/pgtest"
-	"github.com/attestd/attestd/token"
 )
 
 // get is a GET through p's HTTPS client.
@@ -56,18 +53,7 @@ func TestReplicaProcessesOnPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts attestd processes and PostgreSQL")
 	}
-	srv, err := pgtest.Start(context.Background())
-	pgtest.Require(t, err)
-	t.Cleanup(func() {
-		if err := srv.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	t.Setenv("ATTESTD_STORE_DSN", srv.NewDatabase(t))
-	kek := filepath.Join(t.TempDir(), "kek")
-	if _, _, err := token.EnsureKEKFile(kek); err != nil {
-		t.Fatal(err)
-	}
+	kek := replicaStore(t)
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	a := startProcess(t, dirs[0], "--key-encryption-key", kek)
 	b := startProcess(t, dirs[1], "--key-encryption-key", kek)

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/client/verifier"
-	"github.com/attestd/attestd/store/postgres/pgtest"
 	"github.com/attestd/attestd/testing/sgxplatform"
 	"github.com/attestd/attestd/token"
 )
@@ -29,24 +28,13 @@ import (
 // rotate --instance default/es256" makes a P-256 key that both replicas
 // publish; management tokens stay RS256.
 func TestReplicasShareES256Keys(t *testing.T) {
-	srv, err := pgtest.Start(context.Background())
-	pgtest.Require(t, err)
-	t.Cleanup(func() {
-		if err := srv.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	t.Setenv("ATTESTD_STORE_DSN", srv.NewDatabase(t))
+	kekFile := replicaStore(t)
 	dir := t.TempDir()
 	quote := writePlatform(t, dir, sgxplatform.Options{Now: time.Now()})
 	cfg := `{"collateral": {"type": "bundle", "path": "collateral.json"}, "sgx": {"roots": ["root.pem"]},
 		"instances": [{"name": "default", "token_algorithm": "ES256", "auth": {"dev": true}}]}`
 	cfgPath := filepath.Join(dir, "config.json")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	kekFile := filepath.Join(t.TempDir(), "kek")
-	if _, _, err := token.EnsureKEKFile(kekFile); err != nil {
 		t.Fatal(err)
 	}
 	dirs := map[string]string{"A": t.TempDir(), "C": t.TempDir()}

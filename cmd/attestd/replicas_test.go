@@ -85,19 +85,7 @@ func devToken(t *testing.T, data, role string) string {
 // cached /certs before the rotation verifies every token through the
 // switch; the database holds neither the KEK nor a plaintext private key.
 func TestReplicasShareSigningKeys(t *testing.T) {
-	srv, err := pgtest.Start(context.Background())
-	pgtest.Require(t, err)
-	t.Cleanup(func() {
-		if err := srv.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	dsn := srv.NewDatabase(t)
-	t.Setenv("ATTESTD_STORE_DSN", dsn)
-	kekFile := filepath.Join(t.TempDir(), "kek")
-	if _, _, err := token.EnsureKEKFile(kekFile); err != nil {
-		t.Fatal(err)
-	}
+	kekFile := replicaStore(t)
 	dirs := map[string]string{"A": t.TempDir(), "B": t.TempDir(), "C": t.TempDir()}
 	servers := map[string]*server{}
 	for _, n := range []string{"A", "B", "C"} {
@@ -199,4 +187,24 @@ func TestReplicasShareSigningKeys(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "same --key-encryption-key") {
 		t.Fatalf("replica with another KEK: %v", err)
 	}
+}
+
+// replicaStore starts PostgreSQL with a fresh database, points every
+// replica the test starts at it (ATTESTD_STORE_DSN) and returns the one
+// key-encryption key file they all share.
+func replicaStore(t *testing.T) (kekFile string) {
+	t.Helper()
+	srv, err := pgtest.Start(context.Background())
+	pgtest.Require(t, err)
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Setenv("ATTESTD_STORE_DSN", srv.NewDatabase(t))
+	kekFile = filepath.Join(t.TempDir(), "kek")
+	if _, _, err := token.EnsureKEKFile(kekFile); err != nil {
+		t.Fatal(err)
+	}
+	return kekFile
 }
