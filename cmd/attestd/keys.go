@@ -52,7 +52,7 @@ const DefaultKEKFile = "key-encryption-key"
 
 // keyFlags are the flags of every command that touches signing keys.
 type keyFlags struct {
-	kek                                string
+	kek, prevKEK                       string
 	prepublish, retireAfter, every     time.Duration
 	pkcs11Module, pkcs11Token, pinFile string
 }
@@ -72,6 +72,7 @@ func (kf *keyFlags) registerRotation(fs *flag.FlagSet) {
 // registerSource adds the flags naming where keys live.
 func (kf *keyFlags) registerSource(fs *flag.FlagSet) {
 	fs.StringVar(&kf.kek, "key-encryption-key", "", "file of the 32-byte key-encryption key (raw or base64) sealing signing keys and instance secrets in the database; every replica needs the same one (env ATTESTD_KEY_ENCRYPTION_KEY, config \"key_encryption_key\"; default DATA/"+DefaultKEKFile+", created)")
+	fs.StringVar(&kf.prevKEK, "previous-key-encryption-key", "", "file of the key-encryption key being rotated out: values sealed under it are still read, every value written is sealed under --key-encryption-key; \"attestd keys rewrap\" moves the rest (env ATTESTD_PREVIOUS_KEY_ENCRYPTION_KEY, config \"previous_key_encryption_key\")")
 	fs.StringVar(&kf.pkcs11Module, "pkcs11-module", "", "keep private signing keys in a PKCS#11 token: path of its library (config signing_keys.pkcs11.module; needs a binary built with -tags pkcs11)")
 	fs.StringVar(&kf.pkcs11Token, "pkcs11-token", "", "label of the PKCS#11 token (config signing_keys.pkcs11.token_label)")
 	fs.StringVar(&kf.pinFile, "pkcs11-pin-file", "", "file holding the PKCS#11 user PIN (env ATTESTD_PKCS11_PIN holds it instead; config signing_keys.pkcs11.pin_file)")
@@ -79,12 +80,15 @@ func (kf *keyFlags) registerSource(fs *flag.FlagSet) {
 
 // keySettings are the resolved key settings.
 type keySettings struct {
-	kek        *token.KEK
+	kek        *token.KEK // with the previous KEK, if any, to open (WithPrevious)
 	kekPath    string
 	kekCreated bool
-	private    token.PrivateKeys
-	rot        token.Rotation
-	close      func() error
+	// prevKEK is the KEK being rotated out (--previous-key-encryption-key).
+	prevKEK     *token.KEK
+	prevKEKPath string
+	private     token.PrivateKeys
+	rot         token.Rotation
+	close       func() error
 }
 
 func parseDur(what, s string) (time.Duration, error) {
@@ -98,10 +102,10 @@ func parseDur(what, s string) (time.Duration, error) {
 	return d, nil
 }
 
-// resolveKeys combines flags, environment and configuration (in that
-// order) and loads the KEK; create allows making the default KEK file.
-func resolveKeys(kf *keyFlags, cfg *Config, data string, create bool) (*keySettings, error) {
-	ks := &keySettings{close: func() error { return nil }}
+// resolveKEK fills ks's KEK (flag > environment > configuration >
+// DATA/key-encryption-key, which create allows to make) and previous KEK
+// (flag > environment > configuration; none by default), unmerged.
+func resolveKEK(kf *keyFlags, cfg *Config, data string, create bool, ks *keySettings) error {
 	ks.kekPath = firstNonEmpty(kf.kek, os.Getenv("ATTESTD_KEY_ENCRYPTION_KEY"), cfg.path(cfg.KeyEncryptionKey))
 	var err error
 	switch {
@@ -115,7 +119,27 @@ func resolveKeys(kf *keyFlags, cfg *Config, data string, create bool) (*keySetti
 		ks.kek, err = token.LoadKEK(ks.kekPath)
 	}
 	if err != nil {
+		return err
+	}
+	ks.prevKEKPath = firstNonEmpty(kf.prevKEK, os.Getenv("ATTESTD_PREVIOUS_KEY_ENCRYPTION_KEY"), cfg.path(cfg.PreviousKeyEncryptionKey))
+	if ks.prevKEKPath != "" {
+		if ks.prevKEK, err = token.LoadKEK(ks.prevKEKPath); err != nil {
+			return fmt.Errorf("previous key-encryption key: %w", err)
+		}
+	}
+	return nil
+}
+
+// resolveKeys combines flags, environment and configuration (in that
+// order) and loads the KEK; create allows making the default KEK file.
+func resolveKeys(kf *keyFlags, cfg *Config, data string, create bool) (*keySettings, error) {
+	ks := &keySettings{close: func() error { return nil }}
+	var err error
+	if err = resolveKEK(kf, cfg, data, create, ks); err != nil {
 		return nil, err
+	}
+	if ks.prevKEKPath != "" {
+		ks.kek = ks.kek.WithPrevious(ks.prevKEK)
 	}
 	sk := cfg.SigningKeys
 	for _, d := range []struct {
@@ -205,7 +229,7 @@ func keySetAlgorithm(name string) token.Algorithm {
 	return token.RS256
 }
 
-// keysCmd is "attestd keys list|rotate|retire|import": inspect and change
+// keysCmd is "attestd keys list|rotate|retire|import|rewrap": inspect and change
 // an instance's token-signing keys in the database. It may run while
 // servers run: every change is one transaction, servers hear of it through
 // PostgreSQL notifications (or their next --key-reload-interval, or SIGHUP).
@@ -215,6 +239,9 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"rotate": "attestd keys rotate [--now] [--key-prepublish D] [--key-retire-after D] [--data DIR] [--config FILE] [--instance NAME]",
 		"retire": "attestd keys retire KID [--at TIME] [--data DIR] [--config FILE] [--instance NAME]",
 		"import": "attestd keys import [--from DIR] [--data DIR] [--config FILE] [--instance NAME]",
+	}
+	if len(args) > 0 && args[0] == "rewrap" {
+		return keysRewrapCmd(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || verbs[args[0]] == "" {
 		return groupHelp(stderr, "keys", args, keysVerbs)
