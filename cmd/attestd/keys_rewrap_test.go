@@ -382,3 +382,74 @@ func killMidRewrap(t *testing.T, data string, open func() keyTestStore) {
 		t.Fatalf("keys.rewrap entries for %v, want %v", sets, want)
 	}
 }
+
+// TestReplicasAfterRewrap is the KEK rotation of a PostgreSQL deployment
+// without downtime: replica A runs with the old KEK; B is restarted with
+// the new KEK and the old one as --previous-key-encryption-key and loads
+// the keys; "attestd keys rewrap" re-seals everything; C, started with the
+// new KEK alone, loads the same keys (A's token verifies at C's /certs and
+// C's at A's); a rotation after it reaches B and C through NOTIFY and both
+// sign with the new key; a replica given only the old KEK now refuses to
+// start, naming the KEK.
+func TestReplicasAfterRewrap(t *testing.T) {
+	oldFile := replicaStore(t)
+	newFile := filepath.Join(t.TempDir(), "new.kek")
+	newKEK, _, err := token.EnsureKEKFile(newFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]string{"A": t.TempDir(), "B": t.TempDir(), "C": t.TempDir(), "D": t.TempDir()}
+	a := startServer(t, "--data", dirs["A"], "--key-encryption-key", oldFile, "--key-reload-interval", "0")
+	defer a.stop(t)
+	before := certKIDs(t, a)
+	tokA := signedPolicyToken(t, a, devToken(t, dirs["A"], "reader"))
+	b := startServer(t, "--data", dirs["B"], "--key-encryption-key", newFile, "--previous-key-encryption-key", oldFile, "--key-reload-interval", "0")
+	defer b.stop(t)
+	if got := certKIDs(t, b); !slices.Equal(got, before) {
+		t.Fatalf("B (new KEK, old as previous) publishes %v, A %v", got, before)
+	}
+
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"keys", "rewrap", "--data", dirs["A"], "--previous-key-encryption-key", oldFile, "--key-encryption-key", newFile}, &out, &errb); code != 0 {
+		t.Fatalf("keys rewrap: %d %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "re-sealed 2 signing key(s)") {
+		t.Fatalf("keys rewrap:\n%s", out.String())
+	}
+	c := startServer(t, "--data", dirs["C"], "--key-encryption-key", newFile, "--key-reload-interval", "0")
+	defer c.stop(t)
+	if got := certKIDs(t, c); !slices.Equal(got, before) {
+		t.Fatalf("C (new KEK only) publishes %v, before the rewrap %v", got, before)
+	}
+	_, certsC := c.do(t, "GET", "/certs", "", "")
+	verifyAgainst(t, certsC, tokA, "A's token (old KEK) against C's /certs")
+	_, certsA := a.do(t, "GET", "/certs", "", "")
+	verifyAgainst(t, certsA, signedPolicyToken(t, c, devToken(t, dirs["C"], "reader")), "C's token against A's /certs")
+
+	// A rotation now: the new standby is sealed under the new KEK; B and
+	// C hear of it through NOTIFY and sign with the promoted key.
+	out.Reset()
+	if code := run(context.Background(), []string{"keys", "rotate", "--now", "--data", dirs["C"], "--key-encryption-key", newFile}, &out, &errb); code != 0 {
+		t.Fatalf("keys rotate: %d %s", code, errb.String())
+	}
+	for n, s := range map[string]*server{"B": b, "C": c} {
+		deadline := time.Now().Add(10 * time.Second)
+		for len(certKIDs(t, s)) != 3 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		tok := signedPolicyToken(t, s, devToken(t, dirs[n], "reader"))
+		if tok.Header.Kid != before[1] {
+			t.Fatalf("replica %s signs with %s after the rotation, want the promoted standby %s", n, tok.Header.Kid, before[1])
+		}
+		_, certs := s.do(t, "GET", "/certs", "", "")
+		verifyAgainst(t, certs, tok, n+"'s token after the rotation")
+	}
+
+	// The old KEK alone no longer opens anything.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = serveCmd(ctx, []string{"--listen", "127.0.0.1:0", "--data", dirs["D"], "--key-encryption-key", oldFile, "--log-level", "warn"}, io.Discard, io.Discard, func(readyInfo) { cancel() })
+	if err == nil || !strings.Contains(err.Error(), "different key-encryption key") || !strings.Contains(err.Error(), "envelope KEK "+newKEK.ID()) {
+		t.Fatalf("a replica with the old KEK only: %v", err)
+	}
+}
