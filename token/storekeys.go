@@ -342,7 +342,7 @@ func (s *storeSource) change(ctx context.Context, ks *KeySet, plan func(rows []s
 			return fmt.Errorf("token: change signing keys of %s: %w", s.instance, err)
 		}
 		for _, k := range c.Add {
-			s.log.InfoContext(ctx, "signing key created", "instance", s.instance, "kid", k.KID,
+			s.log.InfoContext(ctx, "signing key created", "instance", s.instance, "alg", s.alg, "kid", k.KID,
 				"activate_at", k.ActivateAt, "keys", s.keys.Describe(), "action", a.Action)
 		}
 		// Reread: the plan's own follow-ups (e.g. none) are computed

@@ -229,6 +229,52 @@ func keySetAlgorithm(name string) token.Algorithm {
 	return token.RS256
 }
 
+// keySet is how an operator reads a store key set: the instance it belongs
+// to and the algorithm it signs with. The ES256 set of instance NAME is
+// stored as NAME/es256 (kept: renaming stored rows would need a migration)
+// but shown as "name: NAME, alg: ES256", the same in "attestd keys list"
+// and "attestd audit list".
+type keySet struct {
+	Name string
+	Alg  token.Algorithm
+}
+
+// parseKeySet reads a store instance name.
+func parseKeySet(storeName string) keySet {
+	if n, ok := strings.CutSuffix(storeName, es256Suffix); ok && n != "" {
+		return keySet{Name: n, Alg: token.ES256}
+	}
+	return keySet{Name: storeName, Alg: token.RS256}
+}
+
+// storeName is the store instance name of the set.
+func (k keySet) storeName() string {
+	if k.Alg == token.ES256 {
+		return es256Name(k.Name)
+	}
+	return k.Name
+}
+
+func (k keySet) String() string { return "name: " + k.Name + ", alg: " + string(k.Alg) }
+
+// keySetFlags resolves --instance and --alg: "--instance NAME --alg
+// ES256" and "--instance NAME/es256" name the same set.
+func keySetFlags(instance, alg string) (keySet, error) {
+	ks := parseKeySet(instance)
+	if alg == "" {
+		return ks, nil
+	}
+	a, err := token.ParseAlgorithm(strings.ToUpper(alg))
+	if err != nil {
+		return keySet{}, fmt.Errorf("%w: --alg: %v", errUsage, err)
+	}
+	if ks.Alg == token.ES256 && a != token.ES256 {
+		return keySet{}, fmt.Errorf("%w: --instance %s is the ES256 key set of %s; --alg %s contradicts it", errUsage, instance, ks.Name, a)
+	}
+	ks.Alg = a
+	return ks, nil
+}
+
 // keysCmd is "attestd keys list|rotate|retire|import|rewrap": inspect and change
 // an instance's token-signing keys in the database. It may run while
 // servers run: every change is one transaction, servers hear of it through
@@ -253,7 +299,8 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfgPath := fs.String("config", "", "configuration file of the server (env ATTESTD_CONFIG)")
 	storeType := fs.String("store", "", "database: sqlite or postgres (env ATTESTD_STORE; as for serve)")
 	dsn := fs.String("store-dsn", "", "PostgreSQL DSN, or the SQLite file (env ATTESTD_STORE_DSN; as for serve)")
-	inst := fs.String("instance", DefaultName, "instance name; NAME/es256 is the ES256 attestation key set of an instance with token_algorithm ES256")
+	instFlag := fs.String("instance", DefaultName, "instance name; NAME/es256 is the ES256 attestation key set of an instance with token_algorithm ES256 (same as --alg ES256)")
+	algFlag := fs.String("alg", "", "key set of the instance: RS256 (its RSA keys, the default) or ES256 (its ES256 attestation keys, stored as NAME/es256)")
 	var kf keyFlags
 	kf.registerSource(fs)
 	now, at, from := new(bool), new(string), new(string)
@@ -282,6 +329,11 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parseFlags(fs, rest); err != nil {
 		return err
 	}
+	set, err := keySetFlags(*instFlag, *algFlag)
+	if err != nil {
+		return err
+	}
+	inst := set.storeName()
 	o, cfg, err := storeOptions(*cfgPath, *data, *storeType, *dsn)
 	if err != nil {
 		return err
@@ -304,13 +356,13 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if !ok {
 		return fmt.Errorf("store %T cannot hold signing keys", st)
 	}
-	rows, err := kst.SigningKeys(ctx, *inst)
+	rows, err := kst.SigningKeys(ctx, inst)
 	if err != nil {
 		return err
 	}
-	importDir := firstNonEmpty(*from, filepath.Join(o.Data, "keys", *inst))
+	importDir := firstNonEmpty(*from, filepath.Join(o.Data, "keys", inst))
 	if len(rows) == 0 && verb != "import" {
-		return fmt.Errorf("no signing keys for instance %q in the database (has the server run with this store? a key directory is moved in with \"attestd keys import\")", *inst)
+		return fmt.Errorf("no signing keys for %s in the database (has the server run with this store? a key directory is moved in with \"attestd keys import\")", set)
 	}
 	// New keys' certificates name the instance URL; reuse the subject of
 	// the existing keys.
@@ -320,8 +372,8 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			subject = c.Subject.CommonName
 		}
 	}
-	ks, err := token.OpenStoreKeySet(ctx, token.StoreOptions{Store: kst, Instance: *inst, Subject: subject, Keys: settings.private,
-		Rotation: settings.rot, Now: time.Now, Logger: log, ImportDir: importDir, Algorithm: keySetAlgorithm(*inst)})
+	ks, err := token.OpenStoreKeySet(ctx, token.StoreOptions{Store: kst, Instance: inst, Subject: subject, Keys: settings.private,
+		Rotation: settings.rot, Now: time.Now, Logger: log, ImportDir: importDir, Algorithm: keySetAlgorithm(inst)})
 	if err != nil {
 		return err
 	}
@@ -355,11 +407,13 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		fmt.Fprintf(stderr, "imported %d key(s) from %s\n", len(kids), importDir)
 	}
-	return printKeys(stdout, ks.Keys())
+	return printKeys(stdout, set, ks.Keys())
 }
 
-// printKeys is the table of "attestd keys list".
-func printKeys(w io.Writer, keys []token.KeyInfo) error {
+// printKeys is the output of "attestd keys list": the key set as the
+// audit trail names it, then its keys.
+func printKeys(w io.Writer, set keySet, keys []token.KeyInfo) error {
+	fmt.Fprintln(w, set)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tSTATE\tCREATED\tSIGNS FROM\tRETIRES")
 	ts := func(t time.Time) string {
