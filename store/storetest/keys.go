@@ -252,3 +252,83 @@ func testReseal(t *testing.T, s store.Store) {
 	}
 	mustAudit(t, s, "a", "keys.rewrap:a", "keys.create:a")
 }
+
+// RaceReseal runs Reseal on one handle while writers on others add
+// signing keys to existing and new instances and create sealed secrets
+// ("old:" values, as replicas still on the old KEK would): every call
+// succeeds (no deadlock between the rewrap's locks and the writers'), and
+// a last Reseal leaves no "old:" value behind.
+func RaceReseal(t *testing.T, resealer store.Store, writers []store.Store, rounds int) {
+	t.Helper()
+	ctx := context.Background()
+	rs, ok := resealer.(store.Resealer)
+	if !ok {
+		t.Fatalf("%T does not implement store.Resealer", resealer)
+	}
+	toNew := func(v store.SealedValue) ([]byte, error) {
+		if rest, ok := strings.CutPrefix(string(v.Value), "old:"); ok {
+			return []byte("new:" + rest), nil
+		}
+		return nil, nil
+	}
+	auditFor := func(inst string, _ []store.SealedValue) store.AuditEntry { return audit("keys.rewrap", inst) }
+	key := func(kid string) store.SigningKey {
+		k := sk(kid, Base)
+		k.Private = []byte("old:" + kid)
+		return k
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, rounds*(2*len(writers)+1))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range rounds {
+			if _, err := rs.Reseal(ctx, toNew, auditFor); err != nil {
+				errs <- fmt.Errorf("reseal: %w", err)
+			}
+		}
+	}()
+	for w, s := range writers {
+		ks := keyStore(t, s)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				kid := fmt.Sprintf("w%d-%d", w, i)
+				if err := ks.ChangeSigningKeys(ctx, "shared", store.KeyChange{Unconditional: true, Add: []store.SigningKey{key(kid)}}, audit("keys.rotate", kid)); err != nil {
+					errs <- fmt.Errorf("writer %d: %w", w, err)
+				}
+				inst := fmt.Sprintf("new-%d-%d", w, i)
+				if err := ks.ChangeSigningKeys(ctx, inst, store.KeyChange{Add: []store.SigningKey{key(kid)}}, audit("keys.create", kid)); err != nil {
+					errs <- fmt.Errorf("writer %d: %w", w, err)
+				}
+				if _, err := s.InstanceSecret(ctx, inst, store.SealedSecretPrefix+"s", func() ([]byte, error) { return []byte("old:" + inst), nil }); err != nil {
+					errs <- fmt.Errorf("writer %d: secret: %w", w, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	left := 0
+	if _, err := rs.Reseal(ctx, func(v store.SealedValue) ([]byte, error) {
+		if strings.HasPrefix(string(v.Value), "old:") {
+			left++
+		}
+		return toNew(v)
+	}, auditFor); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.Reseal(ctx, func(v store.SealedValue) ([]byte, error) {
+		if !strings.HasPrefix(string(v.Value), "new:") {
+			return nil, fmt.Errorf("%s is %q after the last reseal", v, v.Value)
+		}
+		return nil, nil
+	}, auditFor); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d values written after the racing reseals committed", left)
+}
