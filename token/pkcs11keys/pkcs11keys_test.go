@@ -209,6 +209,18 @@ func TestSoftHSMES256KeySet(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(es2, second)
+	// A KEK rotation leaves PKCS#11 references alone: the set still opens.
+	k1, _ := token.NewKEK(bytes.Repeat([]byte{1}, 32))
+	k2, _ := token.NewKEK(bytes.Repeat([]byte{2}, 32))
+	rep, err := token.RewrapKEK(ctx, token.RewrapOptions{Store: db, Old: k1, New: k2})
+	if err != nil || len(rep.References) != 3 || rep.Keys != 0 {
+		t.Fatalf("rewrap beside PKCS#11 keys: %+v %v", rep, err)
+	}
+	if es3, err := open(hsm2, "inst/es256", token.ES256); err != nil {
+		t.Fatalf("after the rewrap: %v", err)
+	} else {
+		check(es3, second)
+	}
 	// An RSA set whose reference names an EC key of the token is refused
 	// (the type check behind the certificate match).
 	cert, err := x509.ParseCertificate(rows[0].Certificate)
