@@ -222,12 +222,7 @@ func es256Name(name string) string { return name + es256Suffix }
 // keySetAlgorithm is the algorithm of the store key set named name: ES256
 // for NAME/es256, RS256 otherwise. The name alone decides, so "attestd
 // keys … --instance NAME/es256" makes the same keys serve does.
-func keySetAlgorithm(name string) token.Algorithm {
-	if strings.HasSuffix(name, es256Suffix) {
-		return token.ES256
-	}
-	return token.RS256
-}
+func keySetAlgorithm(name string) token.Algorithm { return parseKeySet(name).Alg }
 
 // keySet is how an operator reads a store key set: the instance it belongs
 // to and the algorithm it signs with. The ES256 set of instance NAME is
@@ -281,10 +276,10 @@ func keySetFlags(instance, alg string) (keySet, error) {
 // PostgreSQL notifications (or their next --key-reload-interval, or SIGHUP).
 func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	verbs := map[string]string{
-		"list":   "attestd keys list [--data DIR] [--config FILE] [--instance NAME]",
-		"rotate": "attestd keys rotate [--now] [--key-prepublish D] [--key-retire-after D] [--data DIR] [--config FILE] [--instance NAME]",
-		"retire": "attestd keys retire KID [--at TIME] [--data DIR] [--config FILE] [--instance NAME]",
-		"import": "attestd keys import [--from DIR] [--data DIR] [--config FILE] [--instance NAME]",
+		"list":   "attestd keys list [--data DIR] [--config FILE] [--instance NAME] [--alg ES256]",
+		"rotate": "attestd keys rotate [--now] [--key-prepublish D] [--key-retire-after D] [--data DIR] [--config FILE] [--instance NAME] [--alg ES256]",
+		"retire": "attestd keys retire KID [--at TIME] [--data DIR] [--config FILE] [--instance NAME] [--alg ES256]",
+		"import": "attestd keys import [--from DIR] [--data DIR] [--config FILE] [--instance NAME] [--alg ES256]",
 	}
 	if len(args) > 0 && args[0] == "rewrap" {
 		return keysRewrapCmd(ctx, args[1:], stdout, stderr)
