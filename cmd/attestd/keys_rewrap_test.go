@@ -408,6 +408,13 @@ func TestReplicasAfterRewrap(t *testing.T) {
 	if got := certKIDs(t, b); !slices.Equal(got, before) {
 		t.Fatalf("B (new KEK, old as previous) publishes %v, A %v", got, before)
 	}
+	oldKEK, err := token.LoadKEK(oldFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.out.String(), "previous_kek="+oldKEK.ID()) {
+		t.Fatalf("B does not warn that it reads the previous KEK:\n%s", b.out.String())
+	}
 
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"keys", "rewrap", "--data", dirs["A"], "--previous-key-encryption-key", oldFile, "--key-encryption-key", newFile}, &out, &errb); code != 0 {
