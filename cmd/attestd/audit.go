@@ -86,13 +86,18 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AT\tINSTANCE\tALG\tID\tACTOR\tACTION\tTARGET\tHASH")
+	// ALG comes last: scripts reading the columns before it keep working.
+	fmt.Fprintln(tw, "AT\tINSTANCE\tID\tACTOR\tACTION\tTARGET\tHASH\tALG")
 	for _, e := range all {
 		inst, alg := auditKeySet(e)
 		if alg == "" {
 			alg = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), inst, alg, e.ID, e.Actor, e.Action, e.Target, e.Hash)
+		hash := e.Hash
+		if hash == "" {
+			hash = "-" // keeps ALG in its column for whitespace-splitting readers
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format(time.RFC3339), inst, e.ID, e.Actor, e.Action, e.Target, hash, alg)
 	}
 	return tw.Flush()
 }

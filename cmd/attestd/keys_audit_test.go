@@ -87,8 +87,8 @@ func TestAuditNamesKeySets(t *testing.T) {
 		t.Fatalf("audit list --json by alg: %v", byAlg)
 	}
 	table := audit()
-	if strings.Contains(table, "default/es256") || !regexp.MustCompile(`(?m)^\S+\s+default\s+ES256\s+\d+\s+attestd keys rotate\s+keys\.rotate\s`).MatchString(table) ||
-		!regexp.MustCompile(`(?m)^\S+\s+default\s+RS256\s+\d+\s+attestd\s+keys\.create\s`).MatchString(table) || !strings.HasPrefix(table, "AT ") {
+	if strings.Contains(table, "default/es256") || !regexp.MustCompile(`(?m)^\S+\s+default\s+\d+\s+attestd keys rotate\s+keys\.rotate\s+\S+\s+-\s+ES256\s*$`).MatchString(table) ||
+		!regexp.MustCompile(`(?m)^\S+\s+default\s+\d+\s+attestd\s+keys\.create\s+\S+\s+-\s+RS256\s*$`).MatchString(table) || !regexp.MustCompile(`^AT\s+INSTANCE\s+ID\s+ACTOR\s+ACTION\s+TARGET\s+HASH\s+ALG\s*\n`).MatchString(table) {
 		t.Fatalf("audit list:\n%s", table)
 	}
 	only := audit("--json", "--instance", "default/es256")
