@@ -402,15 +402,37 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		fmt.Fprintf(stderr, "imported %d key(s) from %s\n", len(kids), importDir)
 	}
-	return printKeys(stdout, set, ks.Keys())
+	after, err := kst.SigningKeys(ctx, inst)
+	if err != nil {
+		return err
+	}
+	return printKeys(stdout, set, ks.Keys(), sealedBy(after))
+}
+
+// sealedBy says where each stored key's private part is: "kek ID" for an
+// envelope under that key-encryption key (so an operator sees which keys
+// a KEK rotation has moved), "pkcs11" for an HSM reference.
+func sealedBy(rows []store.SigningKey) map[string]string {
+	out := map[string]string{}
+	for _, r := range rows {
+		if id, ok := token.EnvelopeKEK(r.Private); ok {
+			out[r.KID] = "kek " + id
+		} else if strings.HasPrefix(string(r.Private), "pkcs11:") {
+			out[r.KID] = "pkcs11"
+		} else {
+			out[r.KID] = "unknown"
+		}
+	}
+	return out
 }
 
 // printKeys is the output of "attestd keys list": the key set as the
-// audit trail names it, then its keys.
-func printKeys(w io.Writer, set keySet, keys []token.KeyInfo) error {
+// audit trail names it, then its keys and where each private key is
+// (sealed: sealedBy).
+func printKeys(w io.Writer, set keySet, keys []token.KeyInfo, sealed map[string]string) error {
 	fmt.Fprintln(w, set)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KID\tSTATE\tCREATED\tSIGNS FROM\tRETIRES")
+	fmt.Fprintln(tw, "KID\tSTATE\tCREATED\tSIGNS FROM\tRETIRES\tPRIVATE KEY")
 	ts := func(t time.Time) string {
 		if t.IsZero() {
 			return "-"
@@ -422,7 +444,11 @@ func printKeys(w io.Writer, set keySet, keys []token.KeyInfo) error {
 		if k.ActivateAt.IsZero() {
 			from = ts(k.Created)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KID, k.State, ts(k.Created), from, ts(k.RetireAt))
+		where := sealed[k.KID]
+		if where == "" {
+			where = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.State, ts(k.Created), from, ts(k.RetireAt), where)
 	}
 	return tw.Flush()
 }

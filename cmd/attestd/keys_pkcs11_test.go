@@ -76,7 +76,7 @@ func TestServePKCS11ES256(t *testing.T) {
 	if code := run(context.Background(), []string{"keys", "rotate", "--now", "--config", cfgPath, "--data", data, "--instance", "default/es256"}, &out, &errb); code != 0 {
 		t.Fatalf("keys rotate: %d %s", code, errb.String())
 	}
-	m := regexp.MustCompile(`(?m)^(\S{44})\s+active`).FindStringSubmatch(out.String())
+	m := regexp.MustCompile(`(?m)^(\S{44})\s+active\s.*\spkcs11$`).FindStringSubmatch(out.String())
 	if m == nil || m[1] == first {
 		t.Fatalf("rotate output (first key %s):\n%s", first, out.String())
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -168,6 +169,18 @@ func TestKeysRewrap(t *testing.T) {
 	total := len(f.sets)*2 + len(f.secrets)
 
 	var out, errb bytes.Buffer
+	// keys list names the KEK each private key is sealed under.
+	sealedUnder := func(kekFile string, k *token.KEK) {
+		t.Helper()
+		var lo, le bytes.Buffer
+		if code := run(ctx, []string{"keys", "list", "--data", data, "--instance", es256Name(DefaultName), "--key-encryption-key", kekFile}, &lo, &le); code != 0 {
+			t.Fatalf("keys list: %d %s", code, le.String())
+		}
+		if n := regexp.MustCompile(`(?m)^\S{44}\s.*\skek `+k.ID()+`$`).FindAllString(lo.String(), -1); len(n) != 2 {
+			t.Fatalf("keys list does not show both keys under KEK %s:\n%s", k.ID(), lo.String())
+		}
+	}
+	sealedUnder(oldFile, oldKEK)
 	rewrap := func(args ...string) int {
 		out.Reset()
 		errb.Reset()
@@ -215,6 +228,7 @@ func TestKeysRewrap(t *testing.T) {
 		t.Fatalf("after the rewrap: %v, want all %d under %s", got, total, newKEK.ID())
 	}
 	f.check(t, db, newKEK)
+	sealedUnder(newFile, newKEK)
 	for _, args := range [][]string{{"--previous-key-encryption-key", oldFile, "--key-encryption-key", newFile}, {"--previous-key-encryption-key", newFile, "--key-encryption-key", newFile}} {
 		if code := rewrap(args...); code != 0 || !strings.Contains(out.String(), fmt.Sprintf("re-sealed 0 signing key(s) and 0 instance secret(s); %d value(s) were under it already", total)) {
 			t.Fatalf("rerun %v: %d\n%s%s", args, code, out.String(), errb.String())
