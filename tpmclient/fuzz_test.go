@@ -48,3 +48,47 @@ func TestParseTemplate(t *testing.T) {
 		t.Fatal("garbage accepted")
 	}
 }
+
+// FuzzFilterLog: no log panics FilterLog, filtering by all PCRs keeps a log
+// whole unless it measures PCRs beyond 23, and filtering is idempotent.
+func FuzzFilterLog(f *testing.F) {
+	f.Add(tpmclient.EncodeLog(tpmclient.SyntheticBootEvents(true, nil)), uint32(tpmclient.AllPCRs))
+	f.Add(tpmclient.EncodeLog(tpmclient.SyntheticBootEvents(false, []byte("db"))), uint32(0x80))
+	f.Add([]byte{0, 0, 0, 0, 3, 0, 0, 0}, uint32(1))
+	f.Fuzz(func(t *testing.T, log []byte, mask uint32) {
+		out, err := tpmclient.FilterLog(log, mask)
+		if err != nil {
+			return
+		}
+		again, err := tpmclient.FilterLog(out, mask)
+		if err != nil || !bytes.Equal(again, out) {
+			t.Fatalf("filtering the filtered log: %v, changed %v", err, !bytes.Equal(again, out))
+		}
+	})
+}
+
+func TestFilterLog(t *testing.T) {
+	events := tpmclient.SyntheticBootEvents(true, []byte("db"))
+	log := tpmclient.EncodeLog(events)
+	if out, err := tpmclient.FilterLog(log, tpmclient.AllPCRs); err != nil || !bytes.Equal(out, log) {
+		t.Fatalf("all PCRs: %v, unchanged %v", err, bytes.Equal(out, log))
+	}
+	var pcr7 []tpmclient.Event
+	for _, e := range events {
+		if e.PCR == 7 {
+			pcr7 = append(pcr7, e)
+		}
+	}
+	if out, err := tpmclient.FilterLog(log, 1<<7); err != nil || !bytes.Equal(out, tpmclient.EncodeLog(pcr7)) {
+		t.Fatalf("PCR 7: %v; want the header and PCR 7's events", err)
+	}
+	withHigh := tpmclient.EncodeLog(append(events, tpmclient.Event{PCR: 24, Type: tpmclient.EvEFIAction, Data: []byte("x")}))
+	if out, err := tpmclient.FilterLog(withHigh, 0xFFFFFFFF); err != nil || !bytes.Equal(out, log) {
+		t.Fatalf("PCR 24 kept (%v): platform claims carry PCRs 0–23", err)
+	}
+	for _, bad := range [][]byte{log[:len(log)-1], log[:10], append(bytes.Clone(log), 1, 2, 3)} {
+		if _, err := tpmclient.FilterLog(bad, tpmclient.AllPCRs); err == nil {
+			t.Errorf("FilterLog accepted a broken log of %d bytes", len(bad))
+		}
+	}
+}

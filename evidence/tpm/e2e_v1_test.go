@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
@@ -112,6 +113,21 @@ func TestProtocolV1OverHTTPS(t *testing.T) {
 		wantCheck(t, err, verify.CheckQuoteSignature)
 	})
 
+	t.Run("qualifyingData SHA-1(challenge)", func(t *testing.T) {
+		// PCPTool's callers pass SHA-1 of their nonce to the PCP.
+		a := v1
+		a.Mutate = func(e *tpmclient.Evidence) {
+			sum := sha1.Sum(f.srvChallenge(e))
+			var err error
+			if e.Claim, err = tpmclient.PlatformClaim(ctx, tr, f.ak, sum[:], tpmclient.AllPCRs, f.log); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := f.cl.AttestTpm(ctx, &a); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("VBS enclave", func(t *testing.T) {
 		a := v1
 		a.VSMReport = func(h [64]byte) ([]byte, error) { return vbsReport(t, f.vsmKey, h), nil }
@@ -196,6 +212,16 @@ func TestProtocolV1OverHTTPS(t *testing.T) {
 	refuse("TPM 1.2 platform", func(t *testing.T, a *tpmclient.Attester) {
 		a.Mutate = claim(t, func(p *abi.PlatformBlob) { p.Platform = abi.PlatformTPM12 })
 	}, verify.CheckUnsupported)
+	refuse("claim log measuring PCRs its quote leaves out", func(t *testing.T, a *tpmclient.Attester) {
+		a.Mutate = func(e *tpmclient.Evidence) {
+			c, err := tpmclient.PlatformClaim(ctx, tr, f.ak, f.srvChallenge(e), tpmclient.AllPCRs&^(1<<5), f.log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Claim = c
+			claim(t, func(p *abi.PlatformBlob) { p.Log = f.log })(e) // the unfiltered log
+		}
+	}, verify.CheckEventLogReplay)
 	refuse("untrusted AK", func(t *testing.T, a *tpmclient.Attester) {
 		other, otherKey := testCA(t)
 		a.AIKCert = issue(t, other, otherKey, f.ak.Pub)
