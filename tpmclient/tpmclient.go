@@ -3,7 +3,8 @@
 // creates an attestation key (RSA or ECC), measures a TCG event log into the
 // PCRs, quotes them with the service's challenge bound to the request key
 // (info.tpm_quote), optionally certifies another TPM key (tpm_certify), and
-// builds and signs the v2 ("attReqV2") request JWS with PS256.
+// builds and signs the v2 ("attReqV2") request JWS with PS256; or the v1
+// ("attReq") request, whose evidence is a PCP platform claim (v1.go).
 //
 // The messages are the {"payload": …} JSON documents of the VBS protocol;
 // the {"data": b64url} HTTP wrapping belongs to the caller (the SDK).
