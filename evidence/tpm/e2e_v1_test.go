@@ -113,6 +113,38 @@ func TestProtocolV1OverHTTPS(t *testing.T) {
 		wantCheck(t, err, verify.CheckQuoteSignature)
 	})
 
+	t.Run("SHA-1 AIK, as PCPTool's GenerateQuote20 requires", func(t *testing.T) {
+		tmpl := tpmclient.AKTemplate(tpmclient.RSA)
+		tmpl.Parameters = tpm2.NewTPMUPublicParms(tpm2.TPMAlgRSA, &tpm2.TPMSRSAParms{
+			Scheme: tpm2.TPMTRSAScheme{Scheme: tpm2.TPMAlgRSASSA,
+				Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgRSASSA, &tpm2.TPMSSigSchemeRSASSA{HashAlg: tpm2.TPMAlgSHA1})},
+			KeyBits: 2048,
+		})
+		ak, err := tpmclient.CreatePrimary(ctx, tr, tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ak.Flush(tr)
+		a := v1
+		a.AK, a.AIKCert = ak, issue(t, f.root, f.rootKey, ak.Pub)
+		a.Mutate = func(e *tpmclient.Evidence) {
+			p, err := abi.ParsePlatformBlob(e.Claim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, err := abi.ParseAttest(p.Quote)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info, _ := q.Attested.Quote(); len(info.PCRDigest.Buffer) != 20 {
+				t.Fatalf("pcrDigest of %d bytes, want SHA-1's 20", len(info.PCRDigest.Buffer))
+			}
+		}
+		if _, err := f.cl.AttestTpm(ctx, &a); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("qualifyingData SHA-1(challenge)", func(t *testing.T) {
 		// PCPTool's callers pass SHA-1 of their nonce to the PCP.
 		a := v1
