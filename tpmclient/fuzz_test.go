@@ -2,6 +2,7 @@ package tpmclient_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
@@ -85,6 +86,19 @@ func TestFilterLog(t *testing.T) {
 	withHigh := tpmclient.EncodeLog(append(events, tpmclient.Event{PCR: 24, Type: tpmclient.EvEFIAction, Data: []byte("x")}))
 	if out, err := tpmclient.FilterLog(withHigh, 0xFFFFFFFF); err != nil || !bytes.Equal(out, log) {
 		t.Fatalf("PCR 24 kept (%v): platform claims carry PCRs 0–23", err)
+	}
+	// A SHA-1 (TCG 1.2 format) log: no header, every record kept or dropped.
+	sha1Event := func(pcr, typ uint32, data string) []byte {
+		b := binary.LittleEndian.AppendUint32(nil, pcr)
+		b = binary.LittleEndian.AppendUint32(b, typ)
+		b = append(b, make([]byte, 20)...)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(data)))
+		return append(b, data...)
+	}
+	e0, e7, e9 := sha1Event(0, tpmclient.EvSCRTMVersion, "v1"), sha1Event(7, tpmclient.EvSeparator, "\x00\x00\x00\x00"), sha1Event(9, tpmclient.EvEFIAction, "x")
+	old := append(append(bytes.Clone(e0), e7...), e9...)
+	if out, err := tpmclient.FilterLog(old, 1<<0|1<<9); err != nil || !bytes.Equal(out, append(bytes.Clone(e0), e9...)) {
+		t.Fatalf("SHA-1 log, PCRs 0 and 9: %v", err)
 	}
 	for _, bad := range [][]byte{log[:len(log)-1], log[:10], append(bytes.Clone(log), 1, 2, 3)} {
 		if _, err := tpmclient.FilterLog(bad, tpmclient.AllPCRs); err == nil {
