@@ -19,6 +19,7 @@ import (
 	"github.com/attestd/attestd/evidence/tpm"
 	"github.com/attestd/attestd/evidence/tpm/abi"
 	"github.com/attestd/attestd/evidence/tpm/verify"
+	"github.com/attestd/attestd/testing/swtpm"
 	"github.com/attestd/attestd/tpmclient"
 )
 
@@ -366,5 +367,73 @@ func TestV1ClaimsEqualV2(t *testing.T) {
 				t.Errorf("claim %s only in v1", k)
 			}
 		}
+	}
+}
+
+// TestPlatformClaimSHA1Log verifies a 'PADS' platform claim, the layout of a
+// TPM whose log is SHA-1 only (TCG 1.2 format): the SHA-1 bank of a swtpm,
+// PCR 16 reset and extended with the log's one event, quoted by the AK. The
+// blob is assembled here (tpmclient builds crypto-agile claims only).
+func TestPlatformClaimSHA1Log(t *testing.T) {
+	ctx := context.Background()
+	tr := swtpm.Start(t).Transport()
+	ak, err := tpmclient.CreateAK(ctx, tr, tpmclient.RSA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcr16 := tpm2.AuthHandle{Handle: 16, Auth: tpm2.PasswordAuth(nil)}
+	if _, err := (tpm2.PCRReset{PCRHandle: pcr16}).Execute(tr); err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("attestd SHA-1 log event")
+	d := sha1.Sum(data)
+	if _, err := (tpm2.PCRExtend{PCRHandle: pcr16, Digests: tpm2.TPMLDigestValues{Digests: []tpm2.TPMTHA{{HashAlg: tpm2.TPMAlgSHA1, Digest: d[:]}}}}).Execute(tr); err != nil {
+		t.Fatal(err)
+	}
+	// TCG_PCClientPCREvent: PCR, type (EV_EFI_ACTION), SHA-1 digest, size, data.
+	log := binary.LittleEndian.AppendUint32(nil, 16)
+	log = binary.LittleEndian.AppendUint32(log, tpmclient.EvEFIAction)
+	log = append(log, d[:]...)
+	log = binary.LittleEndian.AppendUint32(log, uint32(len(data)))
+	log = append(log, data...)
+
+	p := &abi.PlatformBlob{Magic: abi.PlatformMagic, Platform: abi.PlatformTPM20, PCRAlg: 0x0004, Log: log}
+	for g := 0; g < 3; g++ {
+		sel := []byte{0, 0, 0}
+		sel[g] = 0xFF
+		rsp, err := (tpm2.PCRRead{PCRSelectionIn: tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{Hash: tpm2.TPMAlgSHA1, PCRSelect: sel}}}}).Execute(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range rsp.PCRValues.Digests {
+			p.PCRs[8*g+i] = v.Buffer
+		}
+	}
+	nonce := bytes.Repeat([]byte{7}, tpm.ChallengeSize)
+	q, err := (tpm2.Quote{SignHandle: tpm2.AuthHandle{Handle: ak.Handle, Name: ak.Name, Auth: tpm2.PasswordAuth(nil)},
+		QualifyingData: tpm2.TPM2BData{Buffer: nonce}, InScheme: tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
+		PCRSelect: tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{Hash: tpm2.TPMAlgSHA1, PCRSelect: []byte{0, 0, 1}}}}}).Execute(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := q.Signature.Signature.RSASSA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Quote, p.Signature = q.Quoted.Bytes(), sig.Sig.Buffer
+	blob := abi.MarshalPlatformBlob(p)
+	if !bytes.HasPrefix(blob, []byte("PADS")) {
+		t.Fatalf("magic bytes %q", blob[:4])
+	}
+	res, l, err := verify.VerifyPlatformClaim(ak.Pub, blob, nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Mask != 1<<16 || len(res.PCRs) != 1 || len(l.Events) != 1 || !bytes.Equal(l.Events[0].Data, data) {
+		t.Fatalf("mask %#x, PCRs %v, events %v", res.Mask, res.PCRs, l.Events)
+	}
+	p.PCRs[16] = make([]byte, 20)
+	if _, _, err := verify.VerifyPlatformClaim(ak.Pub, abi.MarshalPlatformBlob(p), nonce); evidence.CheckOf(err) != string(verify.CheckPCRDigest) {
+		t.Fatalf("tampered PCR 16: %v, want %s", err, verify.CheckPCRDigest)
 	}
 }
