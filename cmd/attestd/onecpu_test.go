@@ -93,7 +93,7 @@ func TestOneCPUFloodSheds(t *testing.T) {
 	}
 
 	// /healthz, polled during the flood on a connection of its own.
-	health := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	health := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	ctx, stop := context.WithCancel(context.Background())
 	var (
 		wg              sync.WaitGroup
