@@ -231,9 +231,16 @@ func TestRewrapRefusesUnknownKeyValue(t *testing.T) {
 	c := &clock{t: t0}
 	k1, k2 := kekT(t, 1), kekT(t, 2)
 	openStoreSet(t, db, c, k1, Rotation{})
+	rows, err := db.SigningKeys(ctx, "inst")
+	if err != nil || len(rows) == 0 {
+		t.Fatal(rows, err)
+	}
 	for name, v := range map[string][]byte{
 		"altered version byte": append([]byte{0x02}, mustSeal(t, k1)[1:]...),
 		"not sealed":           bytes.Repeat([]byte{0x30}, 64),
+		// A real envelope under the old KEK, copied from another row: its
+		// additional data names inst and that kid, so it opens nowhere else.
+		"moved from another row": rows[0].Private,
 	} {
 		t.Run(name, func(t *testing.T) {
 			row := store.SigningKey{KID: "oddkid", Certificate: []byte("cert"), Private: v, ActivateAt: t0}
