@@ -230,13 +230,20 @@ func logExplainsPCRs(log []byte, pcrs []eventlog.PCR) error {
 // SIPA event) and the claims would read their absence. Microsoft's
 // validator (TpmAttValidatePlatformAttestation, TpmAttiComputeSoftPCRs)
 // computes each quoted PCR from the log, starting from its reset value, so
-// it refuses such a log too. Reset values (PC Client PTP): zero, all ones
-// for PCRs 17–22, and for PCR 0 zero with the startup locality (0 or 3) in
-// its last byte.
+// it refuses such a log too. Reset values (PC Client PTP): zero, and for
+// PCR 0 zero with the startup locality (0 or 3) in its last byte.
+//
+// PCRs 17–22 are left out, unlike in the reference: a dynamic launch
+// (System Guard Secure Launch) extends them and logs that in the DRTM log
+// (drtm_boot_log), not in the SRTM log a claim carries, so requiring their
+// reset value would refuse every such machine whose quote covers them.
+// Nothing is read from their events here (drtm_boot_log is not replayed),
+// so no claim can rest on an absent DRTM event; their quoted values reach
+// policy as "pcrs", authenticated by the quote.
 func unexplainedPCRs(measured uint32, pcrs []eventlog.PCR) error {
 	var bad uint32
 	for _, p := range pcrs {
-		if p.Index < 0 || p.Index >= 32 || measured&(1<<p.Index) != 0 {
+		if p.Index < 0 || p.Index >= 32 || measured&(1<<p.Index) != 0 || (p.Index >= 17 && p.Index <= 22) {
 			continue
 		}
 		if !isResetValue(p.Index, p.Digest) {
@@ -250,12 +257,8 @@ func unexplainedPCRs(measured uint32, pcrs []eventlog.PCR) error {
 }
 
 func isResetValue(index int, d []byte) bool {
-	fill := byte(0)
-	if index >= 17 && index <= 22 {
-		fill = 0xFF
-	}
 	for i, b := range d {
-		if b == fill || (index == 0 && i == len(d)-1 && b == 3) {
+		if b == 0 || (index == 0 && i == len(d)-1 && b == 3) {
 			continue
 		}
 		return false

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -96,6 +97,35 @@ func dropPCR(t *testing.T, log []byte, i int) []byte {
 	return out
 }
 
+// withPCR is the stored claim with PCR i (of its SHA-256 bank, all 24
+// quoted) set to v, the quote's pcrDigest recomputed and re-signed: what
+// a TPM in that state would sign.
+func (f *v1Fixture) withPCR(i int, v []byte, more ...func(p *abi.PlatformBlob)) []byte {
+	f.t.Helper()
+	p, err := abi.ParsePlatformBlob(f.blob)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	p.PCRs[i] = v
+	d := sha256.New()
+	for _, pcr := range p.PCRs {
+		d.Write(pcr)
+	}
+	return f.claim(func(a *tpm2.TPMSAttest) {
+		q, err := a.Attested.Quote()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		q.PCRDigest.Buffer = d.Sum(nil)
+		a.Attested = tpm2.NewTPMUAttest(tpm2.TPMSTAttestQuote, q)
+	}, func(b *abi.PlatformBlob) {
+		b.PCRs[i] = v
+		for _, m := range more {
+			m(b)
+		}
+	})
+}
+
 // TestV1LogMustExplainQuotedPCRs: go-attestation's replay accepts a quoted
 // PCR the log has no event for, whatever its value, so a client could
 // leave every event of a PCR (PCR 7's Secure Boot variables, PCR 12's
@@ -121,6 +151,12 @@ func TestV1LogMustExplainQuotedPCRs(t *testing.T) {
 		{"the claim's log without PCR 7's events", f.claim(nil, func(p *abi.PlatformBlob) { p.Log = dropPCR(t, p.Log, 7) }), nil, true},
 		{"the claim's log without PCR 0's events", f.claim(nil, func(p *abi.PlatformBlob) { p.Log = dropPCR(t, p.Log, 0) }), nil, true},
 		{"srtm_boot_log without PCR 7's events", f.claim(nil, nil), dropPCR(t, full, 7), true},
+		{"PCR 8 extended, its events not logged", f.withPCR(8, bytes.Repeat([]byte{0x5A}, 32)), nil, true},
+		{"PCR 0 at its locality-3 reset value, no event", f.withPCR(0, append(make([]byte, 31), 3), func(p *abi.PlatformBlob) { p.Log = dropPCR(t, p.Log, 0) }), nil, false},
+		{"PCR 0 otherwise, no event", f.withPCR(0, append(make([]byte, 31), 4), func(p *abi.PlatformBlob) { p.Log = dropPCR(t, p.Log, 0) }), nil, true},
+		// A dynamic launch's PCRs are logged in drtm_boot_log, which is
+		// not read: their values are not required to be explained.
+		{"PCR 17 after a dynamic launch", f.withPCR(17, bytes.Repeat([]byte{0x17}, 32)), nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := VerifyRequest(t.Context(), f.request(&abi.TPMAttDataV1{CurrentClaim: tc.claim, SRTMBootLog: tc.srtm}), f.nonce, f.options())
