@@ -123,7 +123,8 @@ func verifyV1(req *abi.Request, challenge []byte, opts Options) (*Result, error)
 //   - the blob's log replays to those values, measures no PCR the quote
 //     leaves out (the reference's "events in the log not covered by the
 //     quote"), and every quoted PCR it measures nothing into holds its
-//     reset value (the reference computes each quoted PCR from the log).
+//     reset value (the reference computes each quoted PCR from the log;
+//     the DRTM PCRs 17–22 aside, see unexplainedPCRs).
 func VerifyPlatformClaim(ak crypto.PublicKey, blob, challenge []byte) (*QuoteResult, *eventlog.Log, error) {
 	p, err := abi.ParsePlatformBlob(blob)
 	if errors.Is(err, abi.ErrPlatformTPM12) {
