@@ -19,14 +19,14 @@ import (
 // test can change signed fields (clockInfo, qualifyingData) the TPM chose,
 // and builds v1 requests around the result.
 type v1Fixture struct {
-	t     *testing.T
+	t     testing.TB
 	blob  []byte // the stored claim, signed by the swtpm AK
 	nonce []byte // the challenge it quotes
 	aik   *rsa.PrivateKey
 	att   *rsa.PrivateKey // attest_key
 }
 
-func newV1Fixture(t *testing.T) *v1Fixture {
+func newV1Fixture(t testing.TB) *v1Fixture {
 	t.Helper()
 	blob, _, nonce := platformVector(t)
 	f := &v1Fixture{t: t, blob: blob, nonce: nonce}
@@ -88,7 +88,7 @@ func (f *v1Fixture) options() Options {
 
 // dropPCR is log without the events of PCR i (the client's own filter,
 // as TpmAttiFilterLog would produce with i left out of the mask).
-func dropPCR(t *testing.T, log []byte, i int) []byte {
+func dropPCR(t testing.TB, log []byte, i int) []byte {
 	t.Helper()
 	out, err := tpmclient.FilterLog(log, tpmclient.AllPCRs&^(1<<i))
 	if err != nil {
@@ -245,6 +245,41 @@ func FuzzVerifyPlatformClaimSigned(f *testing.F) {
 		q, l, err := VerifyPlatformClaim(&aik.PublicKey, abi.MarshalPlatformBlob(p), nonce)
 		if err == nil && (q == nil || l == nil) {
 			t.Fatal("accepted without a quote result and a log")
+		}
+	})
+}
+
+// FuzzVerifyV1Logs: a v1 request whose current_claim verifies, with
+// arbitrary srtm_boot_log and boot_claim (re-signed by the AIK when it
+// parses, so its quote, PCR and log checks and the same-boot check run):
+// never a panic, and every refusal names its check.
+func FuzzVerifyV1Logs(f *testing.F) {
+	fx := newV1Fixture(f)
+	p, err := abi.ParsePlatformBlob(fx.blob)
+	if err != nil {
+		f.Fatal(err)
+	}
+	cur := fx.claim(nil, nil)
+	f.Add([]byte(nil), []byte(nil))
+	f.Add(p.Log, cur)
+	f.Add(dropPCR(f, p.Log, 7), fx.claim(func(a *tpm2.TPMSAttest) { a.ClockInfo.ResetCount++ }, nil))
+	base := fx.request(&abi.TPMAttDataV1{CurrentClaim: cur})
+	opts := fx.options()
+	f.Fuzz(func(t *testing.T, srtm, boot []byte) {
+		if bp, err := abi.ParsePlatformBlob(boot); err == nil {
+			sum := sha256.Sum256(bp.Quote)
+			if bp.Signature, err = rsa.SignPKCS1v15(rand.Reader, fx.aik, crypto.SHA256, sum[:]); err != nil {
+				t.Fatal(err)
+			}
+			boot = abi.MarshalPlatformBlob(bp)
+		}
+		req := *base
+		v1 := *base.Data.TPM.V1
+		v1.SRTMBootLog, v1.BootClaim = srtm, boot
+		req.Data.TPM.V1 = &v1
+		_, err := VerifyRequest(t.Context(), &req, fx.nonce, opts)
+		if err != nil && evidence.CheckOf(err) == "" {
+			t.Fatalf("refusal without a check: %v", err)
 		}
 	})
 }
