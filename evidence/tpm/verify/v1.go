@@ -79,12 +79,14 @@ func verifyV1(req *abi.Request, challenge []byte, opts Options) (*Result, error)
 			return nil, fmt.Errorf("boot_claim: %w", err)
 		}
 		// Without a nonce, any claim the AIK ever signed verifies. It must
-		// be of this boot: the TPM's resetCount counts TPM Resets (boots,
-		// Part 1 §36.4) and a hibernation (TPM Restart, the case boot_claim
-		// exists for) keeps it, so another value is another boot's state
-		// offered in place of this one's. For an AIK outside the
-		// endorsement hierarchy the TPM obfuscates resetCount by a constant
-		// of that key (Part 3 §18.4 TPM2_Quote), which keeps equality.
+		// be of this boot: the TPM's resetCount counts TPM Resets (boots;
+		// TPM 2.0 Part 2, TPMS_CLOCK_INFO) and a hibernation (TPM Restart,
+		// which counts in restartCount: the case boot_claim exists for)
+		// keeps it, so another value is another boot's state offered in
+		// place of this one's. For an AIK outside the endorsement and
+		// platform hierarchies the TPM obfuscates resetCount by a value
+		// derived from that key (Part 3, introduction to the attestation
+		// commands), the same in both quotes, which keeps equality.
 		if b, c := res.BootQuote.Attest.ClockInfo.ResetCount, res.Quote.Attest.ClockInfo.ResetCount; b != c {
 			return nil, evidence.Errorf(CheckBootClaim, "boot_claim is of another boot than current_claim (TPM resetCount %d, current %d)", b, c)
 		}

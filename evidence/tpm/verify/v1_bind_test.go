@@ -184,7 +184,7 @@ func TestV1LogMustExplainQuotedPCRs(t *testing.T) {
 
 // TestV1BootClaimSameBoot: boot_claim carries no nonce, so any claim the
 // AIK ever signed verifies; one taken in another boot cycle (another TPM
-// resetCount: TPM Reset, Part 1 §36.4) describes another boot and would
+// resetCount: a TPM Reset) describes another boot and would
 // let a client replace this boot's state with a cleaner one's. A TPM
 // Restart (hibernation, which is what boot_claim exists for) keeps
 // resetCount, so equality refuses no honest claim.
