@@ -29,7 +29,12 @@ import (
 // unlike v2's tpm_quote binding), so its KeyResult has no Binding and the
 // report carries no cnf for it; in a vbs request the verified enclave
 // report binds it (EnclaveData = SHA-512 of report_signed, which holds
-// attest_key) and Binding is "vbs_report".
+// attest_key) and Binding is "vbs_report". That binds attest_key to the
+// enclave, not to this TPM: nothing checked here ties the VSM identity key
+// that signed the report to the AIK (MAA does it through a boot-log event
+// whose encoding is not published, see the package doc), so a
+// VBSSigningKeys entry is trusted for whichever TPM a request pairs it
+// with.
 func verifyV1(req *abi.Request, challenge []byte, opts Options) (*Result, error) {
 	d := &req.Data
 	v1 := d.TPM.V1
