@@ -74,6 +74,16 @@ func TestTwoHandlesRequireSignerRace(t *testing.T) {
 	storetest.RaceRequireSigner(t, a, b, 24)
 }
 
+// TestPolicyChanges: two replicas' handles on one database; the second
+// learns of the first's policy changes through NOTIFY attestd_policies.
+func TestPolicyChanges(t *testing.T) {
+	dsn := newDSN(t)
+	a, b := openT(t, dsn), openT(t, dsn)
+	defer a.Close()
+	defer b.Close()
+	storetest.PolicyChanges(t, a, b)
+}
+
 // TestConcurrentMigration opens two handles on an empty database at once:
 // the advisory lock lets one migrate while the other waits, then finds
 // nothing to do. Without the lock both would run CREATE TABLE and one
