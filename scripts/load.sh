@@ -2,26 +2,30 @@
 # Scaling and overload run of attestd over HTTPS (testing/loadgen), on the
 # SGX test platform (testing/sgxplatform/cmd/sgxgen):
 #
-#   scripts/load.sh                  # GOMAXPROCS=1 and 2, 5 s per step
+#   scripts/load.sh                  # attestd on 1 CPU, then on 2, 5 s per step
 #   scripts/load.sh --duration 10s --procs "1 2"
+#   scripts/load.sh --procs 1 --gomaxprocs 1   # one CPU with GOMAXPROCS=1 forced (admission starved)
 #   scripts/load.sh --soak 10m       # one server, open loop at half of saturation for 10 min, RSS every 30 s
 #
-# For each GOMAXPROCS it builds nothing again: attestd, sgxgen and loadgen
-# are built once. It starts attestd on a free port with the generated
+# --procs lists CPU counts: attestd runs pinned to that many CPUs (taskset)
+# with GOMAXPROCS unset, so it sizes itself as in a container of that many
+# CPUs (on one CPU it raises GOMAXPROCS to 2, see cmd/attestd/procs.go);
+# --gomaxprocs N sets GOMAXPROCS=N for every run instead. It builds nothing
+# again: attestd, sgxgen and loadgen are built once. It starts attestd on a free port with the generated
 # platform, measures saturation with a closed loop, then runs open loops at
 # 50 %, 100 %, 150 % and 200 % of it (latency from each intended send time,
 # so an overloaded server's queue shows in p99 instead of slowing the
 # generator down), and prints one table: offered and served rate, p50, p99,
 # 429s (shed), other errors, the server's CPU time and its peak RSS in that
-# step. With GOMAXPROCS=1 the server is pinned to CPU 0 and the load
-# generator to CPU 1 (taskset, when there are two CPUs); with 2 they share
-# the machine.
+# step. On one CPU the server is pinned to CPU 0 and the load generator to
+# CPU 1 (taskset, when there are two CPUs); on 2 they share the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration=5s
 procs_list="1 2"
 soak=""
+gomaxprocs=""
 conc=16
 sample=30s
 while [ $# -gt 0 ]; do
@@ -29,9 +33,10 @@ while [ $# -gt 0 ]; do
     --duration) duration="$2"; shift 2 ;;
     --procs) procs_list="$2"; shift 2 ;;
     --soak) soak="$2"; shift 2 ;;
+    --gomaxprocs) gomaxprocs="$2"; shift 2 ;;
     --sample) sample="$2"; shift 2 ;;
     -c) conc="$2"; shift 2 ;;
-    -h|--help) sed -n "2,18p" "$0"; exit 0 ;;
+    -h|--help) sed -n "2,25p" "$0"; exit 0 ;;
     *) echo "load.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -55,14 +60,16 @@ ncpu=$(nproc)
 have_taskset=false
 command -v taskset >/dev/null && [ "$ncpu" -ge 2 ] && have_taskset=true
 
-# start_server GOMAXPROCS: starts attestd on 127.0.0.1:0, sets server_pid and url.
+# start_server CPUS: starts attestd on 127.0.0.1:0 pinned to CPUS CPUs, sets
+# server_pid, url and eff_procs (the GOMAXPROCS attestd runs with).
 start_server() {
-  local procs=$1 pin=()
+  local procs=$1 pin=() env=(env -u GOMAXPROCS)
   if $have_taskset; then
     if [ "$procs" = 1 ]; then pin=(taskset -c 0); else pin=(taskset -c "0-$((procs - 1))"); fi
   fi
+  [ -n "$gomaxprocs" ] && env=(env GOMAXPROCS="$gomaxprocs")
   : >"$tmp/server.out"
-  GOMAXPROCS=$procs "${pin[@]}" "$tmp/attestd" serve --config "$tmp/gen/attestd.json" --data "$tmp/data" \
+  "${env[@]}" "${pin[@]}" "$tmp/attestd" serve --config "$tmp/gen/attestd.json" --data "$tmp/data" \
     --listen 127.0.0.1:0 >"$tmp/server.out" 2>"$tmp/server-$procs.log" &
   server_pid=$!
   local addr="" i
@@ -74,6 +81,8 @@ start_server() {
   done
   [ -n "$addr" ] || { echo "load.sh: attestd did not start listening" >&2; exit 1; }
   url="https://$addr/attest/SgxEnclave"
+  eff_procs=$(sed -n 's/.*msg="raised GOMAXPROCS".* to=\([0-9]*\).*/\1/p' "$tmp/server-$procs.log" | head -1)
+  [ -n "$eff_procs" ] || eff_procs=${gomaxprocs:-$procs}
 }
 
 stop_server() {
@@ -108,7 +117,7 @@ if [ -n "$soak" ]; then
   start_server "$cur_procs"
   sat=$(run_loadgen -c "$conc" -d "$duration" -json | jq '.served_rps')
   rate=$(jq -n --argjson s "$sat" '$s / 2 | round')
-  echo "soak: GOMAXPROCS=$cur_procs, saturation $(printf %.0f "$sat")/s, open loop at $rate/s for $soak, RSS every $sample"
+  echo "soak: $cur_procs CPUs (GOMAXPROCS=$eff_procs), saturation $(printf %.0f "$sat")/s, open loop at $rate/s for $soak, RSS every $sample"
   echo "\$ loadgen -rate $rate -d $soak -sample $sample -pid <attestd>"
   run_loadgen -rate "$rate" -d "$soak" -sample "$sample" -max-inflight 512 -timeout 5s || true
   stop_server
@@ -116,20 +125,20 @@ if [ -n "$soak" ]; then
 fi
 
 echo
-echo "| GOMAXPROCS | load | offered/s | served/s | served ÷ saturation | p50 ms | p99 ms | shed (429) | errors | server CPU s | server CPU µs per OK | peak RSS MiB |"
+echo "| CPUs (GOMAXPROCS) | load | offered/s | served/s | served ÷ saturation | p50 ms | p99 ms | shed (429) | errors | server CPU s | server CPU µs per OK | peak RSS MiB |"
 echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for cur_procs in $procs_list; do
   start_server "$cur_procs"
   sat_json=$(run_loadgen -c "$conc" -d "$duration" -json -reset-peak)
   sat=$(jq '.served_rps' <<<"$sat_json")
-  row "$cur_procs" "closed c=$conc" "$sat_json" "$sat"
+  row "$cur_procs ($eff_procs)" "closed c=$conc" "$sat_json" "$sat"
   for pct in 50 100 150 200; do
     rate=$(jq -n --argjson s "$sat" --argjson p "$pct" '$s * $p / 100 | round')
     # Each step is a new loadgen process: it opens and warms 16 connections
     # before measuring (loadgen -warmup); more are opened as the load needs.
     out=$(run_loadgen -rate "$rate" -d "$duration" -max-inflight 512 -timeout 5s -json -reset-peak) || true
-    if [ -z "$out" ]; then echo "| $cur_procs | ${pct} % | $rate | (loadgen failed) |"; continue; fi
-    row "$cur_procs" "open ${pct} %" "$out" "$sat"
+    if [ -z "$out" ]; then echo "| $cur_procs ($eff_procs) | ${pct} % | $rate | (loadgen failed) |"; continue; fi
+    row "$cur_procs ($eff_procs)" "open ${pct} %" "$out" "$sat"
   done
   stop_server
 done

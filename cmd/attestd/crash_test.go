@@ -50,8 +50,16 @@ type proc struct {
 
 func startProcess(t *testing.T, data string, extra ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"serve", "--listen", "127.0.0.1:0", "--data", data, "--log-level", "warn", "--key-reload-interval", "0"}, extra...)...)
-	cmd.Env = append(os.Environ(), childEnv+"=1")
+	return startProcessAs(t, nil, os.Environ(), data, extra...)
+}
+
+// startProcessAs starts attestd under the command prefix (e.g. taskset -c
+// 0) with the environment env.
+func startProcessAs(t *testing.T, prefix, env []string, data string, extra ...string) *proc {
+	t.Helper()
+	args := append(slices.Clone(prefix), os.Args[0], "serve", "--listen", "127.0.0.1:0", "--data", data, "--log-level", "warn", "--key-reload-interval", "0")
+	cmd := exec.Command(args[0], append(args[1:], extra...)...)
+	cmd.Env = append(slices.Clone(env), childEnv+"=1")
 	p := &proc{cmd: cmd, stderr: &syncBuffer{}}
 	cmd.Stderr = p.stderr
 	out, err := cmd.StdoutPipe()

@@ -175,6 +175,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	if err != nil {
 		return err
 	}
+	ensureProcs(log, os.Getenv)
 	if err := os.MkdirAll(o.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
