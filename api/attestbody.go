@@ -20,32 +20,37 @@ import (
 // of an attestation's CPU.
 func fastAttestBody(raw []byte, b *attestBody) bool {
 	p := &plainParser{s: raw}
-	seen := map[string]bool{}
-	ok := p.object(func(key string) bool {
-		if seen[key] {
-			return false
-		}
-		seen[key] = true
-		switch key {
+	var seen members
+	ok := p.object(func(key []byte) bool {
+		switch string(key) {
 		case "quote":
-			return p.viewTo(&b.Quote)
+			return seen.first(0) && p.viewTo(&b.Quote)
 		case "report":
-			return p.viewTo(&b.Report)
+			return seen.first(1) && p.viewTo(&b.Report)
 		case "data":
-			return p.viewTo(&b.Data)
+			return seen.first(2) && p.viewTo(&b.Data)
 		case "draftPolicyForAttestation":
-			return p.stringTo(&b.Draft)
+			return seen.first(3) && p.stringTo(&b.Draft)
 		case "nonce":
+			if !seen.first(4) {
+				return false
+			}
 			start := p.i
-			if _, ok := p.plainString(); !ok {
+			if _, ok := p.plainBytes(); !ok {
 				return false
 			}
 			b.Nonce = append([]byte(nil), raw[start:p.i]...)
 			return true
 		case "runtimeData":
+			if !seen.first(5) {
+				return false
+			}
 			b.RuntimeData = &dataBody{}
 			return p.data(b.RuntimeData)
 		case "initTimeData":
+			if !seen.first(6) {
+				return false
+			}
 			b.InitTime = &dataBody{}
 			return p.data(b.InitTime)
 		}
@@ -53,6 +58,19 @@ func fastAttestBody(raw []byte, b *attestBody) bool {
 	})
 	p.ws()
 	return ok && p.i == len(raw)
+}
+
+// members records which members of an object were read (bit i: the i-th
+// known name), so that a repeated name leaves the fast path.
+type members uint8
+
+// first marks member i and reports whether it was not marked before.
+func (m *members) first(i uint) bool {
+	if *m&(1<<i) != 0 {
+		return false
+	}
+	*m |= 1 << i
+	return true
 }
 
 // plainParser reads the JSON subset fastAttestBody accepts.
@@ -78,7 +96,7 @@ func (p *plainParser) byte(c byte) bool {
 
 // object reads {"key": value, …}, calling member with p positioned at each
 // value.
-func (p *plainParser) object(member func(key string) bool) bool {
+func (p *plainParser) object(member func(key []byte) bool) bool {
 	if !p.byte('{') {
 		return false
 	}
@@ -87,7 +105,7 @@ func (p *plainParser) object(member func(key string) bool) bool {
 	}
 	for {
 		p.ws()
-		key, ok := p.plainString()
+		key, ok := p.plainBytes()
 		if !ok || !p.byte(':') {
 			return false
 		}
@@ -183,16 +201,15 @@ func plainASCII(b []byte) bool {
 }
 
 func (p *plainParser) data(d *dataBody) bool {
-	seen := map[string]bool{}
-	return p.object(func(key string) bool {
-		if seen[key] {
-			return false
-		}
-		seen[key] = true
-		switch key {
+	var seen members
+	return p.object(func(key []byte) bool {
+		switch string(key) {
 		case "data":
-			return p.viewTo(&d.Data)
+			return seen.first(0) && p.viewTo(&d.Data)
 		case "dataType":
+			if !seen.first(1) {
+				return false
+			}
 			s, ok := p.plainString()
 			d.DataType = s
 			return ok
