@@ -14,6 +14,7 @@ go test ./...
 echo "== PKCS#11 signing keys (cgo, -tags pkcs11) against SoftHSM2"
 go vet -tags pkcs11 ./token/pkcs11keys/ ./cmd/attestd/
 go test -tags pkcs11 ./token/pkcs11keys/
+go test -tags pkcs11 -run PKCS11 ./cmd/attestd/
 
 echo "== interop: @azure/attestation@1.0.0 against attestd"
 bin_dir="$(mktemp -d)"

@@ -12,7 +12,7 @@ import (
 // TpmAttester is the TPM side of MAA's TPM protocol (maa-api.md §1.3): given
 // the service's challenge and service_context it quotes and returns the
 // {"payload":{"request":"<JWS>"}} message. tpmclient.Attester implements it
-// over a TPM 2.0.
+// over a TPM 2.0 (v2 attReqV2 requests, or v1 attReq with Protocol 1).
 type TpmAttester interface {
 	TpmRequest(ctx context.Context, challenge []byte, serviceContext string) ([]byte, error)
 }

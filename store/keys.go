@@ -69,3 +69,39 @@ type KeyStore interface {
 type KeyWatcher interface {
 	WatchSigningKeys(ctx context.Context, changed func(instance string)) error
 }
+
+// SealedValue is one value a store holds sealed under the key-encryption
+// key: the private part of a signing key (KID set) or a sealed instance
+// secret (Secret set: its name without SealedSecretPrefix).
+type SealedValue struct {
+	Instance string
+	KID      string
+	Secret   string
+	Value    []byte
+}
+
+// String names v for messages, never with its value.
+func (v SealedValue) String() string {
+	if v.KID != "" {
+		return "signing key " + v.KID + " of " + v.Instance
+	}
+	return "instance secret " + v.Secret + " of " + v.Instance
+}
+
+// Resealer is implemented by stores that can re-seal every sealed value in
+// one transaction: a key-encryption-key rotation ("attestd keys rewrap")
+// is all or nothing, so a crash never leaves some keys under the old KEK
+// and some under the new one.
+type Resealer interface {
+	// Reseal calls reseal for the private part of every signing key of
+	// every instance and for every sealed instance secret, inside one
+	// write transaction that holds off every other writer of them (so no
+	// value sealed under the old key can be added meanwhile); reseal
+	// returns the value to store instead, or nil to leave it. If reseal
+	// fails, or anything else does, nothing is written. For each instance
+	// with replaced values, in name order, audit gets them (Value nil)
+	// and returns the entry appended in the same transaction; instances
+	// whose signing keys changed are announced as ChangeSigningKeys does.
+	// It returns the number of values replaced.
+	Reseal(ctx context.Context, reseal func(SealedValue) ([]byte, error), audit func(instance string, changed []SealedValue) AuditEntry) (int, error)
+}

@@ -30,6 +30,11 @@ type sealedSecrets struct {
 	k Sealer
 }
 
+// SecretAAD is the additional data binding a sealed instance secret to
+// its instance and name (without SealedSecretPrefix): what Seal and Open
+// get for it, and what a re-seal (store.Resealer) must give again.
+func SecretAAD(instance, name string) []byte { return secretAAD(instance, name) }
+
 func secretAAD(instance, name string) []byte {
 	return []byte("attestd instance secret\x00" + instance + "\x00" + name)
 }

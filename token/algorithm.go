@@ -90,9 +90,49 @@ func (s joseES256) Sign(r io.Reader, digest []byte, _ crypto.SignerOpts) ([]byte
 	return rawP256Signature(der)
 }
 
+// ES256Signer adapts s, a P-256 signer whose Sign returns ASN.1 DER (as
+// crypto/ecdsa and crypto11's PKCS#11 keys do, since X.509 wants DER),
+// into what a store key set's PrivateKeys.Unwrap must return for ES256:
+// a signer whose Sign returns JWS's 64-byte R||S (RFC 7518 §3.4). The
+// certificate and PKCS#8 paths take the DER signer back with rawKey.
+func ES256Signer(s crypto.Signer) (crypto.Signer, error) {
+	pub, ok := s.Public().(*ecdsa.PublicKey)
+	if !ok || pub.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("token: ES256 needs a P-256 key, not %T", s.Public())
+	}
+	if ek, ok := s.(*ecdsa.PrivateKey); ok {
+		return joseES256{ek}, nil
+	}
+	return derES256{s}, nil
+}
+
+// derES256 is ES256Signer for a key held elsewhere (an HSM): the DER it
+// returns is converted to R||S.
+type derES256 struct{ s crypto.Signer }
+
+func (d derES256) Public() crypto.PublicKey { return d.s.Public() }
+
+func (d derES256) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	der, err := d.s.Sign(r, digest, opts)
+	if err != nil {
+		return nil, err
+	}
+	return rawP256Signature(der)
+}
+
+// isES256Signer reports whether s returns R||S signatures.
+func isES256Signer(s crypto.Signer) bool {
+	switch s.(type) {
+	case joseES256, derES256:
+		return true
+	}
+	return false
+}
+
 // rawP256Signature turns crypto/ecdsa's DER signature into JWS's 64-byte
-// R||S without big.Int round trips. The input is our own signer's output;
-// anything unexpected is an error, never a panic.
+// R||S without big.Int round trips. The input is our own signer's output
+// or an HSM's (through crypto11); anything unexpected is an error, never a
+// panic (FuzzRawP256Signature).
 func rawP256Signature(der []byte) ([]byte, error) {
 	bad := errors.New("token: unexpected ECDSA signature encoding")
 	if len(der) < 8 || der[0] != 0x30 || int(der[1]) != len(der)-2 {

@@ -119,7 +119,7 @@ func signWith(signer crypto.Signer, kid string, header []byte, claims any) (stri
 	}
 	hl, pl := len(header), b64.EncodedLen(len(p))
 	sigLen := 512 // RSA up to 4096 bits
-	if _, ok := signer.(joseES256); ok {
+	if isES256Signer(signer) {
 		sigLen = 64
 	}
 	out := make([]byte, hl+1+pl+1, hl+1+pl+1+b64.EncodedLen(sigLen))

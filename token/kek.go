@@ -34,7 +34,30 @@ var ErrWrongKEK = errors.New("token: sealed under a different key-encryption key
 type KEK struct {
 	aead cipher.AEAD
 	id   [4]byte
+	// prev, when set, also opens envelopes (never seals): the KEK being
+	// rotated out (see WithPrevious).
+	prev *KEK
 }
+
+// WithPrevious returns a KEK that seals under k and opens envelopes sealed
+// under k or under prev, the key-encryption key being rotated out
+// (--previous-key-encryption-key). Replicas restarted one by one with
+// both keep reading what the others stored under prev while every value
+// they write is under k; "attestd keys rewrap" then re-seals the rest, and
+// prev can go. prev's own previous key is not consulted.
+func (k *KEK) WithPrevious(prev *KEK) *KEK {
+	c := *k
+	c.prev = nil
+	if prev != nil && prev.id != k.id {
+		p := *prev
+		p.prev = nil
+		c.prev = &p
+	}
+	return &c
+}
+
+// Previous returns the KEK given to WithPrevious, or nil.
+func (k *KEK) Previous() *KEK { return k.prev }
 
 // NewKEK makes a KEK of 32 key bytes.
 func NewKEK(key []byte) (*KEK, error) {
@@ -117,6 +140,17 @@ func EnsureKEKFile(path string) (k *KEK, created bool, err error) {
 	return k, err == nil, err
 }
 
+// EnvelopeKEK returns the ID (as KEK.ID) of the key-encryption key that
+// sealed b, and false when b is not an envelope of this format (e.g. a
+// PKCS#11 key reference). It reads only the header: b may be corrupt.
+func EnvelopeKEK(b []byte) (string, bool) {
+	const hdr = 1 + 4 + 12 + 16 // version, KEK id, GCM nonce, GCM tag
+	if len(b) < hdr || b[0] != kekVersion {
+		return "", false
+	}
+	return fmt.Sprintf("%x", b[1:5]), true
+}
+
 // Seal returns version ‖ KEK id ‖ nonce ‖ AES-GCM(plain) with aad
 // authenticated. aad must say what plain is and where it belongs.
 func (k *KEK) Seal(plain, aad []byte) ([]byte, error) {
@@ -139,6 +173,12 @@ func (k *KEK) Open(sealed, aad []byte) ([]byte, error) {
 		return nil, errors.New("token: not a key-encryption-key envelope (version 1)")
 	}
 	if !bytes.Equal(sealed[1:1+len(k.id)], k.id[:]) {
+		if k.prev != nil && bytes.Equal(sealed[1:1+len(k.id)], k.prev.id[:]) {
+			return k.prev.Open(sealed, aad)
+		}
+		if k.prev != nil {
+			return nil, fmt.Errorf("%w (envelope KEK %x, this KEK %x, previous KEK %x): every replica needs the same --key-encryption-key", ErrWrongKEK, sealed[1:1+len(k.id)], k.id, k.prev.id)
+		}
 		return nil, fmt.Errorf("%w (envelope KEK %x, this KEK %x): every replica needs the same --key-encryption-key", ErrWrongKEK, sealed[1:1+len(k.id)], k.id)
 	}
 	p, err := k.aead.Open(nil, sealed[1+len(k.id):hdr], sealed[hdr:], aad)

@@ -2,6 +2,7 @@ package token
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 )
 
@@ -49,6 +50,42 @@ func FuzzParseKEK(f *testing.F) {
 		}
 		if p, err := k.Open(s, nil); err != nil || string(p) != "x" {
 			t.Fatalf("accepted key does not round-trip: %v", err)
+		}
+	})
+}
+
+// FuzzKEKOpenWithPrevious: the same for a KEK with a previous one (the
+// rewrap and replicas mid-rotation read envelopes of both) and for
+// EnvelopeKEK, which the rewrap uses to sort stored values: no panic, an
+// envelope of either key opens only as sealed, and EnvelopeKEK names the
+// KEK ID an envelope's header carries.
+func FuzzKEKOpenWithPrevious(f *testing.F) {
+	prev, err := NewKEK(bytes.Repeat([]byte{4}, KEKSize))
+	if err != nil {
+		f.Fatal(err)
+	}
+	cur, err := NewKEK(bytes.Repeat([]byte{5}, KEKSize))
+	if err != nil {
+		f.Fatal(err)
+	}
+	k := cur.WithPrevious(prev)
+	for _, s := range []*KEK{prev, cur} {
+		good, err := s.Seal([]byte("pkcs8 bytes"), []byte("aad"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(good, []byte("aad"))
+		f.Add(good[:30], []byte("aad"))
+	}
+	f.Add([]byte("pkcs11:id=00ff"), []byte("aad"))
+	f.Add([]byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, sealed, aad []byte) {
+		if id, ok := EnvelopeKEK(sealed); ok && (len(id) != 8 || sealed[0] != kekVersion || fmt.Sprintf("%x", sealed[1:5]) != id) {
+			t.Fatalf("EnvelopeKEK(%x) = %q", sealed, id)
+		}
+		p, err := k.Open(sealed, aad)
+		if err == nil && !(bytes.Equal(aad, []byte("aad")) && string(p) == "pkcs8 bytes") {
+			t.Fatalf("opened a forged envelope %x (aad %q): %q", sealed, aad, p)
 		}
 	})
 }

@@ -148,8 +148,11 @@ func (k KEKKeys) Unwrap(ctx context.Context, ref KeyRef, stored []byte, pub cryp
 // rawKey undoes joseES256, whose R||S signatures neither X.509 nor PKCS#8
 // encoding can use: they need the *ecdsa.PrivateKey itself.
 func rawKey(s crypto.Signer) crypto.Signer {
-	if j, ok := s.(joseES256); ok {
+	switch j := s.(type) {
+	case joseES256:
 		return j.k
+	case derES256:
+		return j.s
 	}
 	return s
 }
@@ -339,7 +342,7 @@ func (s *storeSource) change(ctx context.Context, ks *KeySet, plan func(rows []s
 			return fmt.Errorf("token: change signing keys of %s: %w", s.instance, err)
 		}
 		for _, k := range c.Add {
-			s.log.InfoContext(ctx, "signing key created", "instance", s.instance, "kid", k.KID,
+			s.log.InfoContext(ctx, "signing key created", "instance", s.instance, "alg", s.alg, "kid", k.KID,
 				"activate_at", k.ActivateAt, "keys", s.keys.Describe(), "action", a.Action)
 		}
 		// Reread: the plan's own follow-ups (e.g. none) are computed
@@ -590,6 +593,10 @@ func (s *storeSource) load(ctx context.Context, ks *KeySet, rows []store.Signing
 				signer = prev.signer
 			} else if signer, err = s.keys.Unwrap(ctx, KeyRef{Instance: s.instance, KID: r.KID, Alg: s.alg}, r.Private, cert.PublicKey); err != nil {
 				return err
+			} else if s.alg == ES256 && !isES256Signer(signer) {
+				// A DER signature in a JWS verifies nowhere: refuse at
+				// load rather than issue such tokens.
+				return fmt.Errorf("token: key %s of %s: %s returned an ECDSA signer without R||S encoding (wrap it with token.ES256Signer)", r.KID, s.instance, s.keys.Describe())
 			}
 		}
 		k, err := newSigningKey(signer, jose.SignatureAlgorithm(ks.Algorithm()), cert, "", r.Created)

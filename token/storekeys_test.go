@@ -3,10 +3,15 @@ package token
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -385,5 +390,93 @@ func TestStoreKeysES256(t *testing.T) {
 	verifyJWKS(t, imp.JWKS(), old, jose.ES256)
 	if _, err := imp.Verify(signT(t, imp)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// derOnlySigner hides *ecdsa.PrivateKey behind crypto.Signer, as an HSM
+// key does: Sign returns ASN.1 DER.
+type derOnlySigner struct{ k *ecdsa.PrivateKey }
+
+func (d derOnlySigner) Public() crypto.PublicKey { return &d.k.PublicKey }
+func (d derOnlySigner) Sign(r io.Reader, digest []byte, o crypto.SignerOpts) ([]byte, error) {
+	return d.k.Sign(r, digest, o)
+}
+
+// opaqueKeys is a PrivateKeys whose keys live "elsewhere" (the map) and
+// sign DER, like pkcs11keys: wrapJWS says whether Unwrap adapts them with
+// ES256Signer, as a correct implementation must.
+type opaqueKeys struct {
+	keys    map[string]*ecdsa.PrivateKey
+	wrapJWS bool
+}
+
+func (o *opaqueKeys) Create(ctx context.Context, ref KeyRef) (crypto.Signer, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	o.keys[ref.Label] = k
+	return derOnlySigner{k}, nil
+}
+
+func (o *opaqueKeys) Wrap(ctx context.Context, ref KeyRef, s crypto.Signer) ([]byte, error) {
+	for lbl, k := range o.keys {
+		if k.PublicKey.Equal(s.Public()) {
+			return []byte("ref:" + lbl), nil
+		}
+	}
+	return nil, errors.New("unknown key")
+}
+
+func (o *opaqueKeys) Unwrap(ctx context.Context, ref KeyRef, stored []byte, pub crypto.PublicKey) (crypto.Signer, error) {
+	k := o.keys[strings.TrimPrefix(string(stored), "ref:")]
+	if k == nil {
+		return nil, errors.New("no such key")
+	}
+	if !o.wrapJWS {
+		return derOnlySigner{k}, nil
+	}
+	return ES256Signer(derOnlySigner{k})
+}
+
+func (o *opaqueKeys) Describe() string { return "opaque test keys" }
+
+// TestStoreKeysES256ExternalSigner: an ES256 set whose keys sign DER
+// elsewhere (an HSM's) issues R||S tokens that verify with its /certs key
+// when Unwrap adapts them with ES256Signer, and refuses to load when it
+// does not (such tokens would verify nowhere). ES256Signer refuses RSA.
+func TestStoreKeysES256ExternalSigner(t *testing.T) {
+	ctx := context.Background()
+	db := sqliteT(t)
+	c := &clock{t: t0}
+	keys := &opaqueKeys{keys: map[string]*ecdsa.PrivateKey{}, wrapJWS: true}
+	ks, err := OpenStoreKeySet(ctx, StoreOptions{Store: db, Instance: "hsm/es256", Subject: subject, Keys: keys, Now: c.Now, Algorithm: ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := signT(t, ks)
+	if sig, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[2]); len(sig) != 64 {
+		t.Fatalf("signature is %d bytes, want R||S (64)", len(sig))
+	}
+	verifyJWKS(t, ks.JWKS(), tok, jose.ES256)
+	if err := ks.RotateContext(ctx, RotateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	verifyJWKS(t, ks.JWKS(), signT(t, ks), jose.ES256)
+
+	keys.wrapJWS = false
+	if _, err := OpenStoreKeySet(ctx, StoreOptions{Store: db, Instance: "hsm/es256", Subject: subject, Keys: keys, Now: c.Now, Algorithm: ES256}); err == nil || !strings.Contains(err.Error(), "R||S") {
+		t.Fatalf("a DER signer loaded into an ES256 set: %v", err)
+	}
+	rk, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ES256Signer(rk); err == nil {
+		t.Fatal("ES256Signer accepted an RSA key")
+	}
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if _, err := ES256Signer(p384); err == nil {
+		t.Fatal("ES256Signer accepted a P-384 key")
 	}
 }

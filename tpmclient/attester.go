@@ -39,6 +39,11 @@ type Attester struct {
 	Alg string
 	// Mutate, for tests, changes the evidence before it is signed.
 	Mutate func(*Evidence)
+	// Protocol is 2 (attReqV2, the default when 0) or 1 (attReq, a PCP
+	// platform claim; RSA AK only).
+	Protocol int
+	// BootClaim is v1's boot_claim, a PlatformClaim taken at boot.
+	BootClaim []byte
 }
 
 // TpmRequest builds the {"payload":{"request":"<JWS>"}} message for the
@@ -51,6 +56,7 @@ func (a *Attester) TpmRequest(ctx context.Context, challenge []byte, serviceCont
 		Challenge: challenge, ServiceContext: serviceContext, RPID: a.RPID, RPData: a.RPData,
 		AK: a.AK, AIKCert: a.AIKCert, Log: a.Log, RequestKey: a.RequestKey, CertifiedKey: a.CertifiedKey,
 		CustomClaims: a.CustomClaims, VSMReport: a.VSMReport, PCRMask: a.PCRMask, Alg: a.Alg, Mutate: a.Mutate,
+		Protocol: a.Protocol, BootClaim: a.BootClaim,
 	})
 	if err != nil {
 		return nil, err

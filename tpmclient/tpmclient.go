@@ -3,7 +3,8 @@
 // creates an attestation key (RSA or ECC), measures a TCG event log into the
 // PCRs, quotes them with the service's challenge bound to the request key
 // (info.tpm_quote), optionally certifies another TPM key (tpm_certify), and
-// builds and signs the v2 ("attReqV2") request JWS with PS256.
+// builds and signs the v2 ("attReqV2") request JWS with PS256; or the v1
+// ("attReq") request, whose evidence is a PCP platform claim (v1.go).
 //
 // The messages are the {"payload": …} JSON documents of the VBS protocol;
 // the {"data": b64url} HTTP wrapping belongs to the caller (the SDK).
@@ -285,15 +286,44 @@ func QuotePCRs(ctx context.Context, t transport.TPM, ak *Key, nonce []byte, mask
 	if mask == 0 || mask&^AllPCRs != 0 {
 		return nil, fmt.Errorf("tpmclient: PCR mask %#x: want a non-empty subset of PCRs 0–23", mask)
 	}
-	q := &Quote{PCRs: map[int][]byte{}}
+	pcrs, err := readPCRs(ctx, t, tpm2.TPMAlgSHA256, mask)
+	if err != nil {
+		return nil, err
+	}
+	q := &Quote{PCRs: pcrs}
+	rsp, err := tpm2.Quote{
+		SignHandle:     ak.auth(),
+		QualifyingData: tpm2.TPM2BData{Buffer: nonce},
+		InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
+		PCRSelect:      pcrSelection(tpm2.TPMAlgSHA256, mask),
+	}.Execute(t)
+	if err != nil {
+		return nil, fmt.Errorf("TPM2_Quote: %w", err)
+	}
+	q.Attest = rsp.Quoted.Bytes()
+	q.Signature = tpm2.Marshal(rsp.Signature)
+	return q, nil
+}
+
+// pcrSelection selects the PCRs of mask (0…23) in bank alg.
+func pcrSelection(alg tpm2.TPMAlgID, mask uint32) tpm2.TPMLPCRSelection {
+	return tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{Hash: alg, PCRSelect: []byte{byte(mask), byte(mask >> 8), byte(mask >> 16)}}}}
+}
+
+// readPCRs reads the PCRs of mask (0…23) from bank alg.
+func readPCRs(ctx context.Context, t transport.TPM, alg tpm2.TPMAlgID, mask uint32) (map[int][]byte, error) {
+	out := map[int][]byte{}
 	for group := 0; group < 3; group++ { // TPM2_PCR_Read returns at most 8 digests
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		bits := byte(mask >> (8 * group))
 		if bits == 0 {
 			continue
 		}
 		sel := []byte{0, 0, 0}
 		sel[group] = bits
-		rsp, err := tpm2.PCRRead{PCRSelectionIn: tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{Hash: tpm2.TPMAlgSHA256, PCRSelect: sel}}}}.Execute(t)
+		rsp, err := tpm2.PCRRead{PCRSelectionIn: tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{Hash: alg, PCRSelect: sel}}}}.Execute(t)
 		if err != nil {
 			return nil, fmt.Errorf("TPM2_PCR_Read: %w", err)
 		}
@@ -307,21 +337,10 @@ func QuotePCRs(ctx context.Context, t transport.TPM, ak *Key, nonce []byte, mask
 			return nil, fmt.Errorf("TPM2_PCR_Read: %d digests for %d PCRs", len(rsp.PCRValues.Digests), len(idx))
 		}
 		for i, d := range rsp.PCRValues.Digests {
-			q.PCRs[idx[i]] = d.Buffer
+			out[idx[i]] = d.Buffer
 		}
 	}
-	rsp, err := tpm2.Quote{
-		SignHandle:     ak.auth(),
-		QualifyingData: tpm2.TPM2BData{Buffer: nonce},
-		InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
-		PCRSelect:      tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{{Hash: tpm2.TPMAlgSHA256, PCRSelect: []byte{byte(mask), byte(mask >> 8), byte(mask >> 16)}}}},
-	}.Execute(t)
-	if err != nil {
-		return nil, fmt.Errorf("TPM2_Quote: %w", err)
-	}
-	q.Attest = rsp.Quoted.Bytes()
-	q.Signature = tpm2.Marshal(rsp.Signature)
-	return q, nil
+	return out, nil
 }
 
 // Certify runs TPM2_Certify of key by ak with qualifyingData challenge.
@@ -395,6 +414,12 @@ type Request struct {
 	Alg string
 	// Mutate, for tests, changes the TPM evidence before it is signed.
 	Mutate func(*Evidence)
+	// Protocol is 2 (attReqV2, the default when 0) or 1 (attReq: the
+	// evidence is a PCP platform claim, see BuildRequestV1).
+	Protocol int
+	// BootClaim, v1 only, is sent as boot_claim: a PlatformClaim taken at
+	// boot (nil: none sent).
+	BootClaim []byte
 }
 
 // CustomClaim is one custom_claims entry.
@@ -406,16 +431,30 @@ type CustomClaim struct {
 
 // Evidence is the TPM part of a request, exposed for Request.Mutate.
 type Evidence struct {
-	Quote *Quote
-	Log   []byte
+	Quote *Quote // v2
+	Log   []byte // v2: the TCG log; v1: srtm_boot_log
+	// AIKPub is sent as aik_pub (the AK's key unless a test changes it).
+	AIKPub crypto.PublicKey
+	// Claim and BootClaim are v1's current_claim and boot_claim (PCP
+	// platform attestation blobs, see PlatformClaim).
+	Claim, BootClaim []byte
 }
 
 // BuildRequest quotes the PCRs with the request key's tpm_quote binding
 // (qualifyingData = SHA-256(UTF8(jwk) || 0x00 || challenge)), certifies
 // CertifiedKey, and returns the signed v2 request JWS.
+//
+// With r.Protocol 1 it builds a v1 request instead (BuildRequestV1).
 func BuildRequest(ctx context.Context, t transport.TPM, r Request) (string, error) {
 	if r.AK == nil || r.RequestKey == nil || len(r.Challenge) == 0 {
 		return "", errors.New("tpmclient: AK, RequestKey and Challenge are required")
+	}
+	switch r.Protocol {
+	case 0, 2:
+	case 1:
+		return BuildRequestV1(ctx, t, r)
+	default:
+		return "", fmt.Errorf("tpmclient: protocol %d: want 1 (attReq) or 2 (attReqV2)", r.Protocol)
 	}
 	b64 := base64.RawURLEncoding.EncodeToString
 	jwk, err := jose.JSONWebKey{Key: r.RequestKey.Public()}.MarshalJSON()
@@ -434,11 +473,11 @@ func BuildRequest(ctx context.Context, t transport.TPM, r Request) (string, erro
 	if err != nil {
 		return "", err
 	}
-	ev := &Evidence{Quote: q, Log: r.Log}
+	ev := &Evidence{Quote: q, Log: r.Log, AIKPub: r.AK.Pub}
 	if r.Mutate != nil {
 		r.Mutate(ev)
 	}
-	akJWK, err := jose.JSONWebKey{Key: r.AK.Pub}.MarshalJSON()
+	akJWK, err := jose.JSONWebKey{Key: ev.AIKPub}.MarshalJSON()
 	if err != nil {
 		return "", err
 	}
@@ -493,6 +532,21 @@ func BuildRequest(ctx context.Context, t transport.TPM, r Request) (string, erro
 				"public": b64(k.PublicBytes), "certification": b64(cert), "signature": b64(sig)}},
 		}}
 	}
+	return signRequest(r, abiTypV2, data)
+}
+
+// The request JWS "typ" values (abi.TypV1, abi.TypV2; not imported: the
+// client does not depend on the service's packages).
+const (
+	abiTypV1 = "attReq"
+	abiTypV2 = "attReqV2"
+)
+
+// signRequest wraps att_data (in report_signed with a VBS report when
+// r.VSMReport is set: v2 sends it as vsm_report.enclave.report, v1 as the
+// vsm_report string) and signs the JWS of type typ with r.RequestKey.
+func signRequest(r Request, typ string, data map[string]any) (string, error) {
+	b64 := base64.RawURLEncoding.EncodeToString
 	payload := map[string]any{"att_type": "basic", "att_data": data}
 	if r.VSMReport != nil {
 		signed, err := json.Marshal(data)
@@ -503,9 +557,13 @@ func BuildRequest(ctx context.Context, t transport.TPM, r Request) (string, erro
 		if err != nil {
 			return "", err
 		}
+		var vsm any = map[string]any{"enclave": map[string]string{"report": b64(report)}}
+		if typ == abiTypV1 {
+			vsm = b64(report)
+		}
 		payload = map[string]any{"att_type": "vbs", "att_data": map[string]any{
 			"report_signed": json.RawMessage(signed),
-			"vsm_report":    map[string]any{"enclave": map[string]string{"report": b64(report)}},
+			"vsm_report":    vsm,
 		}}
 	}
 	pb, err := json.Marshal(payload)
@@ -516,7 +574,7 @@ func BuildRequest(ctx context.Context, t transport.TPM, r Request) (string, erro
 	if alg == "" {
 		alg = "PS256"
 	}
-	input := b64([]byte(`{"alg":"`+alg+`","typ":"attReqV2"}`)) + "." + b64(pb)
+	input := b64([]byte(`{"alg":"`+alg+`","typ":"`+typ+`"}`)) + "." + b64(pb)
 	sum := sha256.Sum256([]byte(input))
 	var sig []byte
 	switch alg {

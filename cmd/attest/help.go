@@ -83,12 +83,14 @@ var commands = []command{
 			"the service encrypts to the vTPM's ephemeral key.",
 		flags:   []string{"tpm", "hcl-report", "tcg-log", "vcek-chain", "td-quote", "client-payload", "ak-handle", "nonce"},
 		example: "attest --endpoint $EP azure-guest --tpm /dev/tpmrm0"},
-	{name: "tpm", synopsis: "tpm [--tpm /dev/tpmrm0|HOST:PORT] [--tcg-log FILE|none] [--ak owner|gce|gce-ecc] [--aik-cert CERT] [--request-key KEY.pem] [--rp-id ID] [--rp-data FILE] [--ak-out AK.pem]",
+	{name: "tpm", synopsis: "tpm [--tpm /dev/tpmrm0|HOST:PORT] [--tcg-log FILE|none] [--ak owner|gce|gce-ecc] [--aik-cert CERT] [--request-key KEY.pem] [--rp-id ID] [--rp-data FILE] [--ak-out AK.pem] [--protocol v2|v1]",
 		about: "Runs MAA's TPM protocol (POST /attest/Tpm) from a TPM 2.0: creates the attestation key (a primary key,\n" +
 			"the same on every run; --ak-out writes it for the server's tpm.trusted_aks; --ak gce loads GCE's\n" +
 			"pre-provisioned AK and its certificate), sends the TCG log, quotes\n" +
-			"the PCRs with the service's challenge bound to the request key, and prints the report's claims.",
-		flags:   []string{"tpm", "tcg-log", "ak", "aik-cert", "request-key", "rp-id", "rp-data", "ak-out"},
+			"the PCRs with the service's challenge bound to the request key, and prints the report's claims.\n" +
+			"--protocol v1 sends a v1 (attReq) request instead: a PCP platform claim (Windows' NCryptCreateClaim\n" +
+			"layout, built from TPM2_Quote) answering the challenge; its attest_key is not bound to the TPM (no cnf).",
+		flags:   []string{"tpm", "tcg-log", "ak", "aik-cert", "request-key", "rp-id", "rp-data", "ak-out", "protocol"},
 		example: "attest --endpoint $EP tpm --tpm /dev/tpmrm0 --ak-out ak.pem"},
 	{name: "token verify", synopsis: "token verify TOKEN|- --issuer URL [--type sgx,sevsnpvm,…] [--certs JWKS.json] [--at TIME]",
 		about: "Checks a token as a relying party does: signature by a key of the issuer's /certs (fetched from\n" +

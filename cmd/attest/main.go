@@ -59,7 +59,7 @@ Usage:
   attest --endpoint URL [flags] snp --report FILE [--vcek-chain CHAIN.pem] [--runtime-json FILE] [--init-time-data FILE] [--nonce N]
   attest --endpoint URL [flags] tdx --quote FILE [--runtime-json FILE | --runtime-data FILE] [--init-time-data FILE] [--event-log CCEL] [--draft-policy FILE] [--nonce N]
   attest --endpoint URL [flags] azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem | --td-quote FILE] [--client-payload FILE] [--nonce N]
-  attest --endpoint URL [flags] tpm [--tpm /dev/tpmrm0|HOST:PORT] [--tcg-log FILE|none] [--ak owner|gce|gce-ecc] [--aik-cert CERT] [--request-key KEY.pem] [--rp-id ID] [--rp-data FILE] [--ak-out AK.pem]
+  attest --endpoint URL [flags] tpm [--tpm /dev/tpmrm0|HOST:PORT] [--tcg-log FILE|none] [--ak owner|gce|gce-ecc] [--aik-cert CERT] [--request-key KEY.pem] [--rp-id ID] [--rp-data FILE] [--ak-out AK.pem] [--protocol v2|v1]
   attest --issuer URL [flags] token verify TOKEN|- [--type sgx,sevsnpvm,…] [--certs JWKS.json] [--at TIME]
 
 TYPE is SgxEnclave, OpenEnclave, Tpm, SevSnpVm, TdxVm or AzureGuest. The endpoint may carry a base path
@@ -89,6 +89,7 @@ type options struct {
 	tpm, hclReport, tcgLog, clientPayload, akHandle        string
 	tdQuote                                                string
 	aikCert, requestKey, rpID, rpData, akOut, akSource     string
+	protocol                                               string // tpm: v1 or v2
 	output                                                 string
 	retries                                                int
 	// openTPM opens --tpm (nil: the device or a simulator's TCP port);
@@ -138,6 +139,7 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.rpID, "rp-id", "", "tpm: relying party identifier (rp_id)")
 	fs.StringVar(&o.rpData, "rp-data", "", "tpm: file of relying party data (rp_data, echoed in the report)")
 	fs.StringVar(&o.akOut, "ak-out", "", "tpm: write the AK public key (PEM) here, e.g. to enroll it in tpm.trusted_aks")
+	fs.StringVar(&o.protocol, "protocol", "v2", "tpm: the request protocol: v2 (attReqV2, a quote) or v1 (attReq, a PCP platform claim; RSA AK)")
 	fs.StringVar(&o.types, "type", "", "token verify: accepted x-ms-attestation-type values, comma-separated (sgx, sevsnpvm, tdxvm, tpm, …)")
 	fs.StringVar(&o.certs, "certs", "", "token verify: JWKS file of the issuer's signing keys (offline; default: fetch the issuer's /certs)")
 	fs.StringVar(&o.at, "at", "", "token verify: check exp/nbf as of this RFC 3339 time instead of now")
@@ -230,7 +232,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		for _, n := range names {
 			ok[n] = true
 		}
-		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce", "type", "certs", "at", "vcek-chain", "init-time-data", "init-time-json", "tpm", "hcl-report", "tcg-log", "client-payload", "ak-handle", "td-quote", "ak", "aik-cert", "request-key", "rp-id", "rp-data", "ak-out"} {
+		for _, n := range []string{"sign-key", "sign-cert", "quote", "report", "runtime-data", "runtime-json", "draft-policy", "nonce", "type", "certs", "at", "vcek-chain", "init-time-data", "init-time-json", "tpm", "hcl-report", "tcg-log", "client-payload", "ak-handle", "td-quote", "ak", "aik-cert", "request-key", "rp-id", "rp-data", "ak-out", "protocol"} {
 			if set[n] && !ok[n] {
 				return usagef("--%s does not apply to %q", n, cmd)
 			}
@@ -427,7 +429,7 @@ func dispatch(ctx context.Context, o *options, fs *flag.FlagSet, pos []string, s
 		return azureGuest(ctx, o, stdout)
 
 	case "tpm":
-		if err := errors.Join(allow("tpm", "tpm", "tcg-log", "ak", "aik-cert", "request-key", "rp-id", "rp-data", "ak-out"), nargs(1)); err != nil {
+		if err := errors.Join(allow("tpm", "tpm", "tcg-log", "ak", "aik-cert", "request-key", "rp-id", "rp-data", "ak-out", "protocol"), nargs(1)); err != nil {
 			return err
 		}
 		return tpmAttest(ctx, o, stdout)

@@ -37,6 +37,14 @@ func tpmAttest(ctx context.Context, o *options, stdout io.Writer) error {
 		}
 	}
 	a := &tpmclient.Attester{Log: log, RPID: o.rpID}
+	switch o.protocol {
+	case "", "v2":
+		a.Protocol = 2
+	case "v1":
+		a.Protocol = 1
+	default:
+		return usagef("--protocol %q: v2 or v1", o.protocol)
+	}
 	if o.aikCert != "" {
 		if a.AIKCert, err = readCertDER(o.aikCert); err != nil {
 			return err

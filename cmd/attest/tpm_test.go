@@ -133,6 +133,15 @@ issuancerules { c:[type=="secureBootEnabled"] => issue(type="secureBootEnabled",
 	if err != nil || !got.(interface{ Equal(crypto.PublicKey) bool }).Equal(akPub) {
 		t.Fatalf("--ak-out wrote %v (%v), not the AK", got, err)
 	}
+	// --protocol v1: a PCP platform claim; no cnf (attest_key is unbound).
+	code, out, stderr = runCLI(append(base, "--tcg-log", files["log"], "--protocol", "v1")...)
+	if code != 0 {
+		t.Fatalf("--protocol v1: exit %d: %s", code, stderr)
+	}
+	claims = nil
+	if err := json.Unmarshal([]byte(out), &claims); err != nil || claims["secureBootEnabled"] != true || claims["cnf"] != nil {
+		t.Fatalf("--protocol v1 claims %s (%v)", out, err)
+	}
 	// --ak gce: the AK from the template in NV, validated by its certificate.
 	code, out, stderr = runCLI(append(base, "--tcg-log", files["log"], "--ak", "gce")...)
 	if code != 0 {
@@ -149,6 +158,8 @@ issuancerules { c:[type=="secureBootEnabled"] => issue(type="secureBootEnabled",
 		{[]string{"--tcg-log", files["log"], "--ak", "gce-ecc"}, 2, "GCE AK template"}, // no ECC template provisioned
 		{[]string{"--tcg-log", files["log"], "--ak", "azure"}, 2, `--ak "azure"`},
 		{[]string{"--tcg-log", files["badlog"]}, 1, "check tpm.eventlog.replay"},
+		{[]string{"--tcg-log", files["badlog"], "--protocol", "v1"}, 1, "check tpm.eventlog.replay"},
+		{[]string{"--tcg-log", files["log"], "--protocol", "v3"}, 2, `--protocol "v3"`},
 		{[]string{"--tcg-log", "none"}, 1, "PolicyEvaluationError"}, // no log: secure boot unproven
 		{[]string{"--tcg-log", files["log"], "--aik-cert", files["notcert"]}, 2, "notcert.pem"},
 		{[]string{"--tcg-log", files["log"], "--quote", files["log"]}, 2, `--quote does not apply to "tpm"`},

@@ -61,6 +61,9 @@ type Config struct {
 	// KeyEncryptionKey is the file of the key-encryption key sealing the
 	// signing keys and instance secrets in the database (keys.go).
 	KeyEncryptionKey string `json:"key_encryption_key"`
+	// PreviousKeyEncryptionKey is the file of the KEK being rotated out:
+	// still read, never written (keys.go, "attestd keys rewrap").
+	PreviousKeyEncryptionKey string `json:"previous_key_encryption_key"`
 	// SigningKeys: rotation schedule and PKCS#11 (keys.go).
 	SigningKeys SigningKeysConfig `json:"signing_keys"`
 	// Blocks are the members read by the evidence verifier plugins

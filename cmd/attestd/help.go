@@ -16,6 +16,7 @@ var (
 		{"rotate", "promote the standby key (signs after --key-prepublish, --now: at once), publish a new standby"},
 		{"retire", "take a key out of /certs (a compromised or superseded key)"},
 		{"import", "copy the key files of DATA/keys/NAME into the database"},
+		{"rewrap", "re-seal every stored private key and secret under a new key-encryption key, in one transaction"},
 	}
 	storeVerbs = []verb{
 		{"migrate", "copy every table of one database into another, empty one (SQLite to PostgreSQL), verifying counts and hashes"},

@@ -19,7 +19,7 @@ func TestSubcommandHelp(t *testing.T) {
 	}{
 		{cmd: []string{"serve"}, flags: []string{"listen", "data", "config", "log-format", "metrics-listen"}},
 		{cmd: []string{"token"}, flags: []string{"data", "role", "instance", "ttl", "create"}},
-		{cmd: []string{"keys", "list"}, flags: []string{"data", "instance"}, not: []string{"retire-after"}},
+		{cmd: []string{"keys", "list"}, flags: []string{"data", "instance", "alg", "previous-key-encryption-key"}, not: []string{"retire-after"}},
 		{cmd: []string{"keys", "rotate"}, flags: []string{"data", "instance", "retire-after"}},
 		{cmd: []string{"verify"}, flags: []string{"type", "evidence", "collateral", "at", "roots", "runtime-data"}},
 		{cmd: []string{"policy", "check"}},
@@ -27,6 +27,7 @@ func TestSubcommandHelp(t *testing.T) {
 		{cmd: []string{"audit", "list"}, flags: []string{"data", "config", "instance", "since", "json"}},
 		{cmd: []string{"keys", "retire"}, flags: []string{"data", "instance", "at", "key-encryption-key"}},
 		{cmd: []string{"keys", "import"}, flags: []string{"data", "instance", "from"}},
+		{cmd: []string{"keys", "rewrap"}, flags: []string{"data", "config", "store-dsn", "key-encryption-key", "previous-key-encryption-key"}, not: []string{"instance"}},
 		{cmd: []string{"store", "migrate"}, flags: []string{"from", "to"}},
 		{cmd: []string{"version"}, flags: []string{"json"}},
 	} {

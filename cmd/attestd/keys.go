@@ -52,7 +52,7 @@ const DefaultKEKFile = "key-encryption-key"
 
 // keyFlags are the flags of every command that touches signing keys.
 type keyFlags struct {
-	kek                                string
+	kek, prevKEK                       string
 	prepublish, retireAfter, every     time.Duration
 	pkcs11Module, pkcs11Token, pinFile string
 }
@@ -72,6 +72,7 @@ func (kf *keyFlags) registerRotation(fs *flag.FlagSet) {
 // registerSource adds the flags naming where keys live.
 func (kf *keyFlags) registerSource(fs *flag.FlagSet) {
 	fs.StringVar(&kf.kek, "key-encryption-key", "", "file of the 32-byte key-encryption key (raw or base64) sealing signing keys and instance secrets in the database; every replica needs the same one (env ATTESTD_KEY_ENCRYPTION_KEY, config \"key_encryption_key\"; default DATA/"+DefaultKEKFile+", created)")
+	fs.StringVar(&kf.prevKEK, "previous-key-encryption-key", "", "file of the key-encryption key being rotated out: values sealed under it are still read, every value written is sealed under --key-encryption-key; \"attestd keys rewrap\" moves the rest (env ATTESTD_PREVIOUS_KEY_ENCRYPTION_KEY, config \"previous_key_encryption_key\")")
 	fs.StringVar(&kf.pkcs11Module, "pkcs11-module", "", "keep private signing keys in a PKCS#11 token: path of its library (config signing_keys.pkcs11.module; needs a binary built with -tags pkcs11)")
 	fs.StringVar(&kf.pkcs11Token, "pkcs11-token", "", "label of the PKCS#11 token (config signing_keys.pkcs11.token_label)")
 	fs.StringVar(&kf.pinFile, "pkcs11-pin-file", "", "file holding the PKCS#11 user PIN (env ATTESTD_PKCS11_PIN holds it instead; config signing_keys.pkcs11.pin_file)")
@@ -79,12 +80,15 @@ func (kf *keyFlags) registerSource(fs *flag.FlagSet) {
 
 // keySettings are the resolved key settings.
 type keySettings struct {
-	kek        *token.KEK
+	kek        *token.KEK // with the previous KEK, if any, to open (WithPrevious)
 	kekPath    string
 	kekCreated bool
-	private    token.PrivateKeys
-	rot        token.Rotation
-	close      func() error
+	// prevKEK is the KEK being rotated out (--previous-key-encryption-key).
+	prevKEK     *token.KEK
+	prevKEKPath string
+	private     token.PrivateKeys
+	rot         token.Rotation
+	close       func() error
 }
 
 func parseDur(what, s string) (time.Duration, error) {
@@ -98,10 +102,10 @@ func parseDur(what, s string) (time.Duration, error) {
 	return d, nil
 }
 
-// resolveKeys combines flags, environment and configuration (in that
-// order) and loads the KEK; create allows making the default KEK file.
-func resolveKeys(kf *keyFlags, cfg *Config, data string, create bool) (*keySettings, error) {
-	ks := &keySettings{close: func() error { return nil }}
+// resolveKEK fills ks's KEK (flag > environment > configuration >
+// DATA/key-encryption-key, which create allows to make) and previous KEK
+// (flag > environment > configuration; none by default), unmerged.
+func resolveKEK(kf *keyFlags, cfg *Config, data string, create bool, ks *keySettings) error {
 	ks.kekPath = firstNonEmpty(kf.kek, os.Getenv("ATTESTD_KEY_ENCRYPTION_KEY"), cfg.path(cfg.KeyEncryptionKey))
 	var err error
 	switch {
@@ -115,7 +119,27 @@ func resolveKeys(kf *keyFlags, cfg *Config, data string, create bool) (*keySetti
 		ks.kek, err = token.LoadKEK(ks.kekPath)
 	}
 	if err != nil {
+		return err
+	}
+	ks.prevKEKPath = firstNonEmpty(kf.prevKEK, os.Getenv("ATTESTD_PREVIOUS_KEY_ENCRYPTION_KEY"), cfg.path(cfg.PreviousKeyEncryptionKey))
+	if ks.prevKEKPath != "" {
+		if ks.prevKEK, err = token.LoadKEK(ks.prevKEKPath); err != nil {
+			return fmt.Errorf("previous key-encryption key: %w", err)
+		}
+	}
+	return nil
+}
+
+// resolveKeys combines flags, environment and configuration (in that
+// order) and loads the KEK; create allows making the default KEK file.
+func resolveKeys(kf *keyFlags, cfg *Config, data string, create bool) (*keySettings, error) {
+	ks := &keySettings{close: func() error { return nil }}
+	var err error
+	if err = resolveKEK(kf, cfg, data, create, ks); err != nil {
 		return nil, err
+	}
+	if ks.prevKEKPath != "" {
+		ks.kek = ks.kek.WithPrevious(ks.prevKEK)
 	}
 	sk := cfg.SigningKeys
 	for _, d := range []struct {
@@ -198,23 +222,67 @@ func es256Name(name string) string { return name + es256Suffix }
 // keySetAlgorithm is the algorithm of the store key set named name: ES256
 // for NAME/es256, RS256 otherwise. The name alone decides, so "attestd
 // keys … --instance NAME/es256" makes the same keys serve does.
-func keySetAlgorithm(name string) token.Algorithm {
-	if strings.HasSuffix(name, es256Suffix) {
-		return token.ES256
-	}
-	return token.RS256
+func keySetAlgorithm(name string) token.Algorithm { return parseKeySet(name).Alg }
+
+// keySet is how an operator reads a store key set: the instance it belongs
+// to and the algorithm it signs with. The ES256 set of instance NAME is
+// stored as NAME/es256 (kept: renaming stored rows would need a migration)
+// but shown as "name: NAME, alg: ES256", the same in "attestd keys list"
+// and "attestd audit list".
+type keySet struct {
+	Name string
+	Alg  token.Algorithm
 }
 
-// keysCmd is "attestd keys list|rotate|retire|import": inspect and change
+// parseKeySet reads a store instance name.
+func parseKeySet(storeName string) keySet {
+	if n, ok := strings.CutSuffix(storeName, es256Suffix); ok && n != "" {
+		return keySet{Name: n, Alg: token.ES256}
+	}
+	return keySet{Name: storeName, Alg: token.RS256}
+}
+
+// storeName is the store instance name of the set.
+func (k keySet) storeName() string {
+	if k.Alg == token.ES256 {
+		return es256Name(k.Name)
+	}
+	return k.Name
+}
+
+func (k keySet) String() string { return "name: " + k.Name + ", alg: " + string(k.Alg) }
+
+// keySetFlags resolves --instance and --alg: "--instance NAME --alg
+// ES256" and "--instance NAME/es256" name the same set.
+func keySetFlags(instance, alg string) (keySet, error) {
+	ks := parseKeySet(instance)
+	if alg == "" {
+		return ks, nil
+	}
+	a, err := token.ParseAlgorithm(strings.ToUpper(alg))
+	if err != nil {
+		return keySet{}, fmt.Errorf("%w: --alg: %v", errUsage, err)
+	}
+	if ks.Alg == token.ES256 && a != token.ES256 {
+		return keySet{}, fmt.Errorf("%w: --instance %s is the ES256 key set of %s; --alg %s contradicts it", errUsage, instance, ks.Name, a)
+	}
+	ks.Alg = a
+	return ks, nil
+}
+
+// keysCmd is "attestd keys list|rotate|retire|import|rewrap": inspect and change
 // an instance's token-signing keys in the database. It may run while
 // servers run: every change is one transaction, servers hear of it through
 // PostgreSQL notifications (or their next --key-reload-interval, or SIGHUP).
 func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	verbs := map[string]string{
-		"list":   "attestd keys list [--data DIR] [--config FILE] [--instance NAME]",
-		"rotate": "attestd keys rotate [--now] [--key-prepublish D] [--key-retire-after D] [--data DIR] [--config FILE] [--instance NAME]",
-		"retire": "attestd keys retire KID [--at TIME] [--data DIR] [--config FILE] [--instance NAME]",
-		"import": "attestd keys import [--from DIR] [--data DIR] [--config FILE] [--instance NAME]",
+		"list":   "attestd keys list [--data DIR] [--config FILE] [--instance NAME] [--alg ES256]",
+		"rotate": "attestd keys rotate [--now] [--key-prepublish D] [--key-retire-after D] [--data DIR] [--config FILE] [--instance NAME] [--alg ES256]",
+		"retire": "attestd keys retire KID [--at TIME] [--data DIR] [--config FILE] [--instance NAME] [--alg ES256]",
+		"import": "attestd keys import [--from DIR] [--data DIR] [--config FILE] [--instance NAME] [--alg ES256]",
+	}
+	if len(args) > 0 && args[0] == "rewrap" {
+		return keysRewrapCmd(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || verbs[args[0]] == "" {
 		return groupHelp(stderr, "keys", args, keysVerbs)
@@ -226,7 +294,8 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfgPath := fs.String("config", "", "configuration file of the server (env ATTESTD_CONFIG)")
 	storeType := fs.String("store", "", "database: sqlite or postgres (env ATTESTD_STORE; as for serve)")
 	dsn := fs.String("store-dsn", "", "PostgreSQL DSN, or the SQLite file (env ATTESTD_STORE_DSN; as for serve)")
-	inst := fs.String("instance", DefaultName, "instance name; NAME/es256 is the ES256 attestation key set of an instance with token_algorithm ES256")
+	instFlag := fs.String("instance", DefaultName, "instance name; NAME/es256 is the ES256 attestation key set of an instance with token_algorithm ES256 (same as --alg ES256)")
+	algFlag := fs.String("alg", "", "key set of the instance: RS256 (its RSA keys, the default) or ES256 (its ES256 attestation keys, stored as NAME/es256)")
 	var kf keyFlags
 	kf.registerSource(fs)
 	now, at, from := new(bool), new(string), new(string)
@@ -255,6 +324,11 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parseFlags(fs, rest); err != nil {
 		return err
 	}
+	set, err := keySetFlags(*instFlag, *algFlag)
+	if err != nil {
+		return err
+	}
+	inst := set.storeName()
 	o, cfg, err := storeOptions(*cfgPath, *data, *storeType, *dsn)
 	if err != nil {
 		return err
@@ -277,13 +351,13 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if !ok {
 		return fmt.Errorf("store %T cannot hold signing keys", st)
 	}
-	rows, err := kst.SigningKeys(ctx, *inst)
+	rows, err := kst.SigningKeys(ctx, inst)
 	if err != nil {
 		return err
 	}
-	importDir := firstNonEmpty(*from, filepath.Join(o.Data, "keys", *inst))
+	importDir := firstNonEmpty(*from, filepath.Join(o.Data, "keys", inst))
 	if len(rows) == 0 && verb != "import" {
-		return fmt.Errorf("no signing keys for instance %q in the database (has the server run with this store? a key directory is moved in with \"attestd keys import\")", *inst)
+		return fmt.Errorf("no signing keys for %s in the database (has the server run with this store? a key directory is moved in with \"attestd keys import\")", set)
 	}
 	// New keys' certificates name the instance URL; reuse the subject of
 	// the existing keys.
@@ -293,8 +367,8 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			subject = c.Subject.CommonName
 		}
 	}
-	ks, err := token.OpenStoreKeySet(ctx, token.StoreOptions{Store: kst, Instance: *inst, Subject: subject, Keys: settings.private,
-		Rotation: settings.rot, Now: time.Now, Logger: log, ImportDir: importDir, Algorithm: keySetAlgorithm(*inst)})
+	ks, err := token.OpenStoreKeySet(ctx, token.StoreOptions{Store: kst, Instance: inst, Subject: subject, Keys: settings.private,
+		Rotation: settings.rot, Now: time.Now, Logger: log, ImportDir: importDir, Algorithm: keySetAlgorithm(inst)})
 	if err != nil {
 		return err
 	}
@@ -328,13 +402,37 @@ func keysCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		fmt.Fprintf(stderr, "imported %d key(s) from %s\n", len(kids), importDir)
 	}
-	return printKeys(stdout, ks.Keys())
+	after, err := kst.SigningKeys(ctx, inst)
+	if err != nil {
+		return err
+	}
+	return printKeys(stdout, set, ks.Keys(), sealedBy(after))
 }
 
-// printKeys is the table of "attestd keys list".
-func printKeys(w io.Writer, keys []token.KeyInfo) error {
+// sealedBy says where each stored key's private part is: "kek ID" for an
+// envelope under that key-encryption key (so an operator sees which keys
+// a KEK rotation has moved), "pkcs11" for an HSM reference.
+func sealedBy(rows []store.SigningKey) map[string]string {
+	out := map[string]string{}
+	for _, r := range rows {
+		if id, ok := token.EnvelopeKEK(r.Private); ok {
+			out[r.KID] = "kek " + id
+		} else if strings.HasPrefix(string(r.Private), "pkcs11:") {
+			out[r.KID] = "pkcs11"
+		} else {
+			out[r.KID] = "unknown"
+		}
+	}
+	return out
+}
+
+// printKeys is the output of "attestd keys list": the key set as the
+// audit trail names it, then its keys and where each private key is
+// (sealed: sealedBy).
+func printKeys(w io.Writer, set keySet, keys []token.KeyInfo, sealed map[string]string) error {
+	fmt.Fprintln(w, set)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KID\tSTATE\tCREATED\tSIGNS FROM\tRETIRES")
+	fmt.Fprintln(tw, "KID\tSTATE\tCREATED\tSIGNS FROM\tRETIRES\tPRIVATE KEY")
 	ts := func(t time.Time) string {
 		if t.IsZero() {
 			return "-"
@@ -346,7 +444,11 @@ func printKeys(w io.Writer, keys []token.KeyInfo) error {
 		if k.ActivateAt.IsZero() {
 			from = ts(k.Created)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KID, k.State, ts(k.Created), from, ts(k.RetireAt))
+		where := sealed[k.KID]
+		if where == "" {
+			where = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.State, ts(k.Created), from, ts(k.RetireAt), where)
 	}
 	return tw.Flush()
 }

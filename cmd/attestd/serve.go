@@ -229,6 +229,10 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer, read
 	if keyCfg.kekCreated {
 		log.Info("created key-encryption key; replicas sharing this database need this same file (--key-encryption-key)", "file", keyCfg.kekPath)
 	}
+	if keyCfg.prevKEK != nil {
+		log.Warn("reading values sealed under the previous key-encryption key too; run \"attestd keys rewrap\", then restart without --previous-key-encryption-key",
+			"kek", keyCfg.kek.ID(), "previous_kek", keyCfg.prevKEK.ID())
+	}
 	if o.KeyReload > 0 && keyCfg.rot.Prepublish > 0 && keyCfg.rot.Prepublish <= o.KeyReload {
 		log.Warn("signing-key pre-publication is not longer than --key-reload-interval: without database notifications a replica may sign with a key another has not published yet",
 			"prepublish", keyCfg.rot.Prepublish, "key_reload_interval", o.KeyReload)

@@ -398,11 +398,16 @@ func (v *Verifier) result(res *verify.Result) (*evidence.Result, error) {
 		}
 		out = append(out, evidence.Claim{Type: v.prefix + cc.Name, Value: val, PolicyOnly: true, Issuer: policy.IssuerCustom})
 	}
-	var jwk map[string]any
-	if err := json.Unmarshal(res.RequestKey.JWK, &jwk); err != nil {
-		return nil, evidence.Errorf(verify.CheckRequest, "request_key.jwk: %v", err)
+	// cnf asserts that the key is the attested machine's: only a key the
+	// evidence binds qualifies (v2 always; a v1 basic request's attest_key
+	// is bound by nothing but its own JWS signature, see verify.verifyV1).
+	if res.RequestKey.Binding != "" {
+		var jwk map[string]any
+		if err := json.Unmarshal(res.RequestKey.JWK, &jwk); err != nil {
+			return nil, evidence.Errorf(verify.CheckRequest, "request_key.jwk: %v", err)
+		}
+		out = append(out, evidence.Claim{Type: "cnf", Value: map[string]any{"jwk": jwk}, TokenOnly: true})
 	}
-	out = append(out, evidence.Claim{Type: "cnf", Value: map[string]any{"jwk": jwk}, TokenOnly: true})
 	if res.RPData != nil {
 		out = append(out, evidence.Claim{Type: "rp_data", Value: base64.RawURLEncoding.EncodeToString(res.RPData), TokenOnly: true})
 	}

@@ -39,11 +39,11 @@ issuancerules {
 
 const decode = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString("utf8"));
 
-async function helperRequest(challenge, serviceContext) {
+async function helperRequest(challenge, serviceContext, protocol = 2) {
   const r = await fetch(HELPER + "/request", {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ challenge, service_context: serviceContext }),
+    body: JSON.stringify({ challenge, service_context: serviceContext, protocol }),
   });
   assert.equal(r.status, 200, await r.clone().text());
   return await r.text();
@@ -100,4 +100,18 @@ test("attestTpm with a forged service_context is refused with its check", async 
     assert.match(e.message, /service_context\.forged/);
     return true;
   });
+});
+
+test("attestTpm v1 (attReq): a PCP platform claim from swtpm, same claims, no cnf", async () => {
+  await admin.setPolicy("Tpm", policy);
+  const init = JSON.parse(await client.attestTpm(JSON.stringify({ payload: { type: "aikcert" } })));
+  const request = await helperRequest(init.payload.challenge, init.payload.service_context, 1);
+  const jws = JSON.parse(request).payload.request;
+  assert.equal(JSON.parse(Buffer.from(jws.split(".")[0], "base64url").toString("utf8")).typ, "attReq");
+  const claims = decode(JSON.parse(await client.attestTpm(request)).payload.report);
+  assert.equal(claims.aikValidated, true);
+  assert.equal(claims.secureBootEnabled, true);
+  assert.equal(claims.secureBootVariables, 1);
+  assert.equal(claims.tenant, "interop");
+  assert.equal(claims.cnf, undefined); // a basic v1 attest_key is not bound to the TPM
 });

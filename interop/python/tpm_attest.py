@@ -58,8 +58,8 @@ def b64url_json(s):
     return json.loads(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)))
 
 
-def helper_request(challenge, service_context):
-    body = json.dumps({"challenge": challenge, "service_context": service_context}).encode()
+def helper_request(challenge, service_context, protocol=2):
+    body = json.dumps({"challenge": challenge, "service_context": service_context, "protocol": protocol}).encode()
     req = urllib.request.Request(HELPER + "/request", data=body, headers={"content-type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as r:
         return r.read().decode("ascii")
@@ -103,6 +103,16 @@ def main():
         check(False, "a replayed request is refused")
     except HttpResponseError as e:
         check(e.status_code == 400 and "service_context.replayed" in str(e), "a replayed request: service_context.replayed")
+
+    # v1 (attReq): a PCP platform claim built by tpmhelper from swtpm.
+    challenge = json.loads(client.attest_tpm(init))["payload"]
+    request = helper_request(challenge["challenge"], challenge["service_context"], 1)
+    jws = json.loads(request)["payload"]["request"]
+    check(b64url_json(jws.split(".")[0]).get("typ") == "attReq", "v1 request: typ attReq")
+    claims = b64url_json(json.loads(client.attest_tpm(request))["payload"]["report"].split(".")[1])
+    check(claims.get("aikValidated") is True and claims.get("secureBootEnabled") is True and claims.get("tenant") == "interop",
+          "v1 report: the same claims as v2")
+    check("cnf" not in claims, "v1 report: no cnf for an attest_key the TPM does not bind")
 
 
 if __name__ == "__main__":

@@ -63,7 +63,11 @@ var _ store.Store = (*DB)(nil)
 // Dialect is the sqlstore dialect of PostgreSQL: "$n" placeholders.
 var Dialect = sqlstore.Dialect{Name: "postgres", Rebind: sqlstore.RebindDollar,
 	NotifyKeys:     `SELECT pg_notify('` + KeysChannel + `', ?)`,
-	NotifyPolicies: `SELECT pg_notify('` + PoliciesChannel + `', ?)`}
+	NotifyPolicies: `SELECT pg_notify('` + PoliciesChannel + `', ?)`,
+	// EXCLUSIVE blocks every writer (each write touches "instances"
+	// first, and is queued behind this lock before it holds one of the
+	// other two) and no reader: replicas keep serving during a rewrap.
+	LockSealed: `LOCK TABLE instances, signing_keys, instance_secrets IN EXCLUSIVE MODE`}
 
 // KeysChannel is the LISTEN/NOTIFY channel on which every committed change
 // of signing keys names its instance (see WatchSigningKeys).

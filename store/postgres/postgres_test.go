@@ -382,6 +382,17 @@ func TestTwoHandlesSigningKeysRace(t *testing.T) {
 	storetest.RaceSigningKeys(t, []store.KeyStore{a, b}, 6)
 }
 
+// TestResealRace: a rewrap on one handle and replicas writing keys and
+// secrets on two others neither deadlock nor fail.
+func TestResealRace(t *testing.T) {
+	dsn := newDSN(t)
+	a, b, c := openT(t, dsn), openT(t, dsn), openT(t, dsn)
+	defer a.Close()
+	defer b.Close()
+	defer c.Close()
+	storetest.RaceReseal(t, a, []store.Store{b, c}, 12)
+}
+
 // TestWatchSigningKeys: a change committed through one handle is announced
 // to another handle's watcher with the instance's name; a rolled-back
 // change (a lost IfNewest race) is not.

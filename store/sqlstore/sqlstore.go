@@ -43,6 +43,11 @@ type Dialect struct {
 	// argument, so that other processes drop their cached policies once
 	// the change commits (store.PolicyChanges).
 	NotifyPolicies string
+	// LockSealed, when set, is run first in a Reseal transaction to hold
+	// off every other writer of the instances, signing_keys and
+	// instance_secrets tables until it commits (PostgreSQL: LOCK TABLE;
+	// SQLite's BEGIN IMMEDIATE already excludes every other writer).
+	LockSealed string
 }
 
 // RebindDollar turns "?" placeholders into $1, $2, … (PostgreSQL). The
@@ -195,12 +200,17 @@ func (d *DB) write(ctx context.Context, what, instance string, a store.AuditEntr
 		if err := fn(tx); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO audit (instance, id, at, actor, action, target, hash, detail)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), instance, id, at.UnixNano(), a.Actor, a.Action, a.Target, a.Hash, a.Detail); err != nil {
-			return d.errf("%s: insert audit entry: %w", what, err)
-		}
-		return nil
+		return d.insertAudit(ctx, tx, what, instance, id, at, a)
 	})
+}
+
+// insertAudit appends a under id (reserved by bump) in tx.
+func (d *DB) insertAudit(ctx context.Context, tx *sql.Tx, what, instance string, id int64, at time.Time, a store.AuditEntry) error {
+	if _, err := tx.ExecContext(ctx, d.q(`INSERT INTO audit (instance, id, at, actor, action, target, hash, detail)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), instance, id, at.UnixNano(), a.Actor, a.Action, a.Target, a.Hash, a.Detail); err != nil {
+		return d.errf("%s: insert audit entry: %w", what, err)
+	}
+	return nil
 }
 
 // checkSigner returns store.ErrSignerNotCurrent unless instance has the

@@ -63,6 +63,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UseNonce", testUseNonce},
 		{"SigningKeys", testSigningKeys},
 		{"SigningKeysRace", testSigningKeysRace},
+		{"Reseal", testReseal},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,7 +11,9 @@ package pkcs11keys
 import (
 	"context"
 	"crypto"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -56,24 +58,37 @@ type hsmKey struct {
 	id []byte
 }
 
-// Create implements token.PrivateKeys: an RSA-2048 key pair generated in
-// the token (ES256 is refused), with a random CKA_ID and ref.Label as CKA_LABEL.
+// Create implements token.PrivateKeys: a key pair generated in the token
+// (RSA-2048 for RS256, ECDSA P-256 for ES256), with a random CKA_ID and
+// ref.Label as CKA_LABEL. The signer returned signs as crypto11 does (DER
+// for ECDSA), which is what the key's self-signed certificate needs.
 func (k *Keys) Create(ctx context.Context, ref token.KeyRef) (crypto.Signer, error) {
-	if ref.Alg == token.ES256 {
-		// crypto11's ECDSA signer returns DER, and this package has no
-		// tested R||S adapter for HSM keys yet: refuse rather than sign
-		// tokens no relying party verifies.
-		return nil, fmt.Errorf("pkcs11: ES256 signing keys are not supported in token %q; use --key-encryption-key for ES256 instances, or token_algorithm RS256", k.label)
-	}
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
 		return nil, err
 	}
-	s, err := k.ctx.GenerateRSAKeyPairWithLabel(id, []byte(ref.Label), token.KeyBits)
+	var s crypto11.Signer
+	var err error
+	switch ref.Alg {
+	case token.ES256:
+		s, err = k.ctx.GenerateECDSAKeyPairWithLabel(id, []byte(ref.Label), elliptic.P256())
+	case "", token.RS256:
+		s, err = k.ctx.GenerateRSAKeyPairWithLabel(id, []byte(ref.Label), token.KeyBits)
+	default:
+		return nil, fmt.Errorf("pkcs11: no %s keys in token %q", ref.Alg, k.label)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("pkcs11: generate RSA key in token %q: %w", k.label, err)
+		return nil, fmt.Errorf("pkcs11: generate %s key in token %q: %w", algName(ref.Alg), k.label, err)
 	}
 	return &hsmKey{Signer: s, id: id}, nil
+}
+
+// algName names the key type of alg for messages.
+func algName(alg token.Algorithm) string {
+	if alg == token.ES256 {
+		return "ECDSA P-256 (ES256)"
+	}
+	return "RSA-2048 (RS256)"
 }
 
 // Wrap implements token.PrivateKeys: the reference to a key of this token.
@@ -109,7 +124,20 @@ func (k *Keys) Unwrap(ctx context.Context, ref token.KeyRef, stored []byte, pub 
 	if e, ok := s.Public().(equaler); !ok || !e.Equal(pub) {
 		return nil, fmt.Errorf("pkcs11: key %s: the token's key %s does not match the certificate", ref.KID, hx)
 	}
-	return &hsmKey{Signer: s, id: id}, nil
+	h := &hsmKey{Signer: s, id: id}
+	if ref.Alg != token.ES256 {
+		if _, ok := s.Public().(*rsa.PublicKey); !ok {
+			return nil, fmt.Errorf("pkcs11: key %s: the token's key %s is %T, want RSA (this key set signs RS256)", ref.KID, hx, s.Public())
+		}
+		return h, nil
+	}
+	// crypto11 returns ECDSA signatures as DER (converted from the raw
+	// R||S PKCS#11's CKM_ECDSA gives); tokens want R||S.
+	js, err := token.ES256Signer(h)
+	if err != nil {
+		return nil, fmt.Errorf("pkcs11: key %s: the token's key %s: %w (this key set signs ES256)", ref.KID, hx, err)
+	}
+	return js, nil
 }
 
 // Describe implements token.PrivateKeys.

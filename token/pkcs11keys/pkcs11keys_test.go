@@ -7,8 +7,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,48 +15,15 @@ import (
 	"github.com/attestd/attestd/client/verifier"
 	"github.com/attestd/attestd/store/sqlite"
 	"github.com/attestd/attestd/token"
+	"github.com/attestd/attestd/token/pkcs11keys/softhsm"
 )
-
-// softHSM initialises a fresh SoftHSM2 token in a temporary directory and
-// returns the module path, or skips (fails under CI=true, where .ci/run
-// installs softhsm2) without SoftHSM2.
-func softHSM(t *testing.T) (module, label, pin string) {
-	t.Helper()
-	for _, m := range []string{"/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"} {
-		if _, err := os.Stat(m); err == nil {
-			module = m
-			break
-		}
-	}
-	util, err := exec.LookPath("softhsm2-util")
-	if module == "" || err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("SoftHSM2 (libsofthsm2.so, softhsm2-util) missing under CI=true: .ci/run must install softhsm2")
-		}
-		t.Skip("SoftHSM2 not installed (apt-get install softhsm2)")
-	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "softhsm2.conf")
-	if err := os.MkdirAll(filepath.Join(dir, "tokens"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(conf, []byte("directories.tokendir = "+filepath.Join(dir, "tokens")+"\nobjectstore.backend = file\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("SOFTHSM2_CONF", conf)
-	label, pin = "attestd-test", "1234"
-	if out, err := exec.Command(util, "--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", "5678").CombinedOutput(); err != nil {
-		t.Fatalf("softhsm2-util: %v\n%s", err, out)
-	}
-	return module, label, pin
-}
 
 // TestSoftHSMKeySet: sign, rotate and list with keys generated in
 // SoftHSM2; the database holds only references; a second context (a
 // restarted replica) finds the keys again; the private key cannot be read
 // out of the token.
 func TestSoftHSMKeySet(t *testing.T) {
-	module, label, pin := softHSM(t)
+	module, label, pin := softhsm.Token(t)
 	ctx := context.Background()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), nil)
 	if err != nil {
@@ -109,11 +74,6 @@ func TestSoftHSMKeySet(t *testing.T) {
 	}
 	first := ks.ActiveKID()
 	check(ks, first)
-	// ES256 sets are refused with a reason, never signed with an RSA key.
-	if _, err := token.OpenStoreKeySet(ctx, token.StoreOptions{Store: db, Instance: "inst/es256", Subject: "https://hsm.test", Keys: hsm,
-		Now: clock, Algorithm: token.ES256}); err == nil || !strings.Contains(err.Error(), "ES256 signing keys are not supported") {
-		t.Fatalf("ES256 set in the HSM: %v", err)
-	}
 	rows, err := db.SigningKeys(ctx, "inst")
 	if err != nil || len(rows) != 2 {
 		t.Fatalf("rows %d %v", len(rows), err)
@@ -156,5 +116,118 @@ func TestSoftHSMKeySet(t *testing.T) {
 	kek, _ := token.NewKEK(bytes.Repeat([]byte{1}, 32))
 	if _, err := token.OpenStoreKeySet(ctx, token.StoreOptions{Store: db, Instance: "inst", Subject: "https://hsm.test", Keys: token.KEKKeys{KEK: kek}, Now: clock}); err == nil {
 		t.Fatal("a KEK key set opened PKCS#11 references")
+	}
+}
+
+// TestSoftHSMES256KeySet: an ES256 key set (NAME/es256) under PKCS#11 makes
+// P-256 keys in the token; its tokens carry 64-byte R||S signatures that
+// verify with the key /certs publishes (the set's JWKS, x5c[0]), through a
+// rotation and after a new session finds the keys again; a key of the
+// wrong type under a reference is refused.
+func TestSoftHSMES256KeySet(t *testing.T) {
+	module, label, pin := softhsm.Token(t)
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	hsm, err := Open(module, label, pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	clock := func() time.Time { return now }
+	open := func(p token.PrivateKeys, inst string, alg token.Algorithm) (*token.KeySet, error) {
+		return token.OpenStoreKeySet(ctx, token.StoreOptions{Store: db, Instance: inst, Subject: "https://hsm.test", Keys: p, Now: clock, Algorithm: alg})
+	}
+	es, err := open(hsm, "inst/es256", token.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(ks *token.KeySet, wantKID string) {
+		t.Helper()
+		tok, err := ks.Sign("https://hsm.test/certs", map[string]any{"hsm": "es256"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt, err := verifier.ParseToken(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pt.Header.Alg != "ES256" || pt.Header.Kid != wantKID {
+			t.Fatalf("token header %+v, want ES256 and kid %s", pt.Header, wantKID)
+		}
+		if sig := tok[strings.LastIndexByte(tok, '.')+1:]; len(sig) != 86 { // base64url of 64 bytes
+			t.Fatalf("signature %q is not a 64-byte R||S", sig)
+		}
+		set, err := verifier.ParseJWKS(ks.JWKS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := set.Lookup(pt.Header.Kid)
+		if k == nil {
+			t.Fatalf("kid %s not published", pt.Header.Kid)
+		}
+		if k.Certificates[0].PublicKeyAlgorithm != x509.ECDSA {
+			t.Fatalf("published key is %v", k.Certificates[0].PublicKeyAlgorithm)
+		}
+		if err := pt.CheckSignature(k.Certificates[0]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ks.Verify(tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := es.ActiveKID()
+	check(es, first)
+	rows, err := db.SigningKeys(ctx, "inst/es256")
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("rows %d %v", len(rows), err)
+	}
+	for _, r := range rows {
+		if !bytes.HasPrefix(r.Private, []byte(refPrefix)) {
+			t.Fatalf("stored private part %q is not a reference", r.Private)
+		}
+	}
+	if err := es.RotateContext(ctx, token.RotateOptions{Prepublish: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	second := es.Keys()[1].KID
+	now = now.Add(time.Minute)
+	check(es, second)
+	if err := hsm.Close(); err != nil {
+		t.Fatal(err)
+	}
+	hsm2, err := Open(module, label, pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hsm2.Close()
+	es2, err := open(hsm2, "inst/es256", token.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(es2, second)
+	// A KEK rotation leaves PKCS#11 references alone: the set still opens.
+	k1, _ := token.NewKEK(bytes.Repeat([]byte{1}, 32))
+	k2, _ := token.NewKEK(bytes.Repeat([]byte{2}, 32))
+	rep, err := token.RewrapKEK(ctx, token.RewrapOptions{Store: db, Old: k1, New: k2})
+	if err != nil || len(rep.References) != 3 || rep.Keys != 0 {
+		t.Fatalf("rewrap beside PKCS#11 keys: %+v %v", rep, err)
+	}
+	if es3, err := open(hsm2, "inst/es256", token.ES256); err != nil {
+		t.Fatalf("after the rewrap: %v", err)
+	} else {
+		check(es3, second)
+	}
+	// An RSA set whose reference names an EC key of the token is refused
+	// (the type check behind the certificate match).
+	cert, err := x509.ParseCertificate(rows[0].Certificate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hsm2.Unwrap(ctx, token.KeyRef{Instance: "inst", KID: rows[0].KID, Alg: token.RS256}, rows[0].Private, cert.PublicKey); err == nil || !strings.Contains(err.Error(), "want RSA") {
+		t.Fatalf("EC key unwrapped for an RS256 set: %v", err)
 	}
 }

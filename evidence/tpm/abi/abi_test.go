@@ -43,6 +43,7 @@ func TestParseRequest(t *testing.T) {
 		{"short digest", jws(hdrV2, strings.Replace(payloadV2("basic"), b64(strings.Repeat("a", 32)), b64("a"), 1)), "want 32"},
 		{"bad algorithm", jws(hdrV2, strings.Replace(payloadV2("basic"), `"algorithm":11`, `"algorithm":99`, 1)), "algorithm 99"},
 		{"padded base64", jws(hdrV2, strings.Replace(payloadV2("basic"), `"`+b64("chal")+`"`, `"`+b64("chal")+`=="`, 1)), "base64url"},
+		{"v2 other_keys in v1", jws(`{"alg":"PS256","typ":"attReq"}`, `{"att_type":"basic","att_data":{"challenge":"eA","service_context":"eA","attest_key":`+testJWK+`,"other_keys":[],"tpm_att_data":{"current_claim":"eA"}}}`), "v2 member"},
 		{"v1 key in v2", jws(hdrV2, strings.Replace(payloadV2("basic"), `"request_key"`, `"attest_key":{},"request_key"`, 1)), "v1 member"},
 		{"private key", jws(hdrV2, strings.Replace(payloadV2("basic"), `"e":"AQAB"`, `"e":"AQAB","d":"AQAB"`, 1)), "private"},
 	}

@@ -379,8 +379,10 @@ func (r *Request) parseAttData(at string, ad map[string]json.RawMessage) error {
 		return fmt.Errorf("%s.tpm_att_data: %w", at, err)
 	}
 	if r.Version == 1 {
-		if _, ok := ad["request_key"]; ok {
-			return fmt.Errorf("%s.request_key: a v2 member in a v1 (attReq) request", at)
+		for _, m := range []string{"request_key", "other_keys"} {
+			if _, ok := ad[m]; ok {
+				return fmt.Errorf("%s.%s: a v2 member in a v1 (attReq) request", at, m)
+			}
 		}
 		raw, ok := ad["attest_key"]
 		if !ok {

@@ -2,7 +2,9 @@
 // {"payload": …} messages, the attestation request JWS and its JSON payload
 // (v1 "attReq" and v2 "attReqV2", att_type "basic" and "vbs"), the TPM 2.0
 // structures it carries (TPMS_ATTEST, TPMT_SIGNATURE, TPMT_PUBLIC, through
-// go-tpm's direct API types) and the VBS enclave report.
+// go-tpm's direct API types), v1's PCP platform attestation blobs
+// (platform.go; hand-written: no Go library knows the Windows format) and
+// the VBS enclave report.
 //
 // Nothing here does cryptography, reads a clock or applies policy: a value
 // returned by a parser is well-formed, not trusted. Package

@@ -195,3 +195,30 @@ func (l *Log) Windows() (w *attest.WinEvents, err error) {
 	}()
 	return attest.ParseWinEvents(l.matched)
 }
+
+// evNoAction is EV_NO_ACTION (PC Client PFP §10.4.1): logged, never extended.
+const evNoAction = 0x00000003
+
+// MeasuredPCRs parses raw and returns the mask of PCRs 0…31 its events
+// extend (EV_NO_ACTION events extend nothing). A verifier uses it to refuse
+// a log that measures PCRs a quote leaves out, which Replay ignores.
+func MeasuredPCRs(raw []byte) (mask uint32, err error) {
+	el, err := parse(raw)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			mask, err = 0, &ParseError{fmt.Errorf("malformed (%v)", r)}
+		}
+	}()
+	if len(el.Algs) == 0 {
+		return 0, &ParseError{errors.New("no digest algorithm")}
+	}
+	for _, e := range el.Events(el.Algs[0]) {
+		if uint32(e.Type) != evNoAction && e.Index >= 0 && e.Index < 32 {
+			mask |= 1 << e.Index
+		}
+	}
+	return mask, nil
+}

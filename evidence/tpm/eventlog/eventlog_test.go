@@ -172,6 +172,49 @@ func FuzzReplay(f *testing.F) {
 	})
 }
 
+// FuzzMeasuredPCRs: no log panics MeasuredPCRs, and a log it accepts names
+// only PCRs 0…31 (by construction of the mask) and parses for Replay too.
+func FuzzMeasuredPCRs(f *testing.F) {
+	for _, s := range testenv.Seeds(f, "vectors/go-attestation/attest/testdata/crypto_agile_eventlog",
+		"vectors/go-tpm-tools/internal/test/eventlogs/debian-10.bin") {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := MeasuredPCRs(b); err != nil {
+			return
+		}
+		if _, err := parse(b); err != nil {
+			t.Fatalf("MeasuredPCRs accepted a log parse refuses: %v", err)
+		}
+	})
+}
+
+func TestMeasuredPCRs(t *testing.T) {
+	raw, pcrs := loadWindows(t)
+	m, err := MeasuredPCRs(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same set as the PCRs of the events that replay against the
+	// machine's quoted values (all of them: the log is whole).
+	l, err := Replay(raw, pcrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want uint32
+	for _, e := range l.Events {
+		if e.Type != evNoAction {
+			want |= 1 << e.PCR
+		}
+	}
+	if m != want || m&(1<<7) == 0 || m&(1<<12) == 0 {
+		t.Errorf("mask %#x, the replayed events measure %#x", m, want)
+	}
+	if _, err := MeasuredPCRs([]byte("not a log")); err == nil {
+		t.Error("garbage accepted")
+	}
+}
+
 func FuzzParseSIPA(f *testing.F) {
 	f.Add([]byte{1, 0, 1, 0x40, 9, 0, 0, 0, 1, 0, 4, 0, 1, 0, 0, 0, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {

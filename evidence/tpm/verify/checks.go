@@ -36,8 +36,11 @@ const (
 	// CheckVBSReport: the VBS enclave report is malformed, not bound to
 	// report_signed, or its signature does not verify.
 	CheckVBSReport evidence.Check = "tpm.vbs.report"
-	// CheckUnsupported: a well-formed request this build cannot verify (v1
-	// Windows platform claims).
+	// CheckPlatformClaim: a v1 current_claim/boot_claim is not a well-formed
+	// PCP platform attestation blob (magic, header, sizes, PCR bank).
+	CheckPlatformClaim evidence.Check = "tpm.claim"
+	// CheckUnsupported: a well-formed request this build cannot verify (a
+	// v1 platform claim of a TPM 1.2).
 	CheckUnsupported evidence.Check = "tpm.unsupported"
 	// CheckOptions: the verifier was called with inconsistent options.
 	CheckOptions evidence.Check = "tpm.options"

@@ -19,9 +19,12 @@
 // refuses VBS requests when none is configured (fail closed: without the
 // signature the enclave identity claims would be the client's word).
 //
-// v1 requests (typ attReq) carry Windows NCryptCreateClaim platform claims,
-// an undocumented structure: they parse but are refused with
-// CheckUnsupported.
+// v1 requests (typ attReq) carry Windows NCryptCreateClaim platform claims:
+// PCP platform attestation blobs, whose layout Microsoft publishes in its
+// PCP reference implementation (abi.PlatformBlob). VerifyPlatformClaim
+// checks them as that reference's validator does (TPM 2.0 only: a TPM 1.2
+// blob is refused with CheckUnsupported), and a v1 request yields the same
+// Result as a v2 one.
 package verify
 
 import (
@@ -178,11 +181,20 @@ func VerifyQuote(ak crypto.PublicKey, attest, sig, nonce []byte, banks []abi.PCR
 	if subtle.ConstantTimeCompare(a.ExtraData.Buffer, nonce) != 1 {
 		return nil, evidence.Errorf(CheckChallenge, "quote qualifyingData (%d bytes) does not match the expected value (%d bytes)", len(a.ExtraData.Buffer), len(nonce))
 	}
-	info, err := a.Attested.Quote()
+	h, err := sigHash(sig)
 	if err != nil {
 		return nil, &evidence.Error{Check: CheckQuote, Err: err}
 	}
-	h, err := sigHash(sig)
+	return quotedPCRs(a, h, banks)
+}
+
+// quotedPCRs checks a quote's PCR selection against the reported banks:
+// they must list exactly the quoted PCRs and hash with h (the signing
+// scheme's hash, Part 3 §18.4), in selection order, to its pcrDigest.
+// v1 and v2 requests share it; they differ in where the values and the
+// signature come from.
+func quotedPCRs(a *tpm2.TPMSAttest, h crypto.Hash, banks []abi.PCRBank) (*QuoteResult, error) {
+	info, err := a.Attested.Quote()
 	if err != nil {
 		return nil, &evidence.Error{Check: CheckQuote, Err: err}
 	}

@@ -189,7 +189,7 @@ func TestGCEVectors(t *testing.T) {
 			if len(a.Quotes) != 3 || len(a.AKCert) == 0 {
 				t.Fatalf("%d quotes, AK cert %d bytes", len(a.Quotes), len(a.AKCert))
 			}
-			att := &abi.Attestation{AIKCert: a.AKCert}
+			aikCert := a.AKCert
 			for _, d := range a.Intermediates {
 				c, err := x509.ParseCertificate(d)
 				if err != nil {
@@ -197,7 +197,7 @@ func TestGCEVectors(t *testing.T) {
 				}
 				inter.AddCert(c)
 			}
-			ak, _, validated, err := establishAIK(att, Options{Roots: roots, Intermediates: inter, Now: gceNow})
+			ak, _, validated, err := establishAIK(aikCert, nil, Options{Roots: roots, Intermediates: inter, Now: gceNow})
 			if err != nil || !validated {
 				t.Fatalf("AK chain: validated=%v err=%v", validated, err)
 			}
@@ -240,7 +240,7 @@ func TestGCEVectorRefusals(t *testing.T) {
 		c, _ := x509.ParseCertificate(d)
 		inter.AddCert(c)
 	}
-	ak, _, _, err := establishAIK(&abi.Attestation{AIKCert: a.AKCert}, Options{Roots: roots, Intermediates: inter, Now: gceNow})
+	ak, _, _, err := establishAIK(a.AKCert, nil, Options{Roots: roots, Intermediates: inter, Now: gceNow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,18 +296,18 @@ func TestGCEVectorRefusals(t *testing.T) {
 			return err
 		}, CheckEventLogReplay},
 		{"untrusted AK (no roots)", func() error {
-			_, _, _, err := establishAIK(&abi.Attestation{AIKCert: a.AKCert}, Options{Now: gceNow})
+			_, _, _, err := establishAIK(a.AKCert, nil, Options{Now: gceNow})
 			return err
 		}, CheckAIKChain},
 		{"untrusted AK (other roots)", func() error {
 			other := x509.NewCertPool()
 			c, _ := x509.ParseCertificate(testenv.ReadShared(t, "vectors/go-tpm-tools/server/ca-certs/gcp_ek_ak_ca_root.crt"))
 			other.AddCert(c)
-			_, _, _, err := establishAIK(&abi.Attestation{AIKCert: a.AKCert}, Options{Roots: other, Now: gceNow})
+			_, _, _, err := establishAIK(a.AKCert, nil, Options{Roots: other, Now: gceNow})
 			return err
 		}, CheckAIKChain},
 		{"AK certificate expired", func() error {
-			_, _, _, err := establishAIK(&abi.Attestation{AIKCert: a.AKCert}, Options{Roots: roots, Intermediates: inter, Now: time.Date(2052, 1, 1, 0, 0, 0, 0, time.UTC)})
+			_, _, _, err := establishAIK(a.AKCert, nil, Options{Roots: roots, Intermediates: inter, Now: time.Date(2052, 1, 1, 0, 0, 0, 0, time.UTC)})
 			return err
 		}, CheckAIKChain},
 	}
@@ -360,11 +360,11 @@ func TestWindowsVector(t *testing.T) {
 			}
 		}
 	}
-	att := &abi.Attestation{AIKPub: &abi.JWK{Key: ak}}
-	if _, _, _, err := establishAIK(att, Options{}); evidence.CheckOf(err) != string(CheckAIKChain) {
+	att := &abi.JWK{Key: ak}
+	if _, _, _, err := establishAIK(nil, att, Options{}); evidence.CheckOf(err) != string(CheckAIKChain) {
 		t.Fatalf("an AK trusted by nobody: %v", err)
 	}
-	key, _, validated, err := establishAIK(att, Options{TrustedAKs: []crypto.PublicKey{ak}})
+	key, _, validated, err := establishAIK(nil, att, Options{TrustedAKs: []crypto.PublicKey{ak}})
 	if err != nil || !validated {
 		t.Fatalf("trusted AK: %v", err)
 	}

@@ -81,7 +81,7 @@ func OptionsFromProperties(base Options, props map[string]any) (Options, error) 
 type KeyResult struct {
 	JWK     []byte           // the exact JWK text
 	Key     crypto.PublicKey // the key
-	Binding string           // "tpm_quote", "tpm_certify" or "" (not bound to the TPM)
+	Binding string           // "tpm_quote", "tpm_certify", "vbs_report" (v1 vbs) or "" (not bound to the TPM)
 	// Policy is the "policy key object" of the VBS protocol doc: jwk and,
 	// for tpm_quote, info.tpm_quote.hash_alg; for tpm_certify,
 	// info.tpm_certify.{name_alg, obj_attr, auth_policy}.
@@ -117,11 +117,15 @@ func VerifyRequest(ctx context.Context, req *abi.Request, challenge []byte, opts
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if req.Version != 2 {
-		return nil, evidence.Errorf(CheckUnsupported, "v1 (attReq) requests carry Windows platform claims whose structure is not published; send attReqV2")
-	}
 	if len(challenge) == 0 {
 		return nil, evidence.Errorf(CheckOptions, "no challenge to verify against")
+	}
+	switch req.Version {
+	case 1:
+		return verifyV1(req, challenge, opts)
+	case 2:
+	default:
+		return nil, evidence.Errorf(CheckUnsupported, "request version %d", req.Version)
 	}
 	d := &req.Data
 	if d.SigningKey == nil || d.TPM.Current == nil {
@@ -135,7 +139,7 @@ func VerifyRequest(ctx context.Context, req *abi.Request, challenge []byte, opts
 	}
 	res := &Result{Version: req.Version, AttType: req.AttType, RPID: d.RPID, RPData: bytes.Clone(d.RPData), CustomClaims: d.CustomClaims}
 	cur := d.TPM.Current
-	ak, cert, validated, err := establishAIK(cur, opts)
+	ak, cert, validated, err := establishAIK(cur.AIKCert, cur.AIKPub, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -245,24 +249,26 @@ func verifyJWS(req *abi.Request, key crypto.PublicKey) error {
 	return nil
 }
 
-// establishAIK finds the AIK and whether it is validated: a certificate
-// that chains to opts.Roots, or a key in opts.TrustedAKs.
-func establishAIK(a *abi.Attestation, opts Options) (crypto.PublicKey, *x509.Certificate, bool, error) {
+// establishAIK finds the AIK (aik_cert's key, which aik_pub must equal
+// when both are sent, or aik_pub) and whether it is validated: a
+// certificate that chains to opts.Roots, or a key in opts.TrustedAKs. v1
+// and v2 requests carry the same two members.
+func establishAIK(aikCert []byte, aikPub *abi.JWK, opts Options) (crypto.PublicKey, *x509.Certificate, bool, error) {
 	var key crypto.PublicKey
 	var cert *x509.Certificate
 	var chainErr error
-	if len(a.AIKCert) > 0 {
-		c, err := x509.ParseCertificate(a.AIKCert)
+	if len(aikCert) > 0 {
+		c, err := x509.ParseCertificate(aikCert)
 		if err != nil {
 			return nil, nil, false, evidence.Errorf(CheckAIKChain, "aik_cert: %v", err)
 		}
 		cert, key = c, c.PublicKey
-		if a.AIKPub != nil && !samePublicKey(a.AIKPub.Key, key) {
+		if aikPub != nil && !samePublicKey(aikPub.Key, key) {
 			return nil, nil, false, evidence.Errorf(CheckAIKKey, "aik_pub is not the key of aik_cert")
 		}
 		chainErr = verifyChain(c, opts)
-	} else if a.AIKPub != nil {
-		key = a.AIKPub.Key
+	} else if aikPub != nil {
+		key = aikPub.Key
 		chainErr = errors.New("no aik_cert was sent")
 	} else {
 		return nil, nil, false, evidence.Errorf(CheckAIKKey, "the attestation has neither aik_cert nor aik_pub")

@@ -5,8 +5,10 @@
 // into its PCRs, creates an RSA AK, writes the AK's public key as PEM
 // (-ak-out, for the server's "tpm.trusted_aks"), and serves on loopback:
 //
-//	POST /request {"challenge": b64url, "service_context": "…"}
-//	  → the {"payload":{"request":"<JWS>"}} message (tpmclient.Attester)
+//	POST /request {"challenge": b64url, "service_context": "…"[, "protocol": 1]}
+//	  → the {"payload":{"request":"<JWS>"}} message (tpmclient.Attester):
+//	    v2 (attReqV2) by default, v1 (attReq, a PCP platform claim) with
+//	    "protocol": 1
 //
 // It prints "listening http://127.0.0.1:PORT" once ready and exits (stopping
 // swtpm) when its standard input closes, so it never outlives the test
@@ -90,6 +92,7 @@ func run(akOut string) error {
 		var in struct {
 			Challenge      string `json:"challenge"`
 			ServiceContext string `json:"service_context"`
+			Protocol       int    `json:"protocol"`
 		}
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&in); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -100,7 +103,13 @@ func run(akOut string) error {
 			http.Error(w, "challenge: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		msg, err := a.TpmRequest(r.Context(), ch, in.ServiceContext)
+		if in.Protocol != 0 && in.Protocol != 1 && in.Protocol != 2 {
+			http.Error(w, "protocol: want 1 or 2", http.StatusBadRequest)
+			return
+		}
+		att := *a
+		att.Protocol = in.Protocol
+		msg, err := att.TpmRequest(r.Context(), ch, in.ServiceContext)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
