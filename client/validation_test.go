@@ -122,7 +122,13 @@ func TestTokenValidation(t *testing.T) {
 	parts := strings.Split(valid, ".")
 	tb, _ := json.Marshal(claims(map[string]any{"x-ms-sgx-mrenclave": "cd"}))
 	tampered := parts[0] + "." + b64u.EncodeToString(tb) + "." + parts[2] // another body, same signature
-	flipped := parts[0] + "." + parts[1] + "." + "A" + parts[2][1:]
+	// Another first character: "A" unless the signature starts with it
+	// (1 in 64 keys), else the token would not be tampered at all.
+	first := "A"
+	if parts[2][0] == 'A' {
+		first = "B"
+	}
+	flipped := parts[0] + "." + parts[1] + "." + first + parts[2][1:]
 	x5cHeader := map[string]any{"alg": "RS256", "kid": "not-in-certs", "x5c": []string{base64.StdEncoding.EncodeToString(k2.Cert.Raw)}}
 
 	tests := []struct {

@@ -17,16 +17,16 @@ const watchBackoff = 5 * time.Second
 
 // WatchSigningKeys implements store.KeyWatcher with LISTEN on KeysChannel
 // over a session of its own (outside the pool: a LISTEN session must stay
-// open and idle). When the session breaks it reconnects with backoff and,
-// after each (re)connection, calls changed for "" once: notifications sent
-// while it was away are lost, so the caller rereads everything. It returns
-// nil when ctx ends.
+// open and idle). After each connection, the first one included, it calls
+// changed for "" once LISTEN is in force: notifications sent before that
+// are lost — while the session was broken, and at startup between the
+// caller's first read of the keys and LISTEN — so the caller rereads
+// everything. When the session breaks it reconnects with backoff. It
+// returns nil when ctx ends.
 func (d *DB) WatchSigningKeys(ctx context.Context, changed func(instance string)) error {
 	wait := 100 * time.Millisecond
-	first := true
 	for ctx.Err() == nil {
-		err := d.listen(ctx, changed, !first)
-		first = false
+		err := d.listen(ctx, changed)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -41,7 +41,7 @@ func (d *DB) WatchSigningKeys(ctx context.Context, changed func(instance string)
 	return nil
 }
 
-func (d *DB) listen(ctx context.Context, changed func(string), resync bool) error {
+func (d *DB) listen(ctx context.Context, changed func(string)) error {
 	conn, err := pgx.ConnectConfig(ctx, d.cfg)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -54,9 +54,7 @@ func (d *DB) listen(ctx context.Context, changed func(string), resync bool) erro
 	if _, err := conn.Exec(ctx, "LISTEN "+KeysChannel); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if resync {
-		changed("")
-	}
+	changed("")
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
