@@ -210,3 +210,67 @@ func e2eClaims(t *testing.T, keys *token.KeySet, tok string) map[string]any {
 	e := &env{keys: keys}
 	return e.claims(t, tok)
 }
+
+// TestPolicyInForceCacheConcurrent: attestations on replica A run while
+// replica B flips the policy; once B's last (restrictive) change is
+// acknowledged and A has caught up, no attestation of A is permitted. Run
+// with -race it also checks the cache's locking.
+func TestPolicyInForceCacheConcurrent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sa, sb := sqliteHandles(t)
+	keys, err := token.OpenKeySet(filepath.Join(t.TempDir(), "keys"), "https://attestd.test", time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &fakeVerifier{}
+	replica := func(st store.Store) *Instance {
+		in, err := New(ctx, Config{Name: "t", Mode: ModeAAD, Issuer: "https://attestd.test/tenants/t"},
+			Options{Store: st, Keys: keys, Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: fake},
+				Now: time.Now, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	a, b := replica(sa), replica(sb)
+	req := attestReq(t, []byte("rt"), false)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := a.Attest(ctx, req); err != nil && CodeOf(err) != CodePolicyEvaluationError {
+					t.Errorf("attest: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	for i := range 20 {
+		text := `version=1.0; authorizationrules{ => permit(); };`
+		if i%2 == 1 {
+			text = `version=1.0; authorizationrules{ => deny(); };`
+		}
+		if _, err := b.SetPolicy(ctx, "SgxEnclave", text, Actor{Subject: "admin"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sa.(store.PolicyChanges).SyncPolicies(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if _, err := a.Attest(ctx, req); CodeOf(err) != CodePolicyEvaluationError {
+			t.Fatalf("after B's restrictive change was acknowledged and A caught up: %v", err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
