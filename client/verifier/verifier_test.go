@@ -221,7 +221,7 @@ func TestVerify(t *testing.T) {
 		{name: "published kid, other key", tok: forge(t, hdr("ES256", other), sgxClaims(nil), other), reason: verifier.ReasonSignature},
 		{name: "RS256 token, EC key", tok: forge(t, hdr("RS256", es), sgxClaims(nil), rs), reason: verifier.ReasonSignature},
 		{name: "tampered body", tok: parts[0] + "." + b64u.EncodeToString(body) + "." + parts[2], reason: verifier.ReasonSignature},
-		{name: "tampered signature", tok: parts[0] + "." + parts[1] + "." + "A" + parts[2][1:], reason: verifier.ReasonSignature},
+		{name: "tampered signature", tok: parts[0] + "." + parts[1] + "." + otherFirst(parts[2]) + parts[2][1:], reason: verifier.ReasonSignature},
 		{name: "ES256 signature of 65 bytes", tok: forge(t, hdr("ES256", es), sgxClaims(nil), es) + "AA", reason: verifier.ReasonSignature},
 		{name: "1024-bit RSA key", tok: forge(t, hdr("RS256", weak), sgxClaims(nil), weak), reason: verifier.ReasonSignature},
 		{name: "ES256 with a P-384 key", tok: forge(t, hdr("ES256", p384), sgxClaims(nil), p384), reason: verifier.ReasonSignature},
@@ -409,4 +409,13 @@ func TestNewOptions(t *testing.T) {
 			t.Errorf("%s: New accepted %+v", tc.name, tc.o)
 		}
 	}
+}
+
+// otherFirst is a base64url character other than s's first, so replacing
+// it always tampers (a fixed "A" does nothing for 1 in 64 signatures).
+func otherFirst(s string) string {
+	if s[0] == 'A' {
+		return "B"
+	}
+	return "A"
 }
