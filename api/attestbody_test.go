@@ -50,3 +50,37 @@ func FuzzFastAttestBody(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPlainASCII compares the word-at-a-time plainASCII with its
+// byte-at-a-time definition, at every alignment and length.
+func FuzzPlainASCII(f *testing.F) {
+	for _, s := range []string{"", "AQIDBAU-_", "0123456789abcdef", "a\\b", "\x1f", "~\x7f", "é", "\x00aaaaaaaaaaaaaaa",
+		"aaaaaaa\"", " !~~~~~~~~~~~~~~", "aaaaaaaaaaaaaaa\xff", "\x20\x7e\x5b\x5d\x5c"} {
+		f.Add([]byte(s))
+	}
+	want := func(b []byte) bool {
+		for _, c := range b {
+			if c < 0x20 || c > 0x7e || c == '\\' {
+				return false
+			}
+		}
+		return true
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for i := 0; i <= len(b) && i < 9; i++ {
+			if got, w := plainASCII(b[i:]), want(b[i:]); got != w {
+				t.Fatalf("plainASCII(%q) = %v, want %v", b[i:], got, w)
+			}
+		}
+	})
+}
+
+// TestIsTokenText: the table agrees with the definition on every byte.
+func TestIsTokenText(t *testing.T) {
+	for c := range 256 {
+		want := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.'
+		if got := isTokenText("eyJ0." + string([]byte{byte(c)}) + ".x"); got != want {
+			t.Fatalf("isTokenText with byte %#x = %v, want %v", c, got, want)
+		}
+	}
+}

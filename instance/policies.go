@@ -34,31 +34,82 @@ func (ap *activePolicy) jws() string {
 	return unsignedPolicyJWS(ap.Text)
 }
 
+// cachedPolicy is the policy in force for one type as read from the store
+// at a store.PolicyChanges epoch.
+type cachedPolicy struct {
+	epoch uint64
+	ap    *activePolicy // never modified once cached
+}
+
 // active returns the policy in force for t.
+//
+// Every attestation needs it, and reading it from the store was the
+// largest part of attestd's own cost with ES256 tokens (issue 9), so it is
+// kept in memory when the store can say when a policy may have changed
+// (store.PolicyChanges: this handle's writes at once, other replicas'
+// within their notification latency). The epoch is read before the store
+// is, so a change committed after the read moves the epoch past the one the
+// entry is kept under: a cached policy is never newer than its epoch
+// claims, and never served after the store has seen a change. A store that
+// cannot vouch (no watch, watch down or silent for
+// store.MaxPolicyStaleness) is read every time.
 func (in *Instance) active(ctx context.Context, t evidence.Type) (*activePolicy, error) {
-	if in.cfg.Mode != ModeShared {
-		p, err := in.store.GetPolicy(ctx, in.cfg.Name, string(t))
-		switch {
-		case err == nil:
-			ap := &activePolicy{Text: p.Text, stored: p.JWS}
-			if len(p.Signer) > 0 {
-				c, err := in.signerCert(p.Signer)
-				if err != nil {
-					return nil, &Error{Code: CodeInternal, Message: "stored policy signer certificate is unreadable", Err: err}
-				}
-				ap.Signer = c
+	if in.cfg.Mode == ModeShared {
+		return defaultPolicy(t), nil
+	}
+	pc, _ := in.store.(store.PolicyChanges)
+	var epoch uint64
+	cacheable := false
+	if pc != nil {
+		epoch, cacheable = pc.PolicyEpoch()
+		if cacheable {
+			in.mu.Lock()
+			c, ok := in.inForce[t]
+			in.mu.Unlock()
+			if ok && c.epoch == epoch {
+				return c.ap, nil
 			}
-			return ap, nil
-		case errors.Is(err, store.ErrNotFound):
-		default:
-			return nil, &Error{Code: CodeInternal, Message: "reading the policy from the store failed", Err: err}
 		}
 	}
+	ap, err := in.readActive(ctx, t)
+	if err == nil && cacheable {
+		in.mu.Lock()
+		if c, ok := in.inForce[t]; !ok || c.epoch <= epoch {
+			in.inForce[t] = cachedPolicy{epoch: epoch, ap: ap}
+		}
+		in.mu.Unlock()
+	}
+	return ap, err
+}
+
+// readActive reads the policy in force for t from the store.
+func (in *Instance) readActive(ctx context.Context, t evidence.Type) (*activePolicy, error) {
+	p, err := in.store.GetPolicy(ctx, in.cfg.Name, string(t))
+	switch {
+	case err == nil:
+		ap := &activePolicy{Text: p.Text, stored: p.JWS}
+		if len(p.Signer) > 0 {
+			c, err := in.signerCert(p.Signer)
+			if err != nil {
+				return nil, &Error{Code: CodeInternal, Message: "stored policy signer certificate is unreadable", Err: err}
+			}
+			ap.Signer = c
+		}
+		return ap, nil
+	case errors.Is(err, store.ErrNotFound):
+		return defaultPolicy(t), nil
+	default:
+		return nil, &Error{Code: CodeInternal, Message: "reading the policy from the store failed", Err: err}
+	}
+}
+
+// defaultPolicy is the policy in force for t when none was set.
+func defaultPolicy(t evidence.Type) *activePolicy {
 	text, ok := policy.Default(string(t))
 	if !ok {
-		return &activePolicy{None: true}, nil
+		return &activePolicy{None: true}
 	}
-	return &activePolicy{Text: text}, nil
+	return &activePolicy{Text: text}
 }
 
 // signerCert parses the stored signer certificate of a policy, reusing an
@@ -92,9 +143,14 @@ func (in *Instance) GetPolicy(ctx context.Context, typ string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ap, err := in.active(ctx, t)
-	if err != nil {
-		return "", err
+	// Read from the store, not the attestation path's cache: an admin
+	// who reads right after a change through another replica sees it,
+	// without waiting for the notification (and these reads are rare).
+	ap := defaultPolicy(t)
+	if in.cfg.Mode != ModeShared {
+		if ap, err = in.readActive(ctx, t); err != nil {
+			return "", err
+		}
 	}
 	return in.sign(map[string]any{"x-ms-policy": ap.jws()}, ManagementTokenLifetime)
 }

@@ -137,3 +137,32 @@ type Store interface {
 
 	Close() error
 }
+
+// MaxPolicyStaleness bounds how old a store's last confirmation that it has
+// seen every policy change (PolicyChanges) may be before PolicyEpoch stops
+// vouching for cached policies. It is the worst case a replica may serve a
+// policy after another replica acknowledged a change, reached only when
+// change notifications stall without the store noticing the failure;
+// normally the bound is the notification latency (milliseconds).
+const MaxPolicyStaleness = 2 * time.Second
+
+// PolicyChanges is implemented by stores that tell their users when a
+// stored policy may have changed, so that the policy in force can be kept
+// in memory instead of read on every attestation (issue 9). A user that
+// caches a policy records the epoch it read before GetPolicy and serves the
+// cached policy only while PolicyEpoch returns that same epoch with ok true.
+//
+// The contract: the epoch changes (after the commit) on every PutPolicy and
+// DeletePolicy of this handle, whether or not it reported an error, and —
+// within the notification latency — on every policy change committed by
+// any other handle or process sharing the database. ok is false while the
+// store cannot vouch for that (the change watch is down, or has not
+// confirmed itself within MaxPolicyStaleness); callers then read the store
+// every time, as without a cache.
+type PolicyChanges interface {
+	PolicyEpoch() (epoch uint64, ok bool)
+	// SyncPolicies returns once every policy change committed anywhere
+	// before the call is reflected in PolicyEpoch (tests, and callers that
+	// need a read-your-writes guarantee across replicas).
+	SyncPolicies(ctx context.Context) error
+}

@@ -3,7 +3,9 @@ package token
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -84,4 +86,55 @@ func FuzzAppendClaims(f *testing.F) {
 			t.Fatalf("got  %s\nwant %s", got, want)
 		}
 	})
+}
+
+// FuzzASCIIPlainPrefix: the word-at-a-time prefix is made of whole words,
+// holds only bytes appendString writes verbatim, and stops only at a word
+// holding another byte (or the tail).
+func FuzzASCIIPlainPrefix(f *testing.F) {
+	for _, s := range []string{"", "0123456789abcdef", "a\"bcdefghijk", "abcdefg\\hijklmno", "\x1fabcdefgh", "abcdefgh\x7f", "éabcdefghijklmn", "aaaaaaaaaaaaaaa\xff"} {
+		f.Add(s)
+	}
+	plain := func(c byte) bool { return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' }
+	f.Fuzz(func(t *testing.T, s string) {
+		n := asciiPlainPrefix(s)
+		if n%8 != 0 || n > len(s) {
+			t.Fatalf("prefix %d of %q", n, s)
+		}
+		for i := 0; i < n; i++ {
+			if !plain(s[i]) {
+				t.Fatalf("prefix %d of %q covers byte %#x", n, s, s[i])
+			}
+		}
+		if n+8 <= len(s) {
+			all := true
+			for i := n; i < n+8; i++ {
+				all = all && plain(s[i])
+			}
+			if all {
+				t.Fatalf("prefix %d of %q stops before a plain word", n, s)
+			}
+		}
+	})
+}
+
+// TestAppendClaimsObjectSizes: objects below, at and above appendObject's
+// on-stack capacity encode as encoding/json does.
+func TestAppendClaimsObjectSizes(t *testing.T) {
+	for _, n := range []int{0, 1, 47, 48, 49, 200} {
+		m := map[string]any{}
+		inner := map[string]string{}
+		for i := range n {
+			m[fmt.Sprintf("claim-%03d\"x", (i*37)%1000)] = i
+			inner[fmt.Sprintf("k%d", n-i)] = strings.Repeat("ab", i)
+		}
+		m["inner"] = inner
+		got, err := appendClaims(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := stdJSON(t, m); !bytes.Equal(got, want) {
+			t.Fatalf("%d claims:\ngot  %s\nwant %s", n, got, want)
+		}
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"unsafe"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -43,7 +45,8 @@ func marshalJSON(v any) ([]byte, error) {
 	case []byte:
 		return validJSONObject(r)
 	case map[string]any:
-		return appendClaims(make([]byte, 0, 2048), r)
+		// An SGX token's claims are ~2.6 KB: start with room for them.
+		return appendClaims(make([]byte, 0, 4096), r)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -86,9 +89,31 @@ func (ks *KeySet) Sign(jku string, claims any) (string, error) {
 	return signWith(k.signer, k.kid, h.b64, claims)
 }
 
+// claimBuffers recycles the buffers signWith encodes claims into (~2.6 KB
+// per SGX attestation, ~5 % of the bytes an ES256 attestation allocated);
+// buffers above maxPooledClaims are left to the GC.
+var claimBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledClaims = 64 << 10
+
 // signWith signs claims under an already encoded header.
 func signWith(signer crypto.Signer, kid string, header []byte, claims any) (string, error) {
-	p, err := marshalJSON(claims)
+	var p []byte
+	var err error
+	if m, ok := claims.(map[string]any); ok {
+		// The usual case: the claims are encoded into a recycled buffer,
+		// which is dead once base64url-encoded into the token below.
+		bp := claimBuffers.Get().(*[]byte)
+		p, err = appendClaims((*bp)[:0], m)
+		defer func() {
+			if cap(p) <= maxPooledClaims {
+				*bp = p[:0]
+				claimBuffers.Put(bp)
+			}
+		}()
+	} else {
+		p, err = marshalJSON(claims)
+	}
 	if err != nil {
 		return "", fmt.Errorf("token: encode claims: %w", err)
 	}
@@ -108,7 +133,9 @@ func signWith(signer crypto.Signer, kid string, header []byte, claims any) (stri
 		return "", fmt.Errorf("token: sign with key %s: %w", kid, err)
 	}
 	out = b64.AppendEncode(out, sig)
-	return string(out), nil
+	// The token is out's bytes, which nothing writes again: a string
+	// sharing them saves copying the ~4 KB token (as strings.Builder does).
+	return unsafe.String(&out[0], len(out)), nil
 }
 
 // Unsigned returns the unsigned JWT MAA issues for draft-policy attestation:

@@ -54,14 +54,16 @@ type DB struct {
 	db     *sql.DB
 	logger *slog.Logger
 	now    func() time.Time
-	cfg    *pgx.ConnConfig // for the LISTEN session of WatchSigningKeys
+	cfg    *pgx.ConnConfig // for the LISTEN sessions of WatchSigningKeys and the policy watch
+	watch  *policyWatch    // see policywatch.go
 }
 
 var _ store.Store = (*DB)(nil)
 
 // Dialect is the sqlstore dialect of PostgreSQL: "$n" placeholders.
 var Dialect = sqlstore.Dialect{Name: "postgres", Rebind: sqlstore.RebindDollar,
-	NotifyKeys: `SELECT pg_notify('` + KeysChannel + `', ?)`,
+	NotifyKeys:     `SELECT pg_notify('` + KeysChannel + `', ?)`,
+	NotifyPolicies: `SELECT pg_notify('` + PoliciesChannel + `', ?)`,
 	// EXCLUSIVE blocks every writer (each write touches "instances"
 	// first, and is queued behind this lock before it holds one of the
 	// other two) and no reader: replicas keep serving during a rewrap.
@@ -130,6 +132,10 @@ func open(ctx context.Context, dsn string, logger *slog.Logger, now func() time.
 	if len(applied) > 0 {
 		logger.InfoContext(ctx, "store: schema migrated", "database", where, "applied", applied)
 	}
+	if err := d.startPolicyWatch(); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("postgres: %s: %w", where, err)
+	}
 	logger.InfoContext(ctx, "store: postgres", "database", where)
 	return d, nil
 }
@@ -177,5 +183,8 @@ func (d *DB) migrate(ctx context.Context) (applied []int64, err error) {
 	return migrations.Apply(ctx, d.db, sqlstore.RebindDollar, d.now)
 }
 
-// Close closes the connection pool.
-func (d *DB) Close() error { return d.db.Close() }
+// Close stops the policy-change watch and closes the connection pool.
+func (d *DB) Close() error {
+	d.stopPolicyWatch()
+	return d.db.Close()
+}

@@ -74,6 +74,16 @@ func TestTwoHandlesRequireSignerRace(t *testing.T) {
 	storetest.RaceRequireSigner(t, a, b, 24)
 }
 
+// TestPolicyChanges: two replicas' handles on one database; the second
+// learns of the first's policy changes through NOTIFY attestd_policies.
+func TestPolicyChanges(t *testing.T) {
+	dsn := newDSN(t)
+	a, b := openT(t, dsn), openT(t, dsn)
+	defer a.Close()
+	defer b.Close()
+	storetest.PolicyChanges(t, a, b)
+}
+
 // TestConcurrentMigration opens two handles on an empty database at once:
 // the advisory lock lets one migrate while the other waits, then finds
 // nothing to do. Without the lock both would run CREATE TABLE and one
@@ -482,5 +492,45 @@ func TestCopyFromSQLite(t *testing.T) {
 	}
 	if _, err := src.DB.CopyTo(ctx, dst.DB); err == nil || !strings.Contains(err.Error(), "empty database") {
 		t.Fatalf("copy into a non-empty database: %v", err)
+	}
+}
+
+// TestPolicyWatchReconnects: when a replica's LISTEN session is killed,
+// a policy change another replica commits meanwhile (whose notification
+// that session never receives) still moves the first replica's epoch by
+// the time its watch is back (SyncPolicies), so nothing cached before the
+// outage is served after it.
+func TestPolicyWatchReconnects(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dsn := newDSN(t)
+	a, b := openT(t, dsn), openT(t, dsn)
+	defer a.Close()
+	defer b.Close()
+	if err := a.SyncPolicies(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before, ok := a.PolicyEpoch()
+	if !ok {
+		t.Fatal("no vouching after SyncPolicies")
+	}
+	// Every session LISTENing on the channel: a's and b's watches.
+	var killed int
+	if err := b.db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query = 'LISTEN `+PoliciesChannel+`'`).Scan(&killed); err != nil {
+		t.Fatal(err)
+	}
+	if killed == 0 {
+		t.Fatal("no LISTEN session found to terminate")
+	}
+	p := &store.Policy{Instance: "inst", Type: "SgxEnclave", JWS: "x", Text: "restrictive", UpdatedAt: storetest.Base}
+	if err := b.PutPolicy(ctx, p, store.AuditEntry{Action: "policy.set"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SyncPolicies(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if after, ok := a.PolicyEpoch(); !ok || after == before {
+		t.Fatalf("after the outage: epoch %d → %d, vouching %v", before, after, ok)
 	}
 }

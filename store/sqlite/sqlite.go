@@ -38,6 +38,7 @@ type DB struct {
 	db     *sql.DB
 	path   string
 	logger *slog.Logger
+	watch  *policyWatch // see policywatch.go
 }
 
 var _ store.Store = (*DB)(nil)
@@ -91,7 +92,17 @@ func open(ctx context.Context, path string, logger *slog.Logger, now func() time
 	if len(applied) > 0 {
 		logger.InfoContext(ctx, "store: schema migrated", "path", path, "applied", applied)
 	}
+	if err := d.startPolicyWatch(dsn); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("sqlite: %s: policy watch: %w", path, err)
+	}
 	return d, nil
+}
+
+// Close stops the policy-change poll and closes the database.
+func (d *DB) Close() error {
+	d.stopPolicyWatch()
+	return d.DB.Close()
 }
 
 // checkPragmas verifies that the connection really runs in WAL mode with

@@ -262,3 +262,11 @@ func TestFaultyWrapper(t *testing.T) {
 		t.Fatalf("healed PutPolicy: %v", err)
 	}
 }
+
+// TestPolicyChanges: two handles on one file, as two processes would use
+// it; the second learns of the first's policy changes by polling
+// data_version.
+func TestPolicyChanges(t *testing.T) {
+	a, b := openTwoHandles(t)
+	storetest.PolicyChanges(t, a, b)
+}

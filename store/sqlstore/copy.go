@@ -161,6 +161,7 @@ func (d *DB) CopyTo(ctx context.Context, dst *DB) (map[string]TableSum, error) {
 			return nil, dst.errf("copy: the target's table %s has %d rows; copying needs an empty database", t.name, n)
 		}
 	}
+	defer dst.PolicyChanged() // the copy writes policies
 	err := dst.withTx(ctx, "copy", func(tx *sql.Tx) error {
 		for _, t := range tables {
 			marks := strings.TrimSuffix(strings.Repeat("?, ", len(t.cols)), ", ")

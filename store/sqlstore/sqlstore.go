@@ -38,6 +38,11 @@ type Dialect struct {
 	// other processes once the change commits (PostgreSQL: pg_notify,
 	// which is delivered on commit and dropped on rollback).
 	NotifyKeys string
+	// NotifyPolicies, when set, is run inside every PutPolicy and
+	// DeletePolicy transaction with the instance name as its one
+	// argument, so that other processes drop their cached policies once
+	// the change commits (store.PolicyChanges).
+	NotifyPolicies string
 	// LockSealed, when set, is run first in a Reseal transaction to hold
 	// off every other writer of the instances, signing_keys and
 	// instance_secrets tables until it commits (PostgreSQL: LOCK TABLE;
@@ -67,7 +72,8 @@ type DB struct {
 	db      *sql.DB
 	dialect Dialect
 	now     func() time.Time
-	stmts   stmts // see stmt.go
+	stmts   stmts       // see stmt.go
+	policy  policyEpoch // see policyepoch.go
 }
 
 var _ store.Store = (*DB)(nil)
@@ -81,7 +87,9 @@ func New(db *sql.DB, d Dialect, now func() time.Time) *DB {
 	if d.Rebind == nil {
 		d.Rebind = func(q string) string { return q }
 	}
-	return &DB{db: db, dialect: d, now: now}
+	out := &DB{db: db, dialect: d, now: now}
+	out.policy.init()
+	return out
 }
 
 // Close closes the underlying *sql.DB.
@@ -269,6 +277,9 @@ func (d *DB) GetPolicy(ctx context.Context, instance, typ string) (*store.Policy
 
 // PutPolicy implements store.Store.
 func (d *DB) PutPolicy(ctx context.Context, p *store.Policy, a store.AuditEntry) error {
+	// On every return, after the transaction, committed or not (an error
+	// may hide a commit): policies cached by this handle's users are stale.
+	defer d.PolicyChanged()
 	if p == nil {
 		return d.errf("put policy: nil policy")
 	}
@@ -294,12 +305,13 @@ func (d *DB) PutPolicy(ctx context.Context, p *store.Policy, a store.AuditEntry)
 			p.Instance, p.Type, p.JWS, p.Text, signer, updated.UnixNano()); err != nil {
 			return d.errf("put policy %s/%s: %w", p.Instance, p.Type, err)
 		}
-		return nil
+		return d.notifyPolicies(ctx, tx, p.Instance)
 	})
 }
 
 // DeletePolicy implements store.Store.
 func (d *DB) DeletePolicy(ctx context.Context, instance, typ string, a store.AuditEntry) error {
+	defer d.PolicyChanged() // as in PutPolicy
 	if err := checkKey(instance, typ); err != nil {
 		return d.errf("delete policy: %w", err)
 	}
@@ -310,8 +322,19 @@ func (d *DB) DeletePolicy(ctx context.Context, instance, typ string, a store.Aud
 		if _, err := tx.ExecContext(ctx, d.q(`DELETE FROM policies WHERE instance = ? AND att_type = ?`), instance, typ); err != nil {
 			return d.errf("delete policy %s/%s: %w", instance, typ, err)
 		}
-		return nil
+		return d.notifyPolicies(ctx, tx, instance)
 	})
+}
+
+// notifyPolicies runs the dialect's NotifyPolicies in tx, if any.
+func (d *DB) notifyPolicies(ctx context.Context, tx *sql.Tx, instance string) error {
+	if d.dialect.NotifyPolicies == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, d.q(d.dialect.NotifyPolicies), instance); err != nil {
+		return d.errf("policy change of %s: notify: %w", instance, err)
+	}
+	return nil
 }
 
 // Certificates implements store.Store.
