@@ -33,6 +33,7 @@ import (
 type TPM struct {
 	dir      string
 	port     int
+	ctrl     int // swtpm's control channel (Init)
 	watchdog *exec.Cmd
 	watchIn  io.WriteCloser
 	mu       sync.Mutex
@@ -131,7 +132,7 @@ func start(bin string) (*TPM, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	t := &TPM{dir: dir, port: port, watchdog: cmd, watchIn: in}
+	t := &TPM{dir: dir, port: port, ctrl: ctrl, watchdog: cmd, watchIn: in}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
@@ -166,6 +167,38 @@ func (t *TPM) Stop() {
 		t.watchdog.Wait() //nolint:errcheck // nothing to report: the watchdog only cleans up
 		t.watchIn = nil
 	}
+}
+
+// cmdInit is swtpm's control-channel CMD_INIT (swtpm-ioctl(8), tpm_ioctl.h).
+const cmdInit = 0x00000002
+
+// Init signals _TPM_Init, as a power cycle or platform reset does: the TPM
+// then refuses commands until TPM2_Startup, which the caller sends (CLEAR:
+// a TPM Reset, resetCount+1; STATE after TPM2_Shutdown(STATE): a TPM
+// Resume, restartCount+1, as on resume from hibernation). Volatile state
+// saved by TPM2_Shutdown(STATE) is kept (init flags 0).
+func (t *TPM) Init() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(t.ctrl), 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("swtpm control channel: %w", err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		return err
+	}
+	if _, err := c.Write(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, cmdInit), 0)); err != nil {
+		return fmt.Errorf("swtpm CMD_INIT: %w", err)
+	}
+	var rsp [4]byte
+	if _, err := io.ReadFull(c, rsp[:]); err != nil {
+		return fmt.Errorf("swtpm CMD_INIT: %w", err)
+	}
+	if rc := binary.BigEndian.Uint32(rsp[:]); rc != 0 {
+		return fmt.Errorf("swtpm CMD_INIT: TPM result %#x", rc)
+	}
+	return nil
 }
 
 type retrying struct{ t *TPM }

@@ -26,7 +26,9 @@ const (
 	CheckPCRDigest evidence.Check = "tpm.pcr.digest"
 	// CheckPCRMask: the quote leaves out a PCR that required_pcr_mask requires.
 	CheckPCRMask evidence.Check = "tpm.pcr.mask"
-	// CheckEventLogReplay: a TCG log does not parse or replay to the quoted PCRs.
+	// CheckEventLogReplay: a TCG log does not parse or replay to the
+	// quoted PCRs, or measures nothing into a quoted PCR whose value is not
+	// its reset value.
 	CheckEventLogReplay evidence.Check = "tpm.eventlog.replay"
 	// CheckKeyBinding: the request key is bound neither by tpm_quote nor by tpm_certify.
 	CheckKeyBinding evidence.Check = "tpm.key.binding"
@@ -39,8 +41,9 @@ const (
 	// CheckPlatformClaim: a v1 current_claim/boot_claim is not a well-formed
 	// PCP platform attestation blob (magic, header, sizes, PCR bank).
 	CheckPlatformClaim evidence.Check = "tpm.claim"
-	// CheckBootClaim: a v1 boot_claim is not of the boot current_claim
-	// attests (another TPM resetCount).
+	// CheckBootClaim: a v1 boot_claim or a v2 boot_attestation is not of
+	// the boot current_claim / current_attestation attests (another TPM
+	// resetCount).
 	CheckBootClaim evidence.Check = "tpm.claim.boot"
 	// CheckUnsupported: a well-formed request this build cannot verify (a
 	// v1 platform claim of a TPM 1.2).

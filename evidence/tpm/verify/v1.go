@@ -83,17 +83,8 @@ func verifyV1(req *abi.Request, challenge []byte, opts Options) (*Result, error)
 		if res.BootQuote, res.BootLog, err = VerifyPlatformClaim(ak, v1.BootClaim, nil); err != nil {
 			return nil, fmt.Errorf("boot_claim: %w", err)
 		}
-		// Without a nonce, any claim the AIK ever signed verifies. It must
-		// be of this boot: the TPM's resetCount counts TPM Resets (boots;
-		// TPM 2.0 Part 2, TPMS_CLOCK_INFO) and a hibernation (TPM Restart,
-		// which counts in restartCount: the case boot_claim exists for)
-		// keeps it, so another value is another boot's state offered in
-		// place of this one's. For an AIK outside the endorsement and
-		// platform hierarchies the TPM obfuscates resetCount by a value
-		// derived from that key (Part 3, introduction to the attestation
-		// commands), the same in both quotes, which keeps equality.
-		if b, c := res.BootQuote.Attest.ClockInfo.ResetCount, res.Quote.Attest.ClockInfo.ResetCount; b != c {
-			return nil, evidence.Errorf(CheckBootClaim, "boot_claim is of another boot than current_claim (TPM resetCount %d, current %d)", b, c)
+		if err := sameBoot(res.BootQuote, res.Quote, "boot_claim", "current_claim"); err != nil {
+			return nil, err
 		}
 	}
 	rk := d.SigningKey
@@ -219,6 +210,23 @@ func VerifyPlatformClaim(ak crypto.PublicKey, blob, challenge []byte) (*QuoteRes
 		return nil, nil, err
 	}
 	return q, l, nil
+}
+
+// sameBoot refuses a boot quote (v1 boot_claim, v2 boot_attestation)
+// taken in another boot cycle than the current quote. Without a nonce, any
+// quote the AIK ever signed verifies. It must be of this boot: the TPM's
+// resetCount counts TPM Resets (boots; TPM 2.0 Part 2, TPMS_CLOCK_INFO) and
+// a hibernation (TPM Restart, which counts in restartCount: the case a boot
+// quote exists for) keeps it, so another value is another boot's state
+// offered in place of this one's. For an AIK outside the endorsement and
+// platform hierarchies the TPM obfuscates resetCount by a value derived
+// from that key (Part 3, introduction to the attestation commands), the
+// same in both quotes, which keeps equality.
+func sameBoot(boot, cur *QuoteResult, bootName, curName string) error {
+	if b, c := boot.Attest.ClockInfo.ResetCount, cur.Attest.ClockInfo.ResetCount; b != c {
+		return evidence.Errorf(CheckBootClaim, "%s is of another boot than %s (TPM resetCount %d, current %d)", bootName, curName, b, c)
+	}
+	return nil
 }
 
 // logExplainsPCRs parses log and applies unexplainedPCRs to it.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -220,6 +221,21 @@ func TestGCEVectors(t *testing.T) {
 				l, err := eventlog.Replay(a.EventLog, res.PCRs)
 				if err != nil {
 					t.Fatalf("bank %#x replay: %v", q.Hash, err)
+				}
+				// v2's replay also requires every quoted PCR the log
+				// measures nothing into to hold its reset value. COS runs
+				// IMA, which extends PCR 10 outside the TCG log: a v2
+				// client on this machine sends TCG + IMA logs (the
+				// go-tpm-tools vector carries no IMA list; replayLogs does
+				// not read it) and is accepted; with the TCG log alone its
+				// PCR 10 is unexplained and it is refused, naming PCR 10.
+				tcg := abi.Log{Type: "TCG", Data: a.EventLog}
+				if _, err := replayLogs([]abi.Log{tcg, {Type: "IMA", Data: []byte("not read")}}, res.PCRs); err != nil {
+					t.Fatalf("bank %#x replayLogs (TCG + IMA): %v", q.Hash, err)
+				}
+				_, err = replayLogs([]abi.Log{tcg}, res.PCRs)
+				if evidence.CheckOf(err) != string(CheckEventLogReplay) || !strings.Contains(err.Error(), "PCRs [10]") {
+					t.Fatalf("bank %#x replayLogs (TCG only) = %v, want PCR 10 unexplained", q.Hash, err)
 				}
 				if q.Hash == 0x000C {
 					continue // go-attestation checks SecureBoot variable digests in SHA-1/SHA-256 only

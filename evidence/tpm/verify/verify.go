@@ -111,8 +111,9 @@ type Result struct {
 // issued for it (from the sealed service_context). It checks, in order: the
 // JWS signature by the key the request carries, the challenge, the AIK,
 // the current quote (signature, qualifying data, PCR digest, required PCR
-// mask), the TCG logs' replay, the request key's binding, other keys'
-// certifications, the boot attestation and the VBS report.
+// mask), the TCG logs' replay (replayLogs: every quoted PCR explained),
+// the request key's binding, other keys' certifications, the boot
+// attestation (same AIK, same boot: sameBoot) and the VBS report.
 func VerifyRequest(ctx context.Context, req *abi.Request, challenge []byte, opts Options) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -202,9 +203,12 @@ func VerifyRequest(ctx context.Context, req *abi.Request, challenge []byte, opts
 		if err != nil {
 			return nil, err
 		}
+		if err := sameBoot(bq, q, "boot_attestation", "current_attestation"); err != nil {
+			return nil, err
+		}
 		res.BootQuote = bq
 		if res.BootLog, err = replayLogs(boot.Logs, bq.PCRs); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("boot_attestation: %w", err)
 		}
 	}
 	if req.AttType == abi.AttTypeVBS {
@@ -352,13 +356,38 @@ func samePublicKey(a, b crypto.PublicKey) bool {
 	return ok && e.Equal(b)
 }
 
+// imaPCR is the PCR Linux IMA extends (CONFIG_IMA_MEASURE_PCR_IDX).
+const imaPCR = 10
+
+// replayLogs replays the request's TCG logs (combined, in order) against
+// the quoted PCRs and requires every quoted PCR they measure nothing into
+// to hold its reset value (unexplainedPCRs, as v1), so that leaving all of
+// a PCR's events out of the unsigned log cannot make a claim read their
+// absence. No TCG log: nil, and no claim reads events.
+//
+// PCR 10 is exempt from that rule when, and only when, the attestation
+// also sends an IMA log. Linux IMA extends PCR 10 after boot and records
+// that in its own measurement list, never in the TCG log, so on a real
+// Linux machine sending TCG + IMA the TCG log explains nothing of PCR 10
+// and the rule would refuse it. The stricter alternative, replaying the
+// IMA list against PCR 10, is not done: its binary format only carries
+// the SHA-1 template hash, and what a kernel extends into the SHA-256 bank
+// (the zero-padded SHA-1 before Linux 5.8, a per-bank hash of the template
+// data since, 0xFF… for violations) depends on kernel version and template,
+// so a replay written here would refuse real machines it misjudges. The
+// exemption gives no claim away: IMA entries are not read, so no claim
+// rests on PCR 10's events, and PCR 10's quoted value still reaches policy
+// as "pcrs", authenticated by the quote. Without an IMA log, PCR 10 obeys
+// the rule like every other PCR (zero, or explained by the TCG log).
 func replayLogs(logs []abi.Log, pcrs []eventlog.PCR) (*eventlog.Log, error) {
 	var tcg [][]byte
+	ima := false
 	for _, l := range logs {
-		// IMA logs measure into PCR 10 after boot; they are not replayed
-		// here and their content never reaches claims.
-		if l.Type == "TCG" {
+		switch l.Type {
+		case "TCG":
 			tcg = append(tcg, l.Data)
+		case "IMA":
+			ima = true
 		}
 	}
 	if len(tcg) == 0 {
@@ -374,6 +403,18 @@ func replayLogs(logs []abi.Log, pcrs []eventlog.PCR) (*eventlog.Log, error) {
 	l, err := eventlog.Replay(raw, pcrs)
 	if err != nil {
 		return nil, &evidence.Error{Check: CheckEventLogReplay, Err: err}
+	}
+	explain := pcrs
+	if ima {
+		explain = make([]eventlog.PCR, 0, len(pcrs))
+		for _, p := range pcrs {
+			if p.Index != imaPCR {
+				explain = append(explain, p)
+			}
+		}
+	}
+	if err := logExplainsPCRs(raw, explain); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
