@@ -322,3 +322,46 @@ func TestWindowsVectorLogMustExplainPCRs(t *testing.T) {
 		})
 	}
 }
+
+// FuzzVerifyV2Logs: a v2 request whose current quote verifies (swtpm),
+// with arbitrary current_attestation and boot_attestation TCG logs, with
+// or without an IMA log, so that the replay, the unexplained-PCR rule and
+// the same-boot check run on whatever the logs hold: never a panic, and
+// every refusal names its check.
+func FuzzVerifyV2Logs(f *testing.F) {
+	fx := newV2TPM(f)
+	ch := challenge(f)
+	base := fx.request(f, ch, nil)
+	boot := fx.bootAttestation(f, nil)
+	opts := fx.options()
+	f.Add(fx.log, fx.log, false)
+	f.Add(dropPCR(f, fx.log, 12), fx.log, true)
+	f.Add(fx.log, dropPCR(f, fx.log, 7), true)
+	f.Add([]byte(nil), []byte(nil), false)
+	f.Fuzz(func(t *testing.T, cur, bootLog []byte, ima bool) {
+		logs := func(tcg []byte) []abi.Log {
+			var l []abi.Log
+			if len(tcg) > 0 {
+				l = append(l, abi.Log{Type: "TCG", Data: tcg})
+			}
+			if ima {
+				l = append(l, abi.Log{Type: "IMA", Data: []byte("ima")})
+			}
+			return l
+		}
+		req := *base
+		c, b := *base.Data.TPM.Current, *boot
+		c.Logs, b.Logs = logs(cur), logs(bootLog)
+		req.Data.TPM.Current, req.Data.TPM.Boot = &c, &b
+		res, err := VerifyRequest(t.Context(), &req, ch, opts)
+		if err != nil {
+			if evidence.CheckOf(err) == "" {
+				t.Fatalf("refusal without a check: %v", err)
+			}
+			return
+		}
+		if len(cur) > 0 && res.Log == nil {
+			t.Fatal("accepted a TCG log without a replayed log")
+		}
+	})
+}
