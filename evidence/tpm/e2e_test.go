@@ -305,6 +305,13 @@ func TestProtocolOverHTTPS(t *testing.T) {
 	refuse("log that does not replay", func(t *testing.T, a *tpmclient.Attester) {
 		a.Log = tpmclient.EncodeLog(tpmclient.SyntheticBootEvents(false, f.dbCert))
 	}, verify.CheckEventLogReplay)
+	refuse("log without PCR 7's events (Secure Boot)", func(t *testing.T, a *tpmclient.Attester) {
+		l, err := tpmclient.FilterLog(f.log, tpmclient.AllPCRs&^(1<<7))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Log = l
+	}, verify.CheckEventLogReplay)
 	refuse("untrusted AK", func(t *testing.T, a *tpmclient.Attester) {
 		other, otherKey := testCA(t)
 		a.AIKCert = issue(t, other, otherKey, f.ak.Pub)

@@ -374,7 +374,10 @@ const imaPCR = 10
 // the SHA-1 template hash, and what a kernel extends into the SHA-256 bank
 // (the zero-padded SHA-1 before Linux 5.8, a per-bank hash of the template
 // data since, 0xFF… for violations) depends on kernel version and template,
-// so a replay written here would refuse real machines it misjudges. The
+// and IMA appends to its list and extends PCR 10 non-atomically, so a list
+// read around the quote may run past it; a replay written here would
+// refuse real machines it misjudges, and the wire contract does not even
+// say which list format (binary or ASCII) a client sends. The
 // exemption gives no claim away: IMA entries are not read, so no claim
 // rests on PCR 10's events, and PCR 10's quoted value still reaches policy
 // as "pcrs", authenticated by the quote. Without an IMA log, PCR 10 obeys
