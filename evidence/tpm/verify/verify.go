@@ -365,32 +365,30 @@ const imaPCR = 10
 // a PCR's events out of the unsigned log cannot make a claim read their
 // absence. No TCG log: nil, and no claim reads events.
 //
-// PCR 10 is exempt from that rule when, and only when, the attestation
-// also sends an IMA log. Linux IMA extends PCR 10 after boot and records
-// that in its own measurement list, never in the TCG log, so on a real
-// Linux machine sending TCG + IMA the TCG log explains nothing of PCR 10
-// and the rule would refuse it. The stricter alternative, replaying the
-// IMA list against PCR 10, is not done: its binary format only carries
-// the SHA-1 template hash, and what a kernel extends into the SHA-256 bank
-// (the zero-padded SHA-1 before Linux 5.8, a per-bank hash of the template
-// data since, 0xFF… for violations) depends on kernel version and template,
-// and IMA appends to its list and extends PCR 10 non-atomically, so a list
-// read around the quote may run past it; a replay written here would
-// refuse real machines it misjudges, and the wire contract does not even
-// say which list format (binary or ASCII) a client sends. The
-// exemption gives no claim away: IMA entries are not read, so no claim
-// rests on PCR 10's events, and PCR 10's quoted value still reaches policy
-// as "pcrs", authenticated by the quote. Without an IMA log, PCR 10 obeys
-// the rule like every other PCR (zero, or explained by the TCG log).
+// PCR 10 is exempt from that rule. Linux IMA extends it after boot and
+// records that in its own measurement list, never in the TCG log, so on a
+// Linux machine running IMA the TCG log explains nothing of PCR 10 and
+// the rule would refuse it — whether or not the client also sends its IMA
+// list (the real GCE COS vector carries none; the default
+// required_pcr_mask quotes PCR 10). Replaying the IMA list against PCR 10
+// is not done either: its binary format only carries the SHA-1 template
+// hash, and what a kernel extends into the SHA-256 bank (the zero-padded
+// SHA-1 before Linux 5.8, a per-bank hash of the template data since,
+// 0xFF… for violations) depends on kernel version and template, and IMA
+// appends to its list and extends PCR 10 non-atomically, so a list read
+// around the quote may run past it; a replay written here would refuse
+// real machines it misjudges, and the wire contract does not say which
+// list format (binary or ASCII) a client sends. The exemption gives no
+// claim away: the rule protects claims read from TCG log events, firmware
+// and Windows measure nothing into PCR 10, IMA entries are not read, so no
+// claim rests on PCR 10's events (events the TCG log does carry for PCR 10
+// must still replay), and PCR 10's quoted value reaches policy as "pcrs",
+// authenticated by the quote.
 func replayLogs(logs []abi.Log, pcrs []eventlog.PCR) (*eventlog.Log, error) {
 	var tcg [][]byte
-	ima := false
 	for _, l := range logs {
-		switch l.Type {
-		case "TCG":
+		if l.Type == "TCG" {
 			tcg = append(tcg, l.Data)
-		case "IMA":
-			ima = true
 		}
 	}
 	if len(tcg) == 0 {
@@ -407,13 +405,10 @@ func replayLogs(logs []abi.Log, pcrs []eventlog.PCR) (*eventlog.Log, error) {
 	if err != nil {
 		return nil, &evidence.Error{Check: CheckEventLogReplay, Err: err}
 	}
-	explain := pcrs
-	if ima {
-		explain = make([]eventlog.PCR, 0, len(pcrs))
-		for _, p := range pcrs {
-			if p.Index != imaPCR {
-				explain = append(explain, p)
-			}
+	explain := make([]eventlog.PCR, 0, len(pcrs))
+	for _, p := range pcrs {
+		if p.Index != imaPCR {
+			explain = append(explain, p)
 		}
 	}
 	if err := logExplainsPCRs(raw, explain); err != nil {
