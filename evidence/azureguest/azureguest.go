@@ -404,6 +404,12 @@ func (v *Verifier) Verify(ctx context.Context, ev *Evidence, now time.Time) (*Ve
 	if out.Log, err = eventlog.Replay(ai.TcgLogs, p.Quote.PCRs); err != nil {
 		return nil, &evidence.Error{Check: tpmverify.CheckEventLogReplay, Err: err}
 	}
+	// The log is unsigned: one that leaves out every event of a quoted PCR
+	// (PCR 7's Secure Boot variables, say) replays, and the claims would
+	// read their absence.
+	if err := tpmverify.LogExplainsQuotedPCRs(ai.TcgLogs, p.Quote.PCRs); err != nil {
+		return nil, err
+	}
 	if out.EncKey, err = verifyEncKey(ai, p.AK); err != nil {
 		return nil, err
 	}

@@ -115,5 +115,26 @@ func ReplayCCEL(log []byte, td *abi.TDReport) (*eventlog.Log, error) {
 		}
 		return nil, evidence.Errorf(CheckEventLog, "CCEL event log: %v", err)
 	}
+	// The log is unsigned and Replay accepts a register without events
+	// whatever its value: a log leaving out every event of RTMR0–2 (the
+	// firmware's, the boot loader's, the kernel's) would replay, and a
+	// policy reading "events" would see their absence. A non-zero RTMR0–2
+	// must have events in the log. RTMR3 is exempt: it is extended at run
+	// time (configfs-tsm, by applications) and logged by whatever extends
+	// it, not in the firmware's CCEL; its value reaches policies as
+	// tdx_rtmr3.
+	measured, err := eventlog.MeasuredPCRs(log[:n])
+	if err != nil {
+		return nil, evidence.Errorf(CheckEventLog, "CCEL event log: %v", err)
+	}
+	if bad := eventlog.Unexplained(measured, regs, func(i int) bool { return i == 4 }); bad != 0 {
+		var names []string
+		for i := 1; i <= 3; i++ {
+			if bad&(1<<i) != 0 {
+				names = append(names, fmt.Sprintf("RTMR%d", i-1))
+			}
+		}
+		return nil, evidence.Errorf(CheckEventLog, "CCEL event log measures nothing into %v, which the TD report shows extended", names)
+	}
 	return l, nil
 }

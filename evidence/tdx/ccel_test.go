@@ -127,6 +127,39 @@ func TestReplayCCEL(t *testing.T) {
 	}
 }
 
+// TestReplayCCELOmittedRegister: the CCEL is unsigned and a register
+// without events replays whatever its value, so a log that leaves out every
+// event of an extended RTMR0–2 is refused, naming it; RTMR3, extended at
+// run time and logged elsewhere, is exempt.
+func TestReplayCCELOmittedRegister(t *testing.T) {
+	type ev = struct {
+		mr   uint32
+		data string
+	}
+	all := []ev{{0, "mrtd event"}, {1, "firmware"}, {2, "kernel"}, {2, "initrd"}, {3, "cmdline"}, {4, "application"}}
+	_, rtmr := ccelLog(all)
+	td := &abi.TDReport{RTMR: rtmr}
+	without := func(mr uint32) []byte {
+		var keep []ev
+		for _, e := range all {
+			if e.mr != mr {
+				keep = append(keep, e)
+			}
+		}
+		log, _ := ccelLog(keep)
+		return log
+	}
+	for mr, name := range map[uint32]string{1: "RTMR0", 2: "RTMR1", 3: "RTMR2"} {
+		_, err := tdx.ReplayCCEL(without(mr), td)
+		if evidence.CheckOf(err) != string(tdx.CheckEventLog) || !strings.Contains(err.Error(), "measures nothing into ["+name+"]") {
+			t.Errorf("log without %s's events: %v, want it refused naming %s", name, err, name)
+		}
+	}
+	if _, err := tdx.ReplayCCEL(without(4), td); err != nil {
+		t.Errorf("log without RTMR3's (run-time) events: %v, want accepted", err)
+	}
+}
+
 // FuzzReplayCCEL: no log panics, hangs or reads out of bounds.
 func FuzzReplayCCEL(f *testing.F) {
 	log, rtmr := ccelLog([]struct {

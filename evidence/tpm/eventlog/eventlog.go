@@ -222,3 +222,36 @@ func MeasuredPCRs(raw []byte) (mask uint32, err error) {
 	}
 	return mask, nil
 }
+
+// Unexplained returns the mask of the registers in pcrs that measured (a
+// log's MeasuredPCRs) has no event for although their value is not the one
+// they reset to, skipping the indices exempt reports (nil: none). The log
+// is unsigned and Replay accepts a register without events whatever its
+// value, so a client could leave every event of one register out of the
+// log and a policy would read their absence; a verifier refuses what this
+// returns unless the register's events are logged elsewhere. Reset value:
+// all zeros (TPM PCRs 0–16 and 23, TDX RTMRs), for PCR 0 with the startup
+// locality (0 or 3) in its last byte; PCRs 17–22 reset to all ones and are
+// the caller's to exempt (dynamic launch logs them in a DRTM log).
+func Unexplained(measured uint32, pcrs []PCR, exempt func(index int) bool) uint32 {
+	var bad uint32
+	for _, p := range pcrs {
+		if p.Index < 0 || p.Index >= 32 || measured&(1<<p.Index) != 0 || (exempt != nil && exempt(p.Index)) {
+			continue
+		}
+		if !isResetValue(p.Index, p.Digest) {
+			bad |= 1 << p.Index
+		}
+	}
+	return bad
+}
+
+func isResetValue(index int, d []byte) bool {
+	for i, b := range d {
+		if b == 0 || (index == 0 && i == len(d)-1 && b == 3) {
+			continue
+		}
+		return false
+	}
+	return true
+}

@@ -1,6 +1,7 @@
 package eventlog
 
 import (
+	"bytes"
 	"crypto"
 	"encoding/json"
 	"errors"
@@ -227,4 +228,30 @@ func FuzzParseSIPA(f *testing.F) {
 		}
 		_ = ProcessedData(evEFIVariableDriverConfig, b)
 	})
+}
+
+func TestUnexplained(t *testing.T) {
+	zero, one := make([]byte, 32), bytes.Repeat([]byte{0xff}, 32)
+	loc3 := make([]byte, 32)
+	loc3[31] = 3
+	set := func(i int, d []byte) PCR { return PCR{Index: i, Alg: crypto.SHA256, Digest: d} }
+	for _, c := range []struct {
+		name     string
+		measured uint32
+		pcrs     []PCR
+		exempt   func(int) bool
+		want     uint32
+	}{
+		{"measured", 1 << 7, []PCR{set(7, one)}, nil, 0},
+		{"not measured, extended", 0, []PCR{set(7, one)}, nil, 1 << 7},
+		{"not measured, reset", 0, []PCR{set(7, zero)}, nil, 0},
+		{"PCR 0 reset at locality 3", 0, []PCR{set(0, loc3)}, nil, 0},
+		{"locality byte only counts for PCR 0", 0, []PCR{set(5, loc3)}, nil, 1 << 5},
+		{"exempt", 0, []PCR{set(10, one), set(12, one)}, func(i int) bool { return i == 10 }, 1 << 12},
+		{"index out of range ignored", 0, []PCR{set(40, one), set(-1, one)}, nil, 0},
+	} {
+		if got := Unexplained(c.measured, c.pcrs, c.exempt); got != c.want {
+			t.Errorf("%s: %#x, want %#x", c.name, got, c.want)
+		}
+	}
 }

@@ -257,27 +257,16 @@ func logExplainsPCRs(log []byte, pcrs []eventlog.PCR) error {
 // so no claim can rest on an absent DRTM event; their quoted values reach
 // policy as "pcrs", authenticated by the quote.
 func unexplainedPCRs(measured uint32, pcrs []eventlog.PCR) error {
-	var bad uint32
-	for _, p := range pcrs {
-		if p.Index < 0 || p.Index >= 32 || measured&(1<<p.Index) != 0 || (p.Index >= 17 && p.Index <= 22) {
-			continue
-		}
-		if !isResetValue(p.Index, p.Digest) {
-			bad |= 1 << p.Index
-		}
-	}
-	if bad != 0 {
+	return unexplained(measured, pcrs, isDRTM)
+}
+
+// isDRTM reports the PCRs a dynamic launch extends (17–22).
+func isDRTM(index int) bool { return index >= 17 && index <= 22 }
+
+// unexplained refuses what eventlog.Unexplained finds, exempt aside.
+func unexplained(measured uint32, pcrs []eventlog.PCR, exempt func(int) bool) error {
+	if bad := eventlog.Unexplained(measured, pcrs, exempt); bad != 0 {
 		return evidence.Errorf(CheckEventLogReplay, "the log measures nothing into quoted PCRs %v, whose values are not their reset values", maskString(bad))
 	}
 	return nil
-}
-
-func isResetValue(index int, d []byte) bool {
-	for i, b := range d {
-		if b == 0 || (index == 0 && i == len(d)-1 && b == 3) {
-			continue
-		}
-		return false
-	}
-	return true
 }

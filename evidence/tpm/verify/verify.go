@@ -405,16 +405,24 @@ func replayLogs(logs []abi.Log, pcrs []eventlog.PCR) (*eventlog.Log, error) {
 	if err != nil {
 		return nil, &evidence.Error{Check: CheckEventLogReplay, Err: err}
 	}
-	explain := make([]eventlog.PCR, 0, len(pcrs))
-	for _, p := range pcrs {
-		if p.Index != imaPCR {
-			explain = append(explain, p)
-		}
-	}
-	if err := logExplainsPCRs(raw, explain); err != nil {
+	if err := LogExplainsQuotedPCRs(raw, pcrs); err != nil {
 		return nil, err
 	}
 	return l, nil
+}
+
+// LogExplainsQuotedPCRs refuses (CheckEventLogReplay) a TCG log that
+// measures nothing into a quoted PCR whose value is not its reset value,
+// PCRs 17–22 (dynamic launch, logged in a DRTM log) and PCR 10 (Linux IMA,
+// logged in IMA's list) aside: the rule of v2's replayLogs (see there),
+// which AzureGuest's vTPM quote and log follow too. v1 requests, from
+// Windows only, do not exempt PCR 10.
+func LogExplainsQuotedPCRs(raw []byte, pcrs []eventlog.PCR) error {
+	measured, err := eventlog.MeasuredPCRs(raw)
+	if err != nil {
+		return &evidence.Error{Check: CheckEventLogReplay, Err: err}
+	}
+	return unexplained(measured, pcrs, func(i int) bool { return isDRTM(i) || i == imaPCR })
 }
 
 // verifyKey checks a key object's binding and builds its policy object.
