@@ -19,8 +19,11 @@
 //     component vector, PCESVN and, for TDX, TEE_TCB_SVN), MatchTDXModule
 //     (TDX), Converge.
 //
-// Everything that does not depend on the clock is cached by the SHA-256 of
-// the bytes; the clock-dependent checks run on every call. Every failure is
+// Everything that does not depend on the clock is cached, keyed by the exact
+// bytes verified (certificate chains as delivered; documents and CRLs by the
+// SHA-256 of their bytes, which the x-ms-sgx-collateral claim needs anyway,
+// with the signature and the signer certificate); the clock-dependent checks
+// run on every call. Every failure is
 // an *evidence.Error whose Check is one of the constants in checks.go.
 package dcap
 
@@ -191,6 +194,21 @@ type Hashes struct {
 
 func sum(b []byte) [32]byte { return sha256.Sum256(b) }
 
+// keyBuf is the stack buffer for a document or CRL cache key: a digest, a
+// signature and a ~700-byte signer certificate fit, so building the key
+// does not allocate (a longer one spills to the heap, still correct).
+const keyBuf = 1024
+
+// cacheKey appends parts to dst, each after its length (4 bytes, big
+// endian), so that two different lists of parts never give the same key.
+func cacheKey(dst []byte, parts ...[]byte) []byte {
+	for _, p := range parts {
+		dst = append(dst, byte(len(p)>>24), byte(len(p)>>16), byte(len(p)>>8), byte(len(p)))
+		dst = append(dst, p...)
+	}
+	return dst
+}
+
 func hexsum(h [32]byte) string { return hex.EncodeToString(h[:]) }
 
 // collSums are the SHA-256 digests of one collateral set's members, and
@@ -217,10 +235,11 @@ func (v *Verifier) sums(c *collateral.Collateral) *collSums {
 }
 
 // PCKChain parses and verifies (signatures only, no clock) a PCK chain and
-// returns it with the platform identity in its leaf. Cached by the PEM bytes.
+// returns it with the platform identity in its leaf. Cached by the exact PEM
+// bytes (not a digest of them: no SHA-256 of the chain on every quote, and
+// only identical bytes share an entry).
 func (v *Verifier) PCKChain(pemChain []byte) (*PCK, error) {
-	key := sum(pemChain)
-	if c, ok := v.pckChains.get(key); ok {
+	if c, ok := v.pckChains.get(pemChain); ok {
 		return c, nil
 	}
 	ch, err := v.verifyChain(pemChain, 3, CheckPCKChain)
@@ -245,7 +264,7 @@ func (v *Verifier) PCKChain(pemChain []byte) (*PCK, error) {
 	if c.Ext, err = pcs.ParsePCKExtensions(leaf); err != nil {
 		return nil, evidence.Errorf(CheckPCKExtensions, "PCK certificate %q: %v", leaf.Subject.CommonName, err)
 	}
-	v.pckChains.put(key, c)
+	v.pckChains.put(pemChain, c)
 	return c, nil
 }
 
@@ -324,20 +343,20 @@ func certID(c *x509.Certificate) string {
 }
 
 // SigningChain verifies a 2-certificate collateral signing chain (TCB
-// signing certificate or PCK CA, root). Cached apart from PCK chains.
+// signing certificate or PCK CA, root). Cached apart from PCK chains, by the
+// exact PEM bytes.
 func (v *Verifier) SigningChain(pemChain []byte, check string) (*Chain, error) {
 	if len(pemChain) == 0 {
 		return nil, evidence.Errorf(check, "issuer chain missing from collateral")
 	}
-	key := sum(pemChain)
-	if c, ok := v.signChains.get(key); ok {
+	if c, ok := v.signChains.get(pemChain); ok {
 		return c, nil
 	}
 	c, err := v.verifyChain(pemChain, 2, check)
 	if err != nil {
 		return nil, err
 	}
-	v.signChains.put(key, c)
+	v.signChains.put(pemChain, c)
 	return c, nil
 }
 
@@ -370,9 +389,20 @@ func serialKey(n *big.Int) []byte {
 	return append([]byte{byte(n.Sign() + 1)}, n.Bytes()...)
 }
 
-// Revokes reports whether the CRL lists cert's serial number.
+// Revokes reports whether the CRL lists cert's serial number. The key is
+// serialKey's, built in a stack buffer (FillBytes at the magnitude's exact
+// length is n.Bytes()), so the check allocates nothing on every quote.
 func (c *CRL) Revokes(cert *x509.Certificate) bool {
-	return c.revoked[string(serialKey(cert.SerialNumber))]
+	n := cert.SerialNumber
+	var buf [64]byte
+	l := (n.BitLen() + 7) / 8
+	if l >= len(buf) {
+		return c.revoked[string(serialKey(n))]
+	}
+	k := buf[:1+l]
+	k[0] = byte(n.Sign() + 1)
+	n.FillBytes(k[1:])
+	return c.revoked[string(k)]
 }
 
 // crlChecks are the check names of one CRL role.
@@ -388,7 +418,8 @@ func (v *Verifier) verifyCRL(der []byte, derSum [32]byte, issuer *x509.Certifica
 	if len(der) == 0 {
 		return nil, evidence.Errorf(ck.missing, "%s missing from collateral", name)
 	}
-	key := sum(append(derSum[:], issuer.Raw...))
+	var buf [keyBuf]byte
+	key := cacheKey(buf[:0], derSum[:], issuer.Raw)
 	if c, ok := v.crls.get(key); ok {
 		return c, nil
 	}
@@ -469,7 +500,7 @@ func VerifyQEReport(pck *PCK, q *Quote) error {
 		return evidence.Errorf(CheckQEReportSignature, "QE report signature does not verify with the PCK key of %q", leaf.Subject.CommonName)
 	}
 	binding := sha256.Sum256(slices.Concat(q.AttestationKey, q.QEAuthData))
-	rd := q.QEReport.ReportData
+	rd := &q.QEReport.ReportData
 	if !bytes.Equal(rd[:32], binding[:]) {
 		return evidence.Errorf(CheckQEReportBinding, "QE report data[0:32] %x is not SHA-256(attestation key || QE authentication data) %x", rd[:32], binding)
 	}
@@ -571,7 +602,8 @@ func (v *Verifier) tcbInfo(coll *collateral.Collateral, signer *x509.Certificate
 	if len(coll.TCBInfo) == 0 {
 		return nil, evidence.Errorf(CheckTCBInfoMissing, "TCB info missing from collateral")
 	}
-	key := sum(slices.Concat(h[:], coll.TCBInfoSignature, signer.Raw, []byte(tee)))
+	var buf [keyBuf]byte
+	key := cacheKey(buf[:0], h[:], coll.TCBInfoSignature, signer.Raw, []byte(tee))
 	if t, ok := v.tcbInfos.get(key); ok {
 		return t, nil
 	}
@@ -594,7 +626,8 @@ func (v *Verifier) qeIdentity(coll *collateral.Collateral, signer *x509.Certific
 	if len(coll.QEIdentity) == 0 {
 		return nil, evidence.Errorf(CheckQEIdentityMissing, "QE identity missing from collateral")
 	}
-	key := sum(slices.Concat(h[:], coll.QEIdentitySignature, signer.Raw, []byte(tee)))
+	var buf [keyBuf]byte
+	key := cacheKey(buf[:0], h[:], coll.QEIdentitySignature, signer.Raw, []byte(tee))
 	if t, ok := v.qeIDs.get(key); ok {
 		return t, nil
 	}

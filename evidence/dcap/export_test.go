@@ -12,3 +12,6 @@ func MemoSet(v *Verifier) *collateral.Collateral {
 
 // MemoHashes returns the digests v computes for c (tests only).
 func MemoHashes(v *Verifier, c *collateral.Collateral) Hashes { return v.sums(c).hashes }
+
+// ChainCacheEntries returns how many PCK and signing chains v caches (tests only).
+func ChainCacheEntries(v *Verifier) (pck, signing int) { return v.pckChains.len(), v.signChains.len() }
