@@ -173,6 +173,26 @@ type PCK struct {
 	Chain
 	Ext *pcs.PCKExtensions
 	CA  string // "processor" or "platform"
+	// fmspc and pceid are Ext's in hex, encoded once for the cached chain
+	// rather than on every quote.
+	fmspc, pceid string
+}
+
+// FMSPCHex returns the FMSPC of the PCK certificate as 12 lower-case hex
+// characters (Ext.FMSPCHex).
+func (p *PCK) FMSPCHex() string {
+	if p.fmspc == "" {
+		return p.Ext.FMSPCHex()
+	}
+	return p.fmspc
+}
+
+// PCEIDHex returns the PCE ID as 4 lower-case hex characters (Ext.PCEIDHex).
+func (p *PCK) PCEIDHex() string {
+	if p.pceid == "" {
+		return p.Ext.PCEIDHex()
+	}
+	return p.pceid
 }
 
 // CACert returns the PCK CA certificate (the leaf's issuer).
@@ -264,6 +284,7 @@ func (v *Verifier) PCKChain(pemChain []byte) (*PCK, error) {
 	if c.Ext, err = pcs.ParsePCKExtensions(leaf); err != nil {
 		return nil, evidence.Errorf(CheckPCKExtensions, "PCK certificate %q: %v", leaf.Subject.CommonName, err)
 	}
+	c.fmspc, c.pceid = c.Ext.FMSPCHex(), c.Ext.PCEIDHex()
 	v.pckChains.put(pemChain, c)
 	return c, nil
 }

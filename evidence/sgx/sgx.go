@@ -122,7 +122,7 @@ const ClaimVerifiedAt = "x-ms-sgx-verified-at"
 // Evidence is parsed SgxEnclave/OpenEnclave evidence.
 type Evidence struct {
 	Quote      *abi.Quote
-	QuoteBytes []byte          // the SGX quote without any OE wrapper
+	QuoteBytes []byte          // the SGX quote without any OE wrapper (read-only: Quote's slices share it)
 	OE         *abi.OEEvidence // non-nil for OE SGX_ECDSA evidence (custom claims)
 }
 
@@ -131,11 +131,12 @@ type Evidence struct {
 func Parse(t evidence.Type, b []byte) (*Evidence, error) {
 	switch t {
 	case evidence.SgxEnclave:
-		q, err := abi.ParseQuote(b)
+		// One copy of b, shared by the quote's slices and QuoteBytes.
+		q, raw, err := abi.ParseQuoteCopy(b)
 		if err != nil {
 			return nil, parseError("quote", err)
 		}
-		return &Evidence{Quote: q, QuoteBytes: append([]byte(nil), b...)}, nil
+		return &Evidence{Quote: q, QuoteBytes: raw}, nil
 	case evidence.OpenEnclave:
 		switch {
 		case abi.IsOEReport(b):
@@ -483,7 +484,13 @@ func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim 
 	b := &ev.Quote.Body
 	mrenclave := hex.EncodeToString(b.MREnclave[:])
 	mrsigner := hex.EncodeToString(b.MRSigner[:])
-	var cs []evidence.Claim
+	// Sized for every claim below (with KSS, an OE report's and each
+	// advisory's), so appending never reallocates.
+	n := 32 // at most 29 besides the advisories
+	if v.Result != nil {
+		n += len(v.AdvisoryIDs)
+	}
+	cs := make([]evidence.Claim, 0, n)
 	add := func(t string, val any) { cs = append(cs, evidence.Claim{Type: t, Value: val}) }
 	policyOnly := func(t string, val any) { cs = append(cs, evidence.Claim{Type: t, Value: val, PolicyOnly: true}) }
 	tokenOnly := func(t string, val any) { cs = append(cs, evidence.Claim{Type: t, Value: val, TokenOnly: true}) }
