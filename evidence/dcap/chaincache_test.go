@@ -67,3 +67,26 @@ func TestChainCacheOneByte(t *testing.T) {
 		t.Fatalf("cache entries: %d PCK chains, %d signing chains; want at least 2 each (original and newline variant)", pck, signingN)
 	}
 }
+
+// TestPCKCRLIssuerSameNameOtherKey: a PCK CRL issuer chain whose CA has the
+// PCK CA's subject but another key (signed by the same root) is refused at
+// pck_crl.issuer: the key comparison, not only the name, decides.
+func TestPCKCRLIssuerSameNameOtherKey(t *testing.T) {
+	f := newFixture(t, dcapfake.Options{}, dcap.SGX)
+	tmpl := *f.pki.PCKCA
+	tmpl.SerialNumber, tmpl.PublicKey = nil, nil
+	impostor, _, err := dcapfake.Mint(&tmpl, f.pki.Root, f.pki.RootKey, dcapfake.CertOverride{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(impostor.RawSubject, f.pki.PCKCA.RawSubject) {
+		t.Fatal("fixture: the impostor CA has another subject")
+	}
+	coll := f.coll(t, dcapfake.Docs{})
+	coll.PCKCRLIssuerChain = dcapfake.PEM(impostor, f.pki.Root)
+	_, err = f.v.Verify(testNow, &dcap.Evidence{Quote: f.q, TEE: dcap.SGX}, coll)
+	t.Log(err)
+	if got := checkOf(t, err); got != dcap.CheckPCKCRLIssuer {
+		t.Fatalf("PCK CRL issuer chain of another key: check %q (%v), want %q", got, err, dcap.CheckPCKCRLIssuer)
+	}
+}

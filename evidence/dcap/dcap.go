@@ -573,7 +573,7 @@ func (v *Verifier) VerifyCollateral(coll *collateral.Collateral, pck *PCK, tee T
 	if out.PCKCRLChain, err = v.SigningChain(coll.PCKCRLIssuerChain, CheckPCKCRLIssuerChain); err != nil {
 		return nil, err
 	}
-	if crlCA := out.PCKCRLChain.Leaf(); !bytes.Equal(crlCA.RawSubject, pckCA.RawSubject) || !crlCA.PublicKey.(*ecdsa.PublicKey).Equal(pckCA.PublicKey) {
+	if crlCA := out.PCKCRLChain.Leaf(); !bytes.Equal(crlCA.RawSubject, pckCA.RawSubject) || !sameKey(crlCA, pckCA) {
 		return nil, evidence.Errorf(CheckPCKCRLIssuer, "PCK CRL issuer chain is for %q, the PCK certificate was issued by %q", crlCA.Subject.CommonName, pckCA.Subject.CommonName)
 	}
 	if out.PCKCRL, err = v.verifyCRL(coll.PCKCRL, cs.pck, pckCA, "pck_crl", pckCRLChecks); err != nil {
@@ -611,6 +611,14 @@ func (v *Verifier) VerifyCollateral(coll *collateral.Collateral, pck *PCK, tee T
 		return nil, err
 	}
 	return out, nil
+}
+
+// sameKey reports whether a and b carry the same ECDSA public key: equal
+// SubjectPublicKeyInfo bytes first (a comparison, where ecdsa's Equal
+// converts both keys on every quote), then the keys themselves, so the
+// answer is Equal's for every pair.
+func sameKey(a, b *x509.Certificate) bool {
+	return bytes.Equal(a.RawSubjectPublicKeyInfo, b.RawSubjectPublicKeyInfo) || a.PublicKey.(*ecdsa.PublicKey).Equal(b.PublicKey)
 }
 
 // samePublicKey: the two trusted certificates of Intel's root key are one

@@ -36,7 +36,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -529,13 +528,10 @@ func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim 
 		if len(v.GraceUsed) > 0 {
 			add(ClaimGraceUsed, strings.Join(v.GraceUsed, ","))
 		}
-		coll := map[string]string{
-			"qeidcertshash": v.Hashes.QEIdentityCert, "qeidcrlhash": v.Hashes.QEIdentityCRL, "qeidhash": v.Hashes.QEIdentity,
-			"quotehash": v.Hashes.Quote, "tcbinfocertshash": v.Hashes.TCBInfoCerts, "tcbinfocrlhash": v.Hashes.TCBInfoCRL,
-			"tcbinfohash": v.Hashes.TCBInfo,
-		}
-		tokenOnly(ClaimCollateral, coll)
-		tokenOnly("maa-attestationcollateral", maps.Clone(coll))
+		// Two maps, not one shared: each claim owns its value. Built
+		// from the literal twice (cheaper than maps.Clone of it).
+		tokenOnly(ClaimCollateral, collateralClaim(&v.Hashes))
+		tokenOnly("maa-attestationcollateral", collateralClaim(&v.Hashes))
 	}
 	if ev.OE != nil {
 		m := map[string]string{}
@@ -563,6 +559,15 @@ func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim 
 		policyOnly("$aas-ehd", ehd)
 	}
 	return cs
+}
+
+// collateralClaim is the value of x-ms-sgx-collateral for h.
+func collateralClaim(h *verify.Hashes) map[string]string {
+	return map[string]string{
+		"qeidcertshash": h.QEIdentityCert, "qeidcrlhash": h.QEIdentityCRL, "qeidhash": h.QEIdentity,
+		"quotehash": h.Quote, "tcbinfocertshash": h.TCBInfoCerts, "tcbinfocrlhash": h.TCBInfoCRL,
+		"tcbinfohash": h.TCBInfo,
+	}
 }
 
 // String renders a Verified for logs.

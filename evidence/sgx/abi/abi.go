@@ -357,8 +357,10 @@ func ParseQuoteCopy(b []byte) (q *Quote, raw []byte, err error) {
 // parseQuote parses b, a quote of exactly len(b) bytes (QuoteLength
 // checked), that the result may alias.
 func parseQuote(b []byte) (*Quote, error) {
-	h, _ := ParseHeader(b)
-	q := &Quote{Header: *h}
+	// The header was checked by QuoteLength (ParseHeader); decoded again
+	// here into the quote itself.
+	q := &Quote{Header: *dcapabi.DecodeHeader((*[HeaderSize]byte)(b))}
+	h := &q.Header
 	if err := parseReportBody(&q.Body, b[HeaderSize:SignedSize]); err != nil {
 		return nil, fmt.Errorf("ISV enclave %w", err)
 	}
