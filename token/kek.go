@@ -97,11 +97,23 @@ func ParseKEK(b []byte) (*KEK, error) {
 	return nil, fmt.Errorf("token: a key-encryption key file holds %d random bytes, raw or base64; this one holds %d bytes that are neither", KEKSize, len(b))
 }
 
+// parseKEKErr says whether s is a base64 key-encryption key (ParseKEK's
+// text forms; a 32-byte s is more likely a file name than raw key bytes).
+func parseKEKErr(s string) error {
+	_, err := ParseKEK([]byte(s))
+	return err
+}
+
 // LoadKEK reads the key-encryption key file at path. Like a private key
 // file it must not be readable by group or others.
 func LoadKEK(path string) (*KEK, error) {
 	st, err := os.Stat(path)
 	if err != nil {
+		if len(path) != KEKSize && parseKEKErr(path) == nil {
+			// The key itself where its file name belongs: repeating it
+			// would copy it into logs and terminals.
+			return nil, errors.New("token: key-encryption key: the value given is the key itself, not a file name; put the key in a file (mode 0600) and give its name (a key on a command line is visible in process listings)")
+		}
 		return nil, fmt.Errorf("token: key-encryption key: %w", err)
 	}
 	if st.Mode().Perm()&0o077 != 0 {

@@ -125,3 +125,22 @@ func TestSealedInstanceSecrets(t *testing.T) {
 		t.Fatalf("wrong KEK: %v", err)
 	}
 }
+
+// TestLoadKEKNotKeyBytes: the key itself given where a file name belongs
+// (--key-encryption-key "$(cat kek)") must not be echoed into the error,
+// which reaches logs and terminals; the error says what went wrong.
+func TestLoadKEKNotKeyBytes(t *testing.T) {
+	raw := bytes.Repeat([]byte{7}, token.KEKSize)
+	for _, s := range []string{base64.StdEncoding.EncodeToString(raw), base64.RawURLEncoding.EncodeToString(raw)} {
+		_, err := token.LoadKEK(s)
+		if err == nil || strings.Contains(err.Error(), s) || !strings.Contains(err.Error(), "file name") {
+			t.Fatalf("LoadKEK(key bytes) = %v", err)
+		}
+	}
+	dir := t.TempDir()
+	for _, p := range []string{filepath.Join(dir, "absent.kek"), "/tmp/" + strings.Repeat("k", token.KEKSize-5)} {
+		if _, err := token.LoadKEK(p); err == nil || !strings.Contains(err.Error(), p) {
+			t.Fatalf("a missing file %s is not named: %v", p, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,11 @@ import (
 
 	"github.com/attestd/attestd/store"
 )
+
+// pkcs11RefPrefix starts what token/pkcs11keys stores for a key kept in
+// an HSM (an RFC 7512 "pkcs11:" URI); that package imports this one, so
+// the prefix is repeated here rather than imported.
+var pkcs11RefPrefix = []byte("pkcs11:")
 
 // RewrapOptions configure RewrapKEK.
 type RewrapOptions struct {
@@ -76,9 +82,14 @@ func RewrapKEK(ctx context.Context, o RewrapOptions) (RewrapReport, error) {
 		}
 		id, ok := EnvelopeKEK(v.Value)
 		switch {
-		case !ok && v.KID != "":
+		case !ok && v.KID != "" && bytes.HasPrefix(v.Value, pkcs11RefPrefix):
 			rep.References = append(rep.References, v.Instance+" "+v.KID)
 			return nil, nil
+		case !ok && v.KID != "":
+			// Neither sealed nor a reference (an envelope whose header was
+			// altered, say): leaving it would let the report say every
+			// value is under the new key while this one opens under none.
+			return nil, fmt.Errorf("%w: %s is neither a key-encryption-key envelope nor a PKCS#11 reference", ErrRewrapRefused, v)
 		case !ok:
 			return nil, fmt.Errorf("%w: %s is not a key-encryption-key envelope", ErrRewrapRefused, v)
 		case id == nw.ID():

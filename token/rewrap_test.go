@@ -219,3 +219,52 @@ func mustSeal(t *testing.T, k *KEK) []byte {
 	}
 	return b
 }
+
+// TestRewrapRefusesUnknownKeyValue: a signing key whose stored value is
+// neither an envelope nor a PKCS#11 reference (an envelope whose version
+// byte was altered, a plaintext key of another tool) is not a reference
+// to leave alone: the rewrap must refuse by name, change nothing, and not
+// say afterwards that every value is under the new KEK.
+func TestRewrapRefusesUnknownKeyValue(t *testing.T) {
+	ctx := context.Background()
+	db := sqliteT(t)
+	c := &clock{t: t0}
+	k1, k2 := kekT(t, 1), kekT(t, 2)
+	openStoreSet(t, db, c, k1, Rotation{})
+	rows, err := db.SigningKeys(ctx, "inst")
+	if err != nil || len(rows) == 0 {
+		t.Fatal(rows, err)
+	}
+	for name, v := range map[string][]byte{
+		"altered version byte": append([]byte{0x02}, mustSeal(t, k1)[1:]...),
+		"not sealed":           bytes.Repeat([]byte{0x30}, 64),
+		// A real envelope under the old KEK, copied from another row: its
+		// additional data names inst and that kid, so it opens nowhere else.
+		"moved from another row": rows[0].Private,
+	} {
+		t.Run(name, func(t *testing.T) {
+			row := store.SigningKey{KID: "oddkid", Certificate: []byte("cert"), Private: v, ActivateAt: t0}
+			if err := db.ChangeSigningKeys(ctx, "odd", store.KeyChange{Add: []store.SigningKey{row}}, store.AuditEntry{Action: "keys.create"}); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := db.ChangeSigningKeys(ctx, "odd", store.KeyChange{Unconditional: true, Purge: []string{"oddkid"}}, store.AuditEntry{Action: "keys.purge"}); err != nil {
+					t.Fatal(err)
+				}
+			}()
+			rep, err := RewrapKEK(ctx, RewrapOptions{Store: db, Old: k1, New: k2})
+			if !errors.Is(err, ErrRewrapRefused) || !strings.Contains(err.Error(), "oddkid") {
+				t.Fatalf("rewrap with key oddkid = %q: %+v, %v; want a refusal naming it", v[:4], rep, err)
+			}
+			rows, err := db.SigningKeys(ctx, "inst")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rows {
+				if id, _ := EnvelopeKEK(r.Private); id != k1.ID() {
+					t.Fatalf("a refused rewrap changed %s (now under %s)", r.KID, id)
+				}
+			}
+		})
+	}
+}

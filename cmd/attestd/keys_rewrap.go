@@ -28,7 +28,7 @@ func keysRewrapCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 			"(--previous-key-encryption-key) to the key-encryption key (--key-encryption-key, as for serve), in one\n"+
 			"transaction, and audits it (keys.rewrap). Replicas given both keys (the new one and the previous) read either\n"+
 			"while it runs; afterwards they need only the new one. Safe to rerun.",
-		"head -c 32 /dev/urandom | base64 > new.kek && chmod 600 new.kek",
+		"(umask 077; head -c 32 /dev/urandom | base64 > new.kek)",
 		"attestd keys rewrap --config attestd.json --previous-key-encryption-key old.kek --key-encryption-key new.kek")
 	data := fs.String("data", "", "data directory of the server (env ATTESTD_DATA; default "+DefaultData+")")
 	cfgPath := fs.String("config", "", "configuration file of the server (env ATTESTD_CONFIG)")
@@ -47,7 +47,7 @@ func keysRewrapCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var ks keySettings
 	if err := resolveKEK(&kf, cfg, o.Data, false, &ks); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%w (make the new key first: head -c 32 /dev/urandom | base64 > FILE; chmod 600 FILE)", err)
+			return fmt.Errorf("%w (make the new key first: (umask 077; head -c 32 /dev/urandom | base64 > FILE))", err)
 		}
 		return err
 	}

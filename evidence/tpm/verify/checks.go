@@ -39,6 +39,9 @@ const (
 	// CheckPlatformClaim: a v1 current_claim/boot_claim is not a well-formed
 	// PCP platform attestation blob (magic, header, sizes, PCR bank).
 	CheckPlatformClaim evidence.Check = "tpm.claim"
+	// CheckBootClaim: a v1 boot_claim is not of the boot current_claim
+	// attests (another TPM resetCount).
+	CheckBootClaim evidence.Check = "tpm.claim.boot"
 	// CheckUnsupported: a well-formed request this build cannot verify (a
 	// v1 platform claim of a TPM 1.2).
 	CheckUnsupported evidence.Check = "tpm.unsupported"

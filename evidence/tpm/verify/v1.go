@@ -20,7 +20,8 @@ import (
 // challenge, the AIK (aik_cert / aik_pub, as v2), current_claim (a PCP
 // platform attestation blob, see abi.PlatformBlob) with the challenge,
 // srtm_boot_log against current_claim's quoted PCRs when sent, boot_claim
-// without a challenge, and the VBS report. Its Result has the shape of
+// without a challenge but of the same boot (TPM resetCount), and the VBS
+// report. Its Result has the shape of
 // v2's, so the claims and policies do not depend on the version.
 //
 // attest_key is the key that signed the request. In a basic request nothing
@@ -28,7 +29,12 @@ import (
 // unlike v2's tpm_quote binding), so its KeyResult has no Binding and the
 // report carries no cnf for it; in a vbs request the verified enclave
 // report binds it (EnclaveData = SHA-512 of report_signed, which holds
-// attest_key) and Binding is "vbs_report".
+// attest_key) and Binding is "vbs_report". That binds attest_key to the
+// enclave, not to this TPM: nothing checked here ties the VSM identity key
+// that signed the report to the AIK (MAA does it through a boot-log event
+// whose encoding is not published, see the package doc), so a
+// VBSSigningKeys entry is trusted for whichever TPM a request pairs it
+// with.
 func verifyV1(req *abi.Request, challenge []byte, opts Options) (*Result, error) {
 	d := &req.Data
 	v1 := d.TPM.V1
@@ -66,6 +72,9 @@ func verifyV1(req *abi.Request, challenge []byte, opts Options) (*Result, error)
 		if err != nil {
 			return nil, &evidence.Error{Check: CheckEventLogReplay, Err: fmt.Errorf("srtm_boot_log: %w", err)}
 		}
+		if err := logExplainsPCRs(v1.SRTMBootLog, res.Quote.PCRs); err != nil {
+			return nil, fmt.Errorf("srtm_boot_log: %w", err)
+		}
 		res.Log = l
 	}
 	if len(v1.BootClaim) > 0 {
@@ -73,6 +82,18 @@ func verifyV1(req *abi.Request, challenge []byte, opts Options) (*Result, error)
 		// must be signed by the same AIK and its log must replay.
 		if res.BootQuote, res.BootLog, err = VerifyPlatformClaim(ak, v1.BootClaim, nil); err != nil {
 			return nil, fmt.Errorf("boot_claim: %w", err)
+		}
+		// Without a nonce, any claim the AIK ever signed verifies. It must
+		// be of this boot: the TPM's resetCount counts TPM Resets (boots;
+		// TPM 2.0 Part 2, TPMS_CLOCK_INFO) and a hibernation (TPM Restart,
+		// which counts in restartCount: the case boot_claim exists for)
+		// keeps it, so another value is another boot's state offered in
+		// place of this one's. For an AIK outside the endorsement and
+		// platform hierarchies the TPM obfuscates resetCount by a value
+		// derived from that key (Part 3, introduction to the attestation
+		// commands), the same in both quotes, which keeps equality.
+		if b, c := res.BootQuote.Attest.ClockInfo.ResetCount, res.Quote.Attest.ClockInfo.ResetCount; b != c {
+			return nil, evidence.Errorf(CheckBootClaim, "boot_claim is of another boot than current_claim (TPM resetCount %d, current %d)", b, c)
 		}
 	}
 	rk := d.SigningKey
@@ -106,9 +127,11 @@ func verifyV1(req *abi.Request, challenge []byte, opts Options) (*Result, error)
 //     20 bytes long; it is never skipped here;
 //   - the quote selects exactly one bank, the blob's, and the blob's values
 //     of the selected PCRs hash to pcrDigest;
-//   - the blob's log replays to those values, and measures no PCR the quote
+//   - the blob's log replays to those values, measures no PCR the quote
 //     leaves out (the reference's "events in the log not covered by the
-//     quote").
+//     quote"), and every quoted PCR it measures nothing into holds its
+//     reset value (the reference computes each quoted PCR from the log;
+//     the DRTM PCRs 17–22 aside, see unexplainedPCRs).
 func VerifyPlatformClaim(ak crypto.PublicKey, blob, challenge []byte) (*QuoteResult, *eventlog.Log, error) {
 	p, err := abi.ParsePlatformBlob(blob)
 	if errors.Is(err, abi.ErrPlatformTPM12) {
@@ -192,5 +215,61 @@ func VerifyPlatformClaim(ak crypto.PublicKey, blob, challenge []byte) (*QuoteRes
 	if err != nil {
 		return nil, nil, &evidence.Error{Check: CheckEventLogReplay, Err: err}
 	}
+	if err := unexplainedPCRs(measured, q.PCRs); err != nil {
+		return nil, nil, err
+	}
 	return q, l, nil
+}
+
+// logExplainsPCRs parses log and applies unexplainedPCRs to it.
+func logExplainsPCRs(log []byte, pcrs []eventlog.PCR) error {
+	measured, err := eventlog.MeasuredPCRs(log)
+	if err != nil {
+		return &evidence.Error{Check: CheckEventLogReplay, Err: err}
+	}
+	return unexplainedPCRs(measured, pcrs)
+}
+
+// unexplainedPCRs refuses quoted PCRs that a log extends nothing into
+// (measured: eventlog.MeasuredPCRs) although their value is not the one a
+// TPM resets them to. go-attestation's replay accepts a PCR without
+// events whatever its value, so a client could leave every event of a PCR
+// out of the log (PCR 7's Secure Boot variables, PCR 12's boot-debugging
+// SIPA event) and the claims would read their absence. Microsoft's
+// validator (TpmAttValidatePlatformAttestation, TpmAttiComputeSoftPCRs)
+// computes each quoted PCR from the log, starting from its reset value, so
+// it refuses such a log too. Reset values (PC Client PTP): zero, and for
+// PCR 0 zero with the startup locality (0 or 3) in its last byte.
+//
+// PCRs 17–22 are left out, unlike in the reference: a dynamic launch
+// (System Guard Secure Launch) extends them and logs that in the DRTM log
+// (drtm_boot_log), not in the SRTM log a claim carries, so requiring their
+// reset value would refuse every such machine whose quote covers them.
+// Nothing is read from their events here (drtm_boot_log is not replayed),
+// so no claim can rest on an absent DRTM event; their quoted values reach
+// policy as "pcrs", authenticated by the quote.
+func unexplainedPCRs(measured uint32, pcrs []eventlog.PCR) error {
+	var bad uint32
+	for _, p := range pcrs {
+		if p.Index < 0 || p.Index >= 32 || measured&(1<<p.Index) != 0 || (p.Index >= 17 && p.Index <= 22) {
+			continue
+		}
+		if !isResetValue(p.Index, p.Digest) {
+			bad |= 1 << p.Index
+		}
+	}
+	if bad != 0 {
+		return evidence.Errorf(CheckEventLogReplay, "the log measures nothing into quoted PCRs %v, whose values are not their reset values", maskString(bad))
+	}
+	return nil
+}
+
+func isResetValue(index int, d []byte) bool {
+	for i, b := range d {
+		if b == 0 || (index == 0 && i == len(d)-1 && b == 3) {
+			continue
+		}
+		return false
+	}
+	return true
 }
