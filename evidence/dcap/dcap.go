@@ -77,12 +77,14 @@ type Verifier struct {
 	crls       *cache[*CRL]
 	tcbInfos   *cache[*pcs.TCBInfo]
 	qeIDs      *cache[*pcs.QEIdentity]
-	// lastSums memoises the digests of the collateral set seen last.
-	// Sources hand out shared, immutable *Collateral values (bundle, cache),
-	// so pointer identity means identical bytes and the ~10 KB of SHA-256
-	// per quote is computed once per set; a source that returns fresh
-	// copies simply misses.
-	lastSums atomic.Pointer[collSums]
+	// sumsMemo memoises the digests of the last sumSlots collateral sets
+	// seen. Sources hand out shared, immutable *Collateral values (bundle,
+	// cache), so pointer identity means identical bytes and the ~10 KB of
+	// SHA-256 per quote is computed once per set; a source that returns
+	// fresh copies simply misses. Several slots, so quotes of a few
+	// platforms (FMSPCs, each its own set) arriving interleaved all hit.
+	sumsMemo [sumSlots]atomic.Pointer[collSums]
+	sumsNext atomic.Uint32 // slot of the last store
 }
 
 // New returns a Verifier for opts.
@@ -239,9 +241,16 @@ type collSums struct {
 	hashes                          Hashes
 }
 
+// sumSlots is how many collateral sets' digests a Verifier memoises; it
+// bounds the memory the memo keeps alive (the sets themselves, a few tens
+// of KB each).
+const sumSlots = 8
+
 func (v *Verifier) sums(c *collateral.Collateral) *collSums {
-	if s := v.lastSums.Load(); s != nil && s.coll == c {
-		return s
+	for i := range v.sumsMemo {
+		if s := v.sumsMemo[i].Load(); s != nil && s.coll == c {
+			return s
+		}
 	}
 	s := &collSums{coll: c, root: sum(c.RootCACRL), pck: sum(c.PCKCRL), tcb: sum(c.TCBInfo), qe: sum(c.QEIdentity),
 		tcbCs: sum(c.TCBInfoIssuerChain), qeCs: sum(c.QEIdentityIssuerChain)}
@@ -250,7 +259,7 @@ func (v *Verifier) sums(c *collateral.Collateral) *collSums {
 		QEIdentity: hexsum(s.qe), QEIdentityCert: hexsum(s.qeCs), QEIdentityCRL: hexsum(s.root),
 		PCKCRL: hexsum(s.pck), PCKCRLCerts: hexsum(sum(c.PCKCRLIssuerChain)),
 	}
-	v.lastSums.Store(s)
+	v.sumsMemo[v.sumsNext.Add(1)%sumSlots].Store(s)
 	return s
 }
 
