@@ -291,14 +291,9 @@ func QuotePCRs(ctx context.Context, t transport.TPM, ak *Key, nonce []byte, mask
 		return nil, err
 	}
 	q := &Quote{PCRs: pcrs}
-	rsp, err := tpm2.Quote{
-		SignHandle:     ak.auth(),
-		QualifyingData: tpm2.TPM2BData{Buffer: nonce},
-		InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
-		PCRSelect:      pcrSelection(tpm2.TPMAlgSHA256, mask),
-	}.Execute(t)
+	rsp, err := runQuote(t, ak, nonce, mask)
 	if err != nil {
-		return nil, fmt.Errorf("TPM2_Quote: %w", err)
+		return nil, err
 	}
 	q.Attest = rsp.Quoted.Bytes()
 	q.Signature = tpm2.Marshal(rsp.Signature)
@@ -589,4 +584,19 @@ func signRequest(r Request, typ string, data map[string]any) (string, error) {
 		return "", err
 	}
 	return input + "." + b64(sig), nil
+}
+
+// runQuote runs TPM2_Quote with ak over the SHA-256 bank's PCRs in mask,
+// nonce as qualifyingData, in the AK's own signing scheme.
+func runQuote(t transport.TPM, ak *Key, nonce []byte, mask uint32) (*tpm2.QuoteResponse, error) {
+	rsp, err := tpm2.Quote{
+		SignHandle:     ak.auth(),
+		QualifyingData: tpm2.TPM2BData{Buffer: nonce},
+		InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
+		PCRSelect:      pcrSelection(tpm2.TPMAlgSHA256, mask),
+	}.Execute(t)
+	if err != nil {
+		return nil, fmt.Errorf("TPM2_Quote: %w", err)
+	}
+	return rsp, nil
 }

@@ -47,14 +47,9 @@ func PlatformClaim(ctx context.Context, t transport.TPM, ak *Key, nonce []byte, 
 	if err != nil {
 		return nil, err
 	}
-	rsp, err := tpm2.Quote{
-		SignHandle:     ak.auth(),
-		QualifyingData: tpm2.TPM2BData{Buffer: nonce},
-		InScheme:       tpm2.TPMTSigScheme{Scheme: tpm2.TPMAlgNull},
-		PCRSelect:      pcrSelection(tpm2.TPMAlgSHA256, mask),
-	}.Execute(t)
+	rsp, err := runQuote(t, ak, nonce, mask)
 	if err != nil {
-		return nil, fmt.Errorf("TPM2_Quote: %w", err)
+		return nil, err
 	}
 	if rsp.Signature.SigAlg != tpm2.TPMAlgRSASSA {
 		return nil, fmt.Errorf("tpmclient: a platform claim needs an RSASSA AK, the quote is signed with scheme %#x", uint16(rsp.Signature.SigAlg))

@@ -27,20 +27,27 @@ import (
 // neither), there is one standby, every published key opens under the KEK,
 // and the set signs.
 func TestKillMidRotation(t *testing.T) {
+	data, open := sqliteKeyStore(t)
+	killMidRotation(t, data, open)
+}
+
+// sqliteKeyStore is the SQLite store of a kill test: the data directory
+// the children use and how the test opens its database.
+func sqliteKeyStore(t *testing.T) (data string, open func() keyTestStore) {
 	t.Setenv("ATTESTD_STORE_DSN", "")
-	data := t.TempDir()
-	killMidRotation(t, data, func() keyTestStore {
+	data = t.TempDir()
+	return data, func() keyTestStore {
 		db, err := sqlite.Open(context.Background(), filepath.Join(data, "attestd.db"), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return db
-	})
+	}
 }
 
-// TestKillMidRotationPostgres is TestKillMidRotation on PostgreSQL, as a
-// replica's operator runs it.
-func TestKillMidRotationPostgres(t *testing.T) {
+// postgresKeyStore is the PostgreSQL store of a kill test: a database of
+// its own, which the children reach through ATTESTD_STORE_DSN.
+func postgresKeyStore(t *testing.T) (data string, open func() keyTestStore) {
 	srv, err := pgtest.Start(context.Background())
 	pgtest.Require(t, err)
 	t.Cleanup(func() {
@@ -50,13 +57,20 @@ func TestKillMidRotationPostgres(t *testing.T) {
 	})
 	dsn := srv.NewDatabase(t)
 	t.Setenv("ATTESTD_STORE_DSN", dsn) // the children inherit it
-	killMidRotation(t, t.TempDir(), func() keyTestStore {
+	return t.TempDir(), func() keyTestStore {
 		db, err := postgres.Open(context.Background(), dsn, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return db
-	})
+	}
+}
+
+// TestKillMidRotationPostgres is TestKillMidRotation on PostgreSQL, as a
+// replica's operator runs it.
+func TestKillMidRotationPostgres(t *testing.T) {
+	data, open := postgresKeyStore(t)
+	killMidRotation(t, data, open)
 }
 
 // keyTestStore is what the crash test reads back.

@@ -5,12 +5,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -46,24 +43,7 @@ func TestServePKCS11ES256(t *testing.T) {
 	data := t.TempDir()
 	attest := func(s *server) *verifier.Token {
 		t.Helper()
-		code, b := s.do(t, "POST", "/attest/SgxEnclave?api-version=2020-10-01", "", `{"quote": "`+base64.RawURLEncoding.EncodeToString(quote)+`"}`)
-		if code != 200 {
-			t.Fatalf("attest: %d %s", code, b)
-		}
-		var r struct{ Token string }
-		if err := json.Unmarshal(b, &r); err != nil {
-			t.Fatal(err)
-		}
-		tok, err := verifier.ParseToken(r.Token)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tok.Header.Alg != "ES256" {
-			t.Fatalf("attestation token alg %q, want ES256", tok.Header.Alg)
-		}
-		if sig, _ := base64.RawURLEncoding.DecodeString(r.Token[strings.LastIndexByte(r.Token, '.')+1:]); len(sig) != 64 {
-			t.Fatalf("signature is %d bytes, want JWS R||S (64)", len(sig))
-		}
+		tok := attestES256(t, s, quote)
 		_, certs := s.do(t, "GET", "/certs", "", "")
 		verifyAgainst(t, certs, tok, "the PKCS#11 ES256 token against /certs")
 		return tok

@@ -19,8 +19,6 @@ import (
 	"time"
 
 	"github.com/attestd/attestd/store"
-	"github.com/attestd/attestd/store/postgres"
-	"github.com/attestd/attestd/store/postgres/pgtest"
 	"github.com/attestd/attestd/store/sqlite"
 	"github.com/attestd/attestd/token"
 )
@@ -273,35 +271,14 @@ func TestKeysRewrap(t *testing.T) {
 // uninterrupted run finishes the job, and exactly one keys.rewrap entry per
 // key set was committed, however many processes died.
 func TestKillMidRewrap(t *testing.T) {
-	t.Setenv("ATTESTD_STORE_DSN", "")
-	data := t.TempDir()
-	killMidRewrap(t, data, func() keyTestStore {
-		db, err := sqlite.Open(context.Background(), filepath.Join(data, "attestd.db"), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return db
-	})
+	data, open := sqliteKeyStore(t)
+	killMidRewrap(t, data, open)
 }
 
 // TestKillMidRewrapPostgres is TestKillMidRewrap on PostgreSQL.
 func TestKillMidRewrapPostgres(t *testing.T) {
-	srv, err := pgtest.Start(context.Background())
-	pgtest.Require(t, err)
-	t.Cleanup(func() {
-		if err := srv.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	dsn := srv.NewDatabase(t)
-	t.Setenv("ATTESTD_STORE_DSN", dsn) // the children inherit it
-	killMidRewrap(t, t.TempDir(), func() keyTestStore {
-		db, err := postgres.Open(context.Background(), dsn, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return db
-	})
+	data, open := postgresKeyStore(t)
+	killMidRewrap(t, data, open)
 }
 
 func killMidRewrap(t *testing.T, data string, open func() keyTestStore) {

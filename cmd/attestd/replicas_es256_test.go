@@ -48,25 +48,7 @@ func TestReplicasShareES256Keys(t *testing.T) {
 		}
 	}()
 	a, c := servers["A"], servers["C"]
-	attest := func(s *server) *verifier.Token {
-		t.Helper()
-		code, b := s.do(t, "POST", "/attest/SgxEnclave?api-version=2020-10-01", "", `{"quote": "`+base64.RawURLEncoding.EncodeToString(quote)+`"}`)
-		if code != 200 {
-			t.Fatalf("attest: %d %s", code, b)
-		}
-		var r struct{ Token string }
-		if err := json.Unmarshal(b, &r); err != nil {
-			t.Fatal(err)
-		}
-		tok, err := verifier.ParseToken(r.Token)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tok.Header.Alg != "ES256" {
-			t.Fatalf("attestation token alg %q, want ES256", tok.Header.Alg)
-		}
-		return tok
-	}
+	attest := func(s *server) *verifier.Token { return attestES256(t, s, quote) }
 	for n, d := range dirs {
 		if _, err := os.Stat(filepath.Join(d, "keys")); err == nil {
 			t.Errorf("replica %s wrote key files into its data directory", n)
@@ -150,4 +132,29 @@ func TestServeImportsES256KeyDir(t *testing.T) {
 	if !regexp.MustCompile(regexp.QuoteMeta(old) + `\s+active`).MatchString(out.String()) {
 		t.Fatalf("keys list --instance default/es256:\n%s", out.String())
 	}
+}
+
+// attestES256 attests quote at s and returns the token, which must be an
+// ES256 JWS with a 64-byte R||S signature.
+func attestES256(t *testing.T, s *server, quote []byte) *verifier.Token {
+	t.Helper()
+	code, b := s.do(t, "POST", "/attest/SgxEnclave?api-version=2020-10-01", "", `{"quote": "`+base64.RawURLEncoding.EncodeToString(quote)+`"}`)
+	if code != 200 {
+		t.Fatalf("attest: %d %s", code, b)
+	}
+	var r struct{ Token string }
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := verifier.ParseToken(r.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Header.Alg != "ES256" {
+		t.Fatalf("attestation token alg %q, want ES256", tok.Header.Alg)
+	}
+	if sig, _ := base64.RawURLEncoding.DecodeString(r.Token[strings.LastIndexByte(r.Token, '.')+1:]); len(sig) != 64 {
+		t.Fatalf("signature is %d bytes, want JWS R||S (64)", len(sig))
+	}
+	return tok
 }

@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/attestd/attestd/store"
 )
 
@@ -152,35 +150,12 @@ func (d *DB) watchPolicies(ctx context.Context) {
 }
 
 func (d *DB) listenPolicies(ctx context.Context) error {
-	cctx, cancel := context.WithTimeout(ctx, watchBackoff)
-	conn, err := pgx.ConnectConfig(cctx, d.cfg)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		conn.Close(cctx) //nolint:errcheck // closing a session we are leaving
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+PoliciesChannel); err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	// Changes committed while no session listened were announced to
-	// nobody: everything cached before now is stale. Confirmation (and
-	// with it caching) resumes with the first heartbeat this session sees.
-	d.PolicyChanged()
-	for {
-		// Heartbeats arrive every policyHeartbeat: this much silence means
-		// the session is gone even if its socket has not said so yet.
-		wctx, cancel := context.WithTimeout(ctx, store.MaxPolicyStaleness)
-		n, err := conn.WaitForNotification(wctx)
-		cancel()
-		if err != nil {
-			return err
-		}
-		d.received(n.Payload)
-	}
+	// Once LISTEN is in force: changes committed while no session listened
+	// were announced to nobody, so everything cached before now is stale.
+	// Confirmation (and with it caching) resumes with the first heartbeat
+	// this session sees. Heartbeats arrive every policyHeartbeat, so
+	// MaxPolicyStaleness of silence means the session is gone.
+	return d.session(ctx, PoliciesChannel, store.MaxPolicyStaleness, d.PolicyChanged, d.received)
 }
 
 // SyncPolicies implements store.PolicyChanges: it sends a heartbeat and

@@ -42,7 +42,19 @@ func (d *DB) WatchSigningKeys(ctx context.Context, changed func(instance string)
 }
 
 func (d *DB) listen(ctx context.Context, changed func(string)) error {
-	conn, err := pgx.ConnectConfig(ctx, d.cfg)
+	return d.session(ctx, KeysChannel, 0, func() { changed("") }, changed)
+}
+
+// session holds one LISTEN session on channel, outside the pool: it
+// connects (within watchBackoff), listens, calls listening once LISTEN is in
+// force, then notified for each notification's payload. silence, when
+// positive, bounds the wait for the next notification (a heartbeat's
+// absence means the session is gone even if its socket has not said so).
+// It returns the error that ended the session.
+func (d *DB) session(ctx context.Context, channel string, silence time.Duration, listening func(), notified func(string)) error {
+	cctx, cancel := context.WithTimeout(ctx, watchBackoff)
+	conn, err := pgx.ConnectConfig(cctx, d.cfg)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
@@ -51,15 +63,20 @@ func (d *DB) listen(ctx context.Context, changed func(string)) error {
 		defer cancel()
 		conn.Close(cctx) //nolint:errcheck // closing a session we are leaving
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+KeysChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	changed("")
+	listening()
 	for {
-		n, err := conn.WaitForNotification(ctx)
+		wctx, cancel := ctx, context.CancelFunc(func() {})
+		if silence > 0 {
+			wctx, cancel = context.WithTimeout(ctx, silence)
+		}
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
 		if err != nil {
 			return err
 		}
-		changed(n.Payload)
+		notified(n.Payload)
 	}
 }
