@@ -19,8 +19,11 @@
 //     component vector, PCESVN and, for TDX, TEE_TCB_SVN), MatchTDXModule
 //     (TDX), Converge.
 //
-// Everything that does not depend on the clock is cached by the SHA-256 of
-// the bytes; the clock-dependent checks run on every call. Every failure is
+// Everything that does not depend on the clock is cached, keyed by the exact
+// bytes verified (certificate chains as delivered; documents and CRLs by the
+// SHA-256 of their bytes, which the x-ms-sgx-collateral claim needs anyway,
+// with the signature and the signer certificate); the clock-dependent checks
+// run on every call. Every failure is
 // an *evidence.Error whose Check is one of the constants in checks.go.
 package dcap
 
@@ -74,12 +77,14 @@ type Verifier struct {
 	crls       *cache[*CRL]
 	tcbInfos   *cache[*pcs.TCBInfo]
 	qeIDs      *cache[*pcs.QEIdentity]
-	// lastSums memoises the digests of the collateral set seen last.
-	// Sources hand out shared, immutable *Collateral values (bundle, cache),
-	// so pointer identity means identical bytes and the ~10 KB of SHA-256
-	// per quote is computed once per set; a source that returns fresh
-	// copies simply misses.
-	lastSums atomic.Pointer[collSums]
+	// sumsMemo memoises the digests of the last sumSlots collateral sets
+	// seen. Sources hand out shared, immutable *Collateral values (bundle,
+	// cache), so pointer identity means identical bytes and the ~10 KB of
+	// SHA-256 per quote is computed once per set; a source that returns
+	// fresh copies simply misses. Several slots, so quotes of a few
+	// platforms (FMSPCs, each its own set) arriving interleaved all hit.
+	sumsMemo [sumSlots]atomic.Pointer[collSums]
+	sumsNext atomic.Uint32 // slot of the last store
 }
 
 // New returns a Verifier for opts.
@@ -170,6 +175,26 @@ type PCK struct {
 	Chain
 	Ext *pcs.PCKExtensions
 	CA  string // "processor" or "platform"
+	// fmspc and pceid are Ext's in hex, encoded once for the cached chain
+	// rather than on every quote.
+	fmspc, pceid string
+}
+
+// FMSPCHex returns the FMSPC of the PCK certificate as 12 lower-case hex
+// characters (Ext.FMSPCHex).
+func (p *PCK) FMSPCHex() string {
+	if p.fmspc == "" {
+		return p.Ext.FMSPCHex()
+	}
+	return p.fmspc
+}
+
+// PCEIDHex returns the PCE ID as 4 lower-case hex characters (Ext.PCEIDHex).
+func (p *PCK) PCEIDHex() string {
+	if p.pceid == "" {
+		return p.Ext.PCEIDHex()
+	}
+	return p.pceid
 }
 
 // CACert returns the PCK CA certificate (the leaf's issuer).
@@ -191,6 +216,21 @@ type Hashes struct {
 
 func sum(b []byte) [32]byte { return sha256.Sum256(b) }
 
+// keyBuf is the stack buffer for a document or CRL cache key: a digest, a
+// signature and a ~700-byte signer certificate fit, so building the key
+// does not allocate (a longer one spills to the heap, still correct).
+const keyBuf = 1024
+
+// cacheKey appends parts to dst, each after its length (4 bytes, big
+// endian), so that two different lists of parts never give the same key.
+func cacheKey(dst []byte, parts ...[]byte) []byte {
+	for _, p := range parts {
+		dst = append(dst, byte(len(p)>>24), byte(len(p)>>16), byte(len(p)>>8), byte(len(p)))
+		dst = append(dst, p...)
+	}
+	return dst
+}
+
 func hexsum(h [32]byte) string { return hex.EncodeToString(h[:]) }
 
 // collSums are the SHA-256 digests of one collateral set's members, and
@@ -201,9 +241,16 @@ type collSums struct {
 	hashes                          Hashes
 }
 
+// sumSlots is how many collateral sets' digests a Verifier memoises; it
+// bounds the memory the memo keeps alive (the sets themselves, a few tens
+// of KB each).
+const sumSlots = 8
+
 func (v *Verifier) sums(c *collateral.Collateral) *collSums {
-	if s := v.lastSums.Load(); s != nil && s.coll == c {
-		return s
+	for i := range v.sumsMemo {
+		if s := v.sumsMemo[i].Load(); s != nil && s.coll == c {
+			return s
+		}
 	}
 	s := &collSums{coll: c, root: sum(c.RootCACRL), pck: sum(c.PCKCRL), tcb: sum(c.TCBInfo), qe: sum(c.QEIdentity),
 		tcbCs: sum(c.TCBInfoIssuerChain), qeCs: sum(c.QEIdentityIssuerChain)}
@@ -212,15 +259,16 @@ func (v *Verifier) sums(c *collateral.Collateral) *collSums {
 		QEIdentity: hexsum(s.qe), QEIdentityCert: hexsum(s.qeCs), QEIdentityCRL: hexsum(s.root),
 		PCKCRL: hexsum(s.pck), PCKCRLCerts: hexsum(sum(c.PCKCRLIssuerChain)),
 	}
-	v.lastSums.Store(s)
+	v.sumsMemo[v.sumsNext.Add(1)%sumSlots].Store(s)
 	return s
 }
 
 // PCKChain parses and verifies (signatures only, no clock) a PCK chain and
-// returns it with the platform identity in its leaf. Cached by the PEM bytes.
+// returns it with the platform identity in its leaf. Cached by the exact PEM
+// bytes (not a digest of them: no SHA-256 of the chain on every quote, and
+// only identical bytes share an entry).
 func (v *Verifier) PCKChain(pemChain []byte) (*PCK, error) {
-	key := sum(pemChain)
-	if c, ok := v.pckChains.get(key); ok {
+	if c, ok := v.pckChains.get(pemChain); ok {
 		return c, nil
 	}
 	ch, err := v.verifyChain(pemChain, 3, CheckPCKChain)
@@ -245,7 +293,8 @@ func (v *Verifier) PCKChain(pemChain []byte) (*PCK, error) {
 	if c.Ext, err = pcs.ParsePCKExtensions(leaf); err != nil {
 		return nil, evidence.Errorf(CheckPCKExtensions, "PCK certificate %q: %v", leaf.Subject.CommonName, err)
 	}
-	v.pckChains.put(key, c)
+	c.fmspc, c.pceid = c.Ext.FMSPCHex(), c.Ext.PCEIDHex()
+	v.pckChains.put(pemChain, c)
 	return c, nil
 }
 
@@ -324,20 +373,20 @@ func certID(c *x509.Certificate) string {
 }
 
 // SigningChain verifies a 2-certificate collateral signing chain (TCB
-// signing certificate or PCK CA, root). Cached apart from PCK chains.
+// signing certificate or PCK CA, root). Cached apart from PCK chains, by the
+// exact PEM bytes.
 func (v *Verifier) SigningChain(pemChain []byte, check string) (*Chain, error) {
 	if len(pemChain) == 0 {
 		return nil, evidence.Errorf(check, "issuer chain missing from collateral")
 	}
-	key := sum(pemChain)
-	if c, ok := v.signChains.get(key); ok {
+	if c, ok := v.signChains.get(pemChain); ok {
 		return c, nil
 	}
 	c, err := v.verifyChain(pemChain, 2, check)
 	if err != nil {
 		return nil, err
 	}
-	v.signChains.put(key, c)
+	v.signChains.put(pemChain, c)
 	return c, nil
 }
 
@@ -370,9 +419,20 @@ func serialKey(n *big.Int) []byte {
 	return append([]byte{byte(n.Sign() + 1)}, n.Bytes()...)
 }
 
-// Revokes reports whether the CRL lists cert's serial number.
+// Revokes reports whether the CRL lists cert's serial number. The key is
+// serialKey's, built in a stack buffer (FillBytes at the magnitude's exact
+// length is n.Bytes()), so the check allocates nothing on every quote.
 func (c *CRL) Revokes(cert *x509.Certificate) bool {
-	return c.revoked[string(serialKey(cert.SerialNumber))]
+	n := cert.SerialNumber
+	var buf [64]byte
+	l := (n.BitLen() + 7) / 8
+	if l >= len(buf) {
+		return c.revoked[string(serialKey(n))]
+	}
+	k := buf[:1+l]
+	k[0] = byte(n.Sign() + 1)
+	n.FillBytes(k[1:])
+	return c.revoked[string(k)]
 }
 
 // crlChecks are the check names of one CRL role.
@@ -388,7 +448,8 @@ func (v *Verifier) verifyCRL(der []byte, derSum [32]byte, issuer *x509.Certifica
 	if len(der) == 0 {
 		return nil, evidence.Errorf(ck.missing, "%s missing from collateral", name)
 	}
-	key := sum(append(derSum[:], issuer.Raw...))
+	var buf [keyBuf]byte
+	key := cacheKey(buf[:0], derSum[:], issuer.Raw)
 	if c, ok := v.crls.get(key); ok {
 		return c, nil
 	}
@@ -469,7 +530,7 @@ func VerifyQEReport(pck *PCK, q *Quote) error {
 		return evidence.Errorf(CheckQEReportSignature, "QE report signature does not verify with the PCK key of %q", leaf.Subject.CommonName)
 	}
 	binding := sha256.Sum256(slices.Concat(q.AttestationKey, q.QEAuthData))
-	rd := q.QEReport.ReportData
+	rd := &q.QEReport.ReportData
 	if !bytes.Equal(rd[:32], binding[:]) {
 		return evidence.Errorf(CheckQEReportBinding, "QE report data[0:32] %x is not SHA-256(attestation key || QE authentication data) %x", rd[:32], binding)
 	}
@@ -521,7 +582,7 @@ func (v *Verifier) VerifyCollateral(coll *collateral.Collateral, pck *PCK, tee T
 	if out.PCKCRLChain, err = v.SigningChain(coll.PCKCRLIssuerChain, CheckPCKCRLIssuerChain); err != nil {
 		return nil, err
 	}
-	if crlCA := out.PCKCRLChain.Leaf(); !bytes.Equal(crlCA.RawSubject, pckCA.RawSubject) || !crlCA.PublicKey.(*ecdsa.PublicKey).Equal(pckCA.PublicKey) {
+	if crlCA := out.PCKCRLChain.Leaf(); !bytes.Equal(crlCA.RawSubject, pckCA.RawSubject) || !sameKey(crlCA, pckCA) {
 		return nil, evidence.Errorf(CheckPCKCRLIssuer, "PCK CRL issuer chain is for %q, the PCK certificate was issued by %q", crlCA.Subject.CommonName, pckCA.Subject.CommonName)
 	}
 	if out.PCKCRL, err = v.verifyCRL(coll.PCKCRL, cs.pck, pckCA, "pck_crl", pckCRLChecks); err != nil {
@@ -561,6 +622,14 @@ func (v *Verifier) VerifyCollateral(coll *collateral.Collateral, pck *PCK, tee T
 	return out, nil
 }
 
+// sameKey reports whether a and b carry the same ECDSA public key: equal
+// SubjectPublicKeyInfo bytes first (a comparison, where ecdsa's Equal
+// converts both keys on every quote), then the keys themselves, so the
+// answer is Equal's for every pair.
+func sameKey(a, b *x509.Certificate) bool {
+	return bytes.Equal(a.RawSubjectPublicKeyInfo, b.RawSubjectPublicKeyInfo) || a.PublicKey.(*ecdsa.PublicKey).Equal(b.PublicKey)
+}
+
 // samePublicKey: the two trusted certificates of Intel's root key are one
 // root (the Root CA CRL is signed by the key), so chains may end at either.
 func samePublicKey(a, b *x509.Certificate) bool {
@@ -571,7 +640,8 @@ func (v *Verifier) tcbInfo(coll *collateral.Collateral, signer *x509.Certificate
 	if len(coll.TCBInfo) == 0 {
 		return nil, evidence.Errorf(CheckTCBInfoMissing, "TCB info missing from collateral")
 	}
-	key := sum(slices.Concat(h[:], coll.TCBInfoSignature, signer.Raw, []byte(tee)))
+	var buf [keyBuf]byte
+	key := cacheKey(buf[:0], h[:], coll.TCBInfoSignature, signer.Raw, []byte(tee))
 	if t, ok := v.tcbInfos.get(key); ok {
 		return t, nil
 	}
@@ -594,7 +664,8 @@ func (v *Verifier) qeIdentity(coll *collateral.Collateral, signer *x509.Certific
 	if len(coll.QEIdentity) == 0 {
 		return nil, evidence.Errorf(CheckQEIdentityMissing, "QE identity missing from collateral")
 	}
-	key := sum(slices.Concat(h[:], coll.QEIdentitySignature, signer.Raw, []byte(tee)))
+	var buf [keyBuf]byte
+	key := cacheKey(buf[:0], h[:], coll.QEIdentitySignature, signer.Raw, []byte(tee))
 	if t, ok := v.qeIDs.get(key); ok {
 		return t, nil
 	}

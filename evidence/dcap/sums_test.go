@@ -3,6 +3,7 @@ package dcap_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"testing"
 
 	"github.com/attestd/attestd/collateral"
@@ -43,5 +44,38 @@ func TestCollateralSumsMemo(t *testing.T) {
 	}
 	if h := dcap.MemoHashes(f.v, c2); h.TCBInfo != hexOf(c2.TCBInfo) {
 		t.Error("memo returned stale digests for a new set")
+	}
+}
+
+// TestCollateralSumsMemoSets: the digests of several sets are memoised at
+// once (quotes of a few platforms interleaved all hit), each set's own, and
+// the memo holds a bounded number of sets however many pass through.
+func TestCollateralSumsMemoSets(t *testing.T) {
+	f := newFixture(t, dcapfake.Options{}, dcap.SGX)
+	hexOf := func(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
+	base := f.coll(t, dcapfake.Docs{})
+	var sets []*collateral.Collateral
+	for range 20 {
+		c := *base
+		c.TCBInfo = append([]byte(nil), base.TCBInfo...)
+		sets = append(sets, &c)
+	}
+	a, b := sets[0], sets[1]
+	for _, c := range []*collateral.Collateral{a, b, a, b} {
+		if _, err := f.v.Verify(testNow, &dcap.Evidence{Quote: f.q}, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := dcap.MemoSets(f.v)
+	if len(held) != 2 || !slices.Contains(held, a) || !slices.Contains(held, b) {
+		t.Fatalf("after A B A B: memo holds %d sets (A %v, B %v); want exactly A and B", len(held), slices.Contains(held, a), slices.Contains(held, b))
+	}
+	for _, c := range sets {
+		if h := dcap.MemoHashes(f.v, c); h.TCBInfo != hexOf(c.TCBInfo) || h.PCKCRL != hexOf(c.PCKCRL) {
+			t.Fatal("memo returned digests that are not the set's")
+		}
+	}
+	if n := len(dcap.MemoSets(f.v)); n == 0 || n > 8 {
+		t.Fatalf("after %d sets the memo holds %d; want 1..8", len(sets), n)
 	}
 }

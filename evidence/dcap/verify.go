@@ -114,7 +114,7 @@ func (v *Verifier) VerifyWithCollateral(now time.Time, ev *Evidence, pck *PCK, c
 	}
 	// 5. TCB info applies to this platform.
 	ext := pck.Ext
-	res.FMSPC, res.PCEID, res.PCKCA = ext.FMSPCHex(), ext.PCEIDHex(), pck.CA
+	res.FMSPC, res.PCEID, res.PCKCA = pck.FMSPCHex(), pck.PCEIDHex(), pck.CA
 	if err := CheckPlatform(ext, c.TCBInfo); err != nil {
 		return nil, err
 	}

@@ -36,7 +36,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -122,7 +121,7 @@ const ClaimVerifiedAt = "x-ms-sgx-verified-at"
 // Evidence is parsed SgxEnclave/OpenEnclave evidence.
 type Evidence struct {
 	Quote      *abi.Quote
-	QuoteBytes []byte          // the SGX quote without any OE wrapper
+	QuoteBytes []byte          // the SGX quote without any OE wrapper (read-only: Quote's slices share it)
 	OE         *abi.OEEvidence // non-nil for OE SGX_ECDSA evidence (custom claims)
 }
 
@@ -131,11 +130,12 @@ type Evidence struct {
 func Parse(t evidence.Type, b []byte) (*Evidence, error) {
 	switch t {
 	case evidence.SgxEnclave:
-		q, err := abi.ParseQuote(b)
+		// One copy of b, shared by the quote's slices and QuoteBytes.
+		q, raw, err := abi.ParseQuoteCopy(b)
 		if err != nil {
 			return nil, parseError("quote", err)
 		}
-		return &Evidence{Quote: q, QuoteBytes: append([]byte(nil), b...)}, nil
+		return &Evidence{Quote: q, QuoteBytes: raw}, nil
 	case evidence.OpenEnclave:
 		switch {
 		case abi.IsOEReport(b):
@@ -483,7 +483,13 @@ func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim 
 	b := &ev.Quote.Body
 	mrenclave := hex.EncodeToString(b.MREnclave[:])
 	mrsigner := hex.EncodeToString(b.MRSigner[:])
-	var cs []evidence.Claim
+	// Sized for every claim below (with KSS, an OE report's and each
+	// advisory's), so appending never reallocates.
+	n := 32 // at most 29 besides the advisories
+	if v.Result != nil {
+		n += len(v.AdvisoryIDs)
+	}
+	cs := make([]evidence.Claim, 0, n)
 	add := func(t string, val any) { cs = append(cs, evidence.Claim{Type: t, Value: val}) }
 	policyOnly := func(t string, val any) { cs = append(cs, evidence.Claim{Type: t, Value: val, PolicyOnly: true}) }
 	tokenOnly := func(t string, val any) { cs = append(cs, evidence.Claim{Type: t, Value: val, TokenOnly: true}) }
@@ -522,13 +528,10 @@ func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim 
 		if len(v.GraceUsed) > 0 {
 			add(ClaimGraceUsed, strings.Join(v.GraceUsed, ","))
 		}
-		coll := map[string]string{
-			"qeidcertshash": v.Hashes.QEIdentityCert, "qeidcrlhash": v.Hashes.QEIdentityCRL, "qeidhash": v.Hashes.QEIdentity,
-			"quotehash": v.Hashes.Quote, "tcbinfocertshash": v.Hashes.TCBInfoCerts, "tcbinfocrlhash": v.Hashes.TCBInfoCRL,
-			"tcbinfohash": v.Hashes.TCBInfo,
-		}
-		tokenOnly(ClaimCollateral, coll)
-		tokenOnly("maa-attestationcollateral", maps.Clone(coll))
+		// Two maps, not one shared: each claim owns its value. Built
+		// from the literal twice (cheaper than maps.Clone of it).
+		tokenOnly(ClaimCollateral, collateralClaim(&v.Hashes))
+		tokenOnly("maa-attestationcollateral", collateralClaim(&v.Hashes))
 	}
 	if ev.OE != nil {
 		m := map[string]string{}
@@ -556,6 +559,15 @@ func Claims(ev *Evidence, v *Verified, runtime *evidence.Data) []evidence.Claim 
 		policyOnly("$aas-ehd", ehd)
 	}
 	return cs
+}
+
+// collateralClaim is the value of x-ms-sgx-collateral for h.
+func collateralClaim(h *verify.Hashes) map[string]string {
+	return map[string]string{
+		"qeidcertshash": h.QEIdentityCert, "qeidcrlhash": h.QEIdentityCRL, "qeidhash": h.QEIdentity,
+		"quotehash": h.Quote, "tcbinfocertshash": h.TCBInfoCerts, "tcbinfocrlhash": h.TCBInfoCRL,
+		"tcbinfohash": h.TCBInfo,
+	}
 }
 
 // String renders a Verified for logs.

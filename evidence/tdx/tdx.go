@@ -108,7 +108,8 @@ type Evidence struct {
 // Refusals are *evidence.Error at CheckQuoteParse, CheckQuoteNotTDX or
 // dcap.CheckCertificationData.
 func Parse(b []byte) (*Evidence, error) {
-	q, err := abi.ParseQuote(b)
+	// One copy of b, shared by the quote's slices and the DCAP view.
+	q, raw, err := abi.ParseQuoteCopy(b)
 	if err != nil {
 		if errors.Is(err, abi.ErrNotTDX) {
 			return nil, evidence.Errorf(CheckQuoteNotTDX, "%v (SGX quotes go to SgxEnclave)", err)
@@ -126,7 +127,6 @@ func Parse(b []byte) (*Evidence, error) {
 	if err != nil {
 		return nil, evidence.Errorf(CheckQuoteParse, "%v", err)
 	}
-	raw := append([]byte(nil), b...)
 	ev := &Evidence{
 		Quote: q,
 		DCAP: &dcap.Quote{
@@ -162,7 +162,7 @@ func (v *Verifier) VerifyEvidence(ctx context.Context, ev *Evidence, now time.Ti
 	if err != nil {
 		return nil, err
 	}
-	creq := collateral.Request{TEE: collateral.TDX, FMSPC: pck.Ext.FMSPCHex(), CA: pck.CA}
+	creq := collateral.Request{TEE: collateral.TDX, FMSPC: pck.FMSPCHex(), CA: pck.CA}
 	coll, err := v.src.Get(ctx, creq)
 	if err != nil {
 		// A source that is down (or rate-limits) is no verdict on the

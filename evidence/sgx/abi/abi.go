@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	dcapabi "github.com/attestd/attestd/evidence/dcap/abi"
 )
@@ -196,16 +197,29 @@ const (
 
 // ParseReportBody parses a 384-byte SGX report body.
 func ParseReportBody(b []byte) (*ReportBody, error) {
+	r := &ReportBody{}
+	if err := parseReportBody(r, b); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// reservedRanges are the must-be-zero ranges of a report body.
+var reservedRanges = [...][2]int{{offReserved1, offISVExtProdID}, {offReserved2, offMRSigner}, {offReserved3, offConfigID}, {offReserved4, offISVFamilyID}}
+
+// parseReportBody is ParseReportBody into *r (a quote parses its two report
+// bodies in place, without an allocation each).
+func parseReportBody(r *ReportBody, b []byte) error {
 	if len(b) < ReportBodySize {
-		return nil, fmt.Errorf("report body: need %d bytes, have %d", ReportBodySize, len(b))
+		return fmt.Errorf("report body: need %d bytes, have %d", ReportBodySize, len(b))
 	}
 	b = b[:ReportBodySize]
-	for _, r := range [][2]int{{offReserved1, offISVExtProdID}, {offReserved2, offMRSigner}, {offReserved3, offConfigID}, {offReserved4, offISVFamilyID}} {
-		if err := mbz(b, r[0], r[1], "report body"); err != nil {
-			return nil, err
+	for _, rr := range reservedRanges {
+		if err := mbz(b, rr[0], rr[1], "report body"); err != nil {
+			return err
 		}
 	}
-	r := &ReportBody{
+	*r = ReportBody{
 		MiscSelect: binary.LittleEndian.Uint32(b[offMiscSelect:]),
 		ISVProdID:  binary.LittleEndian.Uint16(b[offISVProdID:]),
 		ISVSVN:     binary.LittleEndian.Uint16(b[offISVSVN:]),
@@ -219,12 +233,20 @@ func ParseReportBody(b []byte) (*ReportBody, error) {
 	copy(r.ConfigID[:], b[offConfigID:])
 	copy(r.ISVFamilyID[:], b[offISVFamilyID:])
 	copy(r.ReportData[:], b[offReportData:])
-	return r, nil
+	return nil
 }
 
 // Marshal returns the 384-byte encoding of r.
-func (r *ReportBody) Marshal() []byte {
-	b := make([]byte, ReportBodySize)
+func (r *ReportBody) Marshal() []byte { return r.Append(nil) }
+
+// Append appends the 384-byte encoding of r to dst (Marshal without its own
+// allocation, for a caller with a buffer).
+func (r *ReportBody) Append(dst []byte) []byte {
+	dst = slices.Grow(dst, ReportBodySize)
+	n := len(dst)
+	dst = dst[:n+ReportBodySize]
+	b := dst[n:]
+	clear(b)
 	copy(b[offCPUSVN:], r.CPUSVN[:])
 	binary.LittleEndian.PutUint32(b[offMiscSelect:], r.MiscSelect)
 	copy(b[offISVExtProdID:], r.ISVExtendedProductID[:])
@@ -237,7 +259,7 @@ func (r *ReportBody) Marshal() []byte {
 	binary.LittleEndian.PutUint16(b[offConfigSVN:], r.ConfigSVN)
 	copy(b[offISVFamilyID:], r.ISVFamilyID[:])
 	copy(b[offReportData:], r.ReportData[:])
-	return b
+	return dst
 }
 
 // reader is a bounds-checked little-endian cursor.
@@ -256,7 +278,7 @@ func (r *reader) take(n int, what string) []byte {
 		r.err = fmt.Errorf("%s: %s needs %d bytes at offset %d, only %d left", r.ctx, what, n, r.off, len(r.b)-r.off)
 		return nil
 	}
-	s := r.b[r.off : r.off+n]
+	s := r.b[r.off : r.off+n : r.off+n] // capacity-limited: an append never writes past it
 	r.off += n
 	return s
 }
@@ -305,32 +327,54 @@ func QuoteLength(b []byte) (int, error) {
 // ParseQuote parses an SGX ECDSA quote v3 or v4. b must hold exactly one
 // quote: trailing bytes after the declared signature data are rejected.
 func ParseQuote(b []byte) (*Quote, error) {
+	q, _, err := ParseQuoteCopy(b)
+	return q, err
+}
+
+// ParseQuoteCopy is ParseQuote that also returns raw, the one private copy
+// of b that the quote's byte slices (signature, attestation key, QE report
+// signature, QE authentication data, certification data) are
+// capacity-limited sub-slices of: one allocation for all of them instead of
+// one each, and a caller that keeps the quote's exact bytes (to hash them)
+// needs no copy of its own. Neither q nor raw aliases b; q and raw share
+// memory, so treat both as read-only.
+func ParseQuoteCopy(b []byte) (q *Quote, raw []byte, err error) {
 	n, err := QuoteLength(b)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if n != len(b) {
-		return nil, fmt.Errorf("quote: %d trailing bytes after the %d-byte quote", len(b)-n, n)
+		return nil, nil, fmt.Errorf("quote: %d trailing bytes after the %d-byte quote", len(b)-n, n)
 	}
-	h, _ := ParseHeader(b)
-	body, err := ParseReportBody(b[HeaderSize:SignedSize])
+	raw = clone(b)
+	q, err = parseQuote(raw)
 	if err != nil {
+		return nil, nil, err
+	}
+	return q, raw, nil
+}
+
+// parseQuote parses b, a quote of exactly len(b) bytes (QuoteLength
+// checked), that the result may alias.
+func parseQuote(b []byte) (*Quote, error) {
+	// The header was checked by QuoteLength (ParseHeader); decoded again
+	// here into the quote itself.
+	q := &Quote{Header: *dcapabi.DecodeHeader((*[HeaderSize]byte)(b))}
+	h := &q.Header
+	if err := parseReportBody(&q.Body, b[HeaderSize:SignedSize]); err != nil {
 		return nil, fmt.Errorf("ISV enclave %w", err)
 	}
-	q := &Quote{Header: *h, Body: *body}
 	r := &reader{b: b[QuoteFixedSize:], ctx: "quote signature data"}
-	q.Signature = clone(r.take(SignatureSize, "quote signature"))
-	q.AttestationKey = clone(r.take(AttestationKeySize, "attestation key"))
+	q.Signature = r.take(SignatureSize, "quote signature")
+	q.AttestationKey = r.take(AttestationKeySize, "attestation key")
 	if r.err != nil {
 		return nil, r.err
 	}
 	switch h.Version {
 	case QuoteVersion3:
-		qe, err := parseQEReportCertData(r)
-		if err != nil {
+		if err := parseQEReportCertData(r, &q.QE); err != nil {
 			return nil, err
 		}
-		q.QE = *qe
 	case QuoteVersion4:
 		typ := r.u16("certification data type")
 		size := r.u32("certification data size")
@@ -342,14 +386,12 @@ func ParseQuote(b []byte) (*Quote, error) {
 			return nil, fmt.Errorf("quote v4: certification data type %d, want 6 (QE report certification data)", typ)
 		}
 		inner := &reader{b: data, ctx: "QE report certification data"}
-		qe, err := parseQEReportCertData(inner)
-		if err != nil {
+		if err := parseQEReportCertData(inner, &q.QE); err != nil {
 			return nil, err
 		}
 		if inner.off != len(data) {
 			return nil, fmt.Errorf("QE report certification data: %d trailing bytes", len(data)-inner.off)
 		}
-		q.QE = *qe
 	}
 	if r.off != len(r.b) {
 		return nil, fmt.Errorf("quote signature data: %d trailing bytes after the certification data", len(r.b)-r.off)
@@ -357,7 +399,8 @@ func ParseQuote(b []byte) (*Quote, error) {
 	return q, nil
 }
 
-func parseQEReportCertData(r *reader) (*QEReportCertificationData, error) {
+// parseQEReportCertData parses into *qe; its slices alias r's buffer.
+func parseQEReportCertData(r *reader, qe *QEReportCertificationData) error {
 	rep := r.take(ReportBodySize, "QE report")
 	sig := r.take(SignatureSize, "QE report signature")
 	authLen := r.u16("QE authentication data size")
@@ -366,21 +409,17 @@ func parseQEReportCertData(r *reader) (*QEReportCertificationData, error) {
 	size := r.u32("certification data size")
 	data := r.take(int(size), "certification data")
 	if r.err != nil {
-		return nil, r.err
+		return r.err
 	}
-	body, err := ParseReportBody(rep)
-	if err != nil {
-		return nil, fmt.Errorf("QE %w", err)
+	if err := parseReportBody(&qe.QEReport, rep); err != nil {
+		return fmt.Errorf("QE %w", err)
 	}
 	if typ == CertQEReportCertDat {
-		return nil, fmt.Errorf("%s: certification data type 6 nested inside itself", r.ctx)
+		return fmt.Errorf("%s: certification data type 6 nested inside itself", r.ctx)
 	}
-	return &QEReportCertificationData{
-		QEReport:          *body,
-		QEReportSignature: clone(sig),
-		QEAuthData:        clone(auth),
-		Certification:     CertificationData{Type: typ, Data: clone(data)},
-	}, nil
+	qe.QEReportSignature, qe.QEAuthData = sig, auth
+	qe.Certification = CertificationData{Type: typ, Data: data}
+	return nil
 }
 
 func (qe *QEReportCertificationData) marshal() []byte {
@@ -396,8 +435,11 @@ func (qe *QEReportCertificationData) marshal() []byte {
 }
 
 // SignedBytes returns the bytes covered by the quote signature: header || report body.
-func (q *Quote) SignedBytes() []byte {
-	return append(q.Header.Marshal(), q.Body.Marshal()...)
+func (q *Quote) SignedBytes() []byte { return q.AppendSignedBytes(make([]byte, 0, SignedSize)) }
+
+// AppendSignedBytes appends SignedBytes to dst.
+func (q *Quote) AppendSignedBytes(dst []byte) []byte {
+	return q.Body.Append(append(dst, q.Header.Marshal()...))
 }
 
 // Marshal returns the encoding of q (the inverse of ParseQuote).

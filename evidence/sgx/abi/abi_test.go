@@ -136,3 +136,40 @@ func TestOEEvidenceAndClaims(t *testing.T) {
 		}
 	}
 }
+
+// TestParseQuoteCopy: the quote and its raw bytes share one copy of the
+// input, never the input itself, and the quote's slices are
+// capacity-limited (appending to one cannot overwrite the next field).
+func TestParseQuoteCopy(t *testing.T) {
+	for _, f := range realQuotes {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			b := testenv.ReadShared(t, f)
+			orig := bytes.Clone(b)
+			q, raw, err := ParseQuoteCopy(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(raw, b) {
+				t.Fatal("raw != b")
+			}
+			if &raw[0] == &b[0] {
+				t.Fatal("raw aliases the input")
+			}
+			for i := range b {
+				b[i] ^= 0xff
+			}
+			if out, _ := q.Marshal(); !bytes.Equal(out, orig) || !bytes.Equal(raw, orig) {
+				t.Fatal("the quote or raw changed with the input buffer")
+			}
+			for _, s := range [][]byte{q.Signature, q.AttestationKey, q.QE.QEReportSignature, q.QE.QEAuthData, q.QE.Certification.Data} {
+				if cap(s) != len(s) {
+					t.Fatalf("a %d-byte field has capacity %d", len(s), cap(s))
+				}
+			}
+			_ = append(q.Signature, 0xAA)
+			if !bytes.Equal(raw, orig) {
+				t.Fatal("appending to the signature wrote into the quote's bytes")
+			}
+		})
+	}
+}

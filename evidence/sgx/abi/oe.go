@@ -42,7 +42,8 @@ type OEReport struct {
 	Version    uint32
 	ReportType uint32
 	Quote      *Quote
-	// QuoteBytes is a copy of the quote as carried in the report.
+	// QuoteBytes is a copy of the quote as carried in the report (the
+	// memory Quote's byte slices share: read-only).
 	QuoteBytes []byte
 }
 
@@ -70,11 +71,11 @@ func ParseOEReport(b []byte) (*OEReport, error) {
 		return nil, fmt.Errorf("OE report: header says %d report bytes, %d follow", size, len(b)-OEReportHeaderSize)
 	}
 	qb := b[OEReportHeaderSize:]
-	q, err := ParseQuote(qb)
+	q, raw, err := ParseQuoteCopy(qb)
 	if err != nil {
 		return nil, fmt.Errorf("OE report: %w", err)
 	}
-	return &OEReport{Version: v, ReportType: t, Quote: q, QuoteBytes: clone(qb)}, nil
+	return &OEReport{Version: v, ReportType: t, Quote: q, QuoteBytes: raw}, nil
 }
 
 // Marshal returns the encoding of r (header + QuoteBytes).
@@ -107,7 +108,9 @@ type OEEvidence struct {
 	HeaderVersion uint32
 	FormatID      [16]byte
 	Quote         *Quote
-	QuoteBytes    []byte
+	// QuoteBytes is the quote's exact bytes (parsed: the memory Quote's
+	// byte slices share, read-only).
+	QuoteBytes []byte
 	// CustomClaimsBuffer is the serialized custom claims exactly as carried;
 	// SHA-256 of it must equal the quote's report_data[0:32].
 	CustomClaimsBuffer []byte
@@ -178,7 +181,7 @@ func ParseOEEvidence(b []byte) (*OEEvidence, error) {
 }
 
 func (e *OEEvidence) parseQuoteAndClaims(data []byte, n int) error {
-	q, err := ParseQuote(data[:n])
+	q, raw, err := ParseQuoteCopy(data[:n])
 	if err != nil {
 		return fmt.Errorf("OE evidence: %w", err)
 	}
@@ -187,7 +190,7 @@ func (e *OEEvidence) parseQuoteAndClaims(data []byte, n int) error {
 		return fmt.Errorf("OE evidence: %w", err)
 	}
 	e.Quote = q
-	e.QuoteBytes = clone(data[:n])
+	e.QuoteBytes = raw
 	e.CustomClaimsBuffer = clone(data[n:])
 	e.CustomClaims = claims
 	return nil

@@ -127,7 +127,7 @@ func (v *Verifier) Platform(q *abi.Quote) (*Platform, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Platform{FMSPC: c.Ext.FMSPCHex(), PCEID: c.Ext.PCEIDHex(), CA: c.CA, Extensions: c.Ext}, nil
+	return &Platform{FMSPC: c.FMSPCHex(), PCEID: c.PCEIDHex(), CA: c.CA, Extensions: c.Ext}, nil
 }
 
 // DCAPQuote returns the DCAP-signed part of q (whose exact bytes are raw).
@@ -137,14 +137,26 @@ func DCAPQuote(raw []byte, q *abi.Quote) (*dcap.Quote, error) {
 		return nil, evidence.Errorf(dcap.CheckCertificationData, "%v", err)
 	}
 	r := &q.QE.QEReport
-	return &dcap.Quote{
+	// The signed bytes are re-encoded from the parsed fields (what the
+	// claims are made of), never taken from raw; into arrays of one
+	// allocation with the dcap.Quote instead of one allocation each.
+	d := &dcapQuote{}
+	d.q = dcap.Quote{
 		Raw: raw, QEVendorID: q.Header.QEVendorID,
-		SignedBytes: q.SignedBytes(), Signature: q.Signature, AttestationKey: q.AttestationKey,
-		QEReportBytes: r.Marshal(),
+		SignedBytes: q.AppendSignedBytes(d.signed[:0]), Signature: q.Signature, AttestationKey: q.AttestationKey,
+		QEReportBytes: r.Append(d.qeReport[:0]),
 		QEReport: dcap.QEReport{MiscSelect: r.MiscSelect, Attributes: r.Attributes, MRSigner: r.MRSigner,
 			ISVProdID: r.ISVProdID, ISVSVN: r.ISVSVN, ReportData: r.ReportData},
 		QEReportSignature: q.QE.QEReportSignature, QEAuthData: q.QE.QEAuthData, PCKChainPEM: pemChain,
-	}, nil
+	}
+	return &d.q, nil
+}
+
+// dcapQuote is a dcap.Quote with the storage of its re-encoded parts.
+type dcapQuote struct {
+	q        dcap.Quote
+	signed   [abi.SignedSize]byte
+	qeReport [abi.ReportBodySize]byte
 }
 
 // Verify verifies quote q (whose exact bytes are quoteBytes) against coll

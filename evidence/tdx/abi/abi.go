@@ -189,7 +189,7 @@ func (r *reader) take(n int, what string) []byte {
 		r.err = fmt.Errorf("%s: need %d bytes at offset %d, have %d", what, n, r.off, len(r.b)-r.off)
 		return nil
 	}
-	out := r.b[r.off : r.off+n]
+	out := r.b[r.off : r.off+n : r.off+n] // capacity-limited: an append never writes past it
 	r.off += n
 	return out
 }
@@ -271,9 +271,33 @@ func (r *TDReport) Marshal(bodyType uint16) []byte {
 // ParseQuote parses a TD quote v4 or v5. A quote whose header is an SGX
 // quote's wraps ErrNotTDX.
 func ParseQuote(b []byte) (*Quote, error) {
+	q, _, err := ParseQuoteCopy(b)
+	return q, err
+}
+
+// ParseQuoteCopy is ParseQuote that also returns raw, the one private copy
+// of b that the quote's byte slices (signature, attestation key, QE report
+// and its signature, QE authentication data, certification data, Extra) are
+// capacity-limited sub-slices of: one allocation for all of them instead of
+// one each, and a caller that keeps the quote's exact bytes needs no copy of
+// its own. Neither q nor raw aliases b; q and raw share memory, so treat
+// both as read-only.
+func ParseQuoteCopy(b []byte) (q *Quote, raw []byte, err error) {
 	if len(b) > MaxQuoteSize {
-		return nil, fmt.Errorf("quote: %d bytes, more than the %d a TD quote can need", len(b), MaxQuoteSize)
+		return nil, nil, fmt.Errorf("quote: %d bytes, more than the %d a TD quote can need", len(b), MaxQuoteSize)
 	}
+	if _, err := ParseHeader(b); err != nil {
+		return nil, nil, err
+	}
+	raw = clone(b)
+	if q, err = parseQuote(raw); err != nil {
+		return nil, nil, err
+	}
+	return q, raw, nil
+}
+
+// parseQuote parses b (at most MaxQuoteSize bytes), which the result may alias.
+func parseQuote(b []byte) (*Quote, error) {
 	h, err := ParseHeader(b)
 	if err != nil {
 		return nil, err
@@ -319,15 +343,15 @@ func ParseQuote(b []byte) (*Quote, error) {
 		return nil, err
 	}
 	if r.off < len(b) {
-		q.Extra = clone(b[r.off:])
+		q.Extra = b[r.off:len(b):len(b)]
 	}
 	return q, nil
 }
 
 func (q *Quote) parseSignatureData(sd []byte) error {
 	r := &reader{b: sd}
-	q.Signature = clone(r.take(SignatureSize, "quote signature"))
-	q.AttestationKey = clone(r.take(AttestationKeySize, "attestation key"))
+	q.Signature = r.take(SignatureSize, "quote signature")
+	q.AttestationKey = r.take(AttestationKeySize, "attestation key")
 	q.CertType = r.u16("certification data type")
 	size := r.u32("certification data size")
 	data := r.take(int(min(size, uint32(len(sd)))), "certification data")
@@ -341,15 +365,15 @@ func (q *Quote) parseSignatureData(sd []byte) error {
 		return fmt.Errorf("signature data: %d bytes after the certification data", len(sd)-r.off)
 	}
 	if q.CertType != CertQEReportCertDat {
-		q.CertData = clone(data)
+		q.CertData = data
 		return nil
 	}
 	qr := &reader{b: data}
 	qe := &QEReportCertData{}
-	qe.QEReport = clone(qr.take(QEReportSize, "QE report"))
-	qe.QEReportSignature = clone(qr.take(SignatureSize, "QE report signature"))
+	qe.QEReport = qr.take(QEReportSize, "QE report")
+	qe.QEReportSignature = qr.take(SignatureSize, "QE report signature")
 	authLen := qr.u16("QE authentication data size")
-	qe.QEAuthData = clone(qr.take(int(authLen), "QE authentication data"))
+	qe.QEAuthData = qr.take(int(authLen), "QE authentication data")
 	qe.CertType = qr.u16("nested certification data type")
 	nsize := qr.u32("nested certification data size")
 	if qr.err != nil {
@@ -358,7 +382,7 @@ func (q *Quote) parseSignatureData(sd []byte) error {
 	if int64(nsize) != int64(len(data)-qr.off) {
 		return fmt.Errorf("nested certification data: size %d, but %d bytes remain in the QE report certification data", nsize, len(data)-qr.off)
 	}
-	qe.CertData = clone(data[qr.off:])
+	qe.CertData = data[qr.off:len(data):len(data)]
 	q.QE = qe
 	return nil
 }

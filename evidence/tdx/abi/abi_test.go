@@ -208,3 +208,41 @@ func TestAttributes(t *testing.T) {
 		t.Fatalf("bit layout %x", r.TDAttributes)
 	}
 }
+
+// TestParseQuoteCopy: the quote and its raw bytes share one copy of the
+// input, never the input itself, and the quote's slices are
+// capacity-limited (appending to one cannot overwrite the next field).
+func TestParseQuoteCopy(t *testing.T) {
+	for _, c := range realQuotes {
+		t.Run(c.file, func(t *testing.T) {
+			b := readQuote(t, c.file)
+			orig := bytes.Clone(b)
+			q, raw, err := ParseQuoteCopy(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(raw, b) || &raw[0] == &b[0] {
+				t.Fatal("raw is not a copy of b")
+			}
+			for i := range b {
+				b[i] ^= 0xff
+			}
+			if out, _ := q.Marshal(); !bytes.Equal(out, orig) || !bytes.Equal(raw, orig) {
+				t.Fatal("the quote or raw changed with the input buffer")
+			}
+			fields := [][]byte{q.Signature, q.AttestationKey, q.CertData, q.Extra}
+			if q.QE != nil {
+				fields = append(fields, q.QE.QEReport, q.QE.QEReportSignature, q.QE.QEAuthData, q.QE.CertData)
+			}
+			for _, s := range fields {
+				if cap(s) != len(s) {
+					t.Fatalf("a %d-byte field has capacity %d", len(s), cap(s))
+				}
+			}
+			_ = append(q.Signature, 0xAA)
+			if !bytes.Equal(raw, orig) {
+				t.Fatal("appending to the signature wrote into the quote's bytes")
+			}
+		})
+	}
+}
