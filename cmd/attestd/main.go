@@ -31,9 +31,9 @@ const usage = `attestd — a self-hosted, MAA-compatible remote attestation serv
 Usage:
   attestd [serve] [flags]     run the HTTPS server (the default command)
   attestd token [flags]       print a development bearer token (last line)
-  attestd keys list|rotate|retire|import
-                              show, rotate, retire or import token-signing keys
-  attestd verify [flags]      verify an SGX quote / OpenEnclave report offline, print its claims
+  attestd keys list|rotate|retire|import|rewrap
+                              show, rotate, retire or import token-signing keys; re-seal them under a new key-encryption key
+  attestd verify [flags]      verify SGX, OpenEnclave, SEV-SNP or TDX evidence offline, print its claims
   attestd policy check|explain  parse a policy; dry-run it over claims or evidence with a trace
   attestd audit list [flags]  print the audit trail of admin changes
   attestd store migrate       copy a SQLite database into PostgreSQL, verified

@@ -57,7 +57,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, e
 	fs.SetOutput(stderr)
 	o := &serveOptions{}
 	fs.StringVar(&o.Listen, "listen", "", "address to listen on (env ATTESTD_LISTEN; default "+DefaultListen+")")
-	fs.StringVar(&o.Data, "data", "", "data directory: database, signing keys, TLS certificate (env ATTESTD_DATA; default "+DefaultData+")")
+	fs.StringVar(&o.Data, "data", "", "data directory: database (with the signing keys), key-encryption key, TLS certificate (env ATTESTD_DATA; default "+DefaultData+")")
 	fs.StringVar(&o.ConfigPath, "config", "", "JSON configuration file (env ATTESTD_CONFIG); without one the default instance runs in AAD mode trusting the development identity")
 	fs.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate PEM file (env ATTESTD_TLS_CERT; default: self-signed DATA/tls/cert.pem)")
 	fs.StringVar(&o.TLSKey, "tls-key", "", "TLS private key PEM file (env ATTESTD_TLS_KEY; default: DATA/tls/key.pem)")
