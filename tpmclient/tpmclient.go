@@ -503,15 +503,7 @@ func BuildRequest(ctx context.Context, t transport.TPM, r Request) (string, erro
 			"info": map[string]any{"tpm_quote": map[string]string{"hash_alg": "sha-256"}},
 		},
 	}
-	if r.RPID != "" {
-		data["rp_id"] = r.RPID
-	}
-	if r.RPData != nil {
-		data["rp_data"] = b64(r.RPData)
-	}
-	if len(r.CustomClaims) > 0 {
-		data["custom_claims"] = r.CustomClaims
-	}
+	r.addOptional(data)
 	if k := r.CertifiedKey; k != nil {
 		cert, sig, err := Certify(ctx, t, k, r.AK, r.Challenge)
 		if err != nil {
@@ -540,6 +532,20 @@ const (
 // signRequest wraps att_data (in report_signed with a VBS report when
 // r.VSMReport is set: v2 sends it as vsm_report.enclave.report, v1 as the
 // vsm_report string) and signs the JWS of type typ with r.RequestKey.
+// addOptional adds the request's optional att_data members (rp_id,
+// rp_data, custom_claims), the same in v1 and v2.
+func (r Request) addOptional(data map[string]any) {
+	if r.RPID != "" {
+		data["rp_id"] = r.RPID
+	}
+	if r.RPData != nil {
+		data["rp_data"] = base64.RawURLEncoding.EncodeToString(r.RPData)
+	}
+	if len(r.CustomClaims) > 0 {
+		data["custom_claims"] = r.CustomClaims
+	}
+}
+
 func signRequest(r Request, typ string, data map[string]any) (string, error) {
 	b64 := base64.RawURLEncoding.EncodeToString
 	payload := map[string]any{"att_type": "basic", "att_data": data}

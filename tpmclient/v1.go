@@ -236,14 +236,6 @@ func BuildRequestV1(ctx context.Context, t transport.TPM, r Request) (string, er
 		"tpm_att_data":    tad,
 		"attest_key":      json.RawMessage(jwk),
 	}
-	if r.RPID != "" {
-		data["rp_id"] = r.RPID
-	}
-	if r.RPData != nil {
-		data["rp_data"] = b64(r.RPData)
-	}
-	if len(r.CustomClaims) > 0 {
-		data["custom_claims"] = r.CustomClaims
-	}
+	r.addOptional(data)
 	return signRequest(r, abiTypV1, data)
 }

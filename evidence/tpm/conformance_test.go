@@ -40,16 +40,26 @@ func conformAKCert(t testing.TB, ca *x509.Certificate, caKey crypto.Signer, pub 
 	return issueAKCert(t, ca, caKey, pub, akCertNotBefore, akCertNotAfter)
 }
 
-// TestConformance runs the verifier conformance suite (evidence/verifiertest,
-// issue 8) against the Tpm verifier with a software TPM: the good evidence
-// is a request round answering a challenge, quoted by an AK whose
-// certificate chains to a test CA the verifier trusts. The request carries
-// its opened State (the challenge), as the pipeline passes it after
-// unsealing the service_context. The AK certificate is the time-bounded
-// collateral: the suite's instants outside its validity must be refused at
-// tpm.aik.chain. Each request is quoted once and handed out as copies, so
-// the suite's many calls cost no TPM round trips.
-func TestConformance(t *testing.T) {
+// conformance is the set-up both swtpm conformance runs share: a software
+// TPM with a measured boot, an AK certified by a trusted test CA (and a
+// foreign CA beside it), a request key, the verifier with its default
+// properties (require_valid_aik_cert true), and request builders for one
+// protocol version. Each request is quoted once and handed out as copies,
+// so the suite's many calls cost no TPM round trips.
+type conformance struct {
+	t                   *testing.T
+	v                   *tpm.Verifier
+	props               map[string]any
+	challenge           []byte
+	base                tpmclient.Attester
+	ak                  *tpmclient.Key
+	foreign             *x509.Certificate
+	foreignKey          crypto.Signer
+	good                []byte
+	noRuntimeDataReason string
+}
+
+func newConformance(t *testing.T, protocol int, challengeByte byte, noRuntimeData string) *conformance {
 	ctx := context.Background()
 	tr, events, ak := measuredTPM(ctx, t, selfSigned(t, "test db"))
 	root, rootKey := conformCA(t)
@@ -61,74 +71,92 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := tpm.NewVerifier(tpm.Options{Verify: verify.Options{Roots: pool}})
-	props := v.ConfigurationDefaults(evidence.Tpm) // require_valid_aik_cert true
+	c := &conformance{t: t, v: v, props: v.ConfigurationDefaults(evidence.Tpm),
+		challenge: bytes.Repeat([]byte{challengeByte}, tpm.ChallengeSize), ak: ak, foreign: foreign, foreignKey: foreignKey,
+		base: tpmclient.Attester{TPM: tr, AK: ak, AIKCert: conformAKCert(t, root, rootKey, ak.Pub), Log: tpmclient.EncodeLog(events),
+			RequestKey: reqKey, RPData: []byte("relying party data"), Protocol: protocol},
+		noRuntimeDataReason: noRuntimeData}
+	c.good = c.quote(nil)
+	return c
+}
 
-	challenge := bytes.Repeat([]byte{0xc4}, tpm.ChallengeSize)
-	base := tpmclient.Attester{TPM: tr, AK: ak, AIKCert: conformAKCert(t, root, rootKey, ak.Pub), Log: tpmclient.EncodeLog(events),
-		RequestKey: reqKey, RPData: []byte("relying party data")}
-	// quote answers the challenge with a copy of base changed by edit.
-	quote := func(edit func(*tpmclient.Attester)) []byte {
-		t.Helper()
-		a := base
-		if edit != nil {
-			edit(&a)
-		}
-		msg, err := a.TpmRequest(ctx, challenge, "sealed service context")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return msg
+// quote answers the challenge with a copy of the base attester changed by edit.
+func (c *conformance) quote(edit func(*tpmclient.Attester)) []byte {
+	c.t.Helper()
+	a := c.base
+	if edit != nil {
+		edit(&a)
 	}
-	req := func(msg, state []byte) *evidence.Request {
-		return &evidence.Request{Type: evidence.Tpm, Evidence: bytes.Clone(msg), State: bytes.Clone(state), Now: tpmConformNow, Properties: props}
+	msg, err := a.TpmRequest(context.Background(), c.challenge, "sealed service context")
+	if err != nil {
+		c.t.Fatal(err)
 	}
-	good := quote(nil)
-	otherChallenge := bytes.Clone(challenge)
+	return msg
+}
+
+// at is the request of msg with state as its opened service context.
+func (c *conformance) at(msg, state []byte) func(testing.TB) *evidence.Request {
+	return func(testing.TB) *evidence.Request {
+		return &evidence.Request{Type: evidence.Tpm, Evidence: bytes.Clone(msg), State: bytes.Clone(state), Now: tpmConformNow, Properties: c.props}
+	}
+}
+
+// run runs the suite with the cases every protocol shares (the AK
+// certificate as the time-bounded collateral, an untrusted CA, the JWS,
+// the challenge, a log of another boot, too few PCRs) and bad.
+func (c *conformance) run(logCase string, bad ...verifiertest.Case) {
+	t := c.t
+	otherChallenge := bytes.Clone(c.challenge)
 	otherChallenge[0] ^= 1
-	tamperedQuote := quote(func(a *tpmclient.Attester) {
+	untrusted := c.quote(func(a *tpmclient.Attester) { a.AIKCert = conformAKCert(t, c.foreign, c.foreignKey, c.ak.Pub) })
+	otherLog := c.quote(func(a *tpmclient.Attester) {
+		a.Log = tpmclient.EncodeLog(tpmclient.SyntheticBootEvents(false, selfSigned(t, "other db")))
+	})
+	fewPCRs := c.quote(func(a *tpmclient.Attester) { a.PCRMask = 1 << 7 })
+	shared := []verifiertest.Case{
+		{Name: "AK certificate of an untrusted CA", ParseOK: true, Checks: []evidence.Check{verify.CheckAIKChain}, Request: c.at(untrusted, c.challenge)},
+		{Name: "JWS signature flipped", ParseOK: true, Checks: []evidence.Check{verify.CheckRequestSignature}, Request: c.at(flipSignature(t, c.good), c.challenge)},
+		{Name: "answers another challenge", ParseOK: true, Checks: []evidence.Check{verify.CheckChallenge}, Request: c.at(c.good, otherChallenge)},
+		{Name: "no challenge opened", Checks: []evidence.Check{verify.CheckChallenge}, Request: c.at(c.good, nil)},
+		{Name: logCase, ParseOK: true, Checks: []evidence.Check{verify.CheckEventLogReplay}, Request: c.at(otherLog, c.challenge)},
+		{Name: "required PCRs not quoted", ParseOK: true, Checks: []evidence.Check{verify.CheckPCRMask}, Request: c.at(fewPCRs, c.challenge)},
+	}
+	verifiertest.Run(t, verifiertest.Harness{
+		Verifier:          c.v,
+		Good:              c.at(c.good, c.challenge),
+		Expired:           akCertNotAfter.Add(24 * time.Hour),
+		ExpiredChecks:     []evidence.Check{verify.CheckAIKChain},
+		NotYetValid:       akCertNotBefore.Add(-24 * time.Hour),
+		NotYetValidChecks: []evidence.Check{verify.CheckAIKChain},
+		NoRuntimeData:     c.noRuntimeDataReason,
+		Bad:               append(shared, bad...),
+	})
+}
+
+// TestConformance runs the verifier conformance suite (evidence/verifiertest,
+// issue 8) against the Tpm verifier with a software TPM: the good evidence
+// is a v2 request round answering a challenge, quoted by an AK whose
+// certificate chains to a test CA the verifier trusts. The request carries
+// its opened State (the challenge), as the pipeline passes it after
+// unsealing the service_context. The AK certificate is the time-bounded
+// collateral: the suite's instants outside its validity must be refused at
+// tpm.aik.chain.
+func TestConformance(t *testing.T) {
+	c := newConformance(t, 0, 0xc4, "MAA's TPM protocol carries no runtimeData: the request key is bound by the quote and attested as cnf")
+	tamperedQuote := c.quote(func(a *tpmclient.Attester) {
 		a.Mutate = func(e *tpmclient.Evidence) { e.Quote.Attest[len(e.Quote.Attest)-1] ^= 1 } // inside the signed TPMS_ATTEST
 	})
-	untrusted := quote(func(a *tpmclient.Attester) { a.AIKCert = conformAKCert(t, foreign, foreignKey, ak.Pub) })
-	otherPCR := quote(func(a *tpmclient.Attester) {
+	otherPCR := c.quote(func(a *tpmclient.Attester) {
 		a.Mutate = func(e *tpmclient.Evidence) {
 			d := bytes.Clone(e.Quote.PCRs[7])
 			d[0] ^= 1
 			e.Quote.PCRs[7] = d // not what the quote's pcrDigest covers
 		}
 	})
-	otherLog := quote(func(a *tpmclient.Attester) {
-		a.Log = tpmclient.EncodeLog(tpmclient.SyntheticBootEvents(false, selfSigned(t, "other db")))
-	})
-	fewPCRs := quote(func(a *tpmclient.Attester) { a.PCRMask = 1 << 7 })
-	wrongSigner := flipSignature(t, good)
-
-	verifiertest.Run(t, verifiertest.Harness{
-		Verifier:          v,
-		Good:              func(testing.TB) *evidence.Request { return req(good, challenge) },
-		Expired:           akCertNotAfter.Add(24 * time.Hour),
-		ExpiredChecks:     []evidence.Check{verify.CheckAIKChain},
-		NotYetValid:       akCertNotBefore.Add(-24 * time.Hour),
-		NotYetValidChecks: []evidence.Check{verify.CheckAIKChain},
-		NoRuntimeData:     "MAA's TPM protocol carries no runtimeData: the request key is bound by the quote and attested as cnf",
-		Bad: []verifiertest.Case{
-			{Name: "tampered quote", ParseOK: true, Checks: []evidence.Check{verify.CheckQuoteSignature},
-				Request: func(testing.TB) *evidence.Request { return req(tamperedQuote, challenge) }},
-			{Name: "AK certificate of an untrusted CA", ParseOK: true, Checks: []evidence.Check{verify.CheckAIKChain},
-				Request: func(testing.TB) *evidence.Request { return req(untrusted, challenge) }},
-			{Name: "JWS signature flipped", ParseOK: true, Checks: []evidence.Check{verify.CheckRequestSignature},
-				Request: func(testing.TB) *evidence.Request { return req(wrongSigner, challenge) }},
-			{Name: "answers another challenge", ParseOK: true, Checks: []evidence.Check{verify.CheckChallenge},
-				Request: func(testing.TB) *evidence.Request { return req(good, otherChallenge) }},
-			{Name: "no challenge opened", Checks: []evidence.Check{verify.CheckChallenge},
-				Request: func(testing.TB) *evidence.Request { return req(good, nil) }},
-			{Name: "PCR value the quote does not cover", ParseOK: true, Checks: []evidence.Check{verify.CheckPCRDigest},
-				Request: func(testing.TB) *evidence.Request { return req(otherPCR, challenge) }},
-			{Name: "event log of another boot", ParseOK: true, Checks: []evidence.Check{verify.CheckEventLogReplay},
-				Request: func(testing.TB) *evidence.Request { return req(otherLog, challenge) }},
-			{Name: "required PCRs not quoted", ParseOK: true, Checks: []evidence.Check{verify.CheckPCRMask},
-				Request: func(testing.TB) *evidence.Request { return req(fewPCRs, challenge) }},
-		},
-	})
+	c.run("event log of another boot",
+		verifiertest.Case{Name: "tampered quote", ParseOK: true, Checks: []evidence.Check{verify.CheckQuoteSignature}, Request: c.at(tamperedQuote, c.challenge)},
+		verifiertest.Case{Name: "PCR value the quote does not cover", ParseOK: true, Checks: []evidence.Check{verify.CheckPCRDigest}, Request: c.at(otherPCR, c.challenge)},
+	)
 }
 
 // TestZeroInstantRefused: a caller that forgets Request.Now is refused at
