@@ -63,7 +63,7 @@ func parseServeFlags(args []string, stderr io.Writer) (*serveOptions, *Config, e
 	fs.StringVar(&o.TLSKey, "tls-key", "", "TLS private key PEM file (env ATTESTD_TLS_KEY; default: DATA/tls/key.pem)")
 	fs.StringVar(&o.LogLevel, "log-level", "", "log level: debug, info, warn, error (env ATTESTD_LOG_LEVEL; default info)")
 	fs.StringVar(&o.LogFormat, "log-format", "", "log format: text or json, one JSON object per line (env ATTESTD_LOG_FORMAT; default text)")
-	fs.StringVar(&o.MetricsListen, "metrics-listen", "", "serve /metrics, /readyz and /version over plain HTTP on this address (e.g. 127.0.0.1:9090) instead of on the HTTPS listener (env ATTESTD_METRICS_LISTEN)")
+	fs.StringVar(&o.MetricsListen, "metrics-listen", "", "serve /metrics, /readyz and /version over plain HTTP on this address (e.g. 127.0.0.1:9090); /metrics then leaves the HTTPS listener, /readyz and /version stay on it too (env ATTESTD_METRICS_LISTEN)")
 	fs.StringVar(&o.ReadyFile, "ready-file", "", "write the server URL to this file once it accepts connections, remove it on shutdown (for scripts: wait for the file instead of sleeping)")
 	fs.StringVar(&o.StoreType, "store", "", "database: sqlite or postgres (env ATTESTD_STORE; default sqlite at DATA/attestd.db, or postgres when a DSN is given)")
 	fs.StringVar(&o.StoreDSN, "store-dsn", "", "PostgreSQL DSN, e.g. postgres://attestd@db:5432/attestd?sslmode=verify-full; keep the password in PGPASSWORD or ~/.pgpass (env ATTESTD_STORE_DSN); for sqlite: the database file")
