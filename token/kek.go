@@ -145,11 +145,80 @@ func EnsureKEKFile(path string) (k *KEK, created bool, err error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, false, fmt.Errorf("token: key-encryption key: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Dir(path), filepath.Base(path), []byte(base64.StdEncoding.EncodeToString(key)+"\n")); err != nil {
+	// Created exclusively: replicas starting together on one empty shared
+	// data directory (deploy/replicas) race here, and a file replaced
+	// after another replica sealed keys under it would lock them out for
+	// good. The loser of the race uses the winner's key.
+	won, err := createFileExclusive(filepath.Dir(path), filepath.Base(path), []byte(base64.StdEncoding.EncodeToString(key)+"\n"))
+	if err != nil {
 		return nil, false, fmt.Errorf("token: write key-encryption key: %w", err)
+	}
+	if !won {
+		k, err := LoadKEK(path)
+		return k, false, err
 	}
 	k, err = NewKEK(key)
 	return k, err == nil, err
+}
+
+// createFileExclusive writes data to dir/name (mode 0600) only if no such
+// file exists, and reports whether it did. The content is written and
+// synced under a temporary name, then hard-linked into place, so a reader
+// never sees a partial file and an existing file is never replaced; where
+// the file system has no hard links it falls back to O_EXCL creation.
+func createFileExclusive(dir, name string, data []byte) (created bool, err error) {
+	final := filepath.Join(dir, name)
+	f, err := os.CreateTemp(dir, ".tmp-"+name+"-*")
+	if err != nil {
+		return false, err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return false, err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return false, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return false, err
+	}
+	if err := f.Close(); err != nil {
+		return false, err
+	}
+	switch err := os.Link(tmp, final); {
+	case err == nil:
+	case errors.Is(err, fs.ErrExist):
+		return false, nil
+	default:
+		ef, eerr := os.OpenFile(final, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(eerr, fs.ErrExist) {
+			return false, nil
+		}
+		if eerr != nil {
+			return false, fmt.Errorf("%v; and exclusive create: %w", err, eerr)
+		}
+		if _, err := ef.Write(data); err != nil {
+			ef.Close()
+			return false, err
+		}
+		if err := ef.Sync(); err != nil {
+			ef.Close()
+			return false, err
+		}
+		if err := ef.Close(); err != nil {
+			return false, err
+		}
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return true, err
+	}
+	defer d.Close()
+	return true, d.Sync()
 }
 
 // EnvelopeKEK returns the ID (as KEK.ID) of the key-encryption key that

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/attestd/attestd/store"
@@ -93,6 +94,54 @@ func TestEnsureKEKFile(t *testing.T) {
 	}
 	if _, err := token.LoadKEK(p); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("world-readable KEK: %v", err)
+	}
+}
+
+// TestEnsureKEKFileRace: replicas starting together on one empty shared
+// data directory all end up with the same KEK, and exactly one of them
+// created it; a KEK file is never replaced once written.
+func TestEnsureKEKFileRace(t *testing.T) {
+	for round := range 20 {
+		p := filepath.Join(t.TempDir(), "kek")
+		const n = 8
+		ids := make([]string, n)
+		made := make([]bool, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				k, created, err := token.EnsureKEKFile(p)
+				if err == nil {
+					ids[i] = k.ID()
+				}
+				made[i], errs[i] = created, err
+			}()
+		}
+		close(start)
+		wg.Wait()
+		creators := 0
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("round %d: replica %d: %v", round, i, errs[i])
+			}
+			if ids[i] != ids[0] {
+				t.Fatalf("round %d: replicas got KEKs %v", round, ids)
+			}
+			if made[i] {
+				creators++
+			}
+		}
+		if creators != 1 {
+			t.Fatalf("round %d: %d replicas report creating the KEK, want 1", round, creators)
+		}
+		onDisk, err := token.LoadKEK(p)
+		if err != nil || onDisk.ID() != ids[0] {
+			t.Fatalf("round %d: the file holds %v (%v), the replicas use %s", round, onDisk, err, ids[0])
+		}
 	}
 }
 
