@@ -72,10 +72,11 @@ var commands = []command{
 			"or configfs-tsm JSON; with --vcek-chain a raw report and its chain are wrapped into the report JSON.",
 		flags:   []string{"report", "vcek-chain", "runtime-data", "runtime-json", "init-time-data", "init-time-json", "draft-policy", "nonce"},
 		example: "attest --endpoint $EP snp --report report.bin --vcek-chain vcek-chain.pem --runtime-json key.json"},
-	{name: "tdx", synopsis: "tdx --quote FILE [--runtime-json FILE | --runtime-data FILE] [--init-time-data FILE] [--draft-policy FILE] [--nonce N]",
+	{name: "tdx", synopsis: "tdx --quote FILE [--runtime-json FILE | --runtime-data FILE] [--init-time-data FILE] [--event-log CCEL] [--draft-policy FILE] [--nonce N]",
 		about: "Attests an Intel TDX quote (POST /attest/TdxVm): --quote is a v4 or v5 TD quote, raw or hex;\n" +
-			"SHA-256 of the runtime data must be the first half of its REPORTDATA.",
-		flags:   []string{"quote", "runtime-data", "runtime-json", "init-time-data", "init-time-json", "draft-policy", "nonce"},
+			"SHA-256 of the runtime data must be the first half of its REPORTDATA. --event-log sends the TD's\n" +
+			"CCEL, replayed against the RTMRs and offered to the policy as events (attestd, beyond MAA).",
+		flags:   []string{"quote", "runtime-data", "runtime-json", "init-time-data", "init-time-json", "event-log", "draft-policy", "nonce"},
 		example: "attest --endpoint $EP tdx --quote td-quote.bin --runtime-json key.json"},
 	{name: "azure-guest", synopsis: "azure-guest [--tpm /dev/tpmrm0|HOST:PORT] [--hcl-report FILE] [--tcg-log FILE] [--vcek-chain CHAIN.pem | --td-quote FILE] [--client-payload FILE] [--nonce N]",
 		about: "Attests an Azure confidential VM from inside it (POST /attest/AzureGuest): collects the HCL report,\n" +
