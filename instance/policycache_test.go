@@ -110,21 +110,7 @@ func TestPolicyInForceCacheAcrossReplicas(t *testing.T) {
 			defer cancel()
 			sa, sb := backend.open(t)
 			ca := &countingStore{Store: sa, pc: sa.(store.PolicyChanges)}
-			keys, err := token.OpenKeySet(filepath.Join(t.TempDir(), "keys"), "https://attestd.test", time.Now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fake := &fakeVerifier{}
-			replica := func(st store.Store) *Instance {
-				in, err := New(ctx, Config{Name: "t", Mode: ModeAAD, Issuer: "https://attestd.test/tenants/t"},
-					Options{Store: st, Keys: keys, Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: fake},
-						Now: time.Now, Logger: slog.New(slog.DiscardHandler)})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return in
-			}
-			a, b := replica(ca), replica(sb)
+			keys, a, b := twoReplicas(ctx, t, ca, sb)
 			set := func(in *Instance, text string) {
 				t.Helper()
 				if _, err := in.SetPolicy(ctx, "SgxEnclave", text, Actor{Subject: "admin"}); err != nil {
@@ -219,21 +205,7 @@ func TestPolicyInForceCacheConcurrent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	sa, sb := sqliteHandles(t)
-	keys, err := token.OpenKeySet(filepath.Join(t.TempDir(), "keys"), "https://attestd.test", time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fake := &fakeVerifier{}
-	replica := func(st store.Store) *Instance {
-		in, err := New(ctx, Config{Name: "t", Mode: ModeAAD, Issuer: "https://attestd.test/tenants/t"},
-			Options{Store: st, Keys: keys, Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: fake},
-				Now: time.Now, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return in
-	}
-	a, b := replica(sa), replica(sb)
+	_, a, b := twoReplicas(ctx, t, sa, sb)
 	req := attestReq(t, []byte("rt"), false)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -273,4 +245,25 @@ func TestPolicyInForceCacheConcurrent(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// twoReplicas is two instances "t" on the stores sa and sb (two handles
+// of one database), sharing one signing key set and a fake SGX verifier.
+func twoReplicas(ctx context.Context, t *testing.T, sa, sb store.Store) (*token.KeySet, *Instance, *Instance) {
+	t.Helper()
+	keys, err := token.OpenKeySet(filepath.Join(t.TempDir(), "keys"), "https://attestd.test", time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &fakeVerifier{}
+	replica := func(st store.Store) *Instance {
+		in, err := New(ctx, Config{Name: "t", Mode: ModeAAD, Issuer: "https://attestd.test/tenants/t"},
+			Options{Store: st, Keys: keys, Verifiers: map[evidence.Type]evidence.Verifier{evidence.SgxEnclave: fake},
+				Now: time.Now, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	return keys, replica(sa), replica(sb)
 }
