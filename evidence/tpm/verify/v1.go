@@ -72,7 +72,7 @@ func verifyV1(req *abi.Request, challenge []byte, opts Options) (*Result, error)
 		if err != nil {
 			return nil, &evidence.Error{Check: CheckEventLogReplay, Err: fmt.Errorf("srtm_boot_log: %w", err)}
 		}
-		if err := logExplainsPCRs(v1.SRTMBootLog, res.Quote.PCRs); err != nil {
+		if err := logExplainsPCRs(v1.SRTMBootLog, res.Quote.PCRs, isDRTM); err != nil {
 			return nil, fmt.Errorf("srtm_boot_log: %w", err)
 		}
 		res.Log = l
@@ -122,7 +122,7 @@ func verifyV1(req *abi.Request, challenge []byte, opts Options) (*Result, error)
 //     leaves out (the reference's "events in the log not covered by the
 //     quote"), and every quoted PCR it measures nothing into holds its
 //     reset value (the reference computes each quoted PCR from the log;
-//     the DRTM PCRs 17–22 aside, see unexplainedPCRs).
+//     the DRTM PCRs 17–22 aside, see unexplained).
 func VerifyPlatformClaim(ak crypto.PublicKey, blob, challenge []byte) (*QuoteResult, *eventlog.Log, error) {
 	p, err := abi.ParsePlatformBlob(blob)
 	if errors.Is(err, abi.ErrPlatformTPM12) {
@@ -206,7 +206,7 @@ func VerifyPlatformClaim(ak crypto.PublicKey, blob, challenge []byte) (*QuoteRes
 	if err != nil {
 		return nil, nil, &evidence.Error{Check: CheckEventLogReplay, Err: err}
 	}
-	if err := unexplainedPCRs(measured, q.PCRs); err != nil {
+	if err := unexplained(measured, q.PCRs, isDRTM); err != nil {
 		return nil, nil, err
 	}
 	return q, l, nil
@@ -229,16 +229,16 @@ func sameBoot(boot, cur *QuoteResult, bootName, curName string) error {
 	return nil
 }
 
-// logExplainsPCRs parses log and applies unexplainedPCRs to it.
-func logExplainsPCRs(log []byte, pcrs []eventlog.PCR) error {
+// logExplainsPCRs parses log and applies unexplained to it.
+func logExplainsPCRs(log []byte, pcrs []eventlog.PCR, exempt func(int) bool) error {
 	measured, err := eventlog.MeasuredPCRs(log)
 	if err != nil {
 		return &evidence.Error{Check: CheckEventLogReplay, Err: err}
 	}
-	return unexplainedPCRs(measured, pcrs)
+	return unexplained(measured, pcrs, exempt)
 }
 
-// unexplainedPCRs refuses quoted PCRs that a log extends nothing into
+// unexplained refuses quoted PCRs that a log extends nothing into
 // (measured: eventlog.MeasuredPCRs) although their value is not the one a
 // TPM resets them to. go-attestation's replay accepts a PCR without
 // events whatever its value, so a client could leave every event of a PCR
@@ -249,24 +249,20 @@ func logExplainsPCRs(log []byte, pcrs []eventlog.PCR) error {
 // it refuses such a log too. Reset values (PC Client PTP): zero, and for
 // PCR 0 zero with the startup locality (0 or 3) in its last byte.
 //
-// PCRs 17–22 are left out, unlike in the reference: a dynamic launch
-// (System Guard Secure Launch) extends them and logs that in the DRTM log
+// The PCRs exempt reports are left out (eventlog.Unexplained). v1 leaves
+// out PCRs 17–22 (isDRTM), unlike the reference: a dynamic launch (System
+// Guard Secure Launch) extends them and logs that in the DRTM log
 // (drtm_boot_log), not in the SRTM log a claim carries, so requiring their
 // reset value would refuse every such machine whose quote covers them.
 // Nothing is read from their events here (drtm_boot_log is not replayed),
 // so no claim can rest on an absent DRTM event; their quoted values reach
 // policy as "pcrs", authenticated by the quote.
-func unexplainedPCRs(measured uint32, pcrs []eventlog.PCR) error {
-	return unexplained(measured, pcrs, isDRTM)
-}
-
-// isDRTM reports the PCRs a dynamic launch extends (17–22).
-func isDRTM(index int) bool { return index >= 17 && index <= 22 }
-
-// unexplained refuses what eventlog.Unexplained finds, exempt aside.
 func unexplained(measured uint32, pcrs []eventlog.PCR, exempt func(int) bool) error {
 	if bad := eventlog.Unexplained(measured, pcrs, exempt); bad != 0 {
 		return evidence.Errorf(CheckEventLogReplay, "the log measures nothing into quoted PCRs %v, whose values are not their reset values", maskString(bad))
 	}
 	return nil
 }
+
+// isDRTM reports the PCRs a dynamic launch extends (17–22).
+func isDRTM(index int) bool { return index >= 17 && index <= 22 }

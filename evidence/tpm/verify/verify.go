@@ -361,7 +361,7 @@ const imaPCR = 10
 
 // replayLogs replays the request's TCG logs (combined, in order) against
 // the quoted PCRs and requires every quoted PCR they measure nothing into
-// to hold its reset value (unexplainedPCRs, as v1), so that leaving all of
+// to hold its reset value (unexplained, as v1), so that leaving all of
 // a PCR's events out of the unsigned log cannot make a claim read their
 // absence. No TCG log: nil, and no claim reads events.
 //
@@ -418,11 +418,7 @@ func replayLogs(logs []abi.Log, pcrs []eventlog.PCR) (*eventlog.Log, error) {
 // which AzureGuest's vTPM quote and log follow too. v1 requests, from
 // Windows only, do not exempt PCR 10.
 func LogExplainsQuotedPCRs(raw []byte, pcrs []eventlog.PCR) error {
-	measured, err := eventlog.MeasuredPCRs(raw)
-	if err != nil {
-		return &evidence.Error{Check: CheckEventLogReplay, Err: err}
-	}
-	return unexplained(measured, pcrs, func(i int) bool { return isDRTM(i) || i == imaPCR })
+	return logExplainsPCRs(raw, pcrs, func(i int) bool { return isDRTM(i) || i == imaPCR })
 }
 
 // verifyKey checks a key object's binding and builds its policy object.
