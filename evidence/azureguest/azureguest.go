@@ -401,13 +401,10 @@ func (v *Verifier) Verify(ctx context.Context, ev *Evidence, now time.Time) (*Ve
 	if len(ai.TcgLogs) == 0 {
 		return nil, evidence.Errorf(CheckTCGLog, "the request carries no TCG log (TcgLogs)")
 	}
-	if out.Log, err = eventlog.Replay(ai.TcgLogs, p.Quote.PCRs); err != nil {
-		return nil, &evidence.Error{Check: tpmverify.CheckEventLogReplay, Err: err}
-	}
-	// The log is unsigned: one that leaves out every event of a quoted PCR
-	// (PCR 7's Secure Boot variables, say) replays, and the claims would
-	// read their absence.
-	if err := tpmverify.LogExplainsQuotedPCRs(ai.TcgLogs, p.Quote.PCRs); err != nil {
+	// The log is unsigned: besides replaying, it may not leave out every
+	// event of a quoted PCR (PCR 7's Secure Boot variables, say), or the
+	// claims would read their absence.
+	if out.Log, err = tpmverify.ReplayQuotedPCRs(ai.TcgLogs, p.Quote.PCRs); err != nil {
 		return nil, err
 	}
 	if out.EncKey, err = verifyEncKey(ai, p.AK); err != nil {

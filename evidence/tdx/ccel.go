@@ -103,7 +103,11 @@ func ReplayCCEL(log []byte, td *abi.TDReport) (*eventlog.Log, error) {
 	for i := range regs {
 		regs[i] = eventlog.PCR{Index: i + 1, Alg: crypto.SHA384, Digest: td.RTMR[i][:]}
 	}
-	l, err := eventlog.Replay(log[:n], regs)
+	pl, err := eventlog.Parse(log[:n])
+	if err != nil {
+		return nil, evidence.Errorf(CheckEventLog, "CCEL event log: %v", err)
+	}
+	l, err := pl.Replay(regs)
 	if err != nil {
 		var re *eventlog.ReplayError
 		if errors.As(err, &re) && len(re.InvalidPCRs) > 0 {
@@ -123,7 +127,7 @@ func ReplayCCEL(log []byte, td *abi.TDReport) (*eventlog.Log, error) {
 	// time (configfs-tsm, by applications) and logged by whatever extends
 	// it, not in the firmware's CCEL; its value reaches policies as
 	// tdx_rtmr3.
-	measured, err := eventlog.MeasuredPCRs(log[:n])
+	measured, err := pl.Measured()
 	if err != nil {
 		return nil, evidence.Errorf(CheckEventLog, "CCEL event log: %v", err)
 	}

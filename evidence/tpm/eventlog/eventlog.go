@@ -99,10 +99,29 @@ func parse(raw []byte) (el *attest.EventLog, err error) {
 // replay in at least one bank; the result holds the events of the PCRs in
 // pcrs, in log order.
 func Replay(raw []byte, pcrs []PCR) (*Log, error) {
+	p, err := Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	return p.Replay(pcrs)
+}
+
+// Parsed is a parsed event log, for a verifier that both replays it and
+// asks which PCRs it measures (MeasuredPCRs) without parsing it twice.
+type Parsed struct{ el *attest.EventLog }
+
+// Parse parses raw (at most MaxLogSize bytes).
+func Parse(raw []byte) (*Parsed, error) {
 	el, err := parse(raw)
 	if err != nil {
 		return nil, err
 	}
+	return &Parsed{el: el}, nil
+}
+
+// Replay is Replay of the parsed log.
+func (p *Parsed) Replay(pcrs []PCR) (*Log, error) {
+	el := p.el
 	// go-attestation keeps, per PCR, the events of the first bank that
 	// replays, and its event-data checks (SecureBoot) compare SHA-1 and
 	// SHA-256 digests only: offer SHA-256, then SHA-1, then the others.
@@ -203,10 +222,16 @@ const evNoAction = 0x00000003
 // extend (EV_NO_ACTION events extend nothing). A verifier uses it to refuse
 // a log that measures PCRs a quote leaves out, which Replay ignores.
 func MeasuredPCRs(raw []byte) (mask uint32, err error) {
-	el, err := parse(raw)
+	p, err := Parse(raw)
 	if err != nil {
 		return 0, err
 	}
+	return p.Measured()
+}
+
+// Measured is MeasuredPCRs of the parsed log.
+func (p *Parsed) Measured() (mask uint32, err error) {
+	el := p.el
 	defer func() {
 		if r := recover(); r != nil {
 			mask, err = 0, &ParseError{fmt.Errorf("malformed (%v)", r)}

@@ -68,11 +68,8 @@ func verifyV1(req *abi.Request, challenge []byte, opts Options) (*Result, error)
 		// The full boot log (Tbsi_Get_TCG_Log_Ex, TBS_TCGLOG_SRTM_BOOT)
 		// must reproduce the same quoted values; it is what the claims
 		// read, as MAA's policies see the machine's whole WBCL.
-		l, err := eventlog.Replay(v1.SRTMBootLog, res.Quote.PCRs)
+		l, err := replayExplained(v1.SRTMBootLog, res.Quote.PCRs, isDRTM)
 		if err != nil {
-			return nil, &evidence.Error{Check: CheckEventLogReplay, Err: fmt.Errorf("srtm_boot_log: %w", err)}
-		}
-		if err := logExplainsPCRs(v1.SRTMBootLog, res.Quote.PCRs, isDRTM); err != nil {
 			return nil, fmt.Errorf("srtm_boot_log: %w", err)
 		}
 		res.Log = l
@@ -195,14 +192,18 @@ func VerifyPlatformClaim(ak crypto.PublicKey, blob, challenge []byte) (*QuoteRes
 	if len(p.Log) == 0 {
 		return nil, nil, evidence.Errorf(CheckEventLogReplay, "the platform claim carries no log")
 	}
-	measured, err := eventlog.MeasuredPCRs(p.Log)
+	pl, err := eventlog.Parse(p.Log)
+	if err != nil {
+		return nil, nil, &evidence.Error{Check: CheckEventLogReplay, Err: err}
+	}
+	measured, err := pl.Measured()
 	if err != nil {
 		return nil, nil, &evidence.Error{Check: CheckEventLogReplay, Err: err}
 	}
 	if extra := measured &^ q.Mask & abi.AllPlatformPCRs; extra != 0 {
 		return nil, nil, evidence.Errorf(CheckEventLogReplay, "the claim's log measures PCRs %v, which its quote does not cover", maskString(extra))
 	}
-	l, err := eventlog.Replay(p.Log, q.PCRs)
+	l, err := pl.Replay(q.PCRs)
 	if err != nil {
 		return nil, nil, &evidence.Error{Check: CheckEventLogReplay, Err: err}
 	}
@@ -229,13 +230,25 @@ func sameBoot(boot, cur *QuoteResult, bootName, curName string) error {
 	return nil
 }
 
-// logExplainsPCRs parses log and applies unexplained to it.
-func logExplainsPCRs(log []byte, pcrs []eventlog.PCR, exempt func(int) bool) error {
-	measured, err := eventlog.MeasuredPCRs(log)
+// replayExplained parses log once, replays it against pcrs and applies
+// unexplained to it (exempt aside). Every refusal is CheckEventLogReplay.
+func replayExplained(log []byte, pcrs []eventlog.PCR, exempt func(int) bool) (*eventlog.Log, error) {
+	p, err := eventlog.Parse(log)
 	if err != nil {
-		return &evidence.Error{Check: CheckEventLogReplay, Err: err}
+		return nil, &evidence.Error{Check: CheckEventLogReplay, Err: err}
 	}
-	return unexplained(measured, pcrs, exempt)
+	l, err := p.Replay(pcrs)
+	if err != nil {
+		return nil, &evidence.Error{Check: CheckEventLogReplay, Err: err}
+	}
+	measured, err := p.Measured()
+	if err != nil {
+		return nil, &evidence.Error{Check: CheckEventLogReplay, Err: err}
+	}
+	if err := unexplained(measured, pcrs, exempt); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 // unexplained refuses quoted PCRs that a log extends nothing into

@@ -401,24 +401,18 @@ func replayLogs(logs []abi.Log, pcrs []eventlog.PCR) (*eventlog.Log, error) {
 			return nil, evidence.Errorf(CheckEventLogReplay, "combining %d TCG logs: %v", len(tcg), err)
 		}
 	}
-	l, err := eventlog.Replay(raw, pcrs)
-	if err != nil {
-		return nil, &evidence.Error{Check: CheckEventLogReplay, Err: err}
-	}
-	if err := LogExplainsQuotedPCRs(raw, pcrs); err != nil {
-		return nil, err
-	}
-	return l, nil
+	return ReplayQuotedPCRs(raw, pcrs)
 }
 
-// LogExplainsQuotedPCRs refuses (CheckEventLogReplay) a TCG log that
-// measures nothing into a quoted PCR whose value is not its reset value,
-// PCRs 17–22 (dynamic launch, logged in a DRTM log) and PCR 10 (Linux IMA,
-// logged in IMA's list) aside: the rule of v2's replayLogs (see there),
-// which AzureGuest's vTPM quote and log follow too. v1 requests, from
-// Windows only, do not exempt PCR 10.
-func LogExplainsQuotedPCRs(raw []byte, pcrs []eventlog.PCR) error {
-	return logExplainsPCRs(raw, pcrs, func(i int) bool { return isDRTM(i) || i == imaPCR })
+// ReplayQuotedPCRs replays a TCG log against the quoted PCRs and refuses
+// (CheckEventLogReplay) one that does not replay or that measures nothing
+// into a quoted PCR whose value is not its reset value, PCRs 17–22
+// (dynamic launch, logged in a DRTM log) and PCR 10 (Linux IMA, logged in
+// IMA's list) aside: the rule of v2's replayLogs (see there), which
+// AzureGuest's vTPM quote and log follow too. v1 requests, from Windows
+// only, do not exempt PCR 10.
+func ReplayQuotedPCRs(raw []byte, pcrs []eventlog.PCR) (*eventlog.Log, error) {
+	return replayExplained(raw, pcrs, func(i int) bool { return isDRTM(i) || i == imaPCR })
 }
 
 // verifyKey checks a key object's binding and builds its policy object.
