@@ -21,6 +21,7 @@ import (
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/sgx"
 	"github.com/attestd/attestd/instance"
+	"github.com/attestd/attestd/internal/attestdtest"
 	"github.com/attestd/attestd/store/sqlite"
 	"github.com/attestd/attestd/testing/cputime"
 	"github.com/attestd/attestd/testing/sgxplatform"
@@ -112,13 +113,7 @@ func newE2EAlg(b testing.TB, alg token.Algorithm) *e2eEnv {
 
 // attestHTTP runs one request through the handler in process (no socket).
 func (e *e2eEnv) attestHTTP(b testing.TB) {
-	r := httptest.NewRequest(http.MethodPost, "/attest/SgxEnclave?api-version=2020-10-01", strings.NewReader(e.body))
-	r.Header.Set("Content-Type", "application/json")
-	w := httptest.NewRecorder()
-	e.handler.ServeHTTP(w, r)
-	if w.Code != http.StatusOK {
-		b.Fatalf("attest: %d %s", w.Code, w.Body)
-	}
+	attestdtest.ServeAttest(b, e.handler, "/attest/SgxEnclave?api-version=2020-10-01", e.body)
 }
 
 // TestAttestSGXEndToEndSetup keeps the benchmark environment honest in

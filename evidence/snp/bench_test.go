@@ -9,8 +9,6 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/attestd/attestd/evidence"
@@ -43,13 +41,7 @@ func snpE2E(b testing.TB) (http.Handler, string, *snpplatform.Platform, []byte) 
 }
 
 func attestOnce(b testing.TB, h http.Handler, body string) {
-	r := httptest.NewRequest(http.MethodPost, "/attest/SevSnpVm?api-version=2022-08-01", strings.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	if w.Code != http.StatusOK {
-		b.Fatalf("attest: %d %s", w.Code, w.Body)
-	}
+	attestdtest.ServeAttest(b, h, "/attest/SevSnpVm?api-version=2022-08-01", body)
 }
 
 // TestAttestSNPEndToEndSetup keeps the benchmark environment honest.

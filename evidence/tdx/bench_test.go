@@ -10,14 +10,13 @@ import (
 	"encoding/base64"
 	"math/big"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/attestd/attestd/evidence"
 	"github.com/attestd/attestd/evidence/tdx"
 	"github.com/attestd/attestd/evidence/tdx/abi"
+	"github.com/attestd/attestd/internal/attestdtest"
 	"github.com/attestd/attestd/testing/dcapfake"
 	"github.com/attestd/attestd/testing/tdxplatform"
 )
@@ -46,13 +45,7 @@ func tdxBench(b testing.TB) (http.Handler, string, *tdxplatform.Platform, *tdx.V
 }
 
 func attestTDXOnce(b testing.TB, h http.Handler, body string) {
-	r := httptest.NewRequest(http.MethodPost, "/attest/TdxVm?api-version=2023-04-01-preview", strings.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, r)
-	if w.Code != http.StatusOK {
-		b.Fatalf("attest: %d %s", w.Code, w.Body)
-	}
+	attestdtest.ServeAttest(b, h, "/attest/TdxVm?api-version=2023-04-01-preview", body)
 }
 
 // TestAttestTDXEndToEndSetup keeps the benchmark environment honest.

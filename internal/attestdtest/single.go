@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,4 +128,17 @@ type refuseAdmin struct{}
 
 func (refuseAdmin) Authenticate(context.Context, string) (*auth.Principal, error) {
 	return nil, errors.New("admin calls are refused in this test server")
+}
+
+// ServeAttest posts body (JSON) to path through h in process, as the
+// end-to-end benchmarks do, and fails tb unless the answer is 200.
+func ServeAttest(tb testing.TB, h http.Handler, path, body string) {
+	tb.Helper()
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if w.Code != http.StatusOK {
+		tb.Fatalf("attest: %d %s", w.Code, w.Body)
+	}
 }
